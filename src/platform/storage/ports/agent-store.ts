@@ -1,0 +1,62 @@
+import type { JsonObject } from './json-value.ts';
+
+/** How far the kernel trusts an agent; approval policies key on it. */
+export type TrustLevel = 'untrusted' | 'standard' | 'trusted';
+export const TRUST_LEVELS: readonly TrustLevel[] = ['untrusted', 'standard', 'trusted'];
+
+/** The lifecycle states of DESIGN.md, plus `disabled` for an agent an operator switched off. */
+export type AgentState =
+  | 'created'
+  | 'starting'
+  | 'running'
+  | 'paused'
+  | 'stopping'
+  | 'stopped'
+  | 'crashed'
+  | 'restarting'
+  | 'disabled';
+
+export interface AgentRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly trustLevel: TrustLevel;
+  readonly state: AgentState;
+  readonly metadata: JsonObject;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface NewAgent {
+  readonly id: string;
+  readonly name: string;
+  readonly trustLevel: TrustLevel;
+  readonly metadata?: JsonObject;
+  readonly now: number;
+}
+
+/**
+ * Agents known to the node. Names are unique.
+ *
+ * @example
+ * ```ts
+ * await storage.agents.create({ id: createId('agt'), name: 'coder', trustLevel: 'standard', now });
+ * ```
+ */
+export interface AgentStore {
+  /** Fails with `KEEL_CONFLICT` when the id or name exists. */
+  create(agent: NewAgent): Promise<AgentRecord>;
+  get(id: string): Promise<AgentRecord | undefined>;
+  getByName(name: string): Promise<AgentRecord | undefined>;
+  list(): Promise<readonly AgentRecord[]>;
+  /**
+   * Moves an agent to `state`. With `expected`, only from that state (else `KEEL_CONFLICT`), so
+   * two supervisors cannot both win a transition. Unknown id: `KEEL_NOT_FOUND`.
+   */
+  updateState(
+    id: string,
+    state: AgentState,
+    now: number,
+    expected?: AgentState,
+  ): Promise<AgentRecord>;
+  setTrustLevel(id: string, trustLevel: TrustLevel, now: number): Promise<AgentRecord>;
+}

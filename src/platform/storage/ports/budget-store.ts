@@ -1,0 +1,87 @@
+/** The dimensions a budget counts. Cost is in millionths of a US dollar. */
+export interface BudgetAmounts {
+  readonly tokens: number;
+  readonly costMicros: number;
+  readonly calls: number;
+  readonly wallMs: number;
+}
+
+export const BUDGET_DIMENSIONS = ['tokens', 'costMicros', 'calls', 'wallMs'] as const;
+export type BudgetDimension = (typeof BUDGET_DIMENSIONS)[number];
+
+export const ZERO_AMOUNTS: BudgetAmounts = Object.freeze({
+  tokens: 0,
+  costMicros: 0,
+  calls: 0,
+  wallMs: 0,
+});
+
+/** A budget's scope: `agent:<id>` or `run:<id>`. */
+export type BudgetScope = `agent:${string}` | `run:${string}`;
+
+export interface BudgetState {
+  readonly scope: BudgetScope;
+  /** Limits per dimension; a missing dimension is not limited. */
+  readonly limits: Readonly<Partial<BudgetAmounts>>;
+  readonly spent: BudgetAmounts;
+  readonly reserved: BudgetAmounts;
+  /** When the breaker tripped; `null` while closed. */
+  readonly trippedAt: number | null;
+  readonly updatedAt: number;
+}
+
+export interface ReservationRequest {
+  readonly id: string;
+  readonly scopes: readonly BudgetScope[];
+  readonly amounts: BudgetAmounts;
+  readonly now: number;
+}
+
+export interface Reservation {
+  readonly id: string;
+  readonly scopes: readonly BudgetScope[];
+  readonly amounts: BudgetAmounts;
+  readonly createdAt: number;
+}
+
+export type ReserveOutcome =
+  | { readonly granted: true }
+  | {
+      readonly granted: false;
+      readonly scope: BudgetScope;
+      /** The dimension that does not fit; `null` when the breaker was already open. */
+      readonly dimension: BudgetDimension | null;
+      readonly limit: number | null;
+      readonly spent: number | null;
+      readonly reserved: number | null;
+      readonly requested: number | null;
+      /** True when this refusal tripped the breaker (it was closed before). */
+      readonly tripped: boolean;
+    };
+
+/**
+ * Budget counters with reserve/settle. A reservation is checked against every scope and
+ * recorded atomically: it fits all of them or none is touched. A reservation that does not fit
+ * trips the scope's breaker; a tripped scope refuses every reservation until an operator
+ * resets it or raises its limits. Scopes without a row are created on first use, unlimited.
+ *
+ * @example
+ * ```ts
+ * const outcome = await storage.budgets.reserve({ id, scopes: [`agent:${agentId}`], amounts, now });
+ * if (outcome.granted) await storage.budgets.settle(id, actual, now);
+ * ```
+ */
+export interface BudgetStore {
+  /** Sets limits (replacing previous ones); closes the breaker if spending now fits. */
+  setLimits(scope: BudgetScope, limits: Partial<BudgetAmounts>, now: number): Promise<BudgetState>;
+  get(scope: BudgetScope): Promise<BudgetState | undefined>;
+  reserve(request: ReservationRequest): Promise<ReserveOutcome>;
+  /** Replaces the reservation by the actual amounts, moving them to `spent`. Once per id. */
+  settle(id: string, actual: BudgetAmounts, now: number): Promise<void>;
+  /** Cancels a reservation without spending. */
+  release(id: string, now: number): Promise<void>;
+  /** Zeroes spending and closes the breaker. */
+  reset(scope: BudgetScope, now: number): Promise<BudgetState>;
+  /** Reservations neither settled nor released (after a crash, they are settled in full). */
+  listOpenReservations(): Promise<readonly Reservation[]>;
+}

@@ -1,0 +1,41 @@
+import type { JsonObject } from './json-value.ts';
+
+export interface StoredGrant {
+  readonly id: string;
+  readonly agentId: string;
+  /** The grant as data; the kernel validates it on the way in and on the way out. */
+  readonly grant: JsonObject;
+  readonly issuedAt: number;
+  readonly issuedBy: string;
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+  readonly revokedBy: string | null;
+}
+
+export interface NewGrant {
+  readonly id: string;
+  readonly agentId: string;
+  readonly grant: JsonObject;
+  readonly issuedAt: number;
+  readonly issuedBy: string;
+  readonly expiresAt: number | null;
+}
+
+/**
+ * Capability grants per agent.
+ *
+ * @example
+ * ```ts
+ * const active = await storage.grants.listActive(agentId, now);
+ * ```
+ */
+export interface GrantStore {
+  /** `KEEL_NOT_FOUND` when the agent does not exist. */
+  add(grant: NewGrant): Promise<StoredGrant>;
+  get(id: string): Promise<StoredGrant | undefined>;
+  /** `KEEL_NOT_FOUND` for an unknown id, `KEEL_CONFLICT` when already revoked. */
+  revoke(id: string, revokedBy: string, now: number): Promise<StoredGrant>;
+  /** Grants neither revoked nor expired at `now`. */
+  listActive(agentId: string, now: number): Promise<readonly StoredGrant[]>;
+  listAll(agentId: string): Promise<readonly StoredGrant[]>;
+}

@@ -1,0 +1,275 @@
+import { KeelError } from '../../../errors/keel-error.ts';
+import {
+  BUDGET_DIMENSIONS,
+  type BudgetAmounts,
+  type BudgetDimension,
+  type BudgetScope,
+  type BudgetState,
+  type Reservation,
+  type ReserveOutcome,
+} from '../../ports/budget-store.ts';
+import {
+  fromJsonColumn,
+  type HandlersFor,
+  nullableNumber,
+  type OperationContext,
+  type Row,
+} from './operation-context.ts';
+
+const COLUMN: Readonly<Record<BudgetDimension, string>> = {
+  tokens: 'tokens',
+  costMicros: 'cost_micros',
+  calls: 'calls',
+  wallMs: 'wall_ms',
+};
+
+const SCOPE_PATTERN = /^(agent|run):[\w.-]{1,128}$/;
+
+function checkScope(scope: string): asserts scope is BudgetScope {
+  if (!SCOPE_PATTERN.test(scope)) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `budget scope ${scope} is not agent:<id> or run:<id>`,
+    );
+  }
+}
+
+function checkAmounts(amounts: Partial<BudgetAmounts>, field: string, complete: boolean): void {
+  for (const dimension of BUDGET_DIMENSIONS) {
+    const value = amounts[dimension];
+    if (value === undefined && !complete) continue;
+    if (value === undefined || !Number.isSafeInteger(value) || value < 0) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        `${field}.${dimension} must be a non-negative integer`,
+      );
+    }
+  }
+}
+
+function amountsFrom(row: Row, prefix: string): BudgetAmounts {
+  return {
+    tokens: Number(row[`${prefix}tokens`]),
+    costMicros: Number(row[`${prefix}cost_micros`]),
+    calls: Number(row[`${prefix}calls`]),
+    wallMs: Number(row[`${prefix}wall_ms`]),
+  };
+}
+
+function toState(row: Row): BudgetState {
+  const limits: Partial<Record<BudgetDimension, number>> = {};
+  for (const dimension of BUDGET_DIMENSIONS) {
+    const limit = nullableNumber(row[`limit_${COLUMN[dimension]}`]);
+    if (limit !== null) limits[dimension] = limit;
+  }
+  return {
+    scope: String(row.scope) as BudgetScope,
+    limits,
+    spent: amountsFrom(row, 'spent_'),
+    reserved: amountsFrom(row, 'reserved_'),
+    trippedAt: nullableNumber(row.tripped_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function read(context: OperationContext, scope: BudgetScope): BudgetState | undefined {
+  const row = context.statements.get('SELECT * FROM budgets WHERE scope = ?').get(scope) as
+    | Row
+    | undefined;
+  return row === undefined ? undefined : toState(row);
+}
+
+function ensure(context: OperationContext, scope: BudgetScope, now: number): BudgetState {
+  context.statements
+    .get('INSERT INTO budgets (scope, updated_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING')
+    .run(scope, now);
+  const state = read(context, scope);
+  if (state === undefined) throw new KeelError('KEEL_INTERNAL', `budget ${scope} vanished`);
+  return state;
+}
+
+/** Moves amounts between the reserved and spent columns of every scope of a reservation. */
+function adjust(
+  context: OperationContext,
+  scopes: readonly BudgetScope[],
+  reservedDelta: BudgetAmounts,
+  spentDelta: BudgetAmounts,
+  now: number,
+): void {
+  const update = context.statements.get(
+    `UPDATE budgets SET
+      reserved_tokens = max(0, reserved_tokens + ?), reserved_cost_micros = max(0, reserved_cost_micros + ?),
+      reserved_calls = max(0, reserved_calls + ?), reserved_wall_ms = max(0, reserved_wall_ms + ?),
+      spent_tokens = spent_tokens + ?, spent_cost_micros = spent_cost_micros + ?,
+      spent_calls = spent_calls + ?, spent_wall_ms = spent_wall_ms + ?, updated_at = ?
+    WHERE scope = ?`,
+  );
+  for (const scope of scopes) {
+    update.run(
+      reservedDelta.tokens,
+      reservedDelta.costMicros,
+      reservedDelta.calls,
+      reservedDelta.wallMs,
+      spentDelta.tokens,
+      spentDelta.costMicros,
+      spentDelta.calls,
+      spentDelta.wallMs,
+      now,
+      scope,
+    );
+  }
+}
+
+function negate(amounts: BudgetAmounts): BudgetAmounts {
+  return {
+    tokens: -amounts.tokens,
+    costMicros: -amounts.costMicros,
+    calls: -amounts.calls,
+    wallMs: -amounts.wallMs,
+  };
+}
+
+const NOTHING: BudgetAmounts = { tokens: 0, costMicros: 0, calls: 0, wallMs: 0 };
+
+function takeReservation(context: OperationContext, id: string): Reservation {
+  const row = context.statements.get('SELECT * FROM budget_reservations WHERE id = ?').get(id) as
+    | Row
+    | undefined;
+  if (row === undefined) {
+    throw new KeelError('KEEL_NOT_FOUND', `no open budget reservation ${id}`);
+  }
+  context.statements.get('DELETE FROM budget_reservations WHERE id = ?').run(id);
+  return toReservation(row);
+}
+
+function toReservation(row: Row): Reservation {
+  return {
+    id: String(row.id),
+    scopes: fromJsonColumn<BudgetScope[]>(row.scopes),
+    amounts: amountsFrom(row, ''),
+    createdAt: Number(row.created_at),
+  };
+}
+
+function fitsWithin(state: BudgetState): boolean {
+  return BUDGET_DIMENSIONS.every((dimension) => {
+    const limit = state.limits[dimension];
+    return limit === undefined || state.spent[dimension] + state.reserved[dimension] < limit;
+  });
+}
+
+export const budgetOperations: HandlersFor<'budgets'> = {
+  'budgets.setLimits': (context, scope, limits, now) => {
+    checkScope(scope);
+    checkAmounts(limits, 'limits', false);
+    ensure(context, scope, now);
+    context.statements
+      .get(
+        'UPDATE budgets SET limit_tokens = ?, limit_cost_micros = ?, limit_calls = ?, limit_wall_ms = ?, updated_at = ? WHERE scope = ?',
+      )
+      .run(
+        limits.tokens ?? null,
+        limits.costMicros ?? null,
+        limits.calls ?? null,
+        limits.wallMs ?? null,
+        now,
+        scope,
+      );
+    const state = ensure(context, scope, now);
+    if (state.trippedAt !== null && fitsWithin(state)) {
+      context.statements.get('UPDATE budgets SET tripped_at = NULL WHERE scope = ?').run(scope);
+      return { ...state, trippedAt: null };
+    }
+    return state;
+  },
+  'budgets.get': (context, scope) => read(context, scope),
+  'budgets.reserve': (context, request): ReserveOutcome => {
+    if (request.scopes.length === 0) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', 'a reservation needs at least one scope');
+    }
+    for (const scope of request.scopes) checkScope(scope);
+    checkAmounts(request.amounts, 'amounts', true);
+    if (
+      context.statements.get('SELECT 1 FROM budget_reservations WHERE id = ?').get(request.id) !==
+      undefined
+    ) {
+      throw new KeelError('KEEL_CONFLICT', `reservation ${request.id} exists`);
+    }
+    const scopes = [...new Set(request.scopes)];
+    for (const scope of scopes) {
+      const state = ensure(context, scope, request.now);
+      if (state.trippedAt !== null) {
+        return {
+          granted: false,
+          scope,
+          dimension: null,
+          limit: null,
+          spent: null,
+          reserved: null,
+          requested: null,
+          tripped: false,
+        };
+      }
+      for (const dimension of BUDGET_DIMENSIONS) {
+        const limit = state.limits[dimension];
+        if (limit === undefined) continue;
+        const requested = request.amounts[dimension];
+        if (state.spent[dimension] + state.reserved[dimension] + requested > limit) {
+          context.statements
+            .get('UPDATE budgets SET tripped_at = ?, updated_at = ? WHERE scope = ?')
+            .run(request.now, request.now, scope);
+          return {
+            granted: false,
+            scope,
+            dimension,
+            limit,
+            spent: state.spent[dimension],
+            reserved: state.reserved[dimension],
+            requested,
+            tripped: true,
+          };
+        }
+      }
+    }
+    adjust(context, scopes, request.amounts, NOTHING, request.now);
+    context.statements
+      .get(
+        'INSERT INTO budget_reservations (id, scopes, tokens, cost_micros, calls, wall_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        request.id,
+        JSON.stringify(scopes),
+        request.amounts.tokens,
+        request.amounts.costMicros,
+        request.amounts.calls,
+        request.amounts.wallMs,
+        request.now,
+      );
+    return { granted: true };
+  },
+  'budgets.settle': (context, id, actual, now) => {
+    checkAmounts(actual, 'actual', true);
+    const reservation = takeReservation(context, id);
+    adjust(context, reservation.scopes, negate(reservation.amounts), actual, now);
+  },
+  'budgets.release': (context, id, now) => {
+    const reservation = takeReservation(context, id);
+    adjust(context, reservation.scopes, negate(reservation.amounts), NOTHING, now);
+  },
+  'budgets.reset': (context, scope, now) => {
+    checkScope(scope);
+    ensure(context, scope, now);
+    context.statements
+      .get(
+        'UPDATE budgets SET spent_tokens = 0, spent_cost_micros = 0, spent_calls = 0, spent_wall_ms = 0, tripped_at = NULL, updated_at = ? WHERE scope = ?',
+      )
+      .run(now, scope);
+    return ensure(context, scope, now);
+  },
+  'budgets.listOpenReservations': (context) =>
+    (
+      context.statements
+        .get('SELECT * FROM budget_reservations ORDER BY created_at, id')
+        .all() as Row[]
+    ).map(toReservation),
+};

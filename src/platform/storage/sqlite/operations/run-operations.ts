@@ -1,0 +1,133 @@
+import { KeelError } from '../../../errors/keel-error.ts';
+import type { JsonObject, JsonValue } from '../../ports/json-value.ts';
+import type { JournalEntry, RunRecord, RunStatus } from '../../ports/run-store.ts';
+import {
+  fromJsonColumn,
+  type HandlersFor,
+  type OperationContext,
+  pageSize,
+  type Row,
+  toJsonColumn,
+} from './operation-context.ts';
+
+const RUN_COLUMNS = 'id, agent_id, status, task, result, created_at, updated_at';
+const JOURNAL_COLUMNS = 'run_id, seq, kind, intent_digest, outcome, result, recorded_at';
+
+function toRun(row: Row): RunRecord {
+  return {
+    id: String(row.id),
+    agentId: String(row.agent_id),
+    status: String(row.status) as RunStatus,
+    task: fromJsonColumn<JsonObject>(row.task),
+    result: row.result === null ? null : fromJsonColumn<JsonValue>(row.result),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function toJournal(row: Row): JournalEntry {
+  return {
+    runId: String(row.run_id),
+    seq: Number(row.seq),
+    kind: String(row.kind),
+    intentDigest: String(row.intent_digest),
+    outcome: String(row.outcome) as 'ok' | 'error',
+    result: fromJsonColumn<JsonValue>(row.result),
+    recordedAt: Number(row.recorded_at),
+  };
+}
+
+function byId(context: OperationContext, id: string): RunRecord | undefined {
+  const row = context.statements.get(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ?`).get(id) as
+    | Row
+    | undefined;
+  return row === undefined ? undefined : toRun(row);
+}
+
+function required(context: OperationContext, id: string): RunRecord {
+  const run = byId(context, id);
+  if (run === undefined) throw new KeelError('KEEL_NOT_FOUND', `no run ${id}`);
+  return run;
+}
+
+export const runOperations: HandlersFor<'runs'> = {
+  'runs.create': (context, run) => {
+    if (
+      context.statements.get('SELECT 1 FROM agents WHERE id = ?').get(run.agentId) === undefined
+    ) {
+      throw new KeelError('KEEL_NOT_FOUND', `no agent ${run.agentId}`);
+    }
+    if (byId(context, run.id) !== undefined) {
+      throw new KeelError('KEEL_CONFLICT', `run ${run.id} exists`);
+    }
+    context.statements
+      .get(`INSERT INTO runs (${RUN_COLUMNS}) VALUES (?, ?, 'pending', ?, NULL, ?, ?)`)
+      .run(run.id, run.agentId, toJsonColumn(run.task, 'task'), run.now, run.now);
+    return required(context, run.id);
+  },
+  'runs.get': (context, id) => byId(context, id),
+  'runs.list': (context, filter = {}) => {
+    const conditions: string[] = [];
+    const values: string[] = [];
+    if (filter.agentId !== undefined) {
+      conditions.push('agent_id = ?');
+      values.push(filter.agentId);
+    }
+    if (filter.status !== undefined) {
+      conditions.push('status = ?');
+      values.push(filter.status);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    const rows = context.statements
+      .get(`SELECT ${RUN_COLUMNS} FROM runs ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...values, pageSize(filter.limit, 100, 1000)) as Row[];
+    return rows.map(toRun);
+  },
+  'runs.updateStatus': (context, id, status, now, result) => {
+    required(context, id);
+    if (result === undefined) {
+      context.statements
+        .get('UPDATE runs SET status = ?, updated_at = ? WHERE id = ?')
+        .run(status, now, id);
+    } else {
+      context.statements
+        .get('UPDATE runs SET status = ?, result = ?, updated_at = ? WHERE id = ?')
+        .run(status, toJsonColumn(result, 'result'), now, id);
+    }
+    return required(context, id);
+  },
+  'runs.appendJournal': (context, entry) => {
+    required(context, entry.runId);
+    const existing = context.statements
+      .get('SELECT 1 FROM run_journal WHERE run_id = ? AND seq = ?')
+      .get(entry.runId, entry.seq);
+    if (existing !== undefined) {
+      throw new KeelError('KEEL_CONFLICT', `run ${entry.runId} already recorded seq ${entry.seq}`, {
+        details: { runId: entry.runId, seq: entry.seq },
+      });
+    }
+    context.statements
+      .get(`INSERT INTO run_journal (${JOURNAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+      .run(
+        entry.runId,
+        entry.seq,
+        entry.kind,
+        entry.intentDigest,
+        entry.outcome,
+        toJsonColumn(entry.result, 'result'),
+        entry.recordedAt,
+      );
+  },
+  'runs.getJournal': (context, runId, seq) => {
+    const row = context.statements
+      .get(`SELECT ${JOURNAL_COLUMNS} FROM run_journal WHERE run_id = ? AND seq = ?`)
+      .get(runId, seq) as Row | undefined;
+    return row === undefined ? undefined : toJournal(row);
+  },
+  'runs.listJournal': (context, runId) =>
+    (
+      context.statements
+        .get(`SELECT ${JOURNAL_COLUMNS} FROM run_journal WHERE run_id = ? ORDER BY seq`)
+        .all(runId) as Row[]
+    ).map(toJournal),
+};

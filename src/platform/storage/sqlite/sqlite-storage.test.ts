@@ -1,0 +1,279 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { rejectsWithCode } from '../../../../test/support/assertions.ts';
+import { temporaryDirectory } from '../../../../test/support/temporary-directory.ts';
+import { AuditChainVerifier } from '../../integrity/audit-chain.ts';
+import { describeStorageContract } from '../storage.contract.ts';
+import { openConnection } from './sqlite-connection.ts';
+import { loadMigrations, SQLITE_MIGRATIONS_DIRECTORY } from './sqlite-migrator.ts';
+import { openSqliteStorage } from './sqlite-storage.ts';
+
+const directories: Array<{ path: string } & AsyncDisposable> = [];
+
+async function freshPath(): Promise<string> {
+  const directory = await temporaryDirectory();
+  directories.push(directory);
+  return join(directory.path, 'keel.db');
+}
+
+after(async () => {
+  for (const directory of directories) await directory[Symbol.asyncDispose]();
+});
+
+describeStorageContract('sqlite', async ({ auditKey }) =>
+  openSqliteStorage({ path: await freshPath(), auditKey }),
+);
+
+const draft = {
+  ts: 1,
+  kind: 'test.event',
+  actor: 'system',
+  agentId: null,
+  runId: null,
+  subject: null,
+  outcome: null,
+  code: null,
+  data: {},
+} as const;
+
+describe('sqlite storage', () => {
+  let auditKey: Uint8Array;
+  before(() => {
+    auditKey = randomBytes(32);
+  });
+
+  it('keeps acknowledged data across a reopen', async () => {
+    const path = await freshPath();
+    const first = await openSqliteStorage({ path, auditKey });
+    await first.audit.append([draft, draft]);
+    await first.keyValues.set('k', 'v', 1);
+    await first.close();
+    const second = await openSqliteStorage({ path, auditKey });
+    try {
+      assert.equal(await second.audit.count(), 2);
+      assert.equal(await second.keyValues.get('k'), 'v');
+      const [next] = await second.audit.append([draft]);
+      assert.equal(next?.seq, 3);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('refuses ATTACH and extension loading on its connections', async () => {
+    const path = await freshPath();
+    const database = openConnection(path, { readOnly: false, synchronous: 'full' });
+    try {
+      assert.throws(() => database.exec(`ATTACH '${path}.other' AS other`), /not authorized/);
+      assert.throws(() => database.exec("SELECT load_extension('/tmp/nothing')"), /not authorized/);
+    } finally {
+      database.close();
+    }
+  });
+
+  it('opens in WAL mode with full synchronous commits', async () => {
+    const path = await freshPath();
+    const database = openConnection(path, { readOnly: false, synchronous: 'full' });
+    try {
+      assert.equal(database.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal');
+      assert.equal(database.prepare('PRAGMA synchronous').get()?.synchronous, 2);
+    } finally {
+      database.close();
+    }
+  });
+
+  it('refuses a corrupted file with a clear error and leaves it untouched', async () => {
+    const path = await freshPath();
+    const garbage = randomBytes(8192);
+    await writeFile(path, garbage);
+    const error = await rejectsWithCode(
+      openSqliteStorage({ path, auditKey }),
+      'KEEL_STORAGE_CORRUPT',
+    );
+    assert.match(error.message, /corrupted or is not a Keel database/);
+    assert.deepEqual(await readFile(path), garbage);
+    assert.deepEqual(
+      (await readdir(join(path, '..'))).filter((name) => name.startsWith('keel.db')),
+      ['keel.db'],
+    );
+  });
+
+  it('refuses a SQLite database that is not Keel’s', async () => {
+    const path = await freshPath();
+    const foreign = new DatabaseSync(path);
+    foreign.exec('CREATE TABLE customers (id INTEGER PRIMARY KEY)');
+    foreign.close();
+    const error = await rejectsWithCode(
+      openSqliteStorage({ path, auditKey }),
+      'KEEL_STORAGE_CORRUPT',
+    );
+    assert.match(error.message, /not a Keel database/);
+  });
+
+  it('refuses to start when an applied migration changed', async () => {
+    const path = await freshPath();
+    const directory = join(path, '..', 'migrations');
+    await mkdir(directory);
+    const original = join(directory, '0001_initial.sql');
+    await copyFile(new URL('0001_initial.sql', SQLITE_MIGRATIONS_DIRECTORY), original);
+    const directoryUrl = pathToFileURL(`${directory}/`);
+    await (
+      await openSqliteStorage({ path, auditKey, migrations: loadMigrations(directoryUrl) })
+    ).close();
+    await writeFile(original, `${await readFile(original, 'utf8')}\n-- edited\n`);
+    const error = await rejectsWithCode(
+      openSqliteStorage({ path, auditKey, migrations: loadMigrations(directoryUrl) }),
+      'KEEL_MIGRATION_CHECKSUM_MISMATCH',
+    );
+    assert.match(error.message, /migration 1 \(initial\) changed after it was applied/);
+  });
+
+  it('applies a new numbered migration on the next open', async () => {
+    const path = await freshPath();
+    const directory = join(path, '..', 'migrations');
+    await mkdir(directory);
+    await copyFile(
+      new URL('0001_initial.sql', SQLITE_MIGRATIONS_DIRECTORY),
+      join(directory, '0001_initial.sql'),
+    );
+    const directoryUrl = pathToFileURL(`${directory}/`);
+    await (
+      await openSqliteStorage({ path, auditKey, migrations: loadMigrations(directoryUrl) })
+    ).close();
+    await writeFile(
+      join(directory, '0002_notes.sql'),
+      'CREATE TABLE notes (id INTEGER PRIMARY KEY) STRICT;',
+    );
+    const storage = await openSqliteStorage({
+      path,
+      auditKey,
+      migrations: loadMigrations(directoryUrl),
+    });
+    try {
+      const status = await storage.migrationStatus();
+      assert.deepEqual(
+        status.map((migration) => [
+          migration.version,
+          migration.name,
+          migration.appliedAt !== null,
+        ]),
+        [
+          [1, 'initial', true],
+          [2, 'notes', true],
+        ],
+      );
+    } finally {
+      await storage.close();
+    }
+    // Opening it again with only the first migration means a newer Keel migrated it.
+    await rejectsWithCode(
+      openSqliteStorage({
+        path,
+        auditKey,
+        migrations: loadMigrations(SQLITE_MIGRATIONS_DIRECTORY),
+      }),
+      'KEEL_MIGRATION_UNKNOWN',
+    );
+  });
+
+  it('opens read-only without migrating and refuses a missing or schema-less database', async () => {
+    const path = await freshPath();
+    await rejectsWithCode(openSqliteStorage({ path, auditKey, readOnly: true }), 'KEEL_NOT_FOUND');
+    new DatabaseSync(path).close();
+    await rejectsWithCode(
+      openSqliteStorage({ path, auditKey, readOnly: true }),
+      'KEEL_MIGRATION_PENDING',
+    );
+    await (await openSqliteStorage({ path, auditKey })).close();
+    const reader = await openSqliteStorage({ path, readOnly: true });
+    try {
+      assert.equal(await reader.audit.count(), 0);
+      await rejectsWithCode(reader.audit.append([draft]), 'KEEL_AUDIT_KEY_MISSING');
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('reads while another connection writes (WAL)', async () => {
+    const path = await freshPath();
+    const writer = await openSqliteStorage({ path, auditKey });
+    const reader = await openSqliteStorage({ path, readOnly: true });
+    try {
+      await writer.audit.append([draft, draft, draft]);
+      assert.equal(await reader.audit.count(), 3);
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
+  });
+
+  it('backs up a database in use into a file that verifies', async () => {
+    const path = await freshPath();
+    const storage = await openSqliteStorage({ path, auditKey });
+    const destination = join(path, '..', 'backup.db');
+    try {
+      await storage.audit.append(Array.from({ length: 20 }, () => draft));
+      const writes = storage.audit.append([draft]);
+      await storage.backup(destination);
+      await writes;
+    } finally {
+      await storage.close();
+    }
+    const copy = await openSqliteStorage({ path: destination, readOnly: true });
+    try {
+      const records = await copy.audit.read(1, 100);
+      assert.ok(records.length >= 20);
+      const verifier = new AuditChainVerifier(auditKey);
+      for (const record of records) assert.ok(verifier.accept(record));
+      assert.equal(await copy.quickCheck(), 'ok');
+    } finally {
+      await copy.close();
+    }
+    const leftovers = (await readdir(join(path, '..'))).filter((name) => name.includes('partial'));
+    assert.deepEqual(leftovers, []);
+  });
+
+  it('fails a backup into a missing directory without leaving a partial file', async () => {
+    const path = await freshPath();
+    const storage = await openSqliteStorage({ path, auditKey });
+    try {
+      await rejectsWithCode(
+        storage.backup(join(path, '..', 'missing', 'backup.db')),
+        'KEEL_BACKUP_FAILED',
+      );
+    } finally {
+      await storage.close();
+    }
+    const leftovers = (await readdir(join(path, '..'))).filter((name) => name.includes('partial'));
+    assert.deepEqual(leftovers, []);
+  });
+
+  it('answers with a typed error and stays usable after a failing request', async () => {
+    const path = await freshPath();
+    const storage = await openSqliteStorage({ path, auditKey });
+    try {
+      const results = await Promise.allSettled([
+        storage.audit.append([draft]),
+        storage.audit.append([{ ...draft, kind: '' }]),
+        storage.audit.append([draft]),
+      ]);
+      assert.deepEqual(
+        results.map((result) => result.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      const records = await storage.audit.read(1, 10);
+      assert.deepEqual(
+        records.map((record) => record.seq),
+        [1, 2],
+      );
+      const verifier = new AuditChainVerifier(auditKey);
+      for (const record of records) assert.ok(verifier.accept(record));
+    } finally {
+      await storage.close();
+    }
+  });
+});

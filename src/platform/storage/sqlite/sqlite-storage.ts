@@ -1,0 +1,223 @@
+import { randomBytes } from 'node:crypto';
+import { access, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { KeelError } from '../../errors/keel-error.ts';
+import type { AgentStore } from '../ports/agent-store.ts';
+import type { ApprovalStore } from '../ports/approval-store.ts';
+import type { AuditStore } from '../ports/audit-store.ts';
+import type { BudgetStore } from '../ports/budget-store.ts';
+import type { GrantStore } from '../ports/grant-store.ts';
+import type { KeyValueStore } from '../ports/key-value-store.ts';
+import type { RunStore } from '../ports/run-store.ts';
+import type { UsageStore } from '../ports/usage-store.ts';
+import type { MigrationStatus, Storage, StorageHealth } from '../storage.ts';
+import { loadMigrations, type MigrationFile, type MigrationMode } from './sqlite-migrator.ts';
+import { WorkerClient } from './worker-client.ts';
+import type { OperationName, StoreOperations, Synchronous } from './worker-protocol.ts';
+
+export interface SqliteStorageOptions {
+  /** The database file. */
+  readonly path: string;
+  /** The audit chain's HMAC key; without it the audit log can be read but not appended to. */
+  readonly auditKey?: Uint8Array;
+  /** Open without writing: no migrations, no appends (for `keel audit verify`, `keel backup`). */
+  readonly readOnly?: boolean;
+  /** `full` (default) fsyncs every commit; `normal` survives a process crash, not power loss. */
+  readonly synchronous?: Synchronous;
+  /** Default: `apply` when writable, `require-current` when read-only. */
+  readonly migrationMode?: MigrationMode;
+  /** Most requests grouped in one transaction. Default 1,000. */
+  readonly maxBatch?: number;
+  readonly migrations?: readonly MigrationFile[];
+  /** Called once if the storage worker dies; the owner should stop the node. */
+  readonly onFatal?: (error: KeelError) => void;
+}
+
+/** Builds a port object whose methods are storage operations named `prefix.method`. */
+function bindStore<Port extends object>(
+  client: WorkerClient,
+  prefix: string,
+  methods: readonly (keyof Port & string)[],
+): Port {
+  const store: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  for (const method of methods) {
+    const op = `${prefix}.${method}` as OperationName & keyof StoreOperations;
+    store[method] = (...args: unknown[]) =>
+      client.call(op, args as unknown as StoreOperations[typeof op]['args']);
+  }
+  return Object.freeze(store) as unknown as Port;
+}
+
+/**
+ * The embedded storage adapter: one SQLite file in WAL mode, written by a single worker thread
+ * with group commit, so the main event loop never blocks on disk.
+ *
+ * @example
+ * ```ts
+ * const storage = await openSqliteStorage({ path: '/var/lib/keel/keel.db', auditKey });
+ * await storage.keyValues.set('greeting', 'hello', Date.now());
+ * await storage.close();
+ * ```
+ */
+export class SqliteStorage implements Storage {
+  readonly path: string;
+  readonly audit: AuditStore;
+  readonly agents: AgentStore;
+  readonly runs: RunStore;
+  readonly approvals: ApprovalStore;
+  readonly usage: UsageStore;
+  readonly budgets: BudgetStore;
+  readonly keyValues: KeyValueStore;
+  readonly grants: GrantStore;
+  readonly migrationsAtOpen: readonly MigrationStatus[];
+  readonly #client: WorkerClient;
+
+  constructor(path: string, client: WorkerClient, migrations: readonly MigrationStatus[]) {
+    this.path = path;
+    this.#client = client;
+    this.migrationsAtOpen = migrations;
+    this.audit = bindStore<AuditStore>(client, 'audit', [
+      'append',
+      'head',
+      'read',
+      'tail',
+      'count',
+    ]);
+    this.agents = bindStore<AgentStore>(client, 'agents', [
+      'create',
+      'get',
+      'getByName',
+      'list',
+      'updateState',
+      'setTrustLevel',
+    ]);
+    this.runs = bindStore<RunStore>(client, 'runs', [
+      'create',
+      'get',
+      'list',
+      'updateStatus',
+      'appendJournal',
+      'getJournal',
+      'listJournal',
+    ]);
+    this.approvals = bindStore<ApprovalStore>(client, 'approvals', [
+      'create',
+      'get',
+      'list',
+      'findPending',
+      'decide',
+      'expireDue',
+      'consume',
+    ]);
+    this.usage = bindStore<UsageStore>(client, 'usage', ['record', 'summarize']);
+    this.budgets = bindStore<BudgetStore>(client, 'budgets', [
+      'setLimits',
+      'get',
+      'reserve',
+      'settle',
+      'release',
+      'reset',
+      'listOpenReservations',
+    ]);
+    this.keyValues = bindStore<KeyValueStore>(client, 'keyValues', [
+      'get',
+      'set',
+      'delete',
+      'list',
+    ]);
+    this.grants = bindStore<GrantStore>(client, 'grants', [
+      'add',
+      'get',
+      'revoke',
+      'listActive',
+      'listAll',
+    ]);
+  }
+
+  health(): StorageHealth {
+    if (this.#client.ready) return { ready: true, detail: `sqlite ${this.path}` };
+    return {
+      ready: false,
+      detail: this.#client.failure?.message ?? `sqlite ${this.path} is not open`,
+    };
+  }
+
+  migrationStatus(): Promise<readonly MigrationStatus[]> {
+    return this.#client.call('storage.migrationStatus', []);
+  }
+
+  /** Runs SQLite's `PRAGMA quick_check`; answers `ok` for a sound file. */
+  quickCheck(): Promise<string> {
+    return this.#client.call('storage.quickCheck', []);
+  }
+
+  /**
+   * Writes a consistent copy of the database to `destination` with SQLite's online backup,
+   * while the database stays in use. The copy is written beside the destination and renamed
+   * into place, so a failed backup never leaves a partial file under the final name.
+   */
+  async backup(destination: string): Promise<void> {
+    const partial = join(
+      dirname(destination),
+      `.${basename(destination)}.partial-${randomBytes(6).toString('hex')}`,
+    );
+    try {
+      await this.#client.backup(partial);
+      const handle = await open(partial, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(partial, destination);
+      const directory = await open(dirname(destination), 'r');
+      try {
+        await directory.sync();
+      } finally {
+        await directory.close();
+      }
+    } catch (error) {
+      await rm(partial, { force: true });
+      if (error instanceof KeelError) throw error;
+      throw new KeelError('KEEL_BACKUP_FAILED', `backup to ${destination} failed`, {
+        cause: error,
+      });
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#client.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Opens (creating and migrating, unless read-only) a Keel SQLite database. */
+export async function openSqliteStorage(options: SqliteStorageOptions): Promise<SqliteStorage> {
+  const readOnly = options.readOnly ?? false;
+  if (readOnly) {
+    try {
+      await access(options.path);
+    } catch (error) {
+      throw new KeelError('KEEL_NOT_FOUND', `there is no Keel database at ${options.path}`, {
+        cause: error,
+        hint: 'start a node on this data directory first, or restore a backup into it',
+      });
+    }
+  }
+  const { client, migrations } = await WorkerClient.start(
+    {
+      path: options.path,
+      readOnly,
+      synchronous: options.synchronous ?? 'full',
+      auditKey: options.auditKey ?? null,
+      migrations: options.migrations ?? loadMigrations(),
+      migrationMode: options.migrationMode ?? (readOnly ? 'require-current' : 'apply'),
+      maxBatch: options.maxBatch ?? 1_000,
+    },
+    options.onFatal ?? (() => undefined),
+  );
+  return new SqliteStorage(options.path, client, migrations);
+}

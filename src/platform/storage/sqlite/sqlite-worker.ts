@@ -1,0 +1,218 @@
+/**
+ * The storage worker: the single writer of a Keel SQLite database. It owns the connection,
+ * runs operations in order, and groups every request that arrived since its last commit into
+ * one transaction (group commit), each request in its own savepoint so that one failure does
+ * not undo its neighbours. A request is answered only after the commit that holds it.
+ */
+import { backup } from 'node:sqlite';
+import { parentPort, workerData } from 'node:worker_threads';
+import { KeelError } from '../../errors/keel-error.ts';
+import { agentOperations } from './operations/agent-operations.ts';
+import { approvalOperations } from './operations/approval-operations.ts';
+import { auditOperations } from './operations/audit-operations.ts';
+import { budgetOperations } from './operations/budget-operations.ts';
+import { grantOperations } from './operations/grant-operations.ts';
+import { keyValueOperations } from './operations/key-value-operations.ts';
+import { CommittedFailure, type OperationContext } from './operations/operation-context.ts';
+import { runOperations } from './operations/run-operations.ts';
+import { usageOperations } from './operations/usage-operations.ts';
+import { openConnection, StatementCache } from './sqlite-connection.ts';
+import { fromSqliteError } from './sqlite-errors.ts';
+import { migrate } from './sqlite-migrator.ts';
+import type {
+  MainToWorker,
+  OperationRequest,
+  OperationResult,
+  WorkerOpenOptions,
+  WorkerToMain,
+} from './worker-protocol.ts';
+
+type AnyHandler = (context: OperationContext, ...args: readonly unknown[]) => unknown;
+
+const port = parentPort;
+if (port === null) throw new Error('sqlite-worker.ts must run in a worker thread');
+const options = workerData as WorkerOpenOptions;
+
+function post(message: WorkerToMain): void {
+  port?.postMessage(message);
+}
+
+const storageOperations: Readonly<Record<string, AnyHandler>> = {
+  ...auditOperations,
+  ...agentOperations,
+  ...runOperations,
+  ...approvalOperations,
+  ...usageOperations,
+  ...budgetOperations,
+  ...keyValueOperations,
+  ...grantOperations,
+} as unknown as Record<string, AnyHandler>;
+
+function start(): void {
+  let database: ReturnType<typeof openConnection>;
+  try {
+    database = openConnection(options.path, {
+      readOnly: options.readOnly,
+      synchronous: options.synchronous,
+    });
+  } catch (error) {
+    post({ type: 'open-failed', error: fromSqliteError(error, options.path).toJSON() });
+    port?.close();
+    return;
+  }
+  let migrationStatus: ReturnType<typeof migrate>;
+  try {
+    migrationStatus = migrate(database, options.migrations, {
+      mode: options.migrationMode,
+      path: options.path,
+      now: Date.now(),
+    });
+  } catch (error) {
+    database.close();
+    post({ type: 'open-failed', error: fromSqliteError(error, options.path).toJSON() });
+    port?.close();
+    return;
+  }
+
+  const statements = new StatementCache(database);
+  const context: OperationContext = {
+    statements,
+    path: options.path,
+    auditKey: options.auditKey,
+    auditHead: undefined,
+  };
+  const handlers: Readonly<Record<string, AnyHandler>> = {
+    ...storageOperations,
+    'storage.migrationStatus': () =>
+      migrate(database, options.migrations, {
+        mode: 'inspect',
+        path: options.path,
+        now: Date.now(),
+      }),
+    'storage.quickCheck': () => {
+      const rows = database.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
+      return rows.map((row) => row.quick_check).join('; ');
+    },
+  };
+
+  const begin = statements.get(options.readOnly ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
+  const commit = statements.get('COMMIT');
+  const savepoint = statements.get('SAVEPOINT keel_operation');
+  const release = statements.get('RELEASE keel_operation');
+  const rollbackToSavepoint = statements.get('ROLLBACK TO keel_operation');
+
+  const queue: OperationRequest[] = [];
+  let scheduled = false;
+  let closing = false;
+  let backupsInFlight = 0;
+
+  function runOne(request: OperationRequest): OperationResult {
+    const handler = handlers[request.op];
+    if (handler === undefined) {
+      return {
+        id: request.id,
+        ok: false,
+        error: new KeelError('KEEL_INTERNAL', `unknown storage operation ${request.op}`).toJSON(),
+      };
+    }
+    savepoint.run();
+    try {
+      const value = handler(context, ...request.args);
+      release.run();
+      return { id: request.id, ok: true, value };
+    } catch (error) {
+      if (error instanceof CommittedFailure) {
+        release.run();
+        return { id: request.id, ok: false, error: error.failure.toJSON() };
+      }
+      rollbackToSavepoint.run();
+      release.run();
+      context.auditHead = undefined;
+      return { id: request.id, ok: false, error: fromSqliteError(error, options.path).toJSON() };
+    }
+  }
+
+  function runBatch(batch: readonly OperationRequest[]): OperationResult[] {
+    try {
+      begin.run();
+    } catch (error) {
+      const failure = fromSqliteError(error, options.path).toJSON();
+      return batch.map((request) => ({ id: request.id, ok: false, error: failure }));
+    }
+    const results = batch.map(runOne);
+    try {
+      commit.run();
+      return results;
+    } catch (error) {
+      if (database.isTransaction) database.exec('ROLLBACK');
+      context.auditHead = undefined;
+      const failure = fromSqliteError(error, options.path).toJSON();
+      // Nothing of the batch is durable, so nothing of it may be acknowledged.
+      return batch.map((request) => ({ id: request.id, ok: false, error: failure }));
+    }
+  }
+
+  function finishIfClosing(): void {
+    if (!closing || backupsInFlight > 0 || queue.length > 0) return;
+    database.close();
+    post({ type: 'closed' });
+    port?.close();
+  }
+
+  function drain(): void {
+    scheduled = false;
+    while (queue.length > 0) {
+      const batch = queue.splice(0, options.maxBatch);
+      post({ type: 'results', results: runBatch(batch) });
+    }
+    finishIfClosing();
+  }
+
+  function schedule(): void {
+    if (scheduled) return;
+    scheduled = true;
+    // setImmediate runs after this turn's pending messages are delivered: every request that
+    // arrived meanwhile joins the same transaction.
+    setImmediate(drain);
+  }
+
+  async function runBackup(id: number, destination: string): Promise<void> {
+    backupsInFlight += 1;
+    try {
+      await backup(database, destination, { rate: 1_000 });
+      post({ type: 'backup-done', id, error: null });
+    } catch (error) {
+      post({
+        type: 'backup-done',
+        id,
+        error: new KeelError('KEEL_BACKUP_FAILED', `backup to ${destination} failed`, {
+          cause: error,
+          details: { reason: error instanceof Error ? error.message : String(error) },
+        }).toJSON(),
+      });
+    } finally {
+      backupsInFlight -= 1;
+      finishIfClosing();
+    }
+  }
+
+  port?.on('message', (message: MainToWorker) => {
+    switch (message.type) {
+      case 'batch':
+        queue.push(...message.requests);
+        schedule();
+        break;
+      case 'backup':
+        void runBackup(message.id, message.destination);
+        break;
+      case 'close':
+        closing = true;
+        schedule();
+        break;
+    }
+  });
+
+  post({ type: 'opened', migrations: migrationStatus });
+}
+
+start();

@@ -1,0 +1,79 @@
+import type { KeelErrorJson } from '../../errors/keel-error.ts';
+import type { AgentStore } from '../ports/agent-store.ts';
+import type { ApprovalStore } from '../ports/approval-store.ts';
+import type { AuditStore } from '../ports/audit-store.ts';
+import type { BudgetStore } from '../ports/budget-store.ts';
+import type { GrantStore } from '../ports/grant-store.ts';
+import type { KeyValueStore } from '../ports/key-value-store.ts';
+import type { RunStore } from '../ports/run-store.ts';
+import type { UsageStore } from '../ports/usage-store.ts';
+import type { MigrationStatus } from '../storage.ts';
+import type { MigrationFile, MigrationMode } from './sqlite-migrator.ts';
+
+/**
+ * The operations the storage worker runs, derived from the port interfaces: operation
+ * `agents.get` takes the arguments of `AgentStore.get` and answers its result. Keeping the
+ * protocol derived means a port change cannot drift from the worker silently.
+ */
+type OperationsOf<Prefix extends string, Port> = {
+  [Method in keyof Port & string as `${Prefix}.${Method}`]: Port[Method] extends (
+    ...args: infer Args
+  ) => Promise<infer Result>
+    ? { readonly args: Args; readonly result: Result }
+    : never;
+};
+
+export type StoreOperations = OperationsOf<'audit', AuditStore> &
+  OperationsOf<'agents', AgentStore> &
+  OperationsOf<'runs', RunStore> &
+  OperationsOf<'approvals', ApprovalStore> &
+  OperationsOf<'usage', UsageStore> &
+  OperationsOf<'budgets', BudgetStore> &
+  OperationsOf<'keyValues', KeyValueStore> &
+  OperationsOf<'grants', GrantStore>;
+
+export type SqliteOperations = StoreOperations & {
+  readonly 'storage.migrationStatus': {
+    readonly args: [];
+    readonly result: readonly MigrationStatus[];
+  };
+  readonly 'storage.quickCheck': { readonly args: []; readonly result: string };
+};
+
+export type OperationName = keyof SqliteOperations & string;
+
+export type Synchronous = 'full' | 'normal';
+
+/** What the worker needs to open the database; sent as `workerData`. */
+export interface WorkerOpenOptions {
+  readonly path: string;
+  readonly readOnly: boolean;
+  readonly synchronous: Synchronous;
+  readonly auditKey: Uint8Array | null;
+  readonly migrations: readonly MigrationFile[];
+  readonly migrationMode: MigrationMode;
+  /** Most requests one transaction groups. */
+  readonly maxBatch: number;
+}
+
+export interface OperationRequest {
+  readonly id: number;
+  readonly op: OperationName;
+  readonly args: readonly unknown[];
+}
+
+export type OperationResult =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: KeelErrorJson };
+
+export type MainToWorker =
+  | { readonly type: 'batch'; readonly requests: readonly OperationRequest[] }
+  | { readonly type: 'backup'; readonly id: number; readonly destination: string }
+  | { readonly type: 'close' };
+
+export type WorkerToMain =
+  | { readonly type: 'opened'; readonly migrations: readonly MigrationStatus[] }
+  | { readonly type: 'open-failed'; readonly error: KeelErrorJson }
+  | { readonly type: 'results'; readonly results: readonly OperationResult[] }
+  | { readonly type: 'backup-done'; readonly id: number; readonly error: KeelErrorJson | null }
+  | { readonly type: 'closed' };
