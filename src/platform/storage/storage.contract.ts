@@ -259,6 +259,8 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           [1, 2],
         );
         assert.equal(await storage.runs.getJournal(run.id, 3), undefined);
+        assert.equal(await storage.runs.journalHead(run.id), 2);
+        assert.equal(await storage.runs.journalHead('run_without_journal'), 0);
       });
     });
 
@@ -280,20 +282,35 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         });
       }
 
-      it('creates pending approvals that can be found by intent', async () => {
+      it('creates pending approvals and finds the latest one for an intent', async () => {
         const approval = await pending();
         assert.equal(approval.state, 'pending');
         assert.deepEqual(
-          await storage.approvals.findPending(approval.agentId, 'digest-1', T0 + 1),
+          await storage.approvals.findLatest(approval.agentId, 'digest-1'),
           approval,
         );
+        assert.equal(await storage.approvals.findLatest(approval.agentId, 'digest-2'), undefined);
+        await storage.approvals.decide(approval.id, {
+          state: 'denied',
+          decidedBy: 'a',
+          now: T0 + 1,
+        });
+        const again = await storage.approvals.create({
+          id: createId('apr'),
+          agentId: approval.agentId,
+          runId: null,
+          seq: null,
+          kind: 'tool.call',
+          resource: 'shell',
+          intentDigest: 'digest-1',
+          summary: {},
+          reason: 'asked again',
+          requestedAt: T0 + 2,
+          expiresAt: T0 + 60_000,
+        });
         assert.equal(
-          await storage.approvals.findPending(approval.agentId, 'digest-2', T0 + 1),
-          undefined,
-        );
-        assert.equal(
-          await storage.approvals.findPending(approval.agentId, 'digest-1', T0 + 60_000),
-          undefined,
+          (await storage.approvals.findLatest(approval.agentId, 'digest-1'))?.id,
+          again.id,
         );
       });
 

@@ -64,12 +64,8 @@ export interface ApprovalStore {
   create(approval: NewApproval): Promise<ApprovalRecord>;
   get(id: string): Promise<ApprovalRecord | undefined>;
   list(filter?: ApprovalListFilter): Promise<readonly ApprovalRecord[]>;
-  /** A pending, unexpired approval for the same agent and intent, to avoid asking twice. */
-  findPending(
-    agentId: string,
-    intentDigest: string,
-    now: number,
-  ): Promise<ApprovalRecord | undefined>;
+  /** The most recent approval for the same agent and intent digest, in any state. */
+  findLatest(agentId: string, intentDigest: string): Promise<ApprovalRecord | undefined>;
   /**
    * Decides a pending approval. `KEEL_NOT_FOUND` for an unknown id, `KEEL_APPROVAL_EXPIRED`
    * when past its expiry, `KEEL_CONFLICT` when already decided.

@@ -55,5 +55,7 @@ export interface RunStore {
   /** Fails with `KEEL_CONFLICT` when `(runId, seq)` is already recorded: results are written once. */
   appendJournal(entry: JournalEntry): Promise<void>;
   getJournal(runId: string, seq: number): Promise<JournalEntry | undefined>;
+  /** The highest recorded sequence number of a run's journal, 0 when it has none. */
+  journalHead(runId: string): Promise<number>;
   listJournal(runId: string): Promise<readonly JournalEntry[]>;
 }

@@ -98,13 +98,14 @@ export class SqliteStorage implements Storage {
       'updateStatus',
       'appendJournal',
       'getJournal',
+      'journalHead',
       'listJournal',
     ]);
     this.approvals = bindStore<ApprovalStore>(client, 'approvals', [
       'create',
       'get',
       'list',
-      'findPending',
+      'findLatest',
       'decide',
       'expireDue',
       'consume',

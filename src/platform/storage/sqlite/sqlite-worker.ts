@@ -178,8 +178,13 @@ function start(): void {
 
   async function runBackup(id: number, destination: string): Promise<void> {
     backupsInFlight += 1;
+    // A connection of its own: a backup that shares the writer's connection fails whenever a
+    // write transaction is open on it. All pages go in one step, inside one read transaction,
+    // so concurrent commits (which WAL lets continue) cannot force the copy to restart.
+    let source: ReturnType<typeof openConnection> | undefined;
     try {
-      await backup(database, destination, { rate: 1_000 });
+      source = openConnection(options.path, { readOnly: true, synchronous: options.synchronous });
+      await backup(source, destination, { rate: 2 ** 30 });
       post({ type: 'backup-done', id, error: null });
     } catch (error) {
       post({
@@ -191,6 +196,7 @@ function start(): void {
         }).toJSON(),
       });
     } finally {
+      source?.close();
       backupsInFlight -= 1;
       finishIfClosing();
     }

@@ -109,12 +109,12 @@ export const approvalOperations: HandlersFor<'approvals'> = {
       .all(...values, pageSize(filter.limit, 100, 1000)) as Row[];
     return rows.map(toRecord);
   },
-  'approvals.findPending': (context, agentId, intentDigest, now) => {
+  'approvals.findLatest': (context, agentId, intentDigest) => {
     const row = context.statements
       .get(
-        `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND intent_digest = ? AND state = 'pending' AND expires_at > ? ORDER BY requested_at DESC LIMIT 1`,
+        `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND intent_digest = ? ORDER BY requested_at DESC, rowid DESC LIMIT 1`,
       )
-      .get(agentId, intentDigest, now) as Row | undefined;
+      .get(agentId, intentDigest) as Row | undefined;
     return row === undefined ? undefined : toRecord(row);
   },
   'approvals.decide': (context, id, decision) => {

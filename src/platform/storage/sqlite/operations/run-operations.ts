@@ -124,6 +124,12 @@ export const runOperations: HandlersFor<'runs'> = {
       .get(runId, seq) as Row | undefined;
     return row === undefined ? undefined : toJournal(row);
   },
+  'runs.journalHead': (context, runId) => {
+    const row = context.statements
+      .get('SELECT coalesce(max(seq), 0) AS head FROM run_journal WHERE run_id = ?')
+      .get(runId) as Row;
+    return Number(row.head);
+  },
   'runs.listJournal': (context, runId) =>
     (
       context.statements

@@ -1,0 +1,200 @@
+import type { Clock } from '../../platform/clock/clock.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { createId } from '../../platform/ids/create-id.ts';
+import {
+  BUDGET_DIMENSIONS,
+  type BudgetAmounts,
+  type BudgetScope,
+  type BudgetState,
+  type BudgetStore,
+  ZERO_AMOUNTS,
+} from '../../platform/storage/ports/budget-store.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+
+/** A granted reservation, to settle with the actual amounts or release. */
+export interface BudgetReservation {
+  readonly id: string;
+  readonly scopes: readonly BudgetScope[];
+  readonly amounts: BudgetAmounts;
+}
+
+/** The scopes a syscall is charged to. */
+export function scopesFor(agentId: string, runId: string | undefined): BudgetScope[] {
+  return runId === undefined ? [`agent:${agentId}`] : [`agent:${agentId}`, `run:${runId}`];
+}
+
+/** Completes partial amounts with zeros and rounds up to whole units. */
+export function toAmounts(partial: Partial<BudgetAmounts> | undefined): BudgetAmounts {
+  const amounts: Record<string, number> = { ...ZERO_AMOUNTS };
+  for (const dimension of BUDGET_DIMENSIONS) {
+    const value = partial?.[dimension];
+    if (value !== undefined) {
+      if (!Number.isFinite(value) || value < 0) {
+        throw new KeelError(
+          'KEEL_INVALID_ARGUMENT',
+          `budget amount ${dimension} must be a non-negative number`,
+        );
+      }
+      amounts[dimension] = Math.ceil(value);
+    }
+  }
+  return amounts as unknown as BudgetAmounts;
+}
+
+/**
+ * Budgets that cannot fail open: a reservation is taken before an effect and settled after it;
+ * anything that goes wrong while reserving (a full budget, a storage fault) refuses the call.
+ * The first refusal trips the scope's breaker, which stays open until an operator resets the
+ * budget or raises its limits; every trip and operator action is audited.
+ *
+ * @example
+ * ```ts
+ * const reservation = await ledger.reserve(scopesFor(agentId, runId), { calls: 1, tokens: 2_000 }, context);
+ * try { … } finally { await ledger.settle(reservation, { calls: 1, tokens: used }); }
+ * ```
+ */
+export class BudgetLedger {
+  readonly #store: BudgetStore;
+  readonly #audit: AuditLog;
+  readonly #clock: Clock;
+
+  constructor(store: BudgetStore, audit: AuditLog, clock: Clock) {
+    this.#store = store;
+    this.#audit = audit;
+    this.#clock = clock;
+  }
+
+  /**
+   * Reserves amounts on every scope, or throws `KEEL_BUDGET_EXHAUSTED` (also when storage
+   * cannot answer: a budget that cannot be checked is treated as spent).
+   */
+  async reserve(
+    scopes: readonly BudgetScope[],
+    amounts: Partial<BudgetAmounts>,
+    context: {
+      readonly agentId: string;
+      readonly runId: string | undefined;
+      readonly subject: string;
+    },
+  ): Promise<BudgetReservation> {
+    const reservation: BudgetReservation = {
+      id: createId('rsv'),
+      scopes,
+      amounts: toAmounts(amounts),
+    };
+    let outcome: Awaited<ReturnType<BudgetStore['reserve']>>;
+    try {
+      outcome = await this.#store.reserve({ ...reservation, now: this.#clock.now() });
+    } catch (error) {
+      throw new KeelError(
+        'KEEL_BUDGET_EXHAUSTED',
+        'the budget could not be checked, so the call is refused',
+        {
+          cause: error,
+          details: { reason: toKeelError(error).code },
+          hint: 'check storage; budgets fail closed',
+        },
+      );
+    }
+    if (outcome.granted) return reservation;
+    if (outcome.tripped) {
+      await this.#audit.record({
+        kind: 'budget.trip',
+        actor: `agent:${context.agentId}`,
+        agentId: context.agentId,
+        runId: context.runId ?? null,
+        subject: outcome.scope,
+        outcome: 'tripped',
+        code: 'KEEL_BUDGET_EXHAUSTED',
+        data: {
+          dimension: outcome.dimension,
+          limit: outcome.limit,
+          spent: outcome.spent,
+          reserved: outcome.reserved,
+          requested: outcome.requested,
+          syscall: context.subject,
+        },
+      });
+    }
+    const message =
+      outcome.dimension === null
+        ? `the budget ${outcome.scope} is tripped`
+        : `the budget ${outcome.scope} has no room for ${outcome.requested} more ${outcome.dimension} (limit ${outcome.limit}, spent ${outcome.spent}, reserved ${outcome.reserved})`;
+    throw new KeelError('KEEL_BUDGET_EXHAUSTED', message, {
+      details: {
+        scope: outcome.scope,
+        dimension: outcome.dimension,
+        limit: outcome.limit,
+        spent: outcome.spent,
+        reserved: outcome.reserved,
+        requested: outcome.requested,
+      },
+    });
+  }
+
+  settle(reservation: BudgetReservation, actual: Partial<BudgetAmounts>): Promise<void> {
+    return this.#store.settle(reservation.id, toAmounts(actual), this.#clock.now());
+  }
+
+  release(reservation: BudgetReservation): Promise<void> {
+    return this.#store.release(reservation.id, this.#clock.now());
+  }
+
+  get(scope: BudgetScope): Promise<BudgetState | undefined> {
+    return this.#store.get(scope);
+  }
+
+  /** An operator sets a budget's limits (audited). */
+  async setLimits(
+    scope: BudgetScope,
+    limits: Partial<BudgetAmounts>,
+    actor: string,
+  ): Promise<BudgetState> {
+    const state = await this.#store.setLimits(scope, limits, this.#clock.now());
+    await this.#audit.record({
+      kind: 'budget.limits',
+      actor,
+      subject: scope,
+      outcome: 'set',
+      data: { limits: { ...limits }, tripped: state.trippedAt !== null },
+    });
+    return state;
+  }
+
+  /** An operator zeroes a budget's spending and closes its breaker (audited). */
+  async reset(scope: BudgetScope, actor: string): Promise<BudgetState> {
+    const before = await this.#store.get(scope);
+    const state = await this.#store.reset(scope, this.#clock.now());
+    await this.#audit.record({
+      kind: 'budget.reset',
+      actor,
+      subject: scope,
+      outcome: 'reset',
+      data: { spentBefore: before === undefined ? null : { ...before.spent } },
+    });
+    return state;
+  }
+
+  /**
+   * After a crash, reservations that were never settled are charged in full: the effect they
+   * guarded may have happened, so the budget must not forget it. Returns how many there were.
+   */
+  async reconcile(actor: string): Promise<number> {
+    const open = await this.#store.listOpenReservations();
+    for (const reservation of open) {
+      await this.#store.settle(reservation.id, reservation.amounts, this.#clock.now());
+    }
+    if (open.length > 0) {
+      await this.#audit.record({
+        kind: 'budget.reconcile',
+        actor,
+        outcome: 'charged',
+        data: {
+          reservations: open.length,
+          ids: open.slice(0, 100).map((reservation) => reservation.id),
+        },
+      });
+    }
+    return open.length;
+  }
+}

@@ -1,0 +1,255 @@
+import { z } from 'zod';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import {
+  compileCommand,
+  compileDomain,
+  compileGlob,
+  compilePath,
+  type Matcher,
+} from './pattern-matchers.ts';
+
+/** A syscall kind: dotted lowercase words, e.g. `tool.call`, `llm.chat`, `a2a.send`. */
+export const SYSCALL_KIND_PATTERN = /^[a-z][a-z0-9]*(?:\.[a-z][a-z0-9_]*)*$/;
+
+/** A grant's kind: a syscall kind, or a prefix ending in `.*` (`memory.*`). Never a bare `*`. */
+const GRANT_KIND_PATTERN = /^[a-z][a-z0-9]*(?:\.[a-z][a-z0-9_]*)*(?:\.\*)?$/;
+
+const patternList = z.array(z.string().min(1).max(1024)).min(1).max(256);
+
+/**
+ * The parameter limits a grant may carry. Each names the intent parameter it constrains; an
+ * intent that lacks that parameter does not match (a limit can only narrow, never widen).
+ */
+const LimitsSchema = z.strictObject({
+  /** `tool.call shell {commands: ["npm test", "git *"]}`: the `command` parameter. */
+  commands: patternList.optional(),
+  /** `fs.write {paths: ["workspace/**"]}`: the `path` parameter, or every entry of `paths`. */
+  paths: patternList.optional(),
+  /** `net.fetch {domains: ["*.example.org"]}`: the host of `url`, or the `domain` parameter. */
+  domains: patternList.optional(),
+  /** `llm.chat {models: ["gpt-*"]}`: the `model` parameter. */
+  models: patternList.optional(),
+  /** Upper bound of the `maxTokens` parameter. */
+  maxTokens: z.number().int().positive().optional(),
+  /** `hal.drive {maxLinear: 0.5}`: bound on the absolute `linear` parameter (m/s). */
+  maxLinear: z.number().finite().nonnegative().optional(),
+  /** `hal.drive {maxAngular: 1.0}`: bound on the absolute `angular` parameter (rad/s). */
+  maxAngular: z.number().finite().nonnegative().optional(),
+});
+
+export type CapabilityLimits = z.output<typeof LimitsSchema>;
+
+/**
+ * A capability grant as data: a kind, a resource pattern and parameter limits.
+ *
+ * @example
+ * ```ts
+ * const grant = parseCapabilityGrant({
+ *   kind: 'tool.call',
+ *   resource: 'shell',
+ *   limits: { commands: ['npm test', 'git *'] },
+ * });
+ * ```
+ */
+export const CapabilityGrantSchema = z.strictObject({
+  kind: z
+    .string()
+    .max(64)
+    .regex(GRANT_KIND_PATTERN, 'a syscall kind such as tool.call or memory.*'),
+  /** Glob over the intent's resource (tool name, model alias, namespace…); `*` for any. */
+  resource: z.string().min(1).max(256).default('*'),
+  limits: LimitsSchema.default({}),
+  description: z.string().max(500).optional(),
+});
+
+export type CapabilityGrant = z.output<typeof CapabilityGrantSchema>;
+
+/** Validates a grant, or throws `KEEL_CAPABILITY_INVALID` naming the first bad field. */
+export function parseCapabilityGrant(value: unknown): CapabilityGrant {
+  const result = CapabilityGrantSchema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.join('.') || '(grant)';
+  throw new KeelError(
+    'KEEL_CAPABILITY_INVALID',
+    `capability grant field ${field}: ${issue?.message ?? 'invalid'}`,
+    {
+      details: {
+        field,
+        issues: result.error.issues.map((entry) => ({
+          path: entry.path.join('.'),
+          message: entry.message,
+        })),
+      },
+    },
+  );
+}
+
+/** Checks one limit against an intent's parameters: `undefined` when it passes, else why not. */
+type LimitCheck = (params: Readonly<Record<string, unknown>>) => string | undefined;
+
+function anyOf(matchers: readonly Matcher[], value: string): boolean {
+  return matchers.some((matches) => matches(value));
+}
+
+function patternLimit(
+  name: string,
+  parameter: string,
+  compile: (pattern: string) => Matcher,
+  patterns: readonly string[],
+): LimitCheck {
+  const matchers = patterns.map(compile);
+  return (params) => {
+    const value = params[parameter];
+    if (typeof value !== 'string') return `parameter ${parameter} is required by the ${name} limit`;
+    return anyOf(matchers, value) ? undefined : `${parameter} is outside the granted ${name}`;
+  };
+}
+
+function pathsLimit(patterns: readonly string[]): LimitCheck {
+  const matchers = patterns.map(compilePath);
+  return (params) => {
+    const single = params.path;
+    const many = params.paths;
+    const values: unknown[] = [];
+    if (single !== undefined) values.push(single);
+    if (Array.isArray(many)) values.push(...many);
+    else if (many !== undefined) return 'parameter paths must be a list';
+    if (values.length === 0) return 'parameter path is required by the paths limit';
+    for (const value of values) {
+      if (typeof value !== 'string' || !anyOf(matchers, value)) {
+        return `path ${typeof value === 'string' ? value : '(not a string)'} is outside the granted paths`;
+      }
+    }
+    return undefined;
+  };
+}
+
+function hostOf(params: Readonly<Record<string, unknown>>): string | undefined {
+  if (typeof params.url === 'string') {
+    try {
+      const url = new URL(params.url);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+      return url.hostname.replace(/^\[|\]$/g, '');
+    } catch {
+      return undefined;
+    }
+  }
+  return typeof params.domain === 'string' ? params.domain : undefined;
+}
+
+function domainsLimit(patterns: readonly string[]): LimitCheck {
+  const matchers = patterns.map(compileDomain);
+  return (params) => {
+    const host = hostOf(params);
+    if (host === undefined)
+      return 'an http(s) url or a domain parameter is required by the domains limit';
+    return anyOf(matchers, host) ? undefined : `host ${host} is outside the granted domains`;
+  };
+}
+
+function maximumLimit(parameter: string, limit: number, absolute: boolean): LimitCheck {
+  return (params) => {
+    const value = params[parameter];
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      return `parameter ${parameter} must be a finite number under this grant`;
+    }
+    const magnitude = absolute ? Math.abs(value) : value;
+    return magnitude <= limit ? undefined : `${parameter} ${value} exceeds the granted ${limit}`;
+  };
+}
+
+function compileLimits(limits: CapabilityLimits): LimitCheck[] {
+  const checks: LimitCheck[] = [];
+  if (limits.commands)
+    checks.push(patternLimit('commands', 'command', compileCommand, limits.commands));
+  if (limits.paths) checks.push(pathsLimit(limits.paths));
+  if (limits.domains) checks.push(domainsLimit(limits.domains));
+  if (limits.models) checks.push(patternLimit('models', 'model', compileGlob, limits.models));
+  if (limits.maxTokens !== undefined)
+    checks.push(maximumLimit('maxTokens', limits.maxTokens, false));
+  if (limits.maxLinear !== undefined) checks.push(maximumLimit('linear', limits.maxLinear, true));
+  if (limits.maxAngular !== undefined)
+    checks.push(maximumLimit('angular', limits.maxAngular, true));
+  return checks;
+}
+
+/** A grant compiled once for fast matching. */
+export interface CompiledGrant {
+  readonly id: string;
+  readonly grant: CapabilityGrant;
+  readonly expiresAt: number | null;
+  matchesKind(kind: string): boolean;
+  matchesResource(resource: string): boolean;
+  /** `undefined` when every limit passes; otherwise the first reason it does not. */
+  checkLimits(params: Readonly<Record<string, unknown>>): string | undefined;
+}
+
+/** Validates and compiles a stored grant. */
+export function compileGrant(id: string, value: unknown, expiresAt: number | null): CompiledGrant {
+  const grant = parseCapabilityGrant(value);
+  const kindPrefix = grant.kind.endsWith('.*') ? grant.kind.slice(0, -1) : undefined;
+  const resourceMatches = compileGlob(grant.resource);
+  const checks = compileLimits(grant.limits);
+  return {
+    id,
+    grant,
+    expiresAt,
+    matchesKind: (kind) =>
+      kindPrefix === undefined ? kind === grant.kind : kind.startsWith(kindPrefix),
+    matchesResource: resourceMatches,
+    checkLimits: (params) => {
+      for (const check of checks) {
+        const reason = check(params);
+        if (reason !== undefined) return reason;
+      }
+      return undefined;
+    },
+  };
+}
+
+/** What the capability step decided. */
+export type CapabilityDecision =
+  | { readonly allowed: true; readonly grantId: string }
+  | {
+      readonly allowed: false;
+      readonly reason: string;
+      /** The grant that came closest (kind and resource matched) and why its limits refused. */
+      readonly closestGrantId: string | null;
+    };
+
+/**
+ * Deny by default: allows an intent only if some unexpired grant matches its kind, its
+ * resource and every one of that grant's limits.
+ *
+ * @example
+ * ```ts
+ * const decision = matchCapability(grants, { kind: 'tool.call', resource: 'shell', params: { command: 'npm test' } }, Date.now());
+ * ```
+ */
+export function matchCapability(
+  grants: readonly CompiledGrant[],
+  intent: {
+    readonly kind: string;
+    readonly resource: string;
+    readonly params: Readonly<Record<string, unknown>>;
+  },
+  now: number,
+): CapabilityDecision {
+  let closest: { grantId: string; reason: string } | undefined;
+  for (const grant of grants) {
+    if (grant.expiresAt !== null && grant.expiresAt <= now) continue;
+    if (!grant.matchesKind(intent.kind) || !grant.matchesResource(intent.resource)) continue;
+    const reason = grant.checkLimits(intent.params);
+    if (reason === undefined) return { allowed: true, grantId: grant.id };
+    closest ??= { grantId: grant.id, reason };
+  }
+  if (closest !== undefined) {
+    return { allowed: false, reason: closest.reason, closestGrantId: closest.grantId };
+  }
+  return {
+    allowed: false,
+    reason: `no capability grant for ${intent.kind}${intent.resource === '' ? '' : ` ${intent.resource}`}`,
+    closestGrantId: null,
+  };
+}

@@ -1,0 +1,136 @@
+import type { Clock } from '../../platform/clock/clock.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import { createId } from '../../platform/ids/create-id.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { GrantStore, StoredGrant } from '../../platform/storage/ports/grant-store.ts';
+import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import {
+  type CapabilityDecision,
+  type CompiledGrant,
+  compileGrant,
+  matchCapability,
+  parseCapabilityGrant,
+} from './capability-grant.ts';
+
+interface CachedGrants {
+  readonly grants: readonly CompiledGrant[];
+  readonly until: number;
+}
+
+/**
+ * Step 2 of the gate: deny by default. Holds each agent's active grants compiled (refreshed at
+ * most once a second, and at once when the kernel grants or revokes), and issues and revokes
+ * grants for operators, auditing each.
+ *
+ * @example
+ * ```ts
+ * await capabilities.grant(agentId, { kind: 'tool.call', resource: 'shell', limits: { commands: ['npm test'] } }, 'operator:ana');
+ * ```
+ */
+export class CapabilityService {
+  readonly #store: GrantStore;
+  readonly #audit: AuditLog;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #ttlMs: number;
+  readonly #cache = new Map<string, CachedGrants>();
+
+  constructor(dependencies: {
+    readonly store: GrantStore;
+    readonly audit: AuditLog;
+    readonly clock: Clock;
+    readonly logger: Logger;
+    readonly cacheTtlMs?: number;
+  }) {
+    this.#store = dependencies.store;
+    this.#audit = dependencies.audit;
+    this.#clock = dependencies.clock;
+    this.#logger = dependencies.logger;
+    this.#ttlMs = dependencies.cacheTtlMs ?? 1_000;
+  }
+
+  async #grantsOf(agentId: string): Promise<readonly CompiledGrant[]> {
+    const now = this.#clock.monotonic();
+    const cached = this.#cache.get(agentId);
+    if (cached !== undefined && cached.until > now) return cached.grants;
+    const stored = await this.#store.listActive(agentId, this.#clock.now());
+    const grants: CompiledGrant[] = [];
+    for (const grant of stored) {
+      try {
+        grants.push(compileGrant(grant.id, grant.grant, grant.expiresAt));
+      } catch (error) {
+        // A stored grant that no longer validates grants nothing; say so loudly.
+        this.#logger.error(
+          { err: error, grantId: grant.id, agentId },
+          'ignoring an invalid stored capability grant',
+        );
+      }
+    }
+    if (this.#cache.size >= 10_000) this.#cache.clear();
+    this.#cache.set(agentId, { grants, until: now + this.#ttlMs });
+    return grants;
+  }
+
+  /** Whether an agent's grants allow an intent. */
+  async check(
+    agentId: string,
+    intent: {
+      readonly kind: string;
+      readonly resource: string;
+      readonly params: Readonly<Record<string, unknown>>;
+    },
+  ): Promise<CapabilityDecision> {
+    return matchCapability(await this.#grantsOf(agentId), intent, this.#clock.now());
+  }
+
+  /** Issues a validated grant (audited). */
+  async grant(
+    agentId: string,
+    grant: unknown,
+    actor: string,
+    options: { readonly expiresAt?: number } = {},
+  ): Promise<StoredGrant> {
+    const parsed = parseCapabilityGrant(grant);
+    const now = this.#clock.now();
+    if (options.expiresAt !== undefined && options.expiresAt <= now) {
+      throw new KeelError('KEEL_CAPABILITY_INVALID', 'a grant must expire in the future');
+    }
+    const stored = await this.#store.add({
+      id: createId('grt'),
+      agentId,
+      grant: parsed as unknown as JsonObject,
+      issuedAt: now,
+      issuedBy: actor,
+      expiresAt: options.expiresAt ?? null,
+    });
+    this.#cache.delete(agentId);
+    await this.#audit.record({
+      kind: 'capability.grant',
+      actor,
+      agentId,
+      subject: parsed.resource === '*' ? parsed.kind : `${parsed.kind} ${parsed.resource}`,
+      outcome: 'granted',
+      data: { grantId: stored.id, grant: stored.grant, expiresAt: stored.expiresAt },
+    });
+    return stored;
+  }
+
+  /** Revokes a grant (audited); effective for the next syscall. */
+  async revoke(grantId: string, actor: string): Promise<StoredGrant> {
+    const revoked = await this.#store.revoke(grantId, actor, this.#clock.now());
+    this.#cache.delete(revoked.agentId);
+    await this.#audit.record({
+      kind: 'capability.revoke',
+      actor,
+      agentId: revoked.agentId,
+      outcome: 'revoked',
+      data: { grantId, grant: revoked.grant },
+    });
+    return revoked;
+  }
+
+  list(agentId: string): Promise<readonly StoredGrant[]> {
+    return this.#store.listAll(agentId);
+  }
+}

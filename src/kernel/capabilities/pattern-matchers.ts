@@ -1,0 +1,209 @@
+/**
+ * The pattern languages of capability grants. Each function answers whether a concrete value
+ * (from an intent) matches a pattern (from a grant). They are deliberately small, anchored and
+ * conservative: anything odd in the value is a non-match, never a widening.
+ */
+import { posix } from 'node:path';
+
+const REGEX_SPECIALS = /[.+^${}()|[\]\\]/g;
+
+function escapeForRegex(text: string): string {
+  return text.replace(REGEX_SPECIALS, '\\$&');
+}
+
+/**
+ * A plain glob over a whole string: `*` matches any run of characters (also none), `?` one
+ * character; everything else is literal. Anchored at both ends; case-sensitive.
+ *
+ * @example
+ * ```ts
+ * matchGlob('git.*', 'git.commit'); // true
+ * matchGlob('shell', 'shell2'); // false
+ * ```
+ */
+export function matchGlob(pattern: string, value: string): boolean {
+  return compileGlob(pattern)(value);
+}
+
+/** A pattern compiled once into a predicate, for the gate's hot path. */
+export type Matcher = (value: string) => boolean;
+
+/** Compiles a plain glob (see {@link matchGlob}). */
+export function compileGlob(pattern: string): Matcher {
+  if (pattern === '*') return () => true;
+  const source = escapeForRegex(pattern).replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]');
+  const expression = new RegExp(`^${source}$`, 'u');
+  return (value) => expression.test(value);
+}
+
+/**
+ * Normalises a path from an intent for matching, or returns `undefined` when it must never
+ * match anything: empty, containing NUL, or escaping its root with `..` after normalisation.
+ */
+export function normaliseIntentPath(value: string): string | undefined {
+  if (value.length === 0 || value.length > 4096 || value.includes('\0')) return undefined;
+  const absolute = value.startsWith('/');
+  let normalised = posix.normalize(value);
+  if (normalised !== '/' && normalised.endsWith('/')) normalised = normalised.slice(0, -1);
+  if (normalised.startsWith('./')) normalised = normalised.slice(2);
+  const segments = normalised.split('/');
+  if (segments.includes('..')) return undefined;
+  if (!absolute && (normalised === '.' || normalised === '')) return '.';
+  return normalised;
+}
+
+function segmentToRegex(segment: string): RegExp {
+  const source = escapeForRegex(segment).replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${source}$`, 'u');
+}
+
+function matchSegments(patterns: readonly (RegExp | '**')[], values: readonly string[]): boolean {
+  // Iterative match with backtracking over `**` (zero or more whole segments).
+  let patternIndex = 0;
+  let valueIndex = 0;
+  let starPattern = -1;
+  let starValue = -1;
+  while (valueIndex < values.length) {
+    const pattern = patterns[patternIndex];
+    if (pattern === '**') {
+      starPattern = patternIndex;
+      starValue = valueIndex;
+      patternIndex += 1;
+    } else if (pattern?.test(values[valueIndex] ?? '')) {
+      patternIndex += 1;
+      valueIndex += 1;
+    } else if (starPattern >= 0) {
+      patternIndex = starPattern + 1;
+      starValue += 1;
+      valueIndex = starValue;
+    } else {
+      return false;
+    }
+  }
+  while (patterns[patternIndex] === '**') patternIndex += 1;
+  return patternIndex === patterns.length;
+}
+
+/**
+ * Matches a file path against a path pattern: `**` spans any number of whole segments
+ * (including none), `*` and `?` stay within one segment. The value is normalised first and a
+ * path that escapes with `..`, contains NUL, or differs in absoluteness never matches.
+ *
+ * @example
+ * ```ts
+ * matchPath('workspace/**', 'workspace/src/app.ts'); // true
+ * matchPath('workspace/**', 'workspace/../etc/passwd'); // false
+ * ```
+ */
+export function matchPath(pattern: string, value: string): boolean {
+  return compilePath(pattern)(value);
+}
+
+/** Compiles a path pattern (see {@link matchPath}). */
+export function compilePath(pattern: string): Matcher {
+  const patternAbsolute = pattern.startsWith('/');
+  const patternSegments = pattern
+    .split('/')
+    .filter((segment) => segment.length > 0 && segment !== '.')
+    .map((segment): RegExp | '**' => (segment === '**' ? '**' : segmentToRegex(segment)));
+  return (value) => {
+    const normalised = normaliseIntentPath(value);
+    if (normalised === undefined) return false;
+    if (patternAbsolute !== normalised.startsWith('/')) return false;
+    const valueSegments = normalised
+      .split('/')
+      .filter((segment) => segment.length > 0 && segment !== '.');
+    return matchSegments(patternSegments, valueSegments);
+  };
+}
+
+const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * Lower-cases a host name and drops one trailing dot; `undefined` if it is not a DNS name.
+ * A name whose last label is numeric is an IP literal in some notation (`127.0.0.1`,
+ * `0x7f.1`), never a DNS name: no top-level domain is numeric.
+ */
+export function normaliseHost(value: string): string | undefined {
+  let host = value.toLowerCase();
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host.length === 0 || host.length > 253) return undefined;
+  const labels = host.split('.');
+  if (!labels.every((label) => HOST_LABEL.test(label))) return undefined;
+  if (/^(?:0x[0-9a-f]*|\d+)$/.test(labels.at(-1) ?? '')) return undefined;
+  return host;
+}
+
+/**
+ * Matches a host name against a domain pattern: `example.org` matches only itself;
+ * `*.example.org` matches any subdomain at any depth but not `example.org`; `*` matches any
+ * DNS name. IP literals and malformed names match nothing but an identical literal pattern.
+ *
+ * @example
+ * ```ts
+ * matchDomain('*.example.org', 'api.eu.example.org'); // true
+ * matchDomain('*.example.org', 'example.org.evil.com'); // false
+ * ```
+ */
+export function matchDomain(pattern: string, value: string): boolean {
+  return compileDomain(pattern)(value);
+}
+
+/** Compiles a domain pattern (see {@link matchDomain}). */
+export function compileDomain(pattern: string): Matcher {
+  const suffix = pattern.startsWith('*.') ? normaliseHost(pattern.slice(2)) : undefined;
+  const exact = pattern === '*' || pattern.startsWith('*.') ? undefined : normaliseHost(pattern);
+  return (value) => {
+    const host = normaliseHost(value);
+    if (host === undefined) return pattern === value && pattern.length > 0 && pattern !== '*';
+    if (pattern === '*') return true;
+    if (suffix !== undefined) return host.endsWith(`.${suffix}`);
+    return exact !== undefined && exact === host;
+  };
+}
+
+/** Characters that make a command line mean more than one plain command. */
+const SHELL_METACHARACTERS = /[;&|$`<>(){}[\]\\!\n\r\t\0\u2028\u2029]/u;
+
+/** Whether a command line contains shell metacharacters or control characters. */
+export function hasShellMetacharacters(command: string): boolean {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are the point
+  return SHELL_METACHARACTERS.test(command) || /[\u0000-\u001f\u007f]/u.test(command);
+}
+
+/**
+ * Matches a command line against a command pattern, word by word (split on spaces). A pattern
+ * word `*` at the end matches any number of remaining words (also none); `*` inside a word
+ * matches characters within that word. A command with shell metacharacters, control
+ * characters or quotes never matches: commands run without a shell, and a pattern cannot vouch
+ * for a line a shell would read differently.
+ *
+ * @example
+ * ```ts
+ * matchCommand('git *', 'git status --short'); // true
+ * matchCommand('git *', 'git status; rm -rf /'); // false
+ * matchCommand('npm test', 'npm test -- --watch'); // false
+ * ```
+ */
+export function matchCommand(pattern: string, command: string): boolean {
+  return compileCommand(pattern)(command);
+}
+
+/** Compiles a command pattern (see {@link matchCommand}). */
+export function compileCommand(pattern: string): Matcher {
+  const patternWords = pattern.trim().split(/ +/);
+  const trailingStar = patternWords.at(-1) === '*';
+  const fixedWords = (trailingStar ? patternWords.slice(0, -1) : patternWords).map((word) => {
+    const source = escapeForRegex(word).replace(/\*/g, '[^ ]*').replace(/\?/g, '[^ ]');
+    return new RegExp(`^${source}$`, 'u');
+  });
+  return (command) => {
+    if (command.length === 0 || command.length > 8192) return false;
+    if (hasShellMetacharacters(command) || /["']/.test(command)) return false;
+    const words = command.trim().split(/ +/);
+    if (trailingStar ? words.length < fixedWords.length : words.length !== fixedWords.length) {
+      return false;
+    }
+    return fixedWords.every((expression, index) => expression.test(words[index] ?? ''));
+  };
+}

@@ -1,0 +1,174 @@
+import { z } from 'zod';
+import { TRUST_LEVELS, type TrustLevel } from '../../platform/storage/ports/agent-store.ts';
+
+/**
+ * The schema of `config.toml`, in the file's own shape (snake_case sections). Unknown keys are
+ * errors, so a typo never silently falls back to a default.
+ */
+const NodeSection = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes')
+    .default('keel'),
+  host: z.string().min(1).max(253).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65_535).default(7420),
+  /** Largest HTTP request body accepted, in bytes. */
+  max_body_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+});
+
+const LogSection = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+});
+
+const StorageSection = z.strictObject({
+  driver: z.literal('sqlite').default('sqlite'),
+  synchronous: z.enum(['full', 'normal']).default('full'),
+});
+
+const TlsSection = z.strictObject({
+  cert_file: z.string().min(1).optional(),
+  key_file: z.string().min(1).optional(),
+});
+
+const ApprovalRule = z.strictObject({
+  kind: z.string().min(1).max(64),
+  resource: z.string().min(1).max(256).default('*'),
+  trust_levels: z
+    .array(z.enum(TRUST_LEVELS as [TrustLevel, ...TrustLevel[]]))
+    .min(1)
+    .default([...TRUST_LEVELS]),
+  reason: z.string().max(500).optional(),
+});
+
+const ApprovalsSection = z.strictObject({
+  ttl_seconds: z
+    .number()
+    .int()
+    .min(10)
+    .max(30 * 86_400)
+    .default(3600),
+  sweep_interval_seconds: z.number().int().min(1).max(3600).default(5),
+  rules: z.array(ApprovalRule).max(1000).default([]),
+});
+
+const GateSection = z.strictObject({
+  max_intent_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(256 * 1024),
+  default_timeout_ms: z.number().int().min(1).max(3_600_000).default(30_000),
+});
+
+const ServiceTarget = z.strictObject({
+  name: z.string().min(1).max(64),
+  host: z.string().min(1).max(253),
+  port: z.number().int().min(1).max(65_535),
+});
+
+const DoctorSection = z.strictObject({
+  services: z
+    .array(ServiceTarget)
+    .max(64)
+    .default([
+      { name: 'postgres', host: '127.0.0.1', port: 5432 },
+      { name: 'redis', host: '127.0.0.1', port: 6379 },
+      { name: 'nats', host: '127.0.0.1', port: 4222 },
+      { name: 'mqtt', host: '127.0.0.1', port: 1883 },
+    ]),
+});
+
+export const ConfigurationFileSchema = z.strictObject({
+  node: NodeSection.prefault({}),
+  log: LogSection.prefault({}),
+  storage: StorageSection.prefault({}),
+  tls: TlsSection.prefault({}),
+  approvals: ApprovalsSection.prefault({}),
+  gate: GateSection.prefault({}),
+  doctor: DoctorSection.prefault({}),
+});
+
+export type ConfigurationFile = z.output<typeof ConfigurationFileSchema>;
+
+/** The validated, frozen configuration the composition root injects. */
+export interface Configuration {
+  readonly dataDirectory: string;
+  readonly configFile: string;
+  readonly secretsFile: string;
+  readonly databaseFile: string;
+  readonly lockFile: string;
+  readonly node: {
+    readonly name: string;
+    readonly host: string;
+    readonly port: number;
+    readonly maxBodyBytes: number;
+  };
+  readonly log: {
+    readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+    readonly format: 'auto' | 'json' | 'pretty';
+  };
+  readonly storage: { readonly driver: 'sqlite'; readonly synchronous: 'full' | 'normal' };
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  readonly approvals: {
+    readonly ttlMs: number;
+    readonly sweepIntervalMs: number;
+    readonly rules: readonly {
+      readonly kind: string;
+      readonly resource: string;
+      readonly trustLevels: readonly TrustLevel[];
+      readonly reason: string | null;
+    }[];
+  };
+  readonly gate: { readonly maxIntentBytes: number; readonly defaultTimeoutMs: number };
+  readonly doctor: {
+    readonly services: readonly {
+      readonly name: string;
+      readonly host: string;
+      readonly port: number;
+    }[];
+  };
+}
+
+/** The config file Keel writes into a new data directory. */
+export const DEFAULT_CONFIGURATION_TOML = `# Keel node configuration. Every key is optional; the values shown are the defaults.
+# Environment overrides: KEEL_HOST, KEEL_PORT, KEEL_LOG_LEVEL, KEEL_LOG_FORMAT.
+# Secrets do not belong here: put them in secrets.toml (mode 0600) or KEEL_SECRET_<NAME>.
+
+[node]
+name = "keel"
+host = "127.0.0.1"      # a non-loopback address requires [tls]
+port = 7420             # 0 picks a free port
+max_body_bytes = 1048576
+
+[log]
+level = "info"          # trace, debug, info, warn, error, fatal, silent
+format = "auto"         # auto (pretty on a terminal, JSON otherwise), json, pretty
+
+[storage]
+driver = "sqlite"
+synchronous = "full"    # full: every commit is fsynced; normal: survives a crash, not power loss
+
+[tls]
+# cert_file = "/etc/keel/tls.crt"
+# key_file = "/etc/keel/tls.key"
+
+[approvals]
+ttl_seconds = 3600
+sweep_interval_seconds = 5
+# [[approvals.rules]]
+# kind = "tool.call"
+# resource = "shell"
+# trust_levels = ["untrusted", "standard"]
+# reason = "shell commands need a human"
+
+[gate]
+max_intent_bytes = 262144
+default_timeout_ms = 30000
+`;

@@ -1,0 +1,549 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { rejectsWithCode } from '../../../test/support/assertions.ts';
+import { createKernelHarness } from '../../../test/support/kernel-harness.ts';
+import { createId } from '../../platform/ids/create-id.ts';
+import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import {
+  type ExecutionContext,
+  idempotencyKeyFor,
+  type SyscallExecutor,
+  type SyscallIntent,
+} from './syscall.ts';
+
+interface Recorder {
+  readonly executor: SyscallExecutor;
+  readonly calls: Array<{ intent: SyscallIntent; context: ExecutionContext }>;
+}
+
+function recorder(
+  kind: string,
+  behaviour: (intent: SyscallIntent, context: ExecutionContext) => Promise<JsonValue> = async () =>
+    'done',
+  extra: Partial<SyscallExecutor> = {},
+): Recorder {
+  const calls: Recorder['calls'] = [];
+  return {
+    calls,
+    executor: {
+      specificationVersion: 'v1',
+      kind,
+      ...extra,
+      doExecute: async (intent, context) => {
+        calls.push({ intent, context });
+        return { value: await behaviour(intent, context) };
+      },
+    },
+  };
+}
+
+const shellGrant = {
+  kind: 'tool.call',
+  resource: 'shell',
+  limits: { commands: ['npm test', 'git *'] },
+};
+
+describe('gate', () => {
+  it('denies by default, and audits the denial', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    const shell = recorder('tool.call');
+    kernel.registerExecutor(shell.executor);
+    const agent = await harness.runningAgent();
+    const error = await rejectsWithCode(
+      kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'tool.call', resource: 'shell', params: { command: 'npm test' } },
+      ),
+      'KEEL_CAPABILITY_DENIED',
+    );
+    assert.match(error.message, /no capability grant for tool\.call shell/);
+    assert.equal(shell.calls.length, 0);
+    const [entry] = await kernel.audit.tail(1);
+    assert.equal(entry?.kind, 'syscall.deny');
+    assert.equal(entry?.code, 'KEEL_CAPABILITY_DENIED');
+    assert.equal(entry?.agentId, agent.id);
+    assert.deepEqual(entry?.data.params, { command: 'npm test' });
+    assert.equal(entry?.data.step, 'capability');
+  });
+
+  it('runs a granted call and audits it with the grant that allowed it', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    const shell = recorder('tool.call', async (intent) => `ran ${String(intent.params.command)}`);
+    kernel.registerExecutor(shell.executor);
+    const agent = await harness.runningAgent();
+    const grant = await kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
+    const value = await kernel.gate.call(
+      { agentId: agent.id },
+      { kind: 'tool.call', resource: 'shell', params: { command: 'git status' } },
+    );
+    assert.equal(value, 'ran git status');
+    assert.equal(shell.calls.length, 1);
+    assert.equal(shell.calls[0]?.context.agentId, agent.id);
+    const [entry] = await kernel.audit.tail(1);
+    assert.equal(entry?.kind, 'syscall.allow');
+    assert.equal(entry?.outcome, 'ok');
+    assert.equal(entry?.data.grantId, grant.id);
+    assert.equal(entry?.subject, 'tool.call shell');
+  });
+
+  it('denies a command outside the granted patterns', async () => {
+    await using harness = await createKernelHarness();
+    const shell = recorder('tool.call');
+    harness.kernel.registerExecutor(shell.executor);
+    const agent = await harness.runningAgent();
+    await harness.kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
+    for (const command of ['rm -rf /', 'git status; rm -rf /', 'npm test -- --coverage']) {
+      await rejectsWithCode(
+        harness.kernel.gate.call(
+          { agentId: agent.id },
+          { kind: 'tool.call', resource: 'shell', params: { command } },
+        ),
+        'KEEL_CAPABILITY_DENIED',
+      );
+    }
+    assert.equal(shell.calls.length, 0);
+  });
+
+  it('identifies the caller: unknown agents, agents not running and foreign runs are refused', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    kernel.registerExecutor(recorder('clock.now').executor);
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: 'agt_nobody' }, { kind: 'clock.now' }),
+      'KEEL_IDENTITY_UNKNOWN',
+    );
+    const idle = await kernel.agents.register(
+      { name: 'idle', trustLevel: 'standard' },
+      'operator:ana',
+    );
+    await kernel.capabilities.grant(idle.id, { kind: 'clock.now' }, 'operator:ana');
+    const notRunning = await rejectsWithCode(
+      kernel.gate.call({ agentId: idle.id }, { kind: 'clock.now' }),
+      'KEEL_IDENTITY_UNKNOWN',
+    );
+    assert.match(notRunning.message, /is created, not running/);
+    const owner = await harness.runningAgent('owner');
+    const intruder = await harness.runningAgent('intruder');
+    await kernel.capabilities.grant(intruder.id, { kind: 'clock.now' }, 'operator:ana');
+    const run = await storage.runs.create({
+      id: createId('run'),
+      agentId: owner.id,
+      task: {},
+      now: Date.now(),
+    });
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: intruder.id, runId: run.id, seq: 1 }, { kind: 'clock.now' }),
+      'KEEL_IDENTITY_UNKNOWN',
+    );
+    const [entry] = await kernel.audit.tail(1);
+    assert.equal(entry?.data.step, 'identify');
+  });
+
+  it('refuses malformed and oversize intents with typed errors', async () => {
+    await using harness = await createKernelHarness();
+    const agent = await harness.runningAgent();
+    const call = (intent: unknown) => harness.kernel.gate.call({ agentId: agent.id }, intent);
+    await rejectsWithCode(call({ kind: 'Tool Call' }), 'KEEL_INVALID_ARGUMENT');
+    await rejectsWithCode(call({ kind: 'clock.now', extra: 1 }), 'KEEL_INVALID_ARGUMENT');
+    await rejectsWithCode(call('clock.now'), 'KEEL_INVALID_ARGUMENT');
+    await rejectsWithCode(call({ kind: 'log', params: { value: 10n } }), 'KEEL_INVALID_ARGUMENT');
+    await rejectsWithCode(
+      call({ kind: 'log', params: { blob: 'x'.repeat(70 * 1024) } }),
+      'KEEL_PAYLOAD_TOO_LARGE',
+    );
+    const [entry] = await harness.kernel.audit.tail(1);
+    assert.equal(entry?.data.step, 'validate');
+  });
+
+  it('runs verifier rules after capabilities, in order, failing closed', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    const drive = recorder('hal.drive');
+    kernel.registerExecutor(drive.executor);
+    kernel.verifier.register({
+      id: 'speed-cap',
+      description: 'test cap',
+      appliesTo: (intent) => intent.kind === 'hal.drive',
+      check: (intent) =>
+        Number(intent.params.linear) > 0.3 ? { ok: false, reason: 'too fast' } : { ok: true },
+    });
+    kernel.verifier.register({
+      id: 'broken',
+      description: 'throws',
+      appliesTo: (intent) => intent.params.trigger === true,
+      check: () => {
+        throw new Error('sensor offline');
+      },
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(
+      agent.id,
+      { kind: 'hal.drive', limits: { maxLinear: 0.5 } },
+      'operator:ana',
+    );
+    const tooFast = await rejectsWithCode(
+      kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'hal.drive', resource: 'base', params: { linear: 0.4 } },
+      ),
+      'KEEL_POLICY_VIOLATION',
+    );
+    assert.match(tooFast.message, /refused by speed-cap: too fast/);
+    const broken = await rejectsWithCode(
+      kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'hal.drive', resource: 'base', params: { linear: 0.1, trigger: true } },
+      ),
+      'KEEL_POLICY_VIOLATION',
+    );
+    assert.match(broken.message, /sensor offline/);
+    assert.equal(
+      await kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'hal.drive', resource: 'base', params: { linear: 0.2 } },
+      ),
+      'done',
+    );
+    assert.equal(drive.calls.length, 1);
+  });
+
+  it('refuses absolute and escaping paths through the path policy even when granted', async () => {
+    await using harness = await createKernelHarness();
+    const write = recorder('fs.write');
+    harness.kernel.registerExecutor(write.executor);
+    const agent = await harness.runningAgent();
+    await harness.kernel.capabilities.grant(
+      agent.id,
+      { kind: 'fs.write', limits: { paths: ['/srv/**', '**'] } },
+      'operator:ana',
+    );
+    const absolute = await rejectsWithCode(
+      harness.kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'fs.write', resource: 'file', params: { path: '/srv/x' } },
+      ),
+      'KEEL_POLICY_VIOLATION',
+    );
+    assert.match(absolute.message, /path-policy/);
+    await rejectsWithCode(
+      harness.kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'fs.write', resource: 'file', params: { path: 'a/../../etc' } },
+      ),
+      'KEEL_CAPABILITY_DENIED',
+    );
+    assert.equal(write.calls.length, 0);
+  });
+
+  it('says when no executor serves a granted kind', async () => {
+    await using harness = await createKernelHarness();
+    const agent = await harness.runningAgent();
+    await harness.kernel.capabilities.grant(agent.id, { kind: 'memory.*' }, 'operator:ana');
+    await rejectsWithCode(
+      harness.kernel.gate.call({ agentId: agent.id }, { kind: 'memory.write', resource: 'notes' }),
+      'KEEL_SYSCALL_UNSUPPORTED',
+    );
+  });
+
+  it('applies a revocation to the very next call, even with caching', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    kernel.registerExecutor(recorder('clock.now').executor);
+    const agent = await harness.runningAgent();
+    const grant = await kernel.capabilities.grant(agent.id, { kind: 'clock.now' }, 'operator:ana');
+    await kernel.gate.call({ agentId: agent.id }, { kind: 'clock.now' });
+    await kernel.capabilities.revoke(grant.id, 'operator:ana');
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'clock.now' }),
+      'KEEL_CAPABILITY_DENIED',
+    );
+  });
+
+  it('reserves and settles budgets, and trips the breaker once when spent', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    const llm = recorder('llm.chat', async () => 'hi', {
+      estimate: () => ({ calls: 1, tokens: 100 }),
+    });
+    kernel.registerExecutor({
+      ...llm.executor,
+      doExecute: async (intent, context) => ({
+        ...(await llm.executor.doExecute(intent, context)),
+        usage: { calls: 1, tokens: 40 },
+      }),
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'llm.chat' }, 'operator:ana');
+    await kernel.budgets.setLimits(`agent:${agent.id}`, { calls: 2 }, 'operator:ana');
+    const call = () =>
+      kernel.gate.call({ agentId: agent.id }, { kind: 'llm.chat', resource: 'default' });
+    await call();
+    await call();
+    const exhausted = await rejectsWithCode(call(), 'KEEL_BUDGET_EXHAUSTED');
+    assert.equal(exhausted.details.dimension, 'calls');
+    await rejectsWithCode(call(), 'KEEL_BUDGET_EXHAUSTED');
+    const state = await kernel.budgets.get(`agent:${agent.id}`);
+    assert.equal(state?.spent.calls, 2);
+    assert.equal(state?.spent.tokens, 80, 'settled with the reported usage, not the estimate');
+    assert.equal(state?.reserved.calls, 0);
+    const trips = (await kernel.audit.tail(20)).filter((entry) => entry.kind === 'budget.trip');
+    assert.equal(trips.length, 1);
+    await kernel.budgets.reset(`agent:${agent.id}`, 'operator:ana');
+    assert.equal(await call(), 'hi');
+  });
+
+  it('fails closed when the budget cannot be checked', async () => {
+    await using harness = await createKernelHarness({
+      replaceStores: (storage) => ({
+        ...storage,
+        budgets: {
+          ...storage.budgets,
+          reserve: () => Promise.reject(new Error('disk on fire')),
+        },
+      }),
+    });
+    const llm = recorder('llm.chat', async () => 'hi', { estimate: () => ({ calls: 1 }) });
+    harness.kernel.registerExecutor(llm.executor);
+    const agent = await harness.runningAgent();
+    await harness.kernel.capabilities.grant(agent.id, { kind: 'llm.chat' }, 'operator:ana');
+    await rejectsWithCode(
+      harness.kernel.gate.call({ agentId: agent.id }, { kind: 'llm.chat' }),
+      'KEEL_BUDGET_EXHAUSTED',
+    );
+    assert.equal(llm.calls.length, 0);
+  });
+
+  it('charges a run budget and an agent budget together', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    kernel.registerExecutor(
+      recorder('tool.call', async () => 'ok', { estimate: () => ({ calls: 1 }) }).executor,
+    );
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    const run = await storage.runs.create({
+      id: createId('run'),
+      agentId: agent.id,
+      task: {},
+      now: Date.now(),
+    });
+    await kernel.budgets.setLimits(`run:${run.id}`, { calls: 1 }, 'operator:ana');
+    await kernel.gate.call(
+      { agentId: agent.id, runId: run.id, seq: 1 },
+      { kind: 'tool.call', resource: 'x' },
+    );
+    await rejectsWithCode(
+      kernel.gate.call(
+        { agentId: agent.id, runId: run.id, seq: 2 },
+        { kind: 'tool.call', resource: 'x' },
+      ),
+      'KEEL_BUDGET_EXHAUSTED',
+    );
+    assert.equal((await kernel.budgets.get(`agent:${agent.id}`))?.spent.calls, 1);
+  });
+
+  it('asks a human once, runs an approved call exactly once, and refuses a denied one', async () => {
+    await using harness = await createKernelHarness({
+      approvalRules: [
+        { kind: 'tool.call', resource: 'shell', trustLevels: ['standard'], reason: null },
+      ],
+    });
+    const { kernel, storage } = harness;
+    const shell = recorder('tool.call', async () => 'ran', { estimate: () => ({ calls: 1 }) });
+    kernel.registerExecutor(shell.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
+    const run = await storage.runs.create({
+      id: createId('run'),
+      agentId: agent.id,
+      task: {},
+      now: Date.now(),
+    });
+    const intent = { kind: 'tool.call', resource: 'shell', params: { command: 'npm test' } };
+    const identity = { agentId: agent.id, runId: run.id, seq: 1 };
+
+    const first = await rejectsWithCode(
+      kernel.gate.call(identity, intent),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    const approvalId = String(first.details.approvalId);
+    const second = await rejectsWithCode(
+      kernel.gate.call(identity, intent),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    assert.equal(second.details.approvalId, approvalId, 'asking again finds the same approval');
+    assert.equal((await kernel.approvals.list({ state: 'pending' })).length, 1);
+    assert.equal(
+      (await kernel.budgets.get(`agent:${agent.id}`))?.reserved.calls,
+      0,
+      'reservation released while waiting',
+    );
+
+    await kernel.approvals.decide(approvalId, 'approved', 'operator:ana', 'fine');
+    assert.equal(await kernel.gate.call(identity, intent), 'ran');
+    assert.equal(
+      await kernel.gate.call(identity, intent),
+      'ran',
+      'the replay returns the journaled result',
+    );
+    assert.equal(shell.calls.length, 1);
+
+    const next = { ...identity, seq: 2 };
+    const third = await rejectsWithCode(kernel.gate.call(next, intent), 'KEEL_APPROVAL_REQUIRED');
+    await kernel.approvals.decide(
+      String(third.details.approvalId),
+      'denied',
+      'operator:bo',
+      'not now',
+    );
+    await rejectsWithCode(kernel.gate.call(next, intent), 'KEEL_APPROVAL_DENIED');
+    assert.equal(shell.calls.length, 1);
+    const kinds = (await kernel.audit.tail(50)).map((entry) => entry.kind);
+    for (const kind of ['approval.request', 'approval.approve', 'approval.use', 'approval.deny']) {
+      assert.ok(kinds.includes(kind), `${kind} audited`);
+    }
+  });
+
+  it('does not ask trusted agents when the rule names other trust levels', async () => {
+    await using harness = await createKernelHarness({
+      approvalRules: [
+        {
+          kind: 'tool.call',
+          resource: 'shell',
+          trustLevels: ['untrusted', 'standard'],
+          reason: null,
+        },
+      ],
+    });
+    harness.kernel.registerExecutor(recorder('tool.call').executor);
+    const agent = await harness.runningAgent('trusted-one', 'trusted');
+    await harness.kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
+    assert.equal(
+      await harness.kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'tool.call', resource: 'shell', params: { command: 'npm test' } },
+      ),
+      'done',
+    );
+  });
+
+  it('records results of a durable run once and replays them, errors included', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    let counter = 0;
+    const counting = recorder('random', async (intent) => {
+      counter += 1;
+      if (intent.params.fail === true) throw new Error('upstream broke');
+      return counter;
+    });
+    kernel.registerExecutor(counting.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'random' }, 'operator:ana');
+    const run = await storage.runs.create({
+      id: createId('run'),
+      agentId: agent.id,
+      task: {},
+      now: Date.now(),
+    });
+    const at = (seq: number) => ({ agentId: agent.id, runId: run.id, seq });
+    assert.equal(await kernel.gate.call(at(1), { kind: 'random' }), 1);
+    assert.equal(await kernel.gate.call(at(2), { kind: 'random' }), 2);
+    assert.equal(await kernel.gate.call(at(1), { kind: 'random' }), 1);
+    await rejectsWithCode(
+      kernel.gate.call(at(3), { kind: 'random', params: { fail: true } }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    await rejectsWithCode(
+      kernel.gate.call(at(3), { kind: 'random', params: { fail: true } }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    assert.equal(counter, 3, 'replays never run the executor again');
+    await rejectsWithCode(
+      kernel.gate.call(at(2), { kind: 'random', params: { other: true } }),
+      'KEEL_REPLAY_MISMATCH',
+    );
+    assert.equal(counting.calls[0]?.context.idempotencyKey, idempotencyKeyFor(run.id, 1));
+    assert.equal((await storage.runs.listJournal(run.id)).length, 3);
+  });
+
+  it('times out slow executors and honours the caller’s abort', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    const slow = recorder(
+      'tool.call',
+      (_intent, context) =>
+        new Promise((_resolve, reject) => {
+          context.signal.addEventListener('abort', () => reject(context.signal.reason), {
+            once: true,
+          });
+        }),
+      { timeoutMs: 50 },
+    );
+    kernel.registerExecutor(slow.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'slow' }),
+      'KEEL_TIMEOUT',
+    );
+    const controller = new AbortController();
+    const pending = kernel.gate.call(
+      { agentId: agent.id },
+      { kind: 'tool.call', resource: 'slow' },
+      { signal: controller.signal },
+    );
+    controller.abort();
+    await rejectsWithCode(pending, 'KEEL_ABORTED');
+    const [entry] = await kernel.audit.tail(1);
+    assert.equal(entry?.outcome, 'error');
+    assert.equal(entry?.code, 'KEEL_ABORTED');
+  });
+
+  it('turns executor failures and non-JSON results into typed errors', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'tool.call',
+      doExecute: async (intent) => {
+        if (intent.resource === 'throws') throw new Error('boom');
+        return { value: (() => 1) as unknown as JsonValue };
+      },
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    const thrown = await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'throws' }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    assert.equal(thrown.details.reason, 'boom');
+    const notJson = await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'fn' }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    assert.match(notJson.message, /not JSON/);
+  });
+
+  it('leaves an audit chain that verifies after many concurrent decisions', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    kernel.registerExecutor(recorder('clock.now', async () => 1).executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'clock.now' }, 'operator:ana');
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, index) =>
+        kernel.gate.call(
+          { agentId: index % 4 === 0 ? 'agt_unknown' : agent.id },
+          { kind: 'clock.now' },
+        ),
+      ),
+    );
+    assert.equal(outcomes.filter((outcome) => outcome.status === 'rejected').length, 50);
+    const verification = await kernel.audit.verify();
+    assert.equal(verification.intact, true);
+    assert.equal(verification.checked, verification.total);
+    assert.equal(verification.total, 202, 'register + grant + one entry per decision');
+  });
+});

@@ -1,0 +1,466 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { EventBus } from '../../platform/bus/event-bus.ts';
+import type { Clock } from '../../platform/clock/clock.ts';
+import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
+import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
+import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
+import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import type { ApprovalPolicy } from '../approvals/approval-policy.ts';
+import type { ApprovalService } from '../approvals/approval-service.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { summariseParameters } from '../audit/summarise-parameters.ts';
+import { type BudgetLedger, type BudgetReservation, scopesFor } from '../budgets/budget-ledger.ts';
+import type { CapabilityService } from '../capabilities/capability-service.ts';
+import type { AgentDirectory } from '../identity/agent-directory.ts';
+import { GATE_DECISIONS } from '../kernel-topics.ts';
+import type { Verifier } from '../verifier/verifier-rule.ts';
+import type { ExecutorRegistry } from './executor-registry.ts';
+import type { RunJournal } from './run-journal.ts';
+import {
+  type CallerIdentity,
+  describeIntent,
+  idempotencyKeyFor,
+  type ParsedIntent,
+  parseIntent,
+  type SyscallIntent,
+} from './syscall.ts';
+
+export interface GateDependencies {
+  readonly agents: AgentDirectory;
+  readonly capabilities: CapabilityService;
+  readonly verifier: Verifier;
+  readonly budgets: BudgetLedger;
+  readonly approvals: ApprovalService;
+  readonly approvalPolicy: ApprovalPolicy;
+  readonly journal: RunJournal;
+  readonly executors: ExecutorRegistry;
+  readonly audit: AuditLog;
+  readonly bus: EventBus;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly limits: { readonly maxIntentBytes: number; readonly defaultTimeoutMs: number };
+}
+
+export interface SyscallOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** The step of the gate that refused a call, recorded in the audit entry. */
+type GateStep =
+  | 'validate'
+  | 'identify'
+  | 'replay'
+  | 'capability'
+  | 'verifier'
+  | 'budget'
+  | 'approval'
+  | 'execute';
+
+/** A refusal on its way out of the gate: the error plus what to audit about it. */
+class Refusal extends Error {
+  readonly error: KeelError;
+  readonly step: GateStep;
+
+  constructor(error: KeelError, step: GateStep) {
+    super(error.message);
+    this.error = error;
+    this.step = step;
+  }
+}
+
+/**
+ * The syscall gate: every effect an agent wants passes here, in this order —
+ * identify → capability → verifier rules → budget reservation → approval → execute → record —
+ * exactly as DESIGN.md draws it. A refusal is a typed error, audited; nothing reaches an
+ * executor without passing steps 1–5. Results of calls in a durable run are journaled under
+ * `(runId, seq)` before the caller sees them, and a replayed `(runId, seq)` returns the
+ * recorded result instead of running again.
+ *
+ * @example
+ * ```ts
+ * const now = await kernel.gate.call({ agentId, runId, seq: 1 }, { kind: 'clock.now' });
+ * ```
+ */
+export class Gate {
+  readonly #dependencies: GateDependencies;
+
+  constructor(dependencies: GateDependencies) {
+    this.#dependencies = dependencies;
+  }
+
+  /** Runs one syscall for `identity`; resolves with the result value or rejects with a KeelError. */
+  async call(
+    identity: CallerIdentity,
+    rawIntent: unknown,
+    options: SyscallOptions = {},
+  ): Promise<JsonValue> {
+    const { clock } = this.#dependencies;
+    const started = clock.monotonic();
+    let parsed: ParsedIntent | undefined;
+    let agent: AgentRecord | undefined;
+    try {
+      try {
+        parsed = parseIntent(rawIntent, this.#dependencies.limits.maxIntentBytes);
+      } catch (error) {
+        throw new Refusal(toKeelError(error, 'KEEL_INVALID_ARGUMENT'), 'validate');
+      }
+      agent = await this.#step('identify', () => this.#dependencies.agents.resolve(identity));
+      if (identity.runId !== undefined && identity.seq !== undefined) {
+        const replayed = await this.#replay(identity.runId, identity.seq, parsed);
+        if (replayed !== undefined) return replayed.value;
+      }
+      return await this.#admitAndExecute(identity, agent, parsed, started, options);
+    } catch (error) {
+      if (error instanceof Refusal) {
+        await this.#recordRefusal(identity, parsed, error);
+        throw error.error;
+      }
+      throw error;
+    }
+  }
+
+  async #step<T>(step: GateStep, action: () => Promise<T>): Promise<T> {
+    try {
+      return await action();
+    } catch (error) {
+      throw new Refusal(toKeelError(error), step);
+    }
+  }
+
+  async #replay(
+    runId: string,
+    seq: number,
+    parsed: ParsedIntent,
+  ): Promise<{ value: JsonValue } | undefined> {
+    const recorded = await this.#step('replay', () =>
+      this.#dependencies.journal.lookup(runId, seq),
+    );
+    if (recorded === undefined) return undefined;
+    if (recorded.intentDigest !== parsed.digest) {
+      throw new Refusal(
+        new KeelError(
+          'KEEL_REPLAY_MISMATCH',
+          `run ${runId} recorded a different ${recorded.kind} call at seq ${seq}`,
+          {
+            details: { runId, seq, recordedKind: recorded.kind },
+          },
+        ),
+        'replay',
+      );
+    }
+    this.#dependencies.logger.debug(
+      { runId, seq, kind: recorded.kind },
+      'replayed a journaled syscall',
+    );
+    if (recorded.outcome === 'error') throw KeelError.fromJSON(recorded.result);
+    return { value: recorded.result };
+  }
+
+  async #admitAndExecute(
+    identity: CallerIdentity,
+    agent: AgentRecord,
+    parsed: ParsedIntent,
+    started: number,
+    options: SyscallOptions,
+  ): Promise<JsonValue> {
+    const dependencies = this.#dependencies;
+    const { intent } = parsed;
+    const subject = describeIntent(intent);
+
+    const decision = await this.#step('capability', () =>
+      dependencies.capabilities.check(agent.id, intent),
+    );
+    if (!decision.allowed) {
+      throw new Refusal(
+        new KeelError(
+          'KEEL_CAPABILITY_DENIED',
+          `agent ${agent.name} may not ${subject}: ${decision.reason}`,
+          {
+            details: {
+              kind: intent.kind,
+              resource: intent.resource,
+              reason: decision.reason,
+              closestGrantId: decision.closestGrantId,
+            },
+          },
+        ),
+        'capability',
+      );
+    }
+
+    const refusal = await this.#step('verifier', () =>
+      dependencies.verifier.check(intent, {
+        agent,
+        runId: identity.runId,
+        now: dependencies.clock.now(),
+      }),
+    );
+    if (refusal !== undefined) {
+      throw new Refusal(
+        new KeelError(
+          refusal.verdict.code ?? 'KEEL_POLICY_VIOLATION',
+          `${subject} refused by ${refusal.ruleId}: ${refusal.verdict.reason}`,
+          {
+            details: { rule: refusal.ruleId, ...(refusal.verdict.details ?? {}) },
+          },
+        ),
+        'verifier',
+      );
+    }
+
+    const executor = dependencies.executors.get(intent.kind);
+    if (executor === undefined) {
+      throw new Refusal(
+        new KeelError('KEEL_SYSCALL_UNSUPPORTED', `this node has no executor for ${intent.kind}`),
+        'capability',
+      );
+    }
+    const timeoutMs = executor.timeoutMs ?? dependencies.limits.defaultTimeoutMs;
+    const estimate = executor.estimate?.(intent);
+    const reservation =
+      estimate === undefined
+        ? undefined
+        : await this.#step('budget', () =>
+            dependencies.budgets.reserve(
+              scopesFor(agent.id, identity.runId),
+              { ...estimate, wallMs: estimate.wallMs ?? timeoutMs },
+              { agentId: agent.id, runId: identity.runId, subject },
+            ),
+          );
+
+    let approvalId: string | null = null;
+    try {
+      const requirement = dependencies.approvalPolicy.empty
+        ? undefined
+        : dependencies.approvalPolicy.requirement(agent.trustLevel, intent);
+      if (requirement !== undefined) {
+        const approval = await this.#step('approval', () =>
+          dependencies.approvals.authorise({
+            agentId: agent.id,
+            runId: identity.runId,
+            seq: identity.seq,
+            kind: intent.kind,
+            resource: intent.resource,
+            digest: approvalDigest(identity, parsed),
+            summary: { params: summariseParameters(intent.params) },
+            reason: requirement,
+          }),
+        );
+        approvalId = approval.id;
+      }
+    } catch (error) {
+      if (reservation !== undefined) await dependencies.budgets.release(reservation);
+      throw error;
+    }
+
+    return this.#execute(
+      identity,
+      agent,
+      parsed,
+      { started, timeoutMs, reservation, estimate, approvalId, grantId: decision.grantId },
+      options,
+    );
+  }
+
+  async #execute(
+    identity: CallerIdentity,
+    agent: AgentRecord,
+    parsed: ParsedIntent,
+    admitted: {
+      readonly started: number;
+      readonly timeoutMs: number;
+      readonly reservation: BudgetReservation | undefined;
+      readonly estimate: Partial<BudgetAmounts> | undefined;
+      readonly approvalId: string | null;
+      readonly grantId: string;
+    },
+    options: SyscallOptions,
+  ): Promise<JsonValue> {
+    const dependencies = this.#dependencies;
+    const { intent } = parsed;
+    const executor = dependencies.executors.get(intent.kind);
+    if (executor === undefined)
+      throw new KeelError('KEEL_SYSCALL_UNSUPPORTED', `no executor for ${intent.kind}`);
+    const timeout = AbortSignal.timeout(admitted.timeoutMs);
+    const signal =
+      options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
+    const logger = dependencies.logger.child({
+      agentId: agent.id,
+      runId: identity.runId,
+      seq: identity.seq,
+    });
+    const executeStarted = dependencies.clock.monotonic();
+
+    let value: JsonValue | undefined;
+    let failure: KeelError | undefined;
+    let usage: Partial<BudgetAmounts> | undefined;
+    try {
+      if (signal.aborted) throw signal.reason;
+      const result = await executor.doExecute(intent, {
+        agentId: agent.id,
+        runId: identity.runId,
+        seq: identity.seq,
+        idempotencyKey:
+          identity.runId !== undefined && identity.seq !== undefined
+            ? idempotencyKeyFor(identity.runId, identity.seq)
+            : randomBytes(16).toString('hex'),
+        signal,
+        logger,
+      });
+      canonicalJson(result.value);
+      value = result.value;
+      usage = result.usage;
+    } catch (error) {
+      failure = executionFailure(error, timeout, admitted.timeoutMs, intent);
+    }
+    const elapsedMs = Math.ceil(dependencies.clock.monotonic() - executeStarted);
+    const code: ErrorCode | null = failure?.code ?? null;
+
+    const writes: Promise<unknown>[] = [];
+    if (identity.runId !== undefined && identity.seq !== undefined) {
+      writes.push(
+        dependencies.journal.record({
+          runId: identity.runId,
+          seq: identity.seq,
+          kind: intent.kind,
+          intentDigest: parsed.digest,
+          outcome: failure === undefined ? 'ok' : 'error',
+          result:
+            failure === undefined ? (value ?? null) : (failure.toJSON() as unknown as JsonValue),
+          recordedAt: dependencies.clock.now(),
+        }),
+      );
+    }
+    writes.push(
+      dependencies.audit.record({
+        kind: 'syscall.allow',
+        actor: `agent:${agent.id}`,
+        agentId: agent.id,
+        runId: identity.runId ?? null,
+        subject: describeIntent(intent),
+        outcome: failure === undefined ? 'ok' : 'error',
+        code,
+        data: {
+          seq: identity.seq ?? null,
+          grantId: admitted.grantId,
+          approvalId: admitted.approvalId,
+          digest: parsed.digest,
+          params: summariseParameters(intent.params),
+          durationMs: Math.ceil(dependencies.clock.monotonic() - admitted.started),
+        },
+      }),
+    );
+    if (admitted.reservation !== undefined) {
+      const actual = { ...(usage ?? admitted.estimate ?? {}) };
+      if (admitted.reservation.amounts.wallMs > 0) actual.wallMs = elapsedMs;
+      writes.push(dependencies.budgets.settle(admitted.reservation, actual));
+    }
+    await Promise.all(writes);
+    this.#publish(agent.id, intent, 'allowed', code);
+    if (failure !== undefined) {
+      logger.info({ kind: intent.kind, code }, 'syscall failed');
+      throw failure;
+    }
+    return value ?? null;
+  }
+
+  async #recordRefusal(
+    identity: CallerIdentity,
+    parsed: ParsedIntent | undefined,
+    refusal: Refusal,
+  ): Promise<void> {
+    const dependencies = this.#dependencies;
+    const intent = parsed?.intent;
+    await dependencies.audit.record({
+      kind: 'syscall.deny',
+      actor: `agent:${identity.agentId}`,
+      agentId: identity.agentId,
+      runId: identity.runId ?? null,
+      subject: intent === undefined ? null : describeIntent(intent),
+      outcome: 'denied',
+      code: refusal.error.code,
+      data: {
+        seq: identity.seq ?? null,
+        step: refusal.step,
+        reason: refusal.error.message,
+        digest: parsed?.digest ?? null,
+        params: intent === undefined ? null : summariseParameters(intent.params),
+        ...(refusal.error.code === 'KEEL_APPROVAL_REQUIRED'
+          ? { approvalId: refusal.error.details.approvalId ?? null }
+          : {}),
+      },
+    });
+    if (intent !== undefined) this.#publish(identity.agentId, intent, 'denied', refusal.error.code);
+    dependencies.logger.info(
+      {
+        agentId: identity.agentId,
+        runId: identity.runId,
+        seq: identity.seq,
+        code: refusal.error.code,
+        step: refusal.step,
+      },
+      `syscall refused: ${refusal.error.message}`,
+    );
+  }
+
+  #publish(
+    agentId: string,
+    intent: SyscallIntent,
+    outcome: 'allowed' | 'denied',
+    code: string | null,
+  ): void {
+    // Telemetry is lossy by design; publishing it must never fail a syscall.
+    this.#dependencies.bus
+      .publish(GATE_DECISIONS, {
+        agentId,
+        kind: intent.kind,
+        resource: intent.resource,
+        outcome,
+        code,
+        at: this.#dependencies.clock.now(),
+      })
+      .catch((error: unknown) =>
+        this.#dependencies.logger.warn({ err: error }, 'could not publish a gate decision'),
+      );
+  }
+}
+
+/** Binds an approval to exactly one call: the agent, the run position and the intent. */
+function approvalDigest(identity: CallerIdentity, parsed: ParsedIntent): string {
+  return createHash('sha256')
+    .update(`${identity.agentId}\n${identity.runId ?? ''}\n${identity.seq ?? ''}\n${parsed.digest}`)
+    .digest('hex');
+}
+
+function executionFailure(
+  error: unknown,
+  timeout: AbortSignal,
+  timeoutMs: number,
+  intent: SyscallIntent,
+): KeelError {
+  if (timeout.aborted && !isKeelError(error)) {
+    return new KeelError(
+      'KEEL_TIMEOUT',
+      `${describeIntent(intent)} took longer than ${timeoutMs} ms`,
+      { cause: error },
+    );
+  }
+  if (isKeelError(error)) return error;
+  if (error instanceof TypeError && /canonicalJson/.test(error.message)) {
+    return new KeelError(
+      'KEEL_EXECUTOR_FAILED',
+      `the executor for ${intent.kind} returned a value that is not JSON`,
+      { cause: error },
+    );
+  }
+  const converted = toKeelError(error, 'KEEL_EXECUTOR_FAILED');
+  return converted.code === 'KEEL_EXECUTOR_FAILED'
+    ? new KeelError('KEEL_EXECUTOR_FAILED', `the executor for ${intent.kind} failed`, {
+        cause: error,
+        details: { reason: error instanceof Error ? error.message : String(error) },
+      })
+    : converted;
+}

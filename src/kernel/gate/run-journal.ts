@@ -1,0 +1,45 @@
+import type { JournalEntry, RunStore } from '../../platform/storage/ports/run-store.ts';
+
+const MAX_TRACKED_RUNS = 10_000;
+
+/**
+ * The durable run journal as the gate uses it: before a call runs, is `(runId, seq)` already
+ * recorded? Remembers each run's highest recorded seq so that calls past it — the normal case
+ * — need no read; only replays look entries up.
+ *
+ * @example
+ * ```ts
+ * const recorded = await journal.lookup(runId, seq);
+ * ```
+ */
+export class RunJournal {
+  readonly #store: RunStore;
+  readonly #heads = new Map<string, number>();
+
+  constructor(store: RunStore) {
+    this.#store = store;
+  }
+
+  async lookup(runId: string, seq: number): Promise<JournalEntry | undefined> {
+    let head = this.#heads.get(runId);
+    if (head === undefined) {
+      head = await this.#store.journalHead(runId);
+      this.#remember(runId, head);
+    }
+    if (seq > head) return undefined;
+    return this.#store.getJournal(runId, seq);
+  }
+
+  async record(entry: JournalEntry): Promise<void> {
+    await this.#store.appendJournal(entry);
+    this.#remember(entry.runId, Math.max(this.#heads.get(entry.runId) ?? 0, entry.seq));
+  }
+
+  #remember(runId: string, head: number): void {
+    if (!this.#heads.has(runId) && this.#heads.size >= MAX_TRACKED_RUNS) {
+      const oldest = this.#heads.keys().next();
+      if (oldest.done !== true) this.#heads.delete(oldest.value);
+    }
+    this.#heads.set(runId, head);
+  }
+}

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
+import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import { SYSCALL_KIND_PATTERN } from '../capabilities/capability-grant.ts';
+
+/**
+ * What an agent asks the kernel to do. `kind` selects the executor (`llm.chat`, `tool.call`,
+ * `memory.write`, `hal.intent`, `a2a.send`, `clock.now`…); `resource` names what it acts on
+ * (a tool, a model alias, a namespace, a device; empty when there is nothing to name);
+ * `params` are the kind's arguments, JSON only.
+ */
+export interface SyscallIntent {
+  readonly kind: string;
+  readonly resource: string;
+  readonly params: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Who is calling. The runtime binds it to the worker's IPC channel: an agent cannot name
+ * another identity, because it never supplies this object itself.
+ */
+export interface CallerIdentity {
+  readonly agentId: string;
+  /** The durable run the call belongs to, with the call's sequence number in that run. */
+  readonly runId?: string;
+  readonly seq?: number;
+}
+
+/** What an executor gets besides the intent. */
+export interface ExecutionContext {
+  readonly agentId: string;
+  readonly runId: string | undefined;
+  readonly seq: number | undefined;
+  /** Stable across replays of the same `(runId, seq)`: give it to the outside world. */
+  readonly idempotencyKey: string;
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+}
+
+export interface ExecutorResult {
+  readonly value: JsonValue;
+  /** What the call actually consumed; settles the budget reservation. */
+  readonly usage?: Partial<BudgetAmounts>;
+}
+
+/**
+ * The contract a service implements to handle one syscall kind, registered with the kernel at
+ * boot. `doExecute` is only ever called by the gate, after steps 1–5 passed.
+ *
+ * @example
+ * ```ts
+ * kernel.registerExecutor({
+ *   specificationVersion: 'v1',
+ *   kind: 'clock.now',
+ *   doExecute: async () => ({ value: clock.now() }),
+ * });
+ * ```
+ */
+export interface SyscallExecutor {
+  readonly specificationVersion: 'v1';
+  readonly kind: string;
+  /** Longest a call may take; default from configuration (`gate.default_timeout_ms`). */
+  readonly timeoutMs?: number;
+  /**
+   * What to reserve before the call (tokens, cost, calls, wall time); `undefined` for kinds
+   * that cost nothing. Wall time defaults to the timeout when calls are budgeted.
+   */
+  estimate?(intent: SyscallIntent): Partial<BudgetAmounts> | undefined;
+  doExecute(intent: SyscallIntent, context: ExecutionContext): Promise<ExecutorResult>;
+}
+
+const IntentSchema = z.strictObject({
+  kind: z.string().max(64).regex(SYSCALL_KIND_PATTERN, 'a syscall kind such as tool.call'),
+  resource: z.string().max(256).default(''),
+  params: z.record(z.string(), z.unknown()).default({}),
+});
+
+/** A validated intent with its canonical form and digest, computed once. */
+export interface ParsedIntent {
+  readonly intent: SyscallIntent;
+  readonly canonical: string;
+  /** SHA-256 of the canonical intent. */
+  readonly digest: string;
+}
+
+/**
+ * Validates an intent from an untrusted caller: shape, kind syntax, JSON-only parameters and
+ * total size. Throws `KEEL_INVALID_ARGUMENT` or `KEEL_PAYLOAD_TOO_LARGE`.
+ */
+export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
+  const result = IntentSchema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const field = issue?.path.join('.') || 'intent';
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `intent ${field}: ${issue?.message ?? 'invalid'}`,
+      {
+        details: { field },
+      },
+    );
+  }
+  let canonical: string;
+  try {
+    canonical = canonicalJson(result.data);
+  } catch (error) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', 'intent params must be plain JSON', {
+      cause: error,
+    });
+  }
+  if (canonical.length > maxBytes || Buffer.byteLength(canonical) > maxBytes) {
+    throw new KeelError('KEEL_PAYLOAD_TOO_LARGE', `the intent is larger than ${maxBytes} bytes`, {
+      details: { limit: maxBytes },
+    });
+  }
+  const intent: SyscallIntent = Object.freeze({
+    kind: result.data.kind,
+    resource: result.data.resource,
+    params: Object.freeze(JSON.parse(canonical).params as Record<string, unknown>),
+  });
+  return { intent, canonical, digest: createHash('sha256').update(canonical).digest('hex') };
+}
+
+/** The idempotency key of a call: derived from `(runId, seq)` so that a replay reuses it. */
+export function idempotencyKeyFor(runId: string, seq: number): string {
+  return createHash('sha256').update(`${runId}\n${seq}`).digest('hex').slice(0, 32);
+}
+
+/** A short human name of an intent for audit subjects and messages: `tool.call shell`. */
+export function describeIntent(intent: {
+  readonly kind: string;
+  readonly resource: string;
+}): string {
+  return intent.resource === '' ? intent.kind : `${intent.kind} ${intent.resource}`;
+}

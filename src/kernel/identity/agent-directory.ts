@@ -1,0 +1,197 @@
+import type { Clock } from '../../platform/clock/clock.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import { createId } from '../../platform/ids/create-id.ts';
+import type {
+  AgentRecord,
+  AgentState,
+  AgentStore,
+  TrustLevel,
+} from '../../platform/storage/ports/agent-store.ts';
+import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
+import type { RunRecord, RunStore } from '../../platform/storage/ports/run-store.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+
+/** Agent states in which an agent may make syscalls. */
+const ACTIVE_STATES: ReadonlySet<AgentState> = new Set(['starting', 'running', 'stopping']);
+const FINISHED_RUNS: ReadonlySet<RunRecord['status']> = new Set([
+  'succeeded',
+  'failed',
+  'cancelled',
+]);
+const AGENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+interface Cached<T> {
+  readonly value: T;
+  readonly until: number;
+}
+
+/**
+ * Step 1 of the gate, identify: resolves the caller bound to an IPC channel to an active agent
+ * (and, for durable runs, a live run that belongs to it). Keeps short-lived caches so that
+ * the hot path reads storage about once a second per agent, and drops an entry at once when
+ * the kernel itself changes it.
+ *
+ * @example
+ * ```ts
+ * const agent = await agents.register({ name: 'coder', trustLevel: 'standard' }, 'operator:ana');
+ * ```
+ */
+export class AgentDirectory {
+  readonly #agents: AgentStore;
+  readonly #runs: RunStore;
+  readonly #audit: AuditLog;
+  readonly #clock: Clock;
+  readonly #ttlMs: number;
+  readonly #agentCache = new Map<string, Cached<AgentRecord | undefined>>();
+  readonly #runCache = new Map<string, Cached<RunRecord | undefined>>();
+
+  constructor(dependencies: {
+    readonly agents: AgentStore;
+    readonly runs: RunStore;
+    readonly audit: AuditLog;
+    readonly clock: Clock;
+    readonly cacheTtlMs?: number;
+  }) {
+    this.#agents = dependencies.agents;
+    this.#runs = dependencies.runs;
+    this.#audit = dependencies.audit;
+    this.#clock = dependencies.clock;
+    this.#ttlMs = dependencies.cacheTtlMs ?? 1_000;
+  }
+
+  async #cached<T>(cache: Map<string, Cached<T>>, key: string, load: () => Promise<T>): Promise<T> {
+    const now = this.#clock.monotonic();
+    const hit = cache.get(key);
+    if (hit !== undefined && hit.until > now) return hit.value;
+    const value = await load();
+    if (cache.size >= 10_000) cache.clear();
+    cache.set(key, { value, until: now + this.#ttlMs });
+    return value;
+  }
+
+  /**
+   * The active agent behind an identity, or `KEEL_IDENTITY_UNKNOWN` saying why not: unknown
+   * agent, an agent that is not running, a run that is not its own or is finished.
+   */
+  async resolve(identity: {
+    readonly agentId: string;
+    readonly runId?: string;
+    readonly seq?: number;
+  }): Promise<AgentRecord> {
+    const agent = await this.#cached(this.#agentCache, identity.agentId, () =>
+      this.#agents.get(identity.agentId),
+    );
+    if (agent === undefined) {
+      throw new KeelError('KEEL_IDENTITY_UNKNOWN', `no agent ${identity.agentId}`);
+    }
+    if (!ACTIVE_STATES.has(agent.state)) {
+      throw new KeelError(
+        'KEEL_IDENTITY_UNKNOWN',
+        `agent ${agent.name} is ${agent.state}, not running`,
+        {
+          details: { agentId: agent.id, state: agent.state },
+        },
+      );
+    }
+    if (identity.runId === undefined) {
+      if (identity.seq !== undefined) {
+        throw new KeelError('KEEL_INVALID_ARGUMENT', 'a sequence number needs a run');
+      }
+      return agent;
+    }
+    if (identity.seq === undefined || !Number.isSafeInteger(identity.seq) || identity.seq < 1) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        'a call in a run needs a sequence number of 1 or more',
+      );
+    }
+    const runId = identity.runId;
+    const run = await this.#cached(this.#runCache, runId, () => this.#runs.get(runId));
+    if (run === undefined || run.agentId !== agent.id) {
+      throw new KeelError(
+        'KEEL_IDENTITY_UNKNOWN',
+        `run ${runId} does not belong to agent ${agent.name}`,
+        {
+          details: { agentId: agent.id, runId },
+        },
+      );
+    }
+    if (FINISHED_RUNS.has(run.status)) {
+      throw new KeelError('KEEL_IDENTITY_UNKNOWN', `run ${runId} is ${run.status}`, {
+        details: { runId, status: run.status },
+      });
+    }
+    return agent;
+  }
+
+  /** An operator registers an agent (audited). */
+  async register(
+    agent: {
+      readonly name: string;
+      readonly trustLevel: TrustLevel;
+      readonly metadata?: JsonObject;
+    },
+    actor: string,
+  ): Promise<AgentRecord> {
+    if (!AGENT_NAME.test(agent.name)) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        `agent name ${agent.name} must be lowercase letters, digits and dashes`,
+      );
+    }
+    const record = await this.#agents.create({
+      id: createId('agt'),
+      now: this.#clock.now(),
+      ...agent,
+    });
+    await this.#audit.record({
+      kind: 'agent.register',
+      actor,
+      agentId: record.id,
+      subject: record.name,
+      outcome: 'created',
+      data: { trustLevel: record.trustLevel },
+    });
+    return record;
+  }
+
+  /** Moves an agent's lifecycle state (persisted; compare-and-set with `expected`). */
+  async setState(agentId: string, state: AgentState, expected?: AgentState): Promise<AgentRecord> {
+    const record = await this.#agents.updateState(agentId, state, this.#clock.now(), expected);
+    this.#agentCache.delete(agentId);
+    return record;
+  }
+
+  /** An operator changes an agent's trust level (audited: it changes approval policy). */
+  async setTrustLevel(
+    agentId: string,
+    trustLevel: TrustLevel,
+    actor: string,
+  ): Promise<AgentRecord> {
+    const before = await this.#agents.get(agentId);
+    const record = await this.#agents.setTrustLevel(agentId, trustLevel, this.#clock.now());
+    this.#agentCache.delete(agentId);
+    await this.#audit.record({
+      kind: 'agent.trust',
+      actor,
+      agentId,
+      subject: record.name,
+      outcome: trustLevel,
+      data: { from: before?.trustLevel ?? null, to: trustLevel },
+    });
+    return record;
+  }
+
+  /** Forgets a cached run (its status changed). */
+  forgetRun(runId: string): void {
+    this.#runCache.delete(runId);
+  }
+
+  get(agentId: string): Promise<AgentRecord | undefined> {
+    return this.#agents.get(agentId);
+  }
+
+  list(): Promise<readonly AgentRecord[]> {
+    return this.#agents.list();
+  }
+}

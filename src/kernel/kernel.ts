@@ -1,0 +1,159 @@
+import type { EventBus } from '../platform/bus/event-bus.ts';
+import type { Clock } from '../platform/clock/clock.ts';
+import type { Logger } from '../platform/observability/logger.ts';
+import type { Storage } from '../platform/storage/storage.ts';
+import { ApprovalPolicy, type ApprovalRule } from './approvals/approval-policy.ts';
+import { ApprovalService } from './approvals/approval-service.ts';
+import { AuditLog } from './audit/audit-log.ts';
+import { BudgetLedger } from './budgets/budget-ledger.ts';
+import { CapabilityService } from './capabilities/capability-service.ts';
+import { ExecutorRegistry } from './gate/executor-registry.ts';
+import { Gate } from './gate/gate.ts';
+import { RunJournal } from './gate/run-journal.ts';
+import type { SyscallExecutor } from './gate/syscall.ts';
+import { AgentDirectory } from './identity/agent-directory.ts';
+import { commandPolicyRule } from './verifier/rules/command-policy-rule.ts';
+import { pathPolicyRule } from './verifier/rules/path-policy-rule.ts';
+import { urlPolicyRule } from './verifier/rules/url-policy-rule.ts';
+import { Verifier } from './verifier/verifier-rule.ts';
+
+export interface KernelOptions {
+  readonly storage: Storage;
+  readonly bus: EventBus;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly auditKey: Uint8Array;
+  /** Who the kernel itself acts as in audit entries, e.g. `node:keel`. */
+  readonly actor: string;
+  readonly approvals: {
+    readonly ttlMs: number;
+    readonly sweepIntervalMs: number;
+    readonly rules: readonly ApprovalRule[];
+  };
+  readonly gate: { readonly maxIntentBytes: number; readonly defaultTimeoutMs: number };
+  /** How long identity and grant caches may serve an entry; default 1 s. */
+  readonly cacheTtlMs?: number;
+}
+
+/**
+ * The kernel: the gate and everything it consults — identities, capabilities, verifier rules,
+ * budgets, approvals, the audit log — wired over the storage and bus ports. Services register
+ * their executors here at boot; operators act through its services, each action audited.
+ *
+ * @example
+ * ```ts
+ * const kernel = createKernel({ storage, bus, clock, logger, auditKey, actor: 'node:keel', approvals, gate });
+ * kernel.registerExecutor(clockExecutor);
+ * await kernel.start();
+ * ```
+ */
+export class Kernel {
+  readonly gate: Gate;
+  readonly audit: AuditLog;
+  readonly agents: AgentDirectory;
+  readonly capabilities: CapabilityService;
+  readonly budgets: BudgetLedger;
+  readonly approvals: ApprovalService;
+  readonly verifier: Verifier;
+  readonly executors: ExecutorRegistry;
+  readonly #logger: Logger;
+  readonly #actor: string;
+  readonly #sweepIntervalMs: number;
+  #sweeper: NodeJS.Timeout | undefined;
+  #sweeping: Promise<void> | undefined;
+  #started = false;
+
+  constructor(options: KernelOptions) {
+    const { storage, bus, clock } = options;
+    this.#logger = options.logger.child({ component: 'kernel' });
+    this.#actor = options.actor;
+    this.#sweepIntervalMs = options.approvals.sweepIntervalMs;
+    this.audit = new AuditLog(storage.audit, clock, options.auditKey);
+    const cacheTtlMs = options.cacheTtlMs ?? 1_000;
+    this.agents = new AgentDirectory({
+      agents: storage.agents,
+      runs: storage.runs,
+      audit: this.audit,
+      clock,
+      cacheTtlMs,
+    });
+    this.capabilities = new CapabilityService({
+      store: storage.grants,
+      audit: this.audit,
+      clock,
+      logger: this.#logger,
+      cacheTtlMs,
+    });
+    this.budgets = new BudgetLedger(storage.budgets, this.audit, clock);
+    this.approvals = new ApprovalService({
+      store: storage.approvals,
+      audit: this.audit,
+      bus,
+      clock,
+      ttlMs: options.approvals.ttlMs,
+    });
+    this.verifier = new Verifier();
+    for (const rule of [pathPolicyRule, commandPolicyRule, urlPolicyRule])
+      this.verifier.register(rule);
+    this.executors = new ExecutorRegistry();
+    this.gate = new Gate({
+      agents: this.agents,
+      capabilities: this.capabilities,
+      verifier: this.verifier,
+      budgets: this.budgets,
+      approvals: this.approvals,
+      approvalPolicy: new ApprovalPolicy(options.approvals.rules),
+      journal: new RunJournal(storage.runs),
+      executors: this.executors,
+      audit: this.audit,
+      bus,
+      clock,
+      logger: options.logger.child({ component: 'gate' }),
+      limits: options.gate,
+    });
+  }
+
+  registerExecutor(executor: SyscallExecutor): void {
+    this.executors.register(executor);
+  }
+
+  /** Settles budgets a crash left open and starts expiring approvals. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const reconciled = await this.budgets.reconcile(this.#actor);
+    if (reconciled > 0) {
+      this.#logger.warn(
+        { reservations: reconciled },
+        'charged budget reservations left open by an earlier crash',
+      );
+    }
+    await this.approvals.expireDue();
+    this.#sweeper = setInterval(() => this.#sweep(), this.#sweepIntervalMs);
+    this.#sweeper.unref();
+  }
+
+  #sweep(): void {
+    if (this.#sweeping !== undefined) return;
+    this.#sweeping = this.approvals
+      .expireDue()
+      .then(() => undefined)
+      .catch((error: unknown) =>
+        this.#logger.error({ err: error }, 'expiring approvals failed; will retry'),
+      )
+      .finally(() => {
+        this.#sweeping = undefined;
+      });
+  }
+
+  get ready(): boolean {
+    return this.#started && this.#sweeper !== undefined;
+  }
+
+  /** Stops the approval sweeper and waits for a sweep in progress. */
+  async close(): Promise<void> {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    await this.#sweeping;
+  }
+}

@@ -1,0 +1,48 @@
+const REDACTED = '[REDACTED]';
+const MINIMUM_SECRET_LENGTH = 4;
+
+function escapeForRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Replaces every occurrence of known secret values in text with `[REDACTED]`, including their
+ * JSON-escaped forms (a secret with a quote or backslash inside a JSON log line). Applied to
+ * every log line and every error Keel prints or returns.
+ *
+ * @example
+ * ```ts
+ * const redactor = new SecretRedactor(['sk-live-123456']);
+ * redactor.redact('calling with sk-live-123456'); // 'calling with [REDACTED]'
+ * ```
+ */
+export class SecretRedactor {
+  readonly #pattern: RegExp | undefined;
+
+  constructor(secretValues: Iterable<string>) {
+    const variants = new Set<string>();
+    for (const value of secretValues) {
+      if (value.length < MINIMUM_SECRET_LENGTH) continue;
+      variants.add(value);
+      variants.add(JSON.stringify(value).slice(1, -1));
+    }
+    const alternatives = [...variants]
+      .sort((left, right) => right.length - left.length)
+      .map(escapeForRegex);
+    this.#pattern = alternatives.length === 0 ? undefined : new RegExp(alternatives.join('|'), 'g');
+  }
+
+  /** The text with every secret replaced. */
+  redact(text: string): string {
+    return this.#pattern === undefined ? text : text.replace(this.#pattern, REDACTED);
+  }
+
+  /** Whether the text contains a secret (used by tests and by guards before output). */
+  contains(text: string): boolean {
+    if (this.#pattern === undefined) return false;
+    this.#pattern.lastIndex = 0;
+    const found = this.#pattern.test(text);
+    this.#pattern.lastIndex = 0;
+    return found;
+  }
+}
