@@ -44,10 +44,14 @@ export async function initialiseDataDirectory(loaded: LoadedConfiguration): Prom
       await chmod(directory, 0o700);
     }
     if (missing.secretsFile) {
-      const auditKey = secrets.require(AUDIT_KEY_SECRET).reveal();
+      // Only a key Keel generated goes into the file; one given through the environment stays
+      // there and is not copied to disk.
+      const keyLine = loaded.generatedAuditKey
+        ? `${AUDIT_KEY_SECRET} = "${secrets.require(AUDIT_KEY_SECRET).reveal()}"\n`
+        : `# ${AUDIT_KEY_SECRET} is given through the environment (KEEL_SECRET_AUDIT_KEY).\n`;
       await writeFileAtomic(
         configuration.secretsFile,
-        `# Keel secrets (mode 0600). Never commit this file.\n# The audit key signs the audit log: keep a copy, a lost key means unverifiable logs.\n${AUDIT_KEY_SECRET} = "${auditKey}"\n`,
+        `# Keel secrets (mode 0600). Never commit this file.\n# The audit key signs the audit log: keep a copy, a lost key means unverifiable logs.\n${keyLine}`,
         0o600,
       );
     }

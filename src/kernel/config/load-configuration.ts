@@ -13,6 +13,7 @@ import type { z } from 'zod';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { assertPrivate } from '../../platform/files/private-mode.ts';
 import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
+import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import {
   type Configuration,
   type ConfigurationFile,
@@ -49,6 +50,8 @@ export interface LoadedConfiguration {
     readonly configFile: boolean;
     readonly secretsFile: boolean;
   };
+  /** True when no audit key existed and a new one was made (persisted by initialisation). */
+  readonly generatedAuditKey: boolean;
   /** SHA-256 over the configuration and the names of the secrets (never their values). */
   readonly digest: string;
   /** The environment, for components that must build a child's environment from it. */
@@ -65,6 +68,11 @@ const ENVIRONMENT_OVERRIDES = [
   { variable: 'KEEL_LOG_LEVEL', section: 'log', key: 'level', type: 'string' },
   { variable: 'KEEL_LOG_FORMAT', section: 'log', key: 'format', type: 'string' },
 ] as const;
+
+/** The executable search path (`PATH`) that probes and child processes may use. */
+export function executableSearchPath(environment: Environment = process.env): string {
+  return nonEmpty(environment.PATH) ?? '/usr/local/bin:/usr/bin:/bin';
+}
 
 /** Resolves the data directory from the flag, `KEEL_HOME` or the home directory. */
 export function resolveDataDirectory(options: LoadConfigurationOptions = {}): string {
@@ -278,6 +286,26 @@ async function collectSecrets(
   return secrets;
 }
 
+/**
+ * Runs a validation step and, if it throws, removes secret values from the error: a secret
+ * pasted into the wrong variable must not be printed back in the message about it.
+ */
+function withSecretsRedacted<T>(secrets: ReadonlyMap<string, string>, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (!(error instanceof KeelError)) throw error;
+    const redactor = new SecretRedactor(secrets.values());
+    throw new KeelError(error.code, redactor.redact(error.message), {
+      hint: redactor.redact(error.hint),
+      details: JSON.parse(redactor.redact(JSON.stringify(error.details))) as Record<
+        string,
+        unknown
+      >,
+    });
+  }
+}
+
 /** Decodes the audit key (hex, at least 32 bytes), or says exactly what is wrong with it. */
 export function decodeAuditKey(value: string): Uint8Array {
   if (!/^(?:[0-9a-f]{2}){32,}$/i.test(value)) {
@@ -387,18 +415,19 @@ export async function loadConfiguration(
   const raw: Record<string, unknown> = structuredClone(
     (rawFile as Record<string, unknown> | undefined) ?? {},
   );
-  const sources = new Map<string, string>();
-  applyEnvironment(raw, environment, sources);
-  applyOverrides(raw, options.overrides ?? {}, sources);
-  const parsed = ConfigurationFileSchema.safeParse(raw);
-  if (!parsed.success) throw describeIssue(parsed.error, configFile, sources);
-  const configuration = toConfiguration(parsed.data, dataDirectory);
-
   const secretValues = await collectSecrets(rawSecrets, secretsFile, environment);
+  const configuration = withSecretsRedacted(secretValues, () => {
+    const sources = new Map<string, string>();
+    applyEnvironment(raw, environment, sources);
+    applyOverrides(raw, options.overrides ?? {}, sources);
+    const parsed = ConfigurationFileSchema.safeParse(raw);
+    if (!parsed.success) throw describeIssue(parsed.error, configFile, sources);
+    return toConfiguration(parsed.data, dataDirectory);
+  });
   const auditKey = secretValues.get(AUDIT_KEY_SECRET);
+  const generatedAuditKey = auditKey === undefined && rawSecrets === undefined;
   if (auditKey !== undefined) decodeAuditKey(auditKey);
-  else if (rawSecrets === undefined)
-    secretValues.set(AUDIT_KEY_SECRET, randomBytes(32).toString('hex'));
+  else if (generatedAuditKey) secretValues.set(AUDIT_KEY_SECRET, randomBytes(32).toString('hex'));
   else {
     throw new KeelError(
       'KEEL_AUDIT_KEY_MISSING',
@@ -420,7 +449,8 @@ export async function loadConfiguration(
       configFile: rawFile === undefined,
       secretsFile: rawSecrets === undefined,
     },
+    generatedAuditKey,
     digest,
-    searchPath: environment.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    searchPath: executableSearchPath(environment),
   };
 }

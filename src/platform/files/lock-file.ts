@@ -51,6 +51,12 @@ async function holderIsRunning(owner: LockOwner): Promise<boolean> {
   return (await processStartTicks(owner.pid)) === owner.startTicks;
 }
 
+/** The process holding a lock file, if it still runs; `undefined` when free or stale. */
+export async function inspectLockFile(path: string): Promise<LockOwner | undefined> {
+  const holder = await readOwner(path);
+  return holder !== undefined && (await holderIsRunning(holder)) ? holder : undefined;
+}
+
 /** A held lock; `release()` removes the file if it is still ours. */
 export interface LockHandle extends AsyncDisposable {
   readonly path: string;

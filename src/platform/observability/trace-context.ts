@@ -29,6 +29,11 @@ export class TraceContext {
     return this.#storage.run(ids, action);
   }
 
+  /** Makes `ids` current for the rest of this asynchronous execution (a request handler). */
+  enter(ids: TraceIds): void {
+    this.#storage.enterWith(ids);
+  }
+
   /** Continues a W3C `traceparent` with a new span, or starts a new trace if absent/invalid. */
   fromTraceparent(header: string | undefined): TraceIds {
     const match = header === undefined ? null : TRACEPARENT.exec(header.trim().toLowerCase());

@@ -284,6 +284,11 @@ export class MemoryEventBus implements EventBus {
     return count;
   }
 
+  /** Whether `close()` was called; for health reports. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -166,6 +166,7 @@ export class SqliteStorage implements Storage {
       await this.#client.backup(partial);
       const handle = await open(partial, 'r');
       try {
+        await handle.chmod(0o600);
         await handle.sync();
       } finally {
         await handle.close();
@@ -198,7 +199,22 @@ export class SqliteStorage implements Storage {
 /** Opens (creating and migrating, unless read-only) a Keel SQLite database. */
 export async function openSqliteStorage(options: SqliteStorageOptions): Promise<SqliteStorage> {
   const readOnly = options.readOnly ?? false;
-  if (readOnly) {
+  if (!readOnly) {
+    // Create the file owner-only before SQLite does (SQLite gives its -wal and -shm files the
+    // database file's mode): the database holds the audit log and agents' data.
+    try {
+      const handle = await open(options.path, 'a', 0o600);
+      await handle.close();
+    } catch (error) {
+      throw new KeelError(
+        'KEEL_DATA_DIR_UNWRITABLE',
+        `cannot create the database ${options.path} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+        {
+          cause: error,
+        },
+      );
+    }
+  } else {
     try {
       await access(options.path);
     } catch (error) {

@@ -1,0 +1,56 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { toKeelError } from '../../platform/errors/keel-error.ts';
+import { Output } from './output.ts';
+
+/** Exit codes: 0 success, 1 the operation failed or found a problem, 2 the command line was wrong. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export interface CommonOptions {
+  readonly dataDir?: string;
+  readonly json?: boolean;
+}
+
+/** Adds `--data-dir` and `--json`, which every command that reads a data directory takes. */
+export function withCommonOptions(command: Command): Command {
+  return command
+    .option('--data-dir <dir>', 'the data directory (default: $KEEL_HOME, else ~/.keel)')
+    .option('--json', 'print machine-readable JSON instead of text');
+}
+
+/** Parses a TCP port for `--port`: 0–65535 (0 picks a free port). */
+export function parsePort(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65_535) {
+    throw new InvalidArgumentError('expected a port number from 0 to 65535 (0 picks a free port).');
+  }
+  return Number(value);
+}
+
+/** Parses a positive integer option such as `--lines`. */
+export function parsePositiveInteger(value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) {
+    throw new InvalidArgumentError('expected a whole number of 1 or more.');
+  }
+  return Number(value);
+}
+
+/**
+ * Runs a command's action with an Output for its `--json` choice; an error becomes one clear
+ * line (or a JSON error) and exit code 1.
+ */
+export function action<Arguments extends unknown[]>(
+  handler: (output: Output, ...args: Arguments) => Promise<number>,
+): (...args: Arguments) => Promise<void> {
+  return async (...args: Arguments) => {
+    const command = args.at(-1) as Command;
+    const options = command.optsWithGlobals() as CommonOptions;
+    const output = new Output({ json: options.json === true });
+    try {
+      process.exitCode = await handler(output, ...args);
+    } catch (error) {
+      output.error(toKeelError(error));
+      process.exitCode = EXIT_FAILURE;
+    }
+  };
+}

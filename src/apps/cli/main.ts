@@ -1,0 +1,63 @@
+import { Command, CommanderError } from 'commander';
+import { KEEL_VERSION } from '../../runtime/keel-version.ts';
+import { EXIT_OK, EXIT_USAGE } from './cli-support.ts';
+import { registerAuditCommand } from './commands/audit-command.ts';
+import { registerDoctorCommand } from './commands/doctor-command.ts';
+import { registerStartCommand } from './commands/start-command.ts';
+import { registerStorageCommands } from './commands/storage-commands.ts';
+
+/** Builds the `keel` command line. */
+export function createProgram(): Command {
+  const program = new Command('keel')
+    .description('Keel: a self-hosted operating system for AI agents')
+    .version(KEEL_VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError(true)
+    .exitOverride();
+  registerStartCommand(program);
+  registerDoctorCommand(program);
+  registerAuditCommand(program);
+  registerStorageCommands(program);
+  program.addHelpText(
+    'after',
+    `
+Exit codes: 0 success, 1 failure or a problem found, 2 invalid command line.
+Documentation: docs/README.md`,
+  );
+  const configure = (command: Command, path: string): void => {
+    command.exitOverride().configureOutput({
+      // One line that says what is wrong and what to do, like every other Keel error.
+      outputError: (text, write) => {
+        const message = text
+          .replace(/^error: /, '')
+          .split('\n')
+          .map((part) => part.trim())
+          .filter((part) => part.length > 0)
+          .join(' ');
+        write(`keel: ${message} — run \`${path} --help\` for usage [KEEL_USAGE]\n`);
+      },
+    });
+    for (const subcommand of command.commands)
+      configure(subcommand, `${path} ${subcommand.name()}`);
+  };
+  configure(program, 'keel');
+  return program;
+}
+
+/** Runs the CLI with `argv` (as in `process.argv`). */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = createProgram();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const informational =
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help';
+      process.exitCode = informational ? EXIT_OK : EXIT_USAGE;
+      return;
+    }
+    throw error;
+  }
+}

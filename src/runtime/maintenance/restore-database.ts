@@ -1,0 +1,130 @@
+import { chmod, copyFile, rename, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import {
+  AuditLog,
+  type AuditVerification,
+  verifyAuditStore,
+} from '../../kernel/audit/audit-log.ts';
+import { initialiseDataDirectory } from '../../kernel/config/data-directory.ts';
+import type { LoadedConfiguration } from '../../kernel/config/load-configuration.ts';
+import { systemClock } from '../../platform/clock/clock.ts';
+import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
+import { acquireLockFile } from '../../platform/files/lock-file.ts';
+import { syncDirectory } from '../../platform/files/write-file-atomic.ts';
+import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.ts';
+import { existingAuditKey } from './audit-key.ts';
+
+export interface RestoreResult {
+  readonly restoredFrom: string;
+  /** Where the database that was replaced now lives (`null` if there was none). */
+  readonly previousDatabase: string | null;
+  readonly audit: AuditVerification;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** Checks a candidate file: a sound SQLite file, a Keel schema, an audit chain that verifies. */
+async function checkCandidate(file: string, key: Uint8Array): Promise<AuditVerification> {
+  let candidate: Awaited<ReturnType<typeof openSqliteStorage>>;
+  try {
+    candidate = await openSqliteStorage({ path: file, readOnly: true, migrationMode: 'inspect' });
+  } catch (error) {
+    throw new KeelError(
+      'KEEL_RESTORE_REFUSED',
+      `${file} cannot be restored: ${isKeelError(error) ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  try {
+    const check = await candidate.quickCheck();
+    if (check !== 'ok')
+      throw new KeelError('KEEL_RESTORE_REFUSED', `${file} fails SQLite's quick check: ${check}`);
+    const audit = await verifyAuditStore(candidate.audit, key);
+    if (!audit.intact) {
+      throw new KeelError(
+        'KEEL_RESTORE_REFUSED',
+        `${file} has an audit chain that does not verify with this node's audit key (first break at entry #${audit.firstBreak?.seq}, ${audit.firstBreak?.reason})`,
+        {
+          details: { firstBreak: audit.firstBreak },
+          hint: 'restore a backup of this node made with its own audit key; nothing was changed',
+        },
+      );
+    }
+    return audit;
+  } finally {
+    await candidate.close();
+  }
+}
+
+/**
+ * Replaces the node's database with a backup. The node must be stopped (its lock is taken).
+ * The backup must pass SQLite's quick check and its audit chain must verify with this data
+ * directory's audit key, else nothing changes. The replaced database is kept beside it as
+ * `keel.db.pre-restore-<time>`; the restore itself is audited in the restored chain.
+ *
+ * @example
+ * ```ts
+ * const result = await restoreDatabase(loaded, '/backups/keel-2026-11-21.db', 'operator:cli');
+ * ```
+ */
+export async function restoreDatabase(
+  loaded: LoadedConfiguration,
+  source: string,
+  actor: string,
+): Promise<RestoreResult> {
+  const file = resolve(source);
+  const { configuration } = loaded;
+  const key = existingAuditKey(loaded);
+  if (!(await exists(file))) throw new KeelError('KEEL_NOT_FOUND', `there is no file ${file}`);
+  const audit = await checkCandidate(file, key);
+
+  await initialiseDataDirectory(loaded);
+  const lock = await acquireLockFile(configuration.lockFile, 'a Keel node');
+  try {
+    const staged = join(configuration.dataDirectory, `.keel.db.restore-${process.pid}`);
+    await copyFile(file, staged);
+    await chmod(staged, 0o600);
+    let previousDatabase: string | null = null;
+    if (await exists(configuration.databaseFile)) {
+      // Opening and closing the current database as its writer checkpoints its WAL into the
+      // main file, so that the file moved aside is complete on its own.
+      await (
+        await openSqliteStorage({
+          path: configuration.databaseFile,
+          auditKey: key,
+          migrationMode: 'inspect',
+        })
+      ).close();
+      previousDatabase = `${configuration.databaseFile}.pre-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      await rename(configuration.databaseFile, previousDatabase);
+      for (const suffix of ['-wal', '-shm'])
+        await rm(`${configuration.databaseFile}${suffix}`, { force: true });
+    }
+    await rename(staged, configuration.databaseFile);
+    await syncDirectory(configuration.dataDirectory);
+    const restored = await openSqliteStorage({ path: configuration.databaseFile, auditKey: key });
+    try {
+      await new AuditLog(restored.audit, systemClock, key).record({
+        kind: 'node.restore',
+        actor,
+        outcome: 'restored',
+        data: { from: file, previousDatabase, auditHead: audit.head },
+      });
+    } finally {
+      await restored.close();
+    }
+    return { restoredFrom: file, previousDatabase, audit };
+  } finally {
+    await lock.release();
+  }
+}

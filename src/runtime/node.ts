@@ -1,0 +1,249 @@
+/**
+ * The composition root: the one place where Keel's parts are created, wired and disposed, in
+ * a known order. Everything stateful here belongs to the KeelNode instance.
+ */
+
+import { initialiseDataDirectory } from '../kernel/config/data-directory.ts';
+import {
+  AUDIT_KEY_SECRET,
+  decodeAuditKey,
+  type LoadedConfiguration,
+} from '../kernel/config/load-configuration.ts';
+import type { SyscallExecutor } from '../kernel/gate/syscall.ts';
+import { Kernel } from '../kernel/kernel.ts';
+import { MemoryEventBus } from '../platform/bus/memory/memory-event-bus.ts';
+import { type Clock, systemClock } from '../platform/clock/clock.ts';
+import type { KeelError } from '../platform/errors/keel-error.ts';
+import { acquireLockFile, type LockHandle } from '../platform/files/lock-file.ts';
+import { createId } from '../platform/ids/create-id.ts';
+import type { Logger } from '../platform/observability/logger.ts';
+import {
+  openSqliteStorage,
+  type SqliteStorage,
+} from '../platform/storage/sqlite/sqlite-storage.ts';
+import {
+  createClockExecutor,
+  logExecutor,
+  randomExecutor,
+} from '../services/system/system-executors.ts';
+import { KEEL_VERSION } from './keel-version.ts';
+
+export interface ComponentHealth {
+  readonly name: string;
+  readonly ready: boolean;
+  readonly detail: string;
+}
+
+export interface NodeHealth {
+  readonly ready: boolean;
+  readonly components: readonly ComponentHealth[];
+}
+
+export interface StartNodeOptions {
+  readonly loaded: LoadedConfiguration;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** Executors beyond the built-in ones (services register theirs here). */
+  readonly executors?: readonly SyscallExecutor[];
+  /** Called once if a component fails beyond repair (the storage worker died). */
+  readonly onFatal?: (error: KeelError) => void;
+}
+
+type Closer = () => Promise<void>;
+
+/**
+ * A running Keel node on the embedded default: SQLite storage, the in-process bus, the
+ * kernel with its executors. Created by {@link startNode}; stopped by `close()`, which undoes
+ * the start in reverse order.
+ *
+ * @example
+ * ```ts
+ * await using node = await startNode({ loaded: await loadConfiguration(), logger });
+ * await node.kernel.gate.call({ agentId }, { kind: 'clock.now' });
+ * ```
+ */
+export class KeelNode implements AsyncDisposable {
+  readonly id: string;
+  readonly loaded: LoadedConfiguration;
+  readonly storage: SqliteStorage;
+  readonly bus: MemoryEventBus;
+  readonly kernel: Kernel;
+  readonly logger: Logger;
+  readonly #lock: LockHandle;
+  #closing: Promise<void> | undefined;
+
+  constructor(parts: {
+    id: string;
+    loaded: LoadedConfiguration;
+    storage: SqliteStorage;
+    bus: MemoryEventBus;
+    kernel: Kernel;
+    logger: Logger;
+    lock: LockHandle;
+  }) {
+    this.id = parts.id;
+    this.loaded = parts.loaded;
+    this.storage = parts.storage;
+    this.bus = parts.bus;
+    this.kernel = parts.kernel;
+    this.logger = parts.logger;
+    this.#lock = parts.lock;
+  }
+
+  get actor(): string {
+    return `node:${this.loaded.configuration.node.name}`;
+  }
+
+  health(): NodeHealth {
+    const storage = this.storage.health();
+    const components: ComponentHealth[] = [
+      { name: 'storage', ready: storage.ready, detail: storage.detail },
+      { name: 'bus', ready: !this.bus.closed, detail: this.bus.closed ? 'closed' : 'in-process' },
+      {
+        name: 'kernel',
+        ready: this.kernel.ready,
+        detail: this.kernel.ready
+          ? `executors: ${this.kernel.executors.kinds().join(', ')}`
+          : 'not started',
+      },
+      {
+        name: 'node',
+        ready: this.#closing === undefined,
+        detail: this.#closing === undefined ? 'running' : 'stopping',
+      },
+    ];
+    return { ready: components.every((component) => component.ready), components };
+  }
+
+  /** Stops the node: kernel timers, a `node.stop` audit entry, bus, storage, then the lock. */
+  close(reason = 'requested'): Promise<void> {
+    this.#closing ??= this.#doClose(reason);
+    return this.#closing;
+  }
+
+  async #doClose(reason: string): Promise<void> {
+    this.logger.info({ reason }, 'stopping');
+    await closeInOrder(
+      [
+        () => this.kernel.close(),
+        () =>
+          this.kernel.audit
+            .record({
+              kind: 'node.stop',
+              actor: this.actor,
+              outcome: 'stopped',
+              data: { nodeId: this.id, reason },
+            })
+            .then(() => undefined),
+        () => this.bus.close(),
+        () => this.storage.close(),
+        () => this.#lock.release(),
+      ],
+      this.logger,
+    );
+    this.logger.info('stopped');
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close('disposed');
+  }
+}
+
+/** Runs every step even if one fails; reports all failures and rethrows the first. */
+async function closeInOrder(steps: readonly Closer[], logger: Logger): Promise<void> {
+  const failures: unknown[] = [];
+  for (const step of steps) {
+    await step().catch((error: unknown) => failures.push(error));
+  }
+  for (const failure of failures)
+    logger.error({ err: failure }, 'a component failed to stop cleanly');
+  if (failures.length > 0) throw failures[0];
+}
+
+/**
+ * Starts a node: creates the data directory if needed, takes its lock, opens and migrates
+ * storage, starts the bus and kernel, registers executors, and audits the start (and a
+ * configuration change since the last start). On any failure it undoes what it did.
+ */
+export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
+  const { loaded } = options;
+  const { configuration } = loaded;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger.child({ component: 'node' });
+  const auditKey = decodeAuditKey(loaded.secrets.require(AUDIT_KEY_SECRET).reveal());
+  const closers: Closer[] = [];
+  try {
+    await initialiseDataDirectory(loaded);
+    const lock: LockHandle = await acquireLockFile(configuration.lockFile, 'a Keel node');
+    closers.push(() => lock.release());
+    const storage = await openSqliteStorage({
+      path: configuration.databaseFile,
+      auditKey,
+      synchronous: configuration.storage.synchronous,
+      onFatal: (error) => {
+        logger.fatal({ err: error }, 'storage failed');
+        options.onFatal?.(error);
+      },
+    });
+    closers.push(() => storage.close());
+    const bus = new MemoryEventBus();
+    closers.push(() => bus.close());
+    const kernel = new Kernel({
+      storage,
+      bus,
+      clock,
+      logger: options.logger,
+      auditKey,
+      actor: `node:${configuration.node.name}`,
+      approvals: configuration.approvals,
+      gate: configuration.gate,
+    });
+    closers.push(() => kernel.close());
+    for (const executor of [
+      createClockExecutor(clock),
+      randomExecutor,
+      logExecutor,
+      ...(options.executors ?? []),
+    ]) {
+      kernel.registerExecutor(executor);
+    }
+    await kernel.start();
+
+    const actor = `node:${configuration.node.name}`;
+    let id = await storage.keyValues.get('node.id');
+    if (typeof id !== 'string') {
+      id = createId('node');
+      await storage.keyValues.set('node.id', id, clock.now());
+    }
+    const previousDigest = await storage.keyValues.get('config.digest');
+    if (previousDigest !== loaded.digest) {
+      await kernel.audit.record({
+        kind: 'config.change',
+        actor,
+        outcome: previousDigest === undefined ? 'initial' : 'changed',
+        data: { from: previousDigest ?? null, to: loaded.digest, secrets: loaded.secrets.names() },
+      });
+      await storage.keyValues.set('config.digest', loaded.digest, clock.now());
+    }
+    await kernel.audit.record({
+      kind: 'node.start',
+      actor,
+      outcome: 'started',
+      data: {
+        nodeId: id,
+        version: KEEL_VERSION,
+        pid: process.pid,
+        node: process.version,
+        dataDirectory: configuration.dataDirectory,
+        configDigest: loaded.digest,
+      },
+    });
+    logger.info({ nodeId: id, dataDirectory: configuration.dataDirectory }, 'node started');
+    return new KeelNode({ id, loaded, storage, bus, kernel, logger, lock });
+  } catch (error) {
+    await closeInOrder([...closers].reverse(), logger).catch((closeError: unknown) =>
+      logger.error({ err: closeError }, 'cleaning up after a failed start also failed'),
+    );
+    throw error;
+  }
+}
