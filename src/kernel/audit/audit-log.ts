@@ -52,16 +52,11 @@ export class AuditLog {
     this.#key = key;
   }
 
-  /** Appends one entry; resolves with the stored record once it is durable. */
-  async record(entry: AuditEntry): Promise<AuditRecord> {
-    const [record] = await this.#store.append([this.#draft(entry)]);
-    if (record === undefined) throw new Error('audit store returned no record');
-    return record;
-  }
-
-  /** Appends several entries atomically. */
-  recordAll(entries: readonly AuditEntry[]): Promise<readonly AuditRecord[]> {
-    return this.#store.append(entries.map((entry) => this.#draft(entry)));
+  /** Appends one entry; resolves with its place in the chain once it is durable. */
+  async record(entry: AuditEntry): Promise<AuditHead> {
+    const [appended] = await this.#store.append([this.#draft(entry)]);
+    if (appended === undefined) throw new Error('audit store returned no record');
+    return appended;
   }
 
   #draft(entry: AuditEntry): AuditDraft {

@@ -1,4 +1,5 @@
-import { createHmac } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { KeelError } from '../errors/keel-error.ts';
 import { canonicalJson } from './canonical-json.ts';
 
 /** The previous-hash of the first entry of a chain. */
@@ -31,10 +32,62 @@ export interface AuditRecord extends AuditDraft {
   readonly hash: string;
 }
 
+const SHA256_BLOCK_BYTES = 64;
+
 /**
- * The keyed hash that links an entry to its predecessor:
- * HMAC-SHA256(key, prevHash ‖ canonicalJson(entry fields)). Without the key nobody can rewrite
- * an entry and recompute a chain that verifies.
+ * HMAC-SHA256 (RFC 2104) with the key's inner and outer pad states computed once, so each
+ * message costs two hash copies instead of a full keyed set-up (about 3 µs rather than 11 µs
+ * here). Output is identical to `createHmac('sha256', key)`.
+ */
+export class AuditHasher {
+  readonly #inner: Hash;
+  readonly #outer: Hash;
+
+  constructor(key: Uint8Array) {
+    const block = Buffer.alloc(SHA256_BLOCK_BYTES);
+    (key.length > SHA256_BLOCK_BYTES
+      ? createHash('sha256').update(key).digest()
+      : Buffer.from(key)
+    ).copy(block);
+    this.#inner = createHash('sha256').update(block.map((byte) => byte ^ 0x36));
+    this.#outer = createHash('sha256').update(block.map((byte) => byte ^ 0x5c));
+    block.fill(0);
+  }
+
+  /** HMAC-SHA256 of a UTF-8 message, as lowercase hex. */
+  hmac(message: string): string {
+    const inner = this.#inner.copy().update(message).digest();
+    return this.#outer.copy().update(inner).digest('hex');
+  }
+
+  /**
+   * The keyed hash that links an entry to its predecessor:
+   * HMAC-SHA256(key, prevHash ‖ "\n" ‖ canonicalJson(entry fields)). Without the key nobody
+   * can rewrite an entry and recompute a chain that verifies. `canonicalData` may be passed
+   * when the caller already has `canonicalJson(draft.data)`.
+   */
+  hash(prevHash: string, seq: number, draft: AuditDraft, canonicalData?: string): string {
+    return this.hmac(
+      `${prevHash}\n${auditBody(seq, draft, canonicalData ?? canonicalJson(draft.data))}`,
+    );
+  }
+}
+
+const text = (value: string | null): string => (value === null ? 'null' : JSON.stringify(value));
+
+/**
+ * `canonicalJson` of an entry's hashed fields, assembled directly (keys in sorted order) from
+ * the already-canonical data, to avoid serialising the data twice.
+ */
+export function auditBody(seq: number, draft: AuditDraft, canonicalData: string): string {
+  if (!Number.isFinite(seq) || !Number.isFinite(draft.ts))
+    throw new TypeError('canonicalJson: non-finite number');
+  return `{"actor":${text(draft.actor)},"agentId":${text(draft.agentId)},"code":${text(draft.code)},"data":${canonicalData},"kind":${text(draft.kind)},"outcome":${text(draft.outcome)},"runId":${text(draft.runId)},"seq":${JSON.stringify(seq)},"subject":${text(draft.subject)},"ts":${JSON.stringify(draft.ts)}}`;
+}
+
+/**
+ * The keyed hash of one entry (see {@link AuditHasher.hash}); prefer an AuditHasher when
+ * hashing many entries with one key.
  *
  * @example
  * ```ts
@@ -47,19 +100,7 @@ export function computeAuditHash(
   seq: number,
   draft: AuditDraft,
 ): string {
-  const body = canonicalJson({
-    seq,
-    ts: draft.ts,
-    kind: draft.kind,
-    actor: draft.actor,
-    agentId: draft.agentId,
-    runId: draft.runId,
-    subject: draft.subject,
-    outcome: draft.outcome,
-    code: draft.code,
-    data: draft.data,
-  });
-  return createHmac('sha256', key).update(prevHash).update('\n').update(body).digest('hex');
+  return new AuditHasher(key).hash(prevHash, seq, draft);
 }
 
 /** Why verification stopped at an entry. */
@@ -84,14 +125,14 @@ export interface AuditBreak {
  * ```
  */
 export class AuditChainVerifier {
-  readonly #key: Uint8Array;
+  readonly #hasher: AuditHasher;
   #expectedSeq = 1;
   #previousHash = AUDIT_GENESIS_HASH;
   #checked = 0;
   #firstBreak: AuditBreak | undefined;
 
   constructor(key: Uint8Array) {
-    this.#key = key;
+    this.#hasher = new AuditHasher(key);
   }
 
   get checked(): number {
@@ -115,7 +156,7 @@ export class AuditChainVerifier {
     if (record.prevHash !== this.#previousHash) {
       return this.#break(record.seq, 'previous-hash-mismatch', this.#previousHash, record.prevHash);
     }
-    const expected = computeAuditHash(this.#key, record.prevHash, record.seq, record);
+    const expected = this.#hasher.hash(record.prevHash, record.seq, record);
     if (expected !== record.hash) {
       return this.#break(record.seq, 'hash-mismatch', expected, record.hash);
     }
@@ -129,4 +170,70 @@ export class AuditChainVerifier {
     this.#firstBreak = { seq, reason, expected, actual };
     return false;
   }
+}
+
+/** The most bytes an entry's canonical `data` may take. */
+export const MAX_AUDIT_DATA_BYTES = 1024 * 1024;
+
+const nullableText = (value: unknown): value is string | null =>
+  value === null || typeof value === 'string';
+
+/**
+ * Validates a draft from a caller and returns it normalised (missing optional fields as null)
+ * with its canonical data, so that writers hash and store exactly the same text. Throws
+ * `KEEL_INVALID_ARGUMENT` or `KEEL_PAYLOAD_TOO_LARGE`.
+ */
+export function prepareAuditDraft(draft: AuditDraft): {
+  readonly draft: AuditDraft;
+  readonly data: string;
+} {
+  if (typeof draft.kind !== 'string' || draft.kind.length === 0 || draft.kind.length > 200) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', 'an audit entry needs a kind of 1–200 characters');
+  }
+  if (typeof draft.actor !== 'string' || draft.actor.length === 0 || draft.actor.length > 300) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      'an audit entry needs an actor of 1–300 characters',
+    );
+  }
+  if (!Number.isSafeInteger(draft.ts)) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', 'an audit entry needs an integer ts');
+  }
+  const normalised: AuditDraft = {
+    ts: draft.ts,
+    kind: draft.kind,
+    actor: draft.actor,
+    agentId: draft.agentId ?? null,
+    runId: draft.runId ?? null,
+    subject: draft.subject ?? null,
+    outcome: draft.outcome ?? null,
+    code: draft.code ?? null,
+    data: draft.data,
+  };
+  for (const field of ['agentId', 'runId', 'subject', 'outcome', 'code'] as const) {
+    const value = normalised[field];
+    if (!nullableText(value) || (value !== null && value.length > 1000)) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        `audit entry ${field} must be a string of at most 1000 characters or null`,
+      );
+    }
+  }
+  if (typeof draft.data !== 'object' || draft.data === null || Array.isArray(draft.data)) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', 'audit entry data must be an object');
+  }
+  let data: string;
+  try {
+    data = canonicalJson(draft.data);
+  } catch (error) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', 'audit entry data must be plain JSON', {
+      cause: error,
+    });
+  }
+  if (data.length > MAX_AUDIT_DATA_BYTES || Buffer.byteLength(data) > MAX_AUDIT_DATA_BYTES) {
+    throw new KeelError('KEEL_PAYLOAD_TOO_LARGE', 'audit entry data is too large', {
+      details: { limit: MAX_AUDIT_DATA_BYTES },
+    });
+  }
+  return { draft: normalised, data };
 }

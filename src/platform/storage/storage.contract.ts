@@ -69,9 +69,14 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           [...first, ...second].map((record) => record.seq),
           [1, 2, 3],
         );
-        assert.equal(first[0]?.prevHash, '0'.repeat(64));
-        assert.equal(first[1]?.prevHash, first[0]?.hash);
-        assert.equal(second[0]?.prevHash, first[1]?.hash);
+        const stored = await storage.audit.read(1, 10);
+        assert.equal(stored[0]?.prevHash, '0'.repeat(64));
+        assert.equal(stored[1]?.prevHash, first[0]?.hash);
+        assert.equal(stored[2]?.prevHash, first[1]?.hash);
+        assert.deepEqual(
+          stored.map((record) => record.hash),
+          [...first, ...second].map((appended) => appended.hash),
+        );
         assert.deepEqual(await storage.audit.head(), { seq: 3, hash: second[0]?.hash });
       });
 

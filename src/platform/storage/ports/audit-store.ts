@@ -15,12 +15,15 @@ export interface AuditHead {
  *
  * @example
  * ```ts
- * const [record] = await storage.audit.append([draft]);
+ * const [appended] = await storage.audit.append([draft]); // { seq, hash }
  * ```
  */
 export interface AuditStore {
-  /** Appends drafts atomically with consecutive sequence numbers; resolves once durable. */
-  append(drafts: readonly AuditDraft[]): Promise<readonly AuditRecord[]>;
+  /**
+   * Appends drafts atomically with consecutive sequence numbers; resolves once durable, with
+   * each entry's place in the chain.
+   */
+  append(drafts: readonly AuditDraft[]): Promise<readonly AuditHead[]>;
   head(): Promise<AuditHead>;
   /** Records with `seq >= fromSeq` in ascending order, at most `limit` (≤ 10,000). */
   read(fromSeq: number, limit: number): Promise<readonly AuditRecord[]>;

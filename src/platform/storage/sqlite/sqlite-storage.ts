@@ -11,6 +11,7 @@ import type { KeyValueStore } from '../ports/key-value-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { UsageStore } from '../ports/usage-store.ts';
 import type { MigrationStatus, Storage, StorageHealth } from '../storage.ts';
+import { SqliteAuditStore } from './sqlite-audit-store.ts';
 import { loadMigrations, type MigrationFile, type MigrationMode } from './sqlite-migrator.ts';
 import { WorkerClient } from './worker-client.ts';
 import type { OperationName, StoreOperations, Synchronous } from './worker-protocol.ts';
@@ -61,7 +62,7 @@ function bindStore<Port extends object>(
  */
 export class SqliteStorage implements Storage {
   readonly path: string;
-  readonly audit: AuditStore;
+  readonly audit: SqliteAuditStore;
   readonly agents: AgentStore;
   readonly runs: RunStore;
   readonly approvals: ApprovalStore;
@@ -72,17 +73,16 @@ export class SqliteStorage implements Storage {
   readonly migrationsAtOpen: readonly MigrationStatus[];
   readonly #client: WorkerClient;
 
-  constructor(path: string, client: WorkerClient, migrations: readonly MigrationStatus[]) {
+  constructor(
+    path: string,
+    client: WorkerClient,
+    migrations: readonly MigrationStatus[],
+    auditKey: Uint8Array | null,
+  ) {
     this.path = path;
     this.#client = client;
     this.migrationsAtOpen = migrations;
-    this.audit = bindStore<AuditStore>(client, 'audit', [
-      'append',
-      'head',
-      'read',
-      'tail',
-      'count',
-    ]);
+    this.audit = new SqliteAuditStore(client, auditKey);
     this.agents = bindStore<AgentStore>(client, 'agents', [
       'create',
       'get',
@@ -147,6 +147,14 @@ export class SqliteStorage implements Storage {
     return this.#client.call('storage.migrationStatus', []);
   }
 
+  /**
+   * How many transactions the writer committed and how many requests they held: the ratio is
+   * the group-commit factor.
+   */
+  statistics(): Promise<{ readonly transactions: number; readonly requests: number }> {
+    return this.#client.call('storage.statistics', []);
+  }
+
   /** Runs SQLite's `PRAGMA quick_check`; answers `ok` for a sound file. */
   quickCheck(): Promise<string> {
     return this.#client.call('storage.quickCheck', []);
@@ -187,8 +195,10 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  close(): Promise<void> {
-    return this.#client.close();
+  /** Lets appends and requests already made finish, then closes the database. Idempotent. */
+  async close(): Promise<void> {
+    await this.audit.drain();
+    await this.#client.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -229,12 +239,11 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       path: options.path,
       readOnly,
       synchronous: options.synchronous ?? 'full',
-      auditKey: options.auditKey ?? null,
       migrations: options.migrations ?? loadMigrations(),
       migrationMode: options.migrationMode ?? (readOnly ? 'require-current' : 'apply'),
       maxBatch: options.maxBatch ?? 1_000,
     },
     options.onFatal ?? (() => undefined),
   );
-  return new SqliteStorage(options.path, client, migrations);
+  return new SqliteStorage(options.path, client, migrations, options.auditKey ?? null);
 }

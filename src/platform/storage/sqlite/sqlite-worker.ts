@@ -78,7 +78,6 @@ function start(): void {
   const context: OperationContext = {
     statements,
     path: options.path,
-    auditKey: options.auditKey,
     auditHead: undefined,
   };
   const handlers: Readonly<Record<string, AnyHandler>> = {
@@ -89,6 +88,7 @@ function start(): void {
         path: options.path,
         now: Date.now(),
       }),
+    'storage.statistics': () => ({ ...statistics }),
     'storage.quickCheck': () => {
       const rows = database.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
       return rows.map((row) => row.quick_check).join('; ');
@@ -102,6 +102,7 @@ function start(): void {
   const rollbackToSavepoint = statements.get('ROLLBACK TO keel_operation');
 
   const queue: OperationRequest[] = [];
+  const statistics = { transactions: 0, requests: 0 };
   let scheduled = false;
   let closing = false;
   let backupsInFlight = 0;
@@ -163,6 +164,8 @@ function start(): void {
     scheduled = false;
     while (queue.length > 0) {
       const batch = queue.splice(0, options.maxBatch);
+      statistics.transactions += 1;
+      statistics.requests += batch.length;
       post({ type: 'results', results: runBatch(batch) });
     }
     finishIfClosing();

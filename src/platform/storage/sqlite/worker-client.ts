@@ -169,7 +169,9 @@ export class WorkerClient {
       this.#outbox.push({ id, op, args });
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
-        queueMicrotask(() => this.#flush());
+        // After every pending microtask: callers that wake together (one answer batch
+        // resolves many promises) each get their next request into the same message.
+        setImmediate(() => this.#flush());
       }
     });
   }

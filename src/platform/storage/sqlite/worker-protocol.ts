@@ -1,7 +1,7 @@
 import type { KeelErrorJson } from '../../errors/keel-error.ts';
 import type { AgentStore } from '../ports/agent-store.ts';
 import type { ApprovalStore } from '../ports/approval-store.ts';
-import type { AuditStore } from '../ports/audit-store.ts';
+import type { AuditHead, AuditStore } from '../ports/audit-store.ts';
 import type { BudgetStore } from '../ports/budget-store.ts';
 import type { GrantStore } from '../ports/grant-store.ts';
 import type { KeyValueStore } from '../ports/key-value-store.ts';
@@ -23,7 +23,7 @@ type OperationsOf<Prefix extends string, Port> = {
     : never;
 };
 
-export type StoreOperations = OperationsOf<'audit', AuditStore> &
+export type StoreOperations = OperationsOf<'audit', Omit<AuditStore, 'append'>> &
   OperationsOf<'agents', AgentStore> &
   OperationsOf<'runs', RunStore> &
   OperationsOf<'approvals', ApprovalStore> &
@@ -32,12 +32,40 @@ export type StoreOperations = OperationsOf<'audit', AuditStore> &
   OperationsOf<'keyValues', KeyValueStore> &
   OperationsOf<'grants', GrantStore>;
 
+/**
+ * One chained audit row as the main thread prepared it: seq, ts, kind, actor, agentId, runId,
+ * subject, outcome, code, canonical data, prevHash, hash (the audit_log column order).
+ */
+export type AuditRow = readonly [
+  seq: number,
+  ts: number,
+  kind: string,
+  actor: string,
+  agentId: string | null,
+  runId: string | null,
+  subject: string | null,
+  outcome: string | null,
+  code: string | null,
+  data: string,
+  prevHash: string,
+  hash: string,
+];
+
 export type SqliteOperations = StoreOperations & {
+  /** Inserts rows chained on the main thread, refusing any that does not extend the stored chain. */
+  readonly 'audit.insertChained': {
+    readonly args: [rows: readonly AuditRow[]];
+    readonly result: AuditHead;
+  };
   readonly 'storage.migrationStatus': {
     readonly args: [];
     readonly result: readonly MigrationStatus[];
   };
   readonly 'storage.quickCheck': { readonly args: []; readonly result: string };
+  readonly 'storage.statistics': {
+    readonly args: [];
+    readonly result: { readonly transactions: number; readonly requests: number };
+  };
 };
 
 export type OperationName = keyof SqliteOperations & string;
@@ -49,7 +77,6 @@ export interface WorkerOpenOptions {
   readonly path: string;
   readonly readOnly: boolean;
   readonly synchronous: Synchronous;
-  readonly auditKey: Uint8Array | null;
   readonly migrations: readonly MigrationFile[];
   readonly migrationMode: MigrationMode;
   /** Most requests one transaction groups. */

@@ -3,13 +3,10 @@ import {
   AUDIT_GENESIS_HASH,
   type AuditDraft,
   type AuditRecord,
-  computeAuditHash,
 } from '../../../integrity/audit-chain.ts';
-import { canonicalJson } from '../../../integrity/canonical-json.ts';
 import { AUDIT_PAGE_LIMIT, type AuditHead } from '../../ports/audit-store.ts';
 import {
   type HandlersFor,
-  MAX_JSON_BYTES,
   nullableString,
   type OperationContext,
   pageSize,
@@ -49,74 +46,31 @@ function readHead(context: OperationContext): AuditHead {
   return head;
 }
 
-function checkDraft(draft: AuditDraft): string {
-  if (typeof draft.kind !== 'string' || draft.kind.length === 0 || draft.kind.length > 200) {
-    throw new KeelError('KEEL_INVALID_ARGUMENT', 'an audit entry needs a kind of 1–200 characters');
-  }
-  if (typeof draft.actor !== 'string' || draft.actor.length === 0) {
-    throw new KeelError('KEEL_INVALID_ARGUMENT', 'an audit entry needs an actor');
-  }
-  if (!Number.isSafeInteger(draft.ts)) {
-    throw new KeelError('KEEL_INVALID_ARGUMENT', 'an audit entry needs an integer ts');
-  }
-  if (typeof draft.data !== 'object' || draft.data === null || Array.isArray(draft.data)) {
-    throw new KeelError('KEEL_INVALID_ARGUMENT', 'audit entry data must be an object');
-  }
-  const data = canonicalJson(draft.data);
-  if (Buffer.byteLength(data) > MAX_JSON_BYTES) {
-    throw new KeelError('KEEL_PAYLOAD_TOO_LARGE', 'audit entry data is too large', {
-      details: { limit: MAX_JSON_BYTES },
-    });
-  }
-  return data;
-}
-
 export const auditOperations: HandlersFor<'audit'> = {
-  'audit.append': (context, drafts) => {
-    if (context.auditKey === null) {
-      throw new KeelError('KEEL_AUDIT_KEY_MISSING', 'this storage was opened without an audit key');
-    }
-    const key = context.auditKey;
+  'audit.insertChained': (context, rows) => {
+    let head = readHead(context);
     const insert = context.statements.get(
       `INSERT INTO audit_log (${SELECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    let head = readHead(context);
-    const records: AuditRecord[] = [];
-    for (const draft of drafts) {
-      const data = checkDraft(draft);
-      // The hash is computed over what a reader will get back: the data as stored.
-      const stored: AuditDraft = {
-        ts: draft.ts,
-        kind: draft.kind,
-        actor: draft.actor,
-        agentId: draft.agentId ?? null,
-        runId: draft.runId ?? null,
-        subject: draft.subject ?? null,
-        outcome: draft.outcome ?? null,
-        code: draft.code ?? null,
-        data: JSON.parse(data) as Record<string, unknown>,
-      };
-      const seq = head.seq + 1;
-      const hash = computeAuditHash(key, head.hash, seq, stored);
-      insert.run(
-        seq,
-        stored.ts,
-        stored.kind,
-        stored.actor,
-        stored.agentId,
-        stored.runId,
-        stored.subject,
-        stored.outcome,
-        stored.code,
-        data,
-        head.hash,
-        hash,
-      );
-      records.push({ ...stored, seq, prevHash: head.hash, hash });
+    for (const row of rows) {
+      const [seq, , , , , , , , , , prevHash, hash] = row;
+      // The writer chained these rows onto the head it believed in; if an earlier batch was
+      // lost, that head is gone and so is every row chained to it.
+      if (seq !== head.seq + 1 || prevHash !== head.hash) {
+        throw new KeelError(
+          'KEEL_CONFLICT',
+          `audit entry ${seq} does not extend the stored chain at #${head.seq}`,
+          {
+            retryable: true,
+            details: { seq, head: head.seq },
+          },
+        );
+      }
+      insert.run(...row);
       head = { seq, hash };
     }
     context.auditHead = head;
-    return records;
+    return head;
   },
   'audit.head': (context) => readHead(context),
   'audit.read': (context, fromSeq, limit) => {

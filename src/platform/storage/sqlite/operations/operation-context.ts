@@ -8,7 +8,6 @@ import type { OperationName, SqliteOperations } from '../worker-protocol.ts';
 export interface OperationContext {
   readonly statements: StatementCache;
   readonly path: string;
-  readonly auditKey: Uint8Array | null;
   /** The chain head as of the last committed append; `undefined` forces a re-read. */
   auditHead: AuditHead | undefined;
 }
