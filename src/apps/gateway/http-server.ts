@@ -32,8 +32,19 @@ export function isLoopback(host: string): boolean {
   return host === '::1' || host === '[::1]';
 }
 
-function errorBody(error: KeelError, redactor: SecretRedactor): string {
-  return redactor.redact(JSON.stringify({ error: error.toJSON() }));
+/**
+ * The HTTP form of an error: the catalogue's status and `{"error": …}` with secrets redacted.
+ *
+ * @example
+ * ```ts
+ * const { status, body } = httpError(new KeelError('KEEL_NOT_FOUND'), redactor); // 404
+ * ```
+ */
+export function httpError(
+  error: KeelError,
+  redactor: SecretRedactor,
+): { readonly status: number; readonly body: string } {
+  return { status: error.status, body: redactor.redact(JSON.stringify({ error: error.toJSON() })) };
 }
 
 function listenError(error: unknown, host: string, port: number): KeelError {
@@ -125,10 +136,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       keelError = new KeelError('KEEL_INTERNAL', 'an internal error occurred', { cause: error });
       logger.error({ err: error, url: request.url, method: request.method }, 'request failed');
     }
-    await reply
-      .status(keelError.status)
-      .type('application/json')
-      .send(errorBody(keelError, options.redactor));
+    const response = httpError(keelError, options.redactor);
+    await reply.status(response.status).type('application/json').send(response.body);
   });
 
   app.setNotFoundHandler(async (request, reply) => {
@@ -136,7 +145,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       'KEEL_NOT_FOUND',
       `no route ${request.method} ${request.url.split('?')[0]}`,
     );
-    await reply.status(404).type('application/json').send(errorBody(error, options.redactor));
+    const response = httpError(error, options.redactor);
+    await reply.status(response.status).type('application/json').send(response.body);
   });
 
   app.get('/health/live', async () => ({ status: 'live' }));

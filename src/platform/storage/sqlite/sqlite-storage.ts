@@ -4,7 +4,6 @@ import { basename, dirname, join } from 'node:path';
 import { KeelError } from '../../errors/keel-error.ts';
 import type { AgentStore } from '../ports/agent-store.ts';
 import type { ApprovalStore } from '../ports/approval-store.ts';
-import type { AuditStore } from '../ports/audit-store.ts';
 import type { BudgetStore } from '../ports/budget-store.ts';
 import type { GrantStore } from '../ports/grant-store.ts';
 import type { KeyValueStore } from '../ports/key-value-store.ts';

@@ -1,9 +1,5 @@
 import { KeelError } from '../../../errors/keel-error.ts';
-import {
-  AUDIT_GENESIS_HASH,
-  type AuditDraft,
-  type AuditRecord,
-} from '../../../integrity/audit-chain.ts';
+import { AUDIT_GENESIS_HASH, type AuditRecord } from '../../../integrity/audit-chain.ts';
 import { AUDIT_PAGE_LIMIT, type AuditHead } from '../../ports/audit-store.ts';
 import {
   type HandlersFor,
