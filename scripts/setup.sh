@@ -1,7 +1,8 @@
 #!/bin/sh
 # Brings in Node.js 24 from the npm registry (toolchain/package-lock.json pins it with its
-# integrity hash) and then runs `npm ci` with npm itself running on Node 24, so that the
-# lockfile's current majors install exactly as they were resolved. Idempotent.
+# integrity hash) and then installs the locked dependencies with npm itself running on
+# Node 24, so that the lockfile's current majors install exactly as they were resolved.
+# Idempotent.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,10 @@ else
 fi
 
 echo "keel setup: installing dependencies with npm on $("$runtime_bin/node" -v)"
-PATH="$runtime_bin:$PATH" npm ci --no-audit --no-fund --loglevel=error
+# `npm install` with the committed lockfile installs exactly the locked versions. Not
+# `npm ci`: the registry mirror here lacks other platforms' optional packages (Biome's
+# darwin/windows/android binaries), so the lockfile cannot list them and `npm ci` refuses it.
+PATH="$runtime_bin:$PATH" npm install --no-audit --no-fund --loglevel=error
 PATH="$PWD/node_modules/.bin:$PATH" node -e '
   const major = Number(process.versions.node.split(".")[0]);
   if (major < 24) { console.error("keel setup: node_modules/.bin/node is " + process.version + "; Keel needs 24"); process.exit(1); }
