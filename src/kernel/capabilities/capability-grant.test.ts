@@ -170,6 +170,21 @@ describe('matchCapability', () => {
     assert.equal(drive('0.1', 0), false);
   });
 
+  it('accepts only whole positive token counts under a maxTokens limit', () => {
+    const compiled = grants({ grant: { kind: 'llm.chat', limits: { maxTokens: 100 } } });
+    const chat = (maxTokens: unknown) =>
+      matchCapability(
+        compiled,
+        { kind: 'llm.chat', resource: 'default', params: { maxTokens } },
+        NOW,
+      ).allowed;
+    assert.equal(chat(100), true);
+    assert.equal(chat(101), false);
+    assert.equal(chat(-5), false);
+    assert.equal(chat(0), false);
+    assert.equal(chat(10.5), false);
+  });
+
   it('checks every path of a multi-path intent', () => {
     const compiled = grants({ grant: { kind: 'fs.write', limits: { paths: ['workspace/**'] } } });
     const write = (params: Record<string, unknown>) =>

@@ -148,13 +148,21 @@ function domainsLimit(patterns: readonly string[]): LimitCheck {
   };
 }
 
-function maximumLimit(parameter: string, limit: number, absolute: boolean): LimitCheck {
+/**
+ * A bound on a numeric parameter. `count` parameters (token counts) must be whole numbers of
+ * 1 or more — a negative or zero count means "unlimited" to some providers; `magnitude`
+ * parameters (speeds) are bounded in both directions.
+ */
+function maximumLimit(parameter: string, limit: number, kind: 'count' | 'magnitude'): LimitCheck {
   return (params) => {
     const value = params[parameter];
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       return `parameter ${parameter} must be a finite number under this grant`;
     }
-    const magnitude = absolute ? Math.abs(value) : value;
+    if (kind === 'count' && (!Number.isSafeInteger(value) || value < 1)) {
+      return `parameter ${parameter} must be a whole number of 1 or more under this grant`;
+    }
+    const magnitude = kind === 'magnitude' ? Math.abs(value) : value;
     return magnitude <= limit ? undefined : `${parameter} ${value} exceeds the granted ${limit}`;
   };
 }
@@ -167,10 +175,11 @@ function compileLimits(limits: CapabilityLimits): LimitCheck[] {
   if (limits.domains) checks.push(domainsLimit(limits.domains));
   if (limits.models) checks.push(patternLimit('models', 'model', compileGlob, limits.models));
   if (limits.maxTokens !== undefined)
-    checks.push(maximumLimit('maxTokens', limits.maxTokens, false));
-  if (limits.maxLinear !== undefined) checks.push(maximumLimit('linear', limits.maxLinear, true));
+    checks.push(maximumLimit('maxTokens', limits.maxTokens, 'count'));
+  if (limits.maxLinear !== undefined)
+    checks.push(maximumLimit('linear', limits.maxLinear, 'magnitude'));
   if (limits.maxAngular !== undefined)
-    checks.push(maximumLimit('angular', limits.maxAngular, true));
+    checks.push(maximumLimit('angular', limits.maxAngular, 'magnitude'));
   return checks;
 }
 

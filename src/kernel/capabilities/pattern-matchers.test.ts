@@ -25,6 +25,22 @@ describe('matchGlob', () => {
     assert.equal(matchGlob('*', ''), true);
   });
 
+  it('matches one code point with ?, also outside the basic plane', () => {
+    assert.equal(matchGlob('model-?', 'model-😀'), true);
+    assert.equal(matchGlob('model-?', 'model-😀😀'), false);
+  });
+
+  it('stays fast on hostile patterns with many stars (no backtracking blow-up)', {
+    timeout: 10_000,
+  }, () => {
+    const long = 'a'.repeat(8_000);
+    assert.equal(matchGlob('*-*-*-x', '-'.repeat(4_000)), false);
+    assert.equal(matchGlob('*a*a*a*a*a*a*a*a*b', long), false);
+    assert.equal(matchPath('ws/*.*.*.bak', `ws/${'.'.repeat(4_000)}`), false);
+    assert.equal(matchCommand('git *-*-*x', `git ${'-'.repeat(8_000)}`), false);
+    assert.equal(matchGlob('*a*a*a*a*a*a*a*a*a', long), true);
+  });
+
   it('treats regular-expression characters literally', () => {
     assert.equal(matchGlob('a.b', 'axb'), false);
     assert.equal(matchGlob('(a|b)', 'a'), false);
@@ -144,6 +160,11 @@ describe('matchCommand', () => {
       'git "quoted"',
       "git 'quoted'",
       'git status\\',
+      'git status\u00a0--porcelain',
+      'git status\u2003x',
+      'git\ufeffstatus',
+      'git status\u200b',
+      'git status\u2028rm',
     ]) {
       assert.equal(matchCommand('git *', command), false, command);
       assert.equal(matchCommand('*', command), false, command);

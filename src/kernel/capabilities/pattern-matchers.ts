@@ -5,10 +5,41 @@
  */
 import { posix } from 'node:path';
 
-const REGEX_SPECIALS = /[.+^${}()|[\]\\]/g;
-
-function escapeForRegex(text: string): string {
-  return text.replace(REGEX_SPECIALS, '\\$&');
+/**
+ * Wildcard matching without regular expressions: `*` matches any run of characters (also
+ * none), `?` exactly one (a code point). The classic greedy algorithm with one backtrack
+ * point runs in O(pattern × value) at worst — never the exponential backtracking a regular
+ * expression with several stars can fall into on hostile input.
+ */
+function wildcard(pattern: string): Matcher {
+  if (!pattern.includes('*') && !pattern.includes('?')) return (value) => value === pattern;
+  const symbols = Array.from(pattern);
+  return (value) => {
+    const text = Array.from(value);
+    let patternIndex = 0;
+    let textIndex = 0;
+    let star = -1;
+    let resume = 0;
+    while (textIndex < text.length) {
+      const symbol = symbols[patternIndex];
+      if (symbol === '*') {
+        star = patternIndex;
+        patternIndex += 1;
+        resume = textIndex;
+      } else if (symbol !== undefined && (symbol === '?' || symbol === text[textIndex])) {
+        patternIndex += 1;
+        textIndex += 1;
+      } else if (star >= 0) {
+        patternIndex = star + 1;
+        resume += 1;
+        textIndex = resume;
+      } else {
+        return false;
+      }
+    }
+    while (symbols[patternIndex] === '*') patternIndex += 1;
+    return patternIndex === symbols.length;
+  };
 }
 
 /**
@@ -31,9 +62,7 @@ export type Matcher = (value: string) => boolean;
 /** Compiles a plain glob (see {@link matchGlob}). */
 export function compileGlob(pattern: string): Matcher {
   if (pattern === '*') return () => true;
-  const source = escapeForRegex(pattern).replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]');
-  const expression = new RegExp(`^${source}$`, 'u');
-  return (value) => expression.test(value);
+  return wildcard(pattern);
 }
 
 /**
@@ -52,12 +81,7 @@ export function normaliseIntentPath(value: string): string | undefined {
   return normalised;
 }
 
-function segmentToRegex(segment: string): RegExp {
-  const source = escapeForRegex(segment).replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
-  return new RegExp(`^${source}$`, 'u');
-}
-
-function matchSegments(patterns: readonly (RegExp | '**')[], values: readonly string[]): boolean {
+function matchSegments(patterns: readonly (Matcher | '**')[], values: readonly string[]): boolean {
   // Iterative match with backtracking over `**` (zero or more whole segments).
   let patternIndex = 0;
   let valueIndex = 0;
@@ -69,7 +93,7 @@ function matchSegments(patterns: readonly (RegExp | '**')[], values: readonly st
       starPattern = patternIndex;
       starValue = valueIndex;
       patternIndex += 1;
-    } else if (pattern?.test(values[valueIndex] ?? '')) {
+    } else if (pattern !== undefined && pattern(values[valueIndex] ?? '')) {
       patternIndex += 1;
       valueIndex += 1;
     } else if (starPattern >= 0) {
@@ -105,7 +129,7 @@ export function compilePath(pattern: string): Matcher {
   const patternSegments = pattern
     .split('/')
     .filter((segment) => segment.length > 0 && segment !== '.')
-    .map((segment): RegExp | '**' => (segment === '**' ? '**' : segmentToRegex(segment)));
+    .map((segment): Matcher | '**' => (segment === '**' ? '**' : wildcard(segment)));
   return (value) => {
     const normalised = normaliseIntentPath(value);
     if (normalised === undefined) return false;
@@ -163,12 +187,18 @@ export function compileDomain(pattern: string): Matcher {
 }
 
 /** Characters that make a command line mean more than one plain command. */
-const SHELL_METACHARACTERS = /[;&|$`<>(){}[\]\\!\n\r\t\0\u2028\u2029]/u;
+const SHELL_METACHARACTERS = /[;&|$`<>(){}[\]\\!]/u;
 
-/** Whether a command line contains shell metacharacters or control characters. */
+/**
+ * Characters that are invisible or space-like other than the plain space (U+0020): control
+ * and format characters, line and paragraph separators, and every other kind of space. An
+ * executor that splits on whitespace would read a different command than the pattern saw.
+ */
+const HIDDEN_SEPARATORS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs}|\s(?<! )/u;
+
+/** Whether a command line contains shell metacharacters, control characters or odd spaces. */
 export function hasShellMetacharacters(command: string): boolean {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are the point
-  return SHELL_METACHARACTERS.test(command) || /[\u0000-\u001f\u007f]/u.test(command);
+  return SHELL_METACHARACTERS.test(command) || HIDDEN_SEPARATORS.test(command);
 }
 
 /**
@@ -193,10 +223,8 @@ export function matchCommand(pattern: string, command: string): boolean {
 export function compileCommand(pattern: string): Matcher {
   const patternWords = pattern.trim().split(/ +/);
   const trailingStar = patternWords.at(-1) === '*';
-  const fixedWords = (trailingStar ? patternWords.slice(0, -1) : patternWords).map((word) => {
-    const source = escapeForRegex(word).replace(/\*/g, '[^ ]*').replace(/\?/g, '[^ ]');
-    return new RegExp(`^${source}$`, 'u');
-  });
+  // Words hold no spaces (the command is split on them), so a word's wildcards stay in it.
+  const fixedWords = (trailingStar ? patternWords.slice(0, -1) : patternWords).map(wildcard);
   return (command) => {
     if (command.length === 0 || command.length > 8192) return false;
     if (hasShellMetacharacters(command) || /["']/.test(command)) return false;
@@ -204,6 +232,6 @@ export function compileCommand(pattern: string): Matcher {
     if (trailingStar ? words.length < fixedWords.length : words.length !== fixedWords.length) {
       return false;
     }
-    return fixedWords.every((expression, index) => expression.test(words[index] ?? ''));
+    return fixedWords.every((matches, index) => matches(words[index] ?? ''));
   };
 }
