@@ -93,7 +93,7 @@ function matchSegments(patterns: readonly (Matcher | '**')[], values: readonly s
       starPattern = patternIndex;
       starValue = valueIndex;
       patternIndex += 1;
-    } else if (pattern !== undefined && pattern(values[valueIndex] ?? '')) {
+    } else if (pattern?.(values[valueIndex] ?? '')) {
       patternIndex += 1;
       valueIndex += 1;
     } else if (starPattern >= 0) {

@@ -104,6 +104,12 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
       },
     );
   }
+  if (!wellFormed(result.data)) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      'the intent contains text that is not well-formed Unicode (a lone surrogate)',
+    );
+  }
   let canonical: string;
   try {
     canonical = canonicalJson(result.data);
@@ -123,6 +129,20 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
     params: Object.freeze(JSON.parse(canonical).params as Record<string, unknown>),
   });
   return { intent, canonical, digest: createHash('sha256').update(canonical).digest('hex') };
+}
+
+/**
+ * Whether every string in a value (keys included) is well-formed UTF-16. A lone surrogate
+ * cannot be stored as UTF-8 unchanged, so text with one would read back differently from
+ * what was hashed and journaled.
+ */
+function wellFormed(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.isWellFormed();
+  if (typeof value !== 'object' || value === null || depth > 64) return true;
+  if (Array.isArray(value)) return value.every((item) => wellFormed(item, depth + 1));
+  return Object.entries(value).every(
+    ([key, member]) => key.isWellFormed() && wellFormed(member, depth + 1),
+  );
 }
 
 /** The idempotency key of a call: derived from `(runId, seq)` so that a replay reuses it. */

@@ -199,15 +199,19 @@ export function prepareAuditDraft(draft: AuditDraft): {
   if (!Number.isSafeInteger(draft.ts)) {
     throw new KeelError('KEEL_INVALID_ARGUMENT', 'an audit entry needs an integer ts');
   }
+  // Text columns are stored as UTF-8, which cannot hold a lone surrogate: make every text
+  // field well-formed before hashing so that what is hashed is what is read back.
+  const text = (value: string | null | undefined): string | null =>
+    typeof value === 'string' ? value.toWellFormed() : (value ?? null);
   const normalised: AuditDraft = {
     ts: draft.ts,
-    kind: draft.kind,
-    actor: draft.actor,
-    agentId: draft.agentId ?? null,
-    runId: draft.runId ?? null,
-    subject: draft.subject ?? null,
-    outcome: draft.outcome ?? null,
-    code: draft.code ?? null,
+    kind: draft.kind.toWellFormed(),
+    actor: draft.actor.toWellFormed(),
+    agentId: text(draft.agentId),
+    runId: text(draft.runId),
+    subject: text(draft.subject),
+    outcome: text(draft.outcome),
+    code: text(draft.code),
     data: draft.data,
   };
   for (const field of ['agentId', 'runId', 'subject', 'outcome', 'code'] as const) {

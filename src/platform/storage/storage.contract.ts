@@ -102,6 +102,17 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         assert.ok(record !== undefined && !wrongKey.accept(record));
       });
 
+      it('stores text with lone surrogates so that it still verifies', async () => {
+        await storage.audit.append([
+          draft({ subject: 'tool.call x\ud800y', actor: 'agent:\udfff', data: { text: 'a\ud800b' } }),
+        ]);
+        const [record] = await storage.audit.read(1, 1);
+        const verifier = new AuditChainVerifier(auditKey);
+        assert.ok(record !== undefined && verifier.accept(record), 'verifies after the round trip');
+        assert.equal(record?.subject, 'tool.call x\ufffdy');
+        assert.deepEqual(record?.data, { text: 'a\ud800b' });
+      });
+
       it('keeps the chain gapless under many concurrent appends', async () => {
         await Promise.all(
           Array.from({ length: 300 }, (_, index) =>
