@@ -53,7 +53,11 @@ describe('startNode', () => {
     await node.close('test');
     assert.equal(node.health().ready, false);
     await node.close('again');
-    const reopened = await startNode({ loaded, logger });
+    const reloaded = await loadConfiguration({
+      dataDirectory: join(directory.path, 'keel'),
+      environment: {},
+    });
+    const reopened = await startNode({ loaded: reloaded, logger });
     try {
       const entries = await reopened.kernel.audit.tail(100);
       const kinds = entries.map((entry) => entry.kind);

@@ -3,7 +3,7 @@
  * a known order. Everything stateful here belongs to the KeelNode instance.
  */
 
-import { initialiseDataDirectory } from '../kernel/config/data-directory.ts';
+import { claimDataDirectory } from '../kernel/config/data-directory.ts';
 import {
   AUDIT_KEY_SECRET,
   decodeAuditKey,
@@ -14,7 +14,7 @@ import { Kernel } from '../kernel/kernel.ts';
 import { MemoryEventBus } from '../platform/bus/memory/memory-event-bus.ts';
 import { type Clock, systemClock } from '../platform/clock/clock.ts';
 import type { KeelError } from '../platform/errors/keel-error.ts';
-import { acquireLockFile, type LockHandle } from '../platform/files/lock-file.ts';
+import type { LockHandle } from '../platform/files/lock-file.ts';
 import { createId } from '../platform/ids/create-id.ts';
 import type { Logger } from '../platform/observability/logger.ts';
 import {
@@ -173,8 +173,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
   const auditKey = decodeAuditKey(loaded.secrets.require(AUDIT_KEY_SECRET).reveal());
   const closers: Closer[] = [];
   try {
-    await initialiseDataDirectory(loaded);
-    const lock: LockHandle = await acquireLockFile(configuration.lockFile, 'a Keel node');
+    const lock: LockHandle = await claimDataDirectory(loaded);
     closers.push(() => lock.release());
     const storage = await openSqliteStorage({
       path: configuration.databaseFile,

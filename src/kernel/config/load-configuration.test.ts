@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
-import { initialiseDataDirectory } from './data-directory.ts';
+import { claimDataDirectory } from './data-directory.ts';
 import { AUDIT_KEY_SECRET, loadConfiguration, resolveDataDirectory } from './load-configuration.ts';
 
 const KEY = 'ab'.repeat(32);
@@ -54,7 +54,7 @@ describe('loadConfiguration', () => {
     await using directory = await temporaryDirectory();
     const dataDirectory = join(directory.path, 'deep', 'keel');
     const loaded = await loadConfiguration({ dataDirectory, environment: {} });
-    await initialiseDataDirectory(loaded);
+    await (await claimDataDirectory(loaded)).release();
     assert.equal((await stat(dataDirectory)).mode & 0o777, 0o700);
     assert.equal((await stat(join(dataDirectory, 'config.toml'))).mode & 0o777, 0o600);
     assert.equal((await stat(join(dataDirectory, 'secrets.toml'))).mode & 0o777, 0o600);
@@ -66,6 +66,26 @@ describe('loadConfiguration', () => {
       'the generated audit key was persisted',
     );
     assert.equal(again.digest, loaded.digest);
+  });
+
+  it('never replaces files another process created after loading: the audit key stays the first one', async () => {
+    await using directory = await temporaryDirectory();
+    const dataDirectory = join(directory.path, 'raced');
+    const first = await loadConfiguration({ dataDirectory, environment: {} });
+    const second = await loadConfiguration({ dataDirectory, environment: {} });
+    assert.notEqual(
+      first.secrets.require(AUDIT_KEY_SECRET).reveal(),
+      second.secrets.require(AUDIT_KEY_SECRET).reveal(),
+    );
+    await (await claimDataDirectory(first)).release();
+    const error = await rejectsWithCode(claimDataDirectory(second), 'KEEL_CONFLICT');
+    assert.match(error.message, /another Keel process initialised/);
+    const reloaded = await loadConfiguration({ dataDirectory, environment: {} });
+    assert.equal(
+      reloaded.secrets.require(AUDIT_KEY_SECRET).reveal(),
+      first.secrets.require(AUDIT_KEY_SECRET).reveal(),
+    );
+    assert.ok(!(await readdir(dataDirectory)).includes('keel.lock'), 'the lock was released');
   });
 
   it('applies the file, then the environment, then the flags', async () => {
@@ -247,10 +267,7 @@ describe('loadConfiguration', () => {
     const dataDirectory = join(directory.path, 'late');
     const loaded = await loadConfiguration({ dataDirectory, environment: {} });
     await writeFile(dataDirectory, 'in the way');
-    const blocked = await rejectsWithCode(
-      initialiseDataDirectory(loaded),
-      'KEEL_DATA_DIR_UNWRITABLE',
-    );
+    const blocked = await rejectsWithCode(claimDataDirectory(loaded), 'KEEL_DATA_DIR_UNWRITABLE');
     assert.match(
       blocked.message,
       /cannot write the data directory .*late \(a file is in the way\)/,

@@ -44,7 +44,7 @@ export interface LoadConfigurationOptions {
 export interface LoadedConfiguration {
   readonly configuration: Configuration;
   readonly secrets: SecretStore;
-  /** What does not exist yet; `initialiseDataDirectory` creates it. */
+  /** What does not exist yet; `claimDataDirectory` creates it. */
   readonly missing: {
     readonly directory: boolean;
     readonly configFile: boolean;

@@ -153,9 +153,19 @@ describe('gate', () => {
       call({ kind: 'log', params: { blob: 'x'.repeat(70 * 1024) } }),
       'KEEL_PAYLOAD_TOO_LARGE',
     );
-    await rejectsWithCode(call({ kind: 'tool.call', resource: 'x\ud800y' }), 'KEEL_INVALID_ARGUMENT');
-    await rejectsWithCode(call({ kind: 'log', params: { ['k\udc00']: 1 } }), 'KEEL_INVALID_ARGUMENT');
-    assert.equal((await harness.kernel.audit.verify()).intact, true, 'refusals of odd text keep the chain sound');
+    await rejectsWithCode(
+      call({ kind: 'tool.call', resource: 'x\ud800y' }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    await rejectsWithCode(
+      call({ kind: 'log', params: { ['k\udc00']: 1 } }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    assert.equal(
+      (await harness.kernel.audit.verify()).intact,
+      true,
+      'refusals of odd text keep the chain sound',
+    );
     const [entry] = await harness.kernel.audit.tail(1);
     assert.equal(entry?.data.step, 'validate');
   });

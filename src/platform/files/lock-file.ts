@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, link, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KeelError } from '../errors/keel-error.ts';
 
 /** What a lock file records about its holder. */
@@ -87,7 +88,7 @@ export async function acquireLockFile(
   const candidate = `${path}.${owner.token}`;
   await writeFile(candidate, `${JSON.stringify(owner)}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    for (let attempt = 0; attempt < 3; attempt += 1) {
+    for (let attempt = 0; attempt < 200; attempt += 1) {
       try {
         await link(candidate, path);
         return handleFor(path, owner.token);
@@ -102,19 +103,50 @@ export async function acquireLockFile(
           { details: { pid: holder.pid, hostname: holder.hostname, path } },
         );
       }
-      // Stale: move it aside atomically; if another process did so first, rename fails and we
-      // simply try to link again.
-      await rename(path, `${path}.stale-${owner.token}`).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
-      await rm(`${path}.stale-${owner.token}`, { force: true });
+      await removeStaleLock(path, holder);
     }
     throw new KeelError(
       'KEEL_DATA_DIR_LOCKED',
-      `could not take the lock ${path}; another process keeps taking it`,
+      `could not take the lock ${path}; other processes keep taking it`,
     );
   } finally {
     await rm(candidate, { force: true });
+  }
+}
+
+/** A takeover guard older than this belongs to a process that died while taking over. */
+const ABANDONED_GUARD_MS = 10_000;
+
+/**
+ * Removes a lock judged stale — exactly that one. Only the process holding the takeover guard
+ * (created exclusively) may remove a lock, and it first checks that the file still carries
+ * the stale holder's token: a fresh lock linked meanwhile by another process stays.
+ */
+async function removeStaleLock(path: string, stale: LockOwner | undefined): Promise<void> {
+  const guardPath = `${path}.takeover`;
+  let guard: FileHandle;
+  try {
+    guard = await open(guardPath, 'wx', 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const guardStats = await stat(guardPath).catch((statError: NodeJS.ErrnoException) => {
+      if (statError.code === 'ENOENT') return undefined;
+      throw statError;
+    });
+    if (guardStats !== undefined && Date.now() - guardStats.mtimeMs > ABANDONED_GUARD_MS) {
+      await rm(guardPath, { force: true });
+    }
+    await sleep(10 + Math.random() * 20);
+    return;
+  }
+  try {
+    const current = await readOwner(path);
+    if (stale === undefined ? current === undefined : current?.token === stale.token) {
+      await rm(path, { force: true });
+    }
+  } finally {
+    await guard.close();
+    await rm(guardPath, { force: true });
   }
 }
 

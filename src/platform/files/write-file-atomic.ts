@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -31,6 +31,38 @@ export async function writeFileAtomic(
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  }
+  await syncDirectory(dirname(path));
+}
+
+/**
+ * Creates a file with complete content, or fails with `EEXIST` if the path exists — never
+ * replacing anything: the data goes to a temporary file that is flushed and then hard-linked
+ * to the final name (`link` refuses an existing name atomically).
+ *
+ * @example
+ * ```ts
+ * await writeFileExclusive('/home/ana/.keel/secrets.toml', text, 0o600);
+ * ```
+ */
+export async function writeFileExclusive(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temporary, 'wx', mode);
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.chmod(mode);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await link(temporary, path);
+  } finally {
+    await rm(temporary, { force: true });
   }
   await syncDirectory(dirname(path));
 }

@@ -104,7 +104,11 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
 
       it('stores text with lone surrogates so that it still verifies', async () => {
         await storage.audit.append([
-          draft({ subject: 'tool.call x\ud800y', actor: 'agent:\udfff', data: { text: 'a\ud800b' } }),
+          draft({
+            subject: 'tool.call x\ud800y',
+            actor: 'agent:\udfff',
+            data: { text: 'a\ud800b' },
+          }),
         ]);
         const [record] = await storage.audit.read(1, 1);
         const verifier = new AuditChainVerifier(auditKey);

@@ -1,5 +1,5 @@
 import { AuditLog } from '../../kernel/audit/audit-log.ts';
-import { initialiseDataDirectory } from '../../kernel/config/data-directory.ts';
+import { claimDataDirectory } from '../../kernel/config/data-directory.ts';
 import {
   AUDIT_KEY_SECRET,
   decodeAuditKey,
@@ -7,7 +7,6 @@ import {
 } from '../../kernel/config/load-configuration.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { isKeelError } from '../../platform/errors/keel-error.ts';
-import { acquireLockFile } from '../../platform/files/lock-file.ts';
 import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.ts';
 import type { MigrationStatus } from '../../platform/storage/storage.ts';
 import { existingAuditKey } from './audit-key.ts';
@@ -58,8 +57,7 @@ export async function migrateDatabase(
     before === undefined
       ? decodeAuditKey(loaded.secrets.require(AUDIT_KEY_SECRET).reveal())
       : existingAuditKey(loaded);
-  await initialiseDataDirectory(loaded);
-  const lock = await acquireLockFile(loaded.configuration.lockFile, 'a Keel node');
+  const lock = await claimDataDirectory(loaded);
   try {
     const appliedBefore = new Set(
       (before ?? [])

@@ -5,11 +5,10 @@ import {
   type AuditVerification,
   verifyAuditStore,
 } from '../../kernel/audit/audit-log.ts';
-import { initialiseDataDirectory } from '../../kernel/config/data-directory.ts';
+import { claimDataDirectory } from '../../kernel/config/data-directory.ts';
 import type { LoadedConfiguration } from '../../kernel/config/load-configuration.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
-import { acquireLockFile } from '../../platform/files/lock-file.ts';
 import { syncDirectory } from '../../platform/files/write-file-atomic.ts';
 import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.ts';
 import { existingAuditKey } from './audit-key.ts';
@@ -88,8 +87,7 @@ export async function restoreDatabase(
   if (!(await exists(file))) throw new KeelError('KEEL_NOT_FOUND', `there is no file ${file}`);
   const audit = await checkCandidate(file, key);
 
-  await initialiseDataDirectory(loaded);
-  const lock = await acquireLockFile(configuration.lockFile, 'a Keel node');
+  const lock = await claimDataDirectory(loaded);
   try {
     const staged = join(configuration.dataDirectory, `.keel.db.restore-${process.pid}`);
     await copyFile(file, staged);
