@@ -1,6 +1,7 @@
 import type { EventBus } from '../platform/bus/event-bus.ts';
 import type { Clock } from '../platform/clock/clock.ts';
 import type { Logger } from '../platform/observability/logger.ts';
+import type { SecretRedactor } from '../platform/observability/secret-redactor.ts';
 import type { Storage } from '../platform/storage/storage.ts';
 import { ApprovalPolicy, type ApprovalRule } from './approvals/approval-policy.ts';
 import { ApprovalService } from './approvals/approval-service.ts';
@@ -22,6 +23,8 @@ export interface KernelOptions {
   readonly bus: EventBus;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Knows the node's secret values; errors are redacted with it before leaving the gate. */
+  readonly redactor: SecretRedactor;
   readonly auditKey: Uint8Array;
   /** Who the kernel itself acts as in audit entries, e.g. `node:keel`. */
   readonly actor: string;
@@ -109,6 +112,7 @@ export class Kernel {
       bus,
       clock,
       logger: options.logger.child({ component: 'gate' }),
+      redactor: options.redactor,
       limits: options.gate,
     });
   }

@@ -17,6 +17,7 @@ import type { KeelError } from '../platform/errors/keel-error.ts';
 import type { LockHandle } from '../platform/files/lock-file.ts';
 import { createId } from '../platform/ids/create-id.ts';
 import type { Logger } from '../platform/observability/logger.ts';
+import { SecretRedactor } from '../platform/observability/secret-redactor.ts';
 import {
   openSqliteStorage,
   type SqliteStorage,
@@ -192,6 +193,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       bus,
       clock,
       logger: options.logger,
+      redactor: new SecretRedactor(loaded.secrets.values()),
       auditKey,
       actor: `node:${configuration.node.name}`,
       approvals: configuration.approvals,

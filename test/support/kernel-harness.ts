@@ -36,6 +36,7 @@ export async function createKernelHarness(
     readonly approvalTtlMs?: number;
     readonly replaceStores?: (storage: Storage) => Storage;
     readonly defaultTimeoutMs?: number;
+    readonly secrets?: readonly string[];
   } = {},
 ): Promise<KernelHarness> {
   const directory = await temporaryDirectory();
@@ -59,6 +60,7 @@ export async function createKernelHarness(
     bus,
     clock: options.clock ?? systemClock,
     logger,
+    redactor: new SecretRedactor(options.secrets ?? []),
     auditKey,
     actor: 'node:test',
     approvals: {

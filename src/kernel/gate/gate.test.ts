@@ -539,6 +539,134 @@ describe('gate', () => {
     assert.match(notJson.message, /not JSON/);
   });
 
+  it('runs concurrent duplicates of one (runId, seq) once and gives all the same result', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    let executions = 0;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'tool.call',
+      doExecute: async () => {
+        executions += 1;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return { value: `effect ${executions}` };
+      },
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    const run = await storage.runs.create({
+      id: createId('run'),
+      agentId: agent.id,
+      task: {},
+      now: Date.now(),
+    });
+    const identity = { agentId: agent.id, runId: run.id, seq: 1 };
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        kernel.gate.call(identity, { kind: 'tool.call', resource: 'deploy' }),
+      ),
+    );
+    assert.deepEqual(results, ['effect 1', 'effect 1', 'effect 1', 'effect 1']);
+    assert.equal(executions, 1);
+    const allowed = (await kernel.audit.tail(10)).filter((entry) => entry.kind === 'syscall.allow');
+    assert.equal(allowed.length, 1);
+  });
+
+  it('redacts known secrets from executor failures before the agent, journal or audit see them', async () => {
+    const secret = 'sk-live-SUPERSECRET-1234567890';
+    await using harness = await createKernelHarness({ secrets: [secret] });
+    const { kernel, storage } = harness;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'llm.chat',
+      doExecute: async () => {
+        throw new Error(`401 from provider: invalid key ${secret}`);
+      },
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'llm.chat' }, 'operator:ana');
+    const run = await storage.runs.create({
+      id: createId('run'),
+      agentId: agent.id,
+      task: {},
+      now: Date.now(),
+    });
+    const error = await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id, runId: run.id, seq: 1 }, { kind: 'llm.chat' }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    assert.ok(!JSON.stringify(error).includes(secret));
+    assert.equal(error.details.reason, '401 from provider: invalid key [REDACTED]');
+    assert.ok(!JSON.stringify(await storage.runs.listJournal(run.id)).includes(secret));
+    assert.ok(!JSON.stringify(await kernel.audit.tail(5)).includes(secret));
+    assert.ok(!harness.logLines.join('').includes(secret));
+  });
+
+  it('stops waiting for an executor that ignores its signal, and settles its budget', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'tool.call',
+      timeoutMs: 50,
+      estimate: () => ({ calls: 1 }),
+      doExecute: () =>
+        new Promise((_resolve, reject) => {
+          setTimeout(() => reject(new Error('gave up much later')), 300);
+        }),
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'stuck' }),
+      'KEEL_TIMEOUT',
+    );
+    assert.deepEqual(await storage.budgets.listOpenReservations(), []);
+    assert.equal((await storage.budgets.get(`agent:${agent.id}`))?.spent.calls, 1);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.ok(
+      harness.logLines.some((line) => line.includes('failed after its call was abandoned')),
+    );
+  });
+
+  it('treats invalid reported usage and a throwing estimate as failures, leaving no reservation open', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'llm.chat',
+      estimate: () => ({ tokens: 100 }),
+      doExecute: async () => ({ value: 'hi', usage: { tokens: Number.NaN } }),
+    });
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'llm.embed',
+      estimate: () => {
+        throw new Error('tokenizer missing');
+      },
+      doExecute: async () => ({ value: [] }),
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'llm.*' }, 'operator:ana');
+    const invalid = await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'llm.chat' }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    assert.match(invalid.message, /reported invalid usage/);
+    assert.deepEqual(await storage.budgets.listOpenReservations(), []);
+    assert.equal(
+      (await storage.budgets.get(`agent:${agent.id}`))?.spent.tokens,
+      100,
+      'charged the estimate',
+    );
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'llm.embed' }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    const [denied] = await kernel.audit.tail(1);
+    assert.deepEqual([denied?.kind, denied?.data.step], ['syscall.deny', 'budget']);
+  });
+
   it('leaves an audit chain that verifies after many concurrent decisions', async () => {
     await using harness = await createKernelHarness();
     const { kernel } = harness;

@@ -5,6 +5,7 @@ import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
 import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
@@ -12,7 +13,12 @@ import type { ApprovalPolicy } from '../approvals/approval-policy.ts';
 import type { ApprovalService } from '../approvals/approval-service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { summariseParameters } from '../audit/summarise-parameters.ts';
-import { type BudgetLedger, type BudgetReservation, scopesFor } from '../budgets/budget-ledger.ts';
+import {
+  type BudgetLedger,
+  type BudgetReservation,
+  scopesFor,
+  toAmounts,
+} from '../budgets/budget-ledger.ts';
 import type { CapabilityService } from '../capabilities/capability-service.ts';
 import type { AgentDirectory } from '../identity/agent-directory.ts';
 import { GATE_DECISIONS } from '../kernel-topics.ts';
@@ -41,6 +47,8 @@ export interface GateDependencies {
   readonly bus: EventBus;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Removes known secret values from errors before they leave the gate. */
+  readonly redactor: SecretRedactor;
   readonly limits: { readonly maxIntentBytes: number; readonly defaultTimeoutMs: number };
 }
 
@@ -86,6 +94,8 @@ class Refusal extends Error {
  */
 export class Gate {
   readonly #dependencies: GateDependencies;
+  /** Calls in progress per `(runId, seq)`. */
+  readonly #inFlight = new Map<string, Promise<void>>();
 
   constructor(dependencies: GateDependencies) {
     this.#dependencies = dependencies;
@@ -108,18 +118,60 @@ export class Gate {
         throw new Refusal(toKeelError(error, 'KEEL_INVALID_ARGUMENT'), 'validate');
       }
       agent = await this.#step('identify', () => this.#dependencies.agents.resolve(identity));
-      if (identity.runId !== undefined && identity.seq !== undefined) {
+      if (identity.runId === undefined || identity.seq === undefined) {
+        return await this.#admitAndExecute(identity, agent, parsed, started, options);
+      }
+      // One call per (runId, seq) at a time: a concurrent duplicate waits for the first and
+      // then gets its journaled result, so the effect happens once.
+      const key = `${identity.runId}\n${identity.seq}`;
+      for (
+        let running = this.#inFlight.get(key);
+        running !== undefined;
+        running = this.#inFlight.get(key)
+      ) {
+        await Promise.allSettled([running]);
+      }
+      const { promise: done, resolve: finish } = Promise.withResolvers<void>();
+      this.#inFlight.set(key, done);
+      try {
         const replayed = await this.#replay(identity.runId, identity.seq, parsed);
         if (replayed !== undefined) return replayed.value;
+        return await this.#admitAndExecute(identity, agent, parsed, started, options);
+      } finally {
+        this.#inFlight.delete(key);
+        finish();
       }
-      return await this.#admitAndExecute(identity, agent, parsed, started, options);
     } catch (error) {
       if (error instanceof Refusal) {
-        await this.#recordRefusal(identity, parsed, error);
-        throw error.error;
+        const refusal = new Refusal(this.#redacted(error.error), error.step);
+        await this.#recordRefusal(identity, parsed, refusal);
+        throw refusal.error;
       }
       throw error;
     }
+  }
+
+  /**
+   * The error without any secret the node knows: executor and rule messages can quote what an
+   * upstream said (an API key in a 401 body), and this goes back to the agent, into the
+   * journal and into the audit log. The cause is dropped for the same reason.
+   */
+  #redacted(error: KeelError): KeelError {
+    const { redactor } = this.#dependencies;
+    const details = JSON.stringify(error.details);
+    if (
+      !redactor.contains(error.message) &&
+      !redactor.contains(details) &&
+      !redactor.contains(error.hint)
+    ) {
+      return error;
+    }
+    return new KeelError(error.code, redactor.redact(error.message), {
+      details: JSON.parse(redactor.redact(details)) as Record<string, unknown>,
+      hint: redactor.redact(error.hint),
+      retryable: error.retryable,
+      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    });
   }
 
   async #step<T>(step: GateStep, action: () => Promise<T>): Promise<T> {
@@ -219,7 +271,21 @@ export class Gate {
       );
     }
     const timeoutMs = executor.timeoutMs ?? dependencies.limits.defaultTimeoutMs;
-    const estimate = executor.estimate?.(intent);
+    const estimate = await this.#step('budget', async () => {
+      try {
+        const estimated = executor.estimate?.(intent);
+        return estimated === undefined ? undefined : toAmounts(estimated);
+      } catch (error) {
+        throw new KeelError(
+          'KEEL_EXECUTOR_FAILED',
+          `the executor for ${intent.kind} could not estimate its cost`,
+          {
+            cause: error,
+            details: { reason: error instanceof Error ? error.message : String(error) },
+          },
+        );
+      }
+    });
     const reservation =
       estimate === undefined
         ? undefined
@@ -299,7 +365,7 @@ export class Gate {
     let usage: Partial<BudgetAmounts> | undefined;
     try {
       if (signal.aborted) throw signal.reason;
-      const result = await executor.doExecute(intent, {
+      const execution = executor.doExecute(intent, {
         agentId: agent.id,
         runId: identity.runId,
         seq: identity.seq,
@@ -310,11 +376,19 @@ export class Gate {
         signal,
         logger,
       });
+      // An executor that ignores its signal must not hold the call (or its budget) forever:
+      // the gate stops waiting at the deadline and reports what the executor does later.
+      const result = await untilAborted(execution, signal, (lateError) =>
+        logger.warn(
+          { err: lateError, kind: intent.kind },
+          'an executor failed after its call was abandoned',
+        ),
+      );
       canonicalJson(result.value);
+      usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
       value = result.value;
-      usage = result.usage;
     } catch (error) {
-      failure = executionFailure(error, timeout, admitted.timeoutMs, intent);
+      failure = this.#redacted(executionFailure(error, timeout, admitted.timeoutMs, intent));
     }
     const elapsedMs = Math.ceil(dependencies.clock.monotonic() - executeStarted);
     const code: ErrorCode | null = failure?.code ?? null;
@@ -425,6 +499,42 @@ export class Gate {
       .catch((error: unknown) =>
         this.#dependencies.logger.warn({ err: error }, 'could not publish a gate decision'),
       );
+  }
+}
+
+/**
+ * Waits for an executor's promise or for the signal, whichever comes first. If the signal
+ * wins, a later failure of the executor is passed to `onLateFailure` (never left unhandled).
+ */
+function untilAborted<T>(
+  execution: Promise<T>,
+  signal: AbortSignal,
+  onLateFailure: (error: unknown) => void,
+): Promise<T> {
+  const { promise: aborted, reject } = Promise.withResolvers<never>();
+  const onAbort = (): void => reject(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  execution.catch((error: unknown) => {
+    if (signal.aborted) onLateFailure(error);
+  });
+  return Promise.race([execution, aborted]).finally(() =>
+    signal.removeEventListener('abort', onAbort),
+  );
+}
+
+/** An executor's reported usage, or a typed failure when it is not whole non-negative numbers. */
+function validUsage(usage: Partial<BudgetAmounts>, intent: SyscallIntent): BudgetAmounts {
+  try {
+    return toAmounts(usage);
+  } catch (error) {
+    throw new KeelError(
+      'KEEL_EXECUTOR_FAILED',
+      `the executor for ${intent.kind} reported invalid usage`,
+      {
+        cause: error,
+        details: { usage: { ...usage } },
+      },
+    );
   }
 }
 
