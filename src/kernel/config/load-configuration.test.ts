@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
@@ -141,6 +141,57 @@ describe('loadConfiguration', () => {
       loadConfiguration({ dataDirectory, environment: {} }),
       'KEEL_CONFIG_PERMISSIONS',
     );
+  });
+
+  it('refuses a symbolic link in place of the config file', async () => {
+    await using directory = await temporaryDirectory();
+    const dataDirectory = await privateDirectory(directory.path);
+    const real = join(directory.path, 'elsewhere.toml');
+    await writePrivate(real, '[node]\nport = 1\n');
+    await symlink(real, join(dataDirectory, 'config.toml'));
+    const error = await rejectsWithCode(
+      loadConfiguration({ dataDirectory, environment: {} }),
+      'KEEL_CONFIG_PERMISSIONS',
+    );
+    assert.match(error.message, /is a symbolic link/);
+  });
+
+  it('never quotes the secrets file when it is not valid TOML', async () => {
+    await using directory = await temporaryDirectory();
+    const dataDirectory = await privateDirectory(directory.path);
+    await writePrivate(
+      join(dataDirectory, 'secrets.toml'),
+      'openai_api_key = sk-live-ABCDEFG123456\n',
+    );
+    const error = await rejectsWithCode(
+      loadConfiguration({ dataDirectory, environment: {} }),
+      'KEEL_CONFIG_INVALID',
+    );
+    assert.match(error.message, /secrets file .* is not valid TOML at line 1, column \d+$/);
+    assert.ok(
+      !JSON.stringify(error).includes('sk-live') &&
+        !String((error as Error).cause ?? '').includes('sk-live'),
+    );
+  });
+
+  it('refuses a *_FILE secret that others can write', async () => {
+    await using directory = await temporaryDirectory();
+    const secretFile = join(directory.path, 'token');
+    await writeFile(secretFile, 'value\n');
+    await chmod(secretFile, 0o666);
+    await rejectsWithCode(
+      loadConfiguration({
+        dataDirectory: join(directory.path, 'k'),
+        environment: { KEEL_SECRET_TOKEN_FILE: secretFile },
+      }),
+      'KEEL_CONFIG_PERMISSIONS',
+    );
+    await chmod(secretFile, 0o644);
+    const loaded = await loadConfiguration({
+      dataDirectory: join(directory.path, 'k'),
+      environment: { KEEL_SECRET_TOKEN_FILE: secretFile },
+    });
+    assert.equal(loaded.secrets.require('token').reveal(), 'value');
   });
 
   it('refuses files owned by another user', async () => {

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { constants, type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
@@ -120,32 +120,66 @@ async function readPrivateToml(
   path: string,
   what: string,
   uid: number | undefined,
+  holdsSecrets: boolean,
 ): Promise<unknown> {
-  const stats = await statOrUndefined(path);
-  if (stats === undefined) return undefined;
-  if (!stats.isFile()) {
-    throw new KeelError('KEEL_CONFIG_INVALID', `${what} ${path} is not a regular file`);
-  }
-  assertPrivate(stats, path, what, uid);
-  if (stats.size > MAX_CONFIG_BYTES) {
+  let handle: FileHandle;
+  try {
+    // No symbolic links, and the checks apply to the very file that is read (no window
+    // between checking one path and reading another).
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') {
+      throw new KeelError('KEEL_CONFIG_PERMISSIONS', `${what} ${path} is a symbolic link`, {
+        hint: `replace the link with the file itself (Keel reads only regular files it owns)`,
+      });
+    }
     throw new KeelError(
       'KEEL_CONFIG_INVALID',
-      `${what} ${path} is larger than ${MAX_CONFIG_BYTES} bytes`,
+      `${what} ${path} cannot be read (${code ?? String(error)})`,
+      {
+        cause: error,
+      },
     );
   }
-  const text = await readFile(path, 'utf8');
+  let text: string;
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) {
+      throw new KeelError('KEEL_CONFIG_INVALID', `${what} ${path} is not a regular file`);
+    }
+    assertPrivate(stats, path, what, uid);
+    if (stats.size > MAX_CONFIG_BYTES) {
+      throw new KeelError(
+        'KEEL_CONFIG_INVALID',
+        `${what} ${path} is larger than ${MAX_CONFIG_BYTES} bytes`,
+      );
+    }
+    text = await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
   try {
     return parseToml(text);
   } catch (error) {
     const where =
       error instanceof TomlError ? ` at line ${error.line}, column ${error.column}` : '';
+    const hint = `fix ${path}, or move it away to get a fresh default`;
+    if (holdsSecrets) {
+      // The parser's message quotes the offending line, which may hold a secret nobody can
+      // redact yet: say only where.
+      throw new KeelError('KEEL_CONFIG_INVALID', `${what} ${path} is not valid TOML${where}`, {
+        hint,
+      });
+    }
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new KeelError(
       'KEEL_CONFIG_INVALID',
       `${what} ${path} is not valid TOML${where}: ${reason}`,
       {
         cause: error,
-        hint: `fix ${path}, or move it away to get a fresh default`,
+        hint,
       },
     );
   }
@@ -235,6 +269,17 @@ async function readSecretFile(variable: string, path: string): Promise<string> {
     throw new KeelError(
       'KEEL_CONFIG_INVALID',
       `${variable} names a file larger than ${MAX_SECRET_BYTES} bytes`,
+    );
+  }
+  // Readable by others is the operator's choice (mounted secrets are often 0444); writable by
+  // others is not: anyone could swap the secret.
+  if ((stats.mode & 0o022) !== 0) {
+    throw new KeelError(
+      'KEEL_CONFIG_PERMISSIONS',
+      `${variable} names ${path}, which others can write`,
+      {
+        hint: `run: chmod go-w '${path}'`,
+      },
     );
   }
   return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
@@ -406,11 +451,11 @@ export async function loadConfiguration(
   const rawFile =
     directoryStats === undefined
       ? undefined
-      : await readPrivateToml(configFile, 'config file', uid);
+      : await readPrivateToml(configFile, 'config file', uid, false);
   const rawSecrets =
     directoryStats === undefined
       ? undefined
-      : await readPrivateToml(secretsFile, 'secrets file', uid);
+      : await readPrivateToml(secretsFile, 'secrets file', uid, true);
 
   const raw: Record<string, unknown> = structuredClone(
     (rawFile as Record<string, unknown> | undefined) ?? {},

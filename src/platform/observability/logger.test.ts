@@ -80,7 +80,7 @@ describe('logger', () => {
     logger.info(
       {
         apiKey: 'unknown-key-1',
-        headers: { authorization: 'Bearer abc' },
+        headers: { authorization: 'Bearer abc', 'x-api-key': 'k-1', Authorization: 'Bearer B' },
         provider: { password: 'p' },
       },
       'keys',
@@ -88,7 +88,23 @@ describe('logger', () => {
     const line = JSON.parse(output().trim()) as Record<string, Record<string, unknown>>;
     assert.equal(line.apiKey as unknown, '[REDACTED]');
     assert.equal(line.headers?.authorization, '[REDACTED]');
+    assert.equal(line.headers?.['x-api-key'], '[REDACTED]');
+    assert.equal(line.headers?.Authorization, '[REDACTED]');
     assert.equal(line.provider?.password, '[REDACTED]');
+  });
+
+  it('logs binary values as a summary instead of failing', () => {
+    const { logger, output } = capture();
+    logger.info({ body: Buffer.from('hi'), nested: { bytes: new Uint8Array(3) } }, 'binary');
+    const line = JSON.parse(output().trim()) as Record<string, unknown>;
+    assert.equal(line.body, '[Buffer 2 bytes]');
+    assert.deepEqual(line.nested, { bytes: '[Uint8Array 3 bytes]' });
+  });
+
+  it('redacts a secret that was JSON-escaped twice (JSON inside a JSON string)', () => {
+    const { logger, output } = capture();
+    logger.info({ body: JSON.stringify({ password2: SECRET }) }, 'double');
+    assert.ok(!output().includes('4f9a'), output());
   });
 
   it('redacts in pretty output too', () => {

@@ -21,26 +21,57 @@ export interface LoggerOptions {
   readonly base?: Readonly<Record<string, unknown>>;
 }
 
+function summariseBinary(value: unknown, depth = 0): unknown {
+  if (ArrayBuffer.isView(value)) return `[${value.constructor.name} ${value.byteLength} bytes]`;
+  if (value instanceof ArrayBuffer) return `[ArrayBuffer ${value.byteLength} bytes]`;
+  if (depth > 3 || typeof value !== 'object' || value === null || value instanceof Error)
+    return value;
+  if (Array.isArray(value)) return value.map((item) => summariseBinary(item, depth + 1));
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null)
+    return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, member] of Object.entries(value)) copy[key] = summariseBinary(member, depth + 1);
+  return copy;
+}
+
 /** Keys whose values are secrets wherever they appear one or two levels deep. */
 const SENSITIVE_KEYS = [
   'password',
+  'passphrase',
   'secret',
   'token',
+  'accessToken',
+  'access_token',
+  'refreshToken',
+  'refresh_token',
   'apiKey',
   'api_key',
+  'apikey',
+  'clientSecret',
+  'client_secret',
+  'privateKey',
+  'private_key',
   'authorization',
+  'Authorization',
+  'proxy-authorization',
+  'x-api-key',
+  'X-Api-Key',
   'cookie',
+  'Cookie',
+  'set-cookie',
+  'Set-Cookie',
   'auditKey',
 ];
 
-const REDACT_PATHS = [
-  ...SENSITIVE_KEYS,
-  ...SENSITIVE_KEYS.map((key) => `*.${key}`),
-  ...SENSITIVE_KEYS.map((key) => `*.*.${key}`),
-  'headers.authorization',
-  'request.headers.authorization',
-  'request.headers.cookie',
-];
+/** A redaction path segment: `.key`, or `["key"]` for keys that are not identifiers. */
+const member = (key: string): string =>
+  /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+
+const REDACT_PATHS = SENSITIVE_KEYS.flatMap((key) => [
+  member(key).replace(/^\./, ''),
+  `*${member(key)}`,
+  `*.*${member(key)}`,
+]);
 
 /**
  * Creates the node's root logger: structured JSON (or pretty on a terminal), with secrets
@@ -80,6 +111,9 @@ export function createLogger(options: LoggerOptions): Logger {
               return ids === undefined ? {} : { traceId: ids.traceId, spanId: ids.spanId };
             },
           }),
+      // Binary values are summarised (their bytes are not log material, and the redaction
+      // library cannot walk them).
+      formatters: { log: (object) => summariseBinary(object) as Record<string, unknown> },
       hooks: { streamWrite: (line: string) => options.redactor.redact(line) },
     },
     stream,

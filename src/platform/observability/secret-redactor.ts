@@ -23,8 +23,11 @@ export class SecretRedactor {
     const variants = new Set<string>();
     for (const value of secretValues) {
       if (value.length < MINIMUM_SECRET_LENGTH) continue;
+      const escaped = JSON.stringify(value).slice(1, -1);
       variants.add(value);
-      variants.add(JSON.stringify(value).slice(1, -1));
+      variants.add(escaped);
+      // JSON inside a JSON string (a request body logged as text) is escaped twice.
+      variants.add(JSON.stringify(escaped).slice(1, -1));
     }
     const alternatives = [...variants]
       .sort((left, right) => right.length - left.length)

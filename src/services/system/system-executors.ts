@@ -81,9 +81,15 @@ export const logExecutor: SyscallExecutor = {
     }
     const extra =
       typeof fields === 'object' && fields !== null && !Array.isArray(fields) ? { fields } : {};
+    // One agent log call is one log line: control characters (a newline would forge a
+    // second line in pretty output, escape sequences would drive a terminal) are escaped.
+    const printable = message.replace(
+      /[\p{Cc}\p{Zl}\p{Zp}]/gu,
+      (character) => `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`,
+    );
     context.logger[level as 'debug' | 'info' | 'warn' | 'error'](
       { source: 'agent', ...extra },
-      message,
+      printable,
     );
     return { value: null };
   },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,8 @@ import { describeStorageContract } from '../storage.contract.ts';
 import { openConnection } from './sqlite-connection.ts';
 import { loadMigrations, SQLITE_MIGRATIONS_DIRECTORY } from './sqlite-migrator.ts';
 import { openSqliteStorage } from './sqlite-storage.ts';
+import { WorkerClient } from './worker-client.ts';
+import type { OperationName } from './worker-protocol.ts';
 
 const directories: Array<{ path: string } & AsyncDisposable> = [];
 
@@ -62,6 +64,15 @@ describe('sqlite storage', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('creates the database owner-only and tightens a looser existing one', async () => {
+    const path = await freshPath();
+    await (await openSqliteStorage({ path, auditKey })).close();
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    await chmod(path, 0o644);
+    await (await openSqliteStorage({ path, auditKey })).close();
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
   });
 
   it('refuses ATTACH and extension loading on its connections', async () => {
@@ -274,6 +285,34 @@ describe('sqlite storage', () => {
       for (const record of records) assert.ok(verifier.accept(record));
     } finally {
       await storage.close();
+    }
+  });
+});
+
+describe('sqlite storage worker protocol', () => {
+  it('answers an unknown operation, even one named like a prototype member, with a typed error', async () => {
+    const { client } = await WorkerClient.start(
+      {
+        path: await freshPath(),
+        readOnly: false,
+        synchronous: 'full',
+        migrations: loadMigrations(),
+        migrationMode: 'apply',
+        maxBatch: 100,
+      },
+      () => undefined,
+    );
+    try {
+      for (const op of ['constructor', '__proto__', 'toString', 'audit.drop']) {
+        const error = await rejectsWithCode(
+          client.call(op as OperationName, [] as never),
+          'KEEL_INTERNAL',
+        );
+        assert.match(error.message, /unknown storage operation/);
+      }
+      assert.equal(await client.call('audit.count', []), 0, 'the worker is still serving');
+    } finally {
+      await client.close();
     }
   });
 });

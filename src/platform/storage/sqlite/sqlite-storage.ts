@@ -213,7 +213,12 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     // database file's mode): the database holds the audit log and agents' data.
     try {
       const handle = await open(options.path, 'a', 0o600);
-      await handle.close();
+      try {
+        // An existing database with a looser mode is tightened: it is Keel's own file.
+        if (((await handle.stat()).mode & 0o077) !== 0) await handle.chmod(0o600);
+      } finally {
+        await handle.close();
+      }
     } catch (error) {
       throw new KeelError(
         'KEEL_DATA_DIR_UNWRITABLE',

@@ -108,7 +108,8 @@ function start(): void {
   let backupsInFlight = 0;
 
   function runOne(request: OperationRequest): OperationResult {
-    const handler = handlers[request.op];
+    // Own properties only: an op named after an Object.prototype member is not an operation.
+    const handler = Object.hasOwn(handlers, request.op) ? handlers[request.op] : undefined;
     if (handler === undefined) {
       return {
         id: request.id,
