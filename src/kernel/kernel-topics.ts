@@ -14,13 +14,3 @@ export const APPROVAL_DECIDED = defineTopic<{
   readonly runId: string | null;
   readonly state: 'approved' | 'denied' | 'expired';
 }>('approvals.decided', 'reliable');
-
-/** Each gate decision, for dashboards (latest-value: a slow dashboard only skips). */
-export const GATE_DECISIONS = defineTopic<{
-  readonly agentId: string;
-  readonly kind: string;
-  readonly resource: string;
-  readonly outcome: 'allowed' | 'denied';
-  readonly code: string | null;
-  readonly at: number;
-}>('kernel.gate.decisions', 'latest');

@@ -109,7 +109,6 @@ export class Kernel {
       journal: new RunJournal(storage.runs),
       executors: this.executors,
       audit: this.audit,
-      bus,
       clock,
       logger: options.logger.child({ component: 'gate' }),
       redactor: options.redactor,

@@ -1,4 +1,3 @@
-import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 
 const MAX_STRING = 256;
@@ -42,7 +41,8 @@ function summarise(value: unknown, depth: number): JsonValue {
  */
 export function summariseParameters(params: Readonly<Record<string, unknown>>): JsonObject {
   const summary = summarise(params, 0) as JsonObject;
-  if (canonicalJson(summary).length <= MAX_BYTES) return summary;
+  // Only the size matters here, not the key order: the engine's own serialiser is enough.
+  if (JSON.stringify(summary).length <= MAX_BYTES) return summary;
   return {
     '…': `parameters too large to record; keys: ${Object.keys(params).slice(0, 50).join(', ')}`,
   };

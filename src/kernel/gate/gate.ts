@@ -1,5 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
-import type { EventBus } from '../../platform/bus/event-bus.ts';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Clock } from '../../platform/clock/clock.ts';
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
 import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
@@ -21,13 +20,13 @@ import {
 } from '../budgets/budget-ledger.ts';
 import type { CapabilityService } from '../capabilities/capability-service.ts';
 import type { AgentDirectory } from '../identity/agent-directory.ts';
-import { GATE_DECISIONS } from '../kernel-topics.ts';
 import type { Verifier } from '../verifier/verifier-rule.ts';
 import type { ExecutorRegistry } from './executor-registry.ts';
 import type { RunJournal } from './run-journal.ts';
 import {
   type CallerIdentity,
   describeIntent,
+  type ExecutionContext,
   idempotencyKeyFor,
   type ParsedIntent,
   parseIntent,
@@ -44,7 +43,6 @@ export interface GateDependencies {
   readonly journal: RunJournal;
   readonly executors: ExecutorRegistry;
   readonly audit: AuditLog;
-  readonly bus: EventBus;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Removes known secret values from errors before they leave the gate. */
@@ -350,14 +348,48 @@ export class Gate {
     const executor = dependencies.executors.get(intent.kind);
     if (executor === undefined)
       throw new KeelError('KEEL_SYSCALL_UNSUPPORTED', `no executor for ${intent.kind}`);
-    const timeout = AbortSignal.timeout(admitted.timeoutMs);
+    // A timer cleared when the call ends (AbortSignal.timeout would keep every call's signal
+    // and timer alive for the whole timeout, tens of thousands of them under load).
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException(`the call took longer than ${admitted.timeoutMs} ms`, 'TimeoutError'),
+        ),
+      admitted.timeoutMs,
+    );
+    const timeout = deadline.signal;
     const signal =
       options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
-    const logger = dependencies.logger.child({
+    // The call's logger and idempotency key are made on first use: most executors need
+    // neither, and a child logger (redaction set-up) and fresh randomness cost more than the
+    // rest of a cheap syscall.
+    let logger: Logger | undefined;
+    let idempotencyKey: string | undefined;
+    const callLogger = (): Logger => {
+      logger ??= dependencies.logger.child({
+        agentId: agent.id,
+        runId: identity.runId,
+        seq: identity.seq,
+      });
+      return logger;
+    };
+    const context: ExecutionContext = {
       agentId: agent.id,
       runId: identity.runId,
       seq: identity.seq,
-    });
+      signal,
+      get idempotencyKey() {
+        idempotencyKey ??=
+          identity.runId !== undefined && identity.seq !== undefined
+            ? idempotencyKeyFor(identity.runId, identity.seq)
+            : randomUUID();
+        return idempotencyKey;
+      },
+      get logger() {
+        return callLogger();
+      },
+    };
     const executeStarted = dependencies.clock.monotonic();
 
     let value: JsonValue | undefined;
@@ -365,21 +397,11 @@ export class Gate {
     let usage: Partial<BudgetAmounts> | undefined;
     try {
       if (signal.aborted) throw signal.reason;
-      const execution = executor.doExecute(intent, {
-        agentId: agent.id,
-        runId: identity.runId,
-        seq: identity.seq,
-        idempotencyKey:
-          identity.runId !== undefined && identity.seq !== undefined
-            ? idempotencyKeyFor(identity.runId, identity.seq)
-            : randomBytes(16).toString('hex'),
-        signal,
-        logger,
-      });
+      const execution = executor.doExecute(intent, context);
       // An executor that ignores its signal must not hold the call (or its budget) forever:
       // the gate stops waiting at the deadline and reports what the executor does later.
       const result = await untilAborted(execution, signal, (lateError) =>
-        logger.warn(
+        callLogger().warn(
           { err: lateError, kind: intent.kind },
           'an executor failed after its call was abandoned',
         ),
@@ -389,6 +411,8 @@ export class Gate {
       value = result.value;
     } catch (error) {
       failure = this.#redacted(executionFailure(error, timeout, admitted.timeoutMs, intent));
+    } finally {
+      clearTimeout(timer);
     }
     const elapsedMs = Math.ceil(dependencies.clock.monotonic() - executeStarted);
     const code: ErrorCode | null = failure?.code ?? null;
@@ -433,9 +457,8 @@ export class Gate {
       writes.push(dependencies.budgets.settle(admitted.reservation, actual));
     }
     await Promise.all(writes);
-    this.#publish(agent.id, intent, 'allowed', code);
     if (failure !== undefined) {
-      logger.info({ kind: intent.kind, code }, 'syscall failed');
+      callLogger().info({ kind: intent.kind, code }, 'syscall failed');
       throw failure;
     }
     return value ?? null;
@@ -467,7 +490,6 @@ export class Gate {
           : {}),
       },
     });
-    if (intent !== undefined) this.#publish(identity.agentId, intent, 'denied', refusal.error.code);
     dependencies.logger.info(
       {
         agentId: identity.agentId,
@@ -478,27 +500,6 @@ export class Gate {
       },
       `syscall refused: ${refusal.error.message}`,
     );
-  }
-
-  #publish(
-    agentId: string,
-    intent: SyscallIntent,
-    outcome: 'allowed' | 'denied',
-    code: string | null,
-  ): void {
-    // Telemetry is lossy by design; publishing it must never fail a syscall.
-    this.#dependencies.bus
-      .publish(GATE_DECISIONS, {
-        agentId,
-        kind: intent.kind,
-        resource: intent.resource,
-        outcome,
-        code,
-        at: this.#dependencies.clock.now(),
-      })
-      .catch((error: unknown) =>
-        this.#dependencies.logger.warn({ err: error }, 'could not publish a gate decision'),
-      );
   }
 }
 

@@ -4,7 +4,8 @@
  * across processes, engines and storage round trips.
  *
  * Throws on values JSON cannot represent faithfully (non-finite numbers, bigint, functions,
- * symbols, cycles) rather than silently changing them.
+ * symbols, Maps, Sets, buffers, class instances, cycles) rather than silently changing them;
+ * a Date becomes its ISO string.
  *
  * @example
  * ```ts
@@ -12,10 +13,20 @@
  * ```
  */
 export function canonicalJson(value: unknown): string {
-  return serialise(value, new Set());
+  return serialise(value, 0);
 }
 
-function serialise(value: unknown, ancestors: Set<object>): string {
+/** Deeper than this is refused: real data is never this deep, and a cycle always is. */
+const MAX_DEPTH = 256;
+
+function isSorted(keys: readonly string[]): boolean {
+  for (let index = 1; index < keys.length; index += 1) {
+    if ((keys[index - 1] as string) > (keys[index] as string)) return false;
+  }
+  return true;
+}
+
+function serialise(value: unknown, depth: number): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
@@ -30,23 +41,34 @@ function serialise(value: unknown, ancestors: Set<object>): string {
     default:
       throw new TypeError(`canonicalJson: cannot serialise a ${typeof value}`);
   }
-  const object = value as object;
-  if (ancestors.has(object)) throw new TypeError('canonicalJson: cyclic value');
-  ancestors.add(object);
-  try {
-    if (Array.isArray(object)) {
-      return `[${object.map((item) => (item === undefined ? 'null' : serialise(item, ancestors))).join(',')}]`;
+  if (depth > MAX_DEPTH) throw new TypeError('canonicalJson: value nested too deeply (or cyclic)');
+  if (Array.isArray(value)) {
+    let text = '[';
+    for (let index = 0; index < value.length; index += 1) {
+      if (index > 0) text += ',';
+      const item: unknown = value[index];
+      text += item === undefined ? 'null' : serialise(item, depth + 1);
     }
-    if (object instanceof Date) return JSON.stringify(object.toISOString());
-    const record = object as Record<string, unknown>;
-    const members: string[] = [];
-    for (const key of Object.keys(record).sort()) {
-      const member = record[key];
-      if (member === undefined) continue;
-      members.push(`${JSON.stringify(key)}:${serialise(member, ancestors)}`);
-    }
-    return `{${members.join(',')}}`;
-  } finally {
-    ancestors.delete(object);
+    return `${text}]`;
   }
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) {
+    // Maps, Sets, buffers and class instances have no faithful JSON form.
+    throw new TypeError(
+      `canonicalJson: cannot serialise a ${(value as object).constructor?.name ?? 'non-plain object'}`,
+    );
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (!isSorted(keys)) keys.sort();
+  let text = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = record[key];
+    if (member === undefined) continue;
+    text += `${first ? '' : ','}${JSON.stringify(key)}:${serialise(member, depth + 1)}`;
+    first = false;
+  }
+  return `${text}}`;
 }

@@ -22,7 +22,8 @@ export class SqliteAuditStore implements AuditStore {
   #head: AuditHead | undefined;
   #loadingHead: Promise<void> | undefined;
   #rows: AuditRow[] = [];
-  readonly #inFlight = new Set<Promise<readonly AuditHead[]>>();
+  #appending = 0;
+  #drained: (() => void) | undefined;
   #closing = false;
   #flush: Promise<void> | undefined;
 
@@ -50,19 +51,20 @@ export class SqliteAuditStore implements AuditStore {
     if (this.#closing) {
       return Promise.reject(new KeelError('KEEL_SHUTTING_DOWN', 'storage is closing'));
     }
-    const appending = this.#append(drafts);
-    this.#inFlight.add(appending);
-    const forget = (): void => {
-      this.#inFlight.delete(appending);
-    };
-    appending.then(forget, forget);
-    return appending;
+    this.#appending += 1;
+    return this.#append(drafts).finally(() => {
+      this.#appending -= 1;
+      if (this.#appending === 0) this.#drained?.();
+    });
   }
 
   /** Refuses new appends and waits for those already made (they complete or fail normally). */
   async drain(): Promise<void> {
     this.#closing = true;
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    if (this.#appending === 0) return;
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
   }
 
   async #append(drafts: readonly AuditDraft[]): Promise<readonly AuditHead[]> {

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { canonicalJson } from './canonical-json.ts';
+
+/**
+ * A slow, obviously correct reference. (Rebuilding objects would not do: JavaScript puts
+ * integer-like keys first whatever the insertion order.)
+ */
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const record = value as Record<string, unknown>;
+    const members = Object.keys(record)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${reference(record[key])}`);
+    return `{${members.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+describe('canonicalJson', () => {
+  it('equals sorted-key JSON for every JSON value', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => assert.equal(canonicalJson(value), reference(value))),
+    );
+  });
+
+  it('is stable across a parse round trip', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const text = canonicalJson(value);
+        assert.equal(canonicalJson(JSON.parse(text)), text);
+      }),
+    );
+  });
+
+  it('orders keys and drops undefined members', () => {
+    assert.equal(
+      canonicalJson({ b: 1, a: [true, undefined, null], c: undefined }),
+      '{"a":[true,null,null],"b":1}',
+    );
+    assert.equal(canonicalJson({ when: new Date(0) }), '{"when":"1970-01-01T00:00:00.000Z"}');
+  });
+
+  it('refuses what JSON cannot represent faithfully', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const value of [
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      1n,
+      () => 1,
+      Symbol('s'),
+      new Map(),
+      new Set([1]),
+      Buffer.from('x'),
+      cyclic,
+    ]) {
+      assert.throws(() => canonicalJson({ value }), TypeError);
+    }
+  });
+});
