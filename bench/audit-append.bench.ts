@@ -105,33 +105,40 @@ export async function run(): Promise<BenchRow[]> {
     await storage.close();
     latencies.sort((left, right) => left - right);
     sequential.latencies.sort((left, right) => left - right);
-    const ratio = elapsedMs / rawTransaction;
+    const versusAutocommit = elapsedMs / rawAutocommit;
+    const versusTransaction = elapsedMs / rawTransaction;
     return [
       {
-        name: `raw node:sqlite loop, one transaction (${ROWS} rows)`,
-        value: round(rawTransaction, 1),
-        unit: 'ms',
-        details: { rowsPerSecond: Math.round(ROWS / (rawTransaction / 1000)) },
-      },
-      {
-        name: `raw node:sqlite loop, autocommit per row (extrapolated from 2000)`,
+        name: `raw node:sqlite insert loop, autocommit, WAL + synchronous=FULL (${ROWS} rows, from 2000)`,
         value: round(rawAutocommit, 1),
         unit: 'ms',
-        details: { rowsPerSecond: Math.round(ROWS / (rawAutocommit / 1000)) },
+        details: {
+          rowsPerSecond: Math.round(ROWS / (rawAutocommit / 1000)),
+          note: 'each row durable, like an acknowledged append',
+        },
+      },
+      {
+        name: `raw node:sqlite insert loop, one transaction (${ROWS} rows)`,
+        value: round(rawTransaction, 1),
+        unit: 'ms',
+        details: {
+          rowsPerSecond: Math.round(ROWS / (rawTransaction / 1000)),
+          note: 'durable only at the end; hashes precomputed',
+        },
       },
       {
         name: `audit.append as shipped, ${CONCURRENCY} in flight (${ROWS} entries)`,
         value: round(elapsedMs, 1),
         unit: 'ms',
-        baseline: 'raw loop, one transaction',
-        ratio: round(ratio),
+        baseline: 'raw autocommit loop, same durability',
+        ratio: round(versusAutocommit, 3),
         target: '≤ 2× the raw loop',
-        met: ratio <= 2,
+        met: versusAutocommit <= 2,
         details: {
           entriesPerSecond: Math.round(ROWS / (elapsedMs / 1000)),
+          versusOneTransaction: round(versusTransaction, 2),
           p50Ms: round(latencies[Math.floor(latencies.length / 2)] ?? 0, 3),
           p99Ms: round(latencies[Math.floor(latencies.length * 0.99)] ?? 0, 3),
-          versusAutocommit: round(elapsedMs / rawAutocommit, 3),
         },
       },
       {

@@ -16,7 +16,7 @@ import { startNode } from '../src/runtime/node.ts';
 import { type BenchRow, percentile, round, runConcurrently } from './bench-support.ts';
 
 const DECISIONS = 30_000;
-const CONCURRENCY = 64;
+const SWEEP = [1, 8, 16, 32, 64] as const;
 
 function sorted(values: number[]): number[] {
   return values.sort((left, right) => left - right);
@@ -81,32 +81,27 @@ export async function run(): Promise<BenchRow[]> {
     };
 
     // Warm-up: JIT, caches, statement preparation.
-    await runConcurrently(2_000, CONCURRENCY, () =>
-      kernel.gate.call({ agentId: agent.id }, intent),
-    );
+    await runConcurrently(3_000, 32, () => kernel.gate.call({ agentId: agent.id }, intent));
 
-    const baseline = await runConcurrently(DECISIONS, CONCURRENCY, () =>
+    const baseline = await runConcurrently(DECISIONS, 32, () =>
       storage.audit.append([{ ...draft, ts: Date.now() }]),
     );
-    const plain = await runConcurrently(DECISIONS, CONCURRENCY, () =>
-      kernel.gate.call({ agentId: agent.id }, intent),
-    );
-    const journaled = await runConcurrently(DECISIONS, CONCURRENCY, (index) =>
-      kernel.gate.call({ agentId: agent.id, runId: run.id, seq: index + 1 }, intent),
-    );
-    const metered = await runConcurrently(DECISIONS, CONCURRENCY, () =>
-      kernel.gate.call({ agentId: agent.id }, { ...intent, kind: 'tool.metered' }),
-    );
-    const sequential = await runConcurrently(3_000, 1, () =>
-      kernel.gate.call({ agentId: agent.id }, intent),
-    );
-
     const baselineRate = DECISIONS / (baseline.elapsedMs / 1000);
+    const rows: BenchRow[] = [
+      {
+        name: 'bare durable audit append, 32 in flight',
+        value: Math.round(baselineRate),
+        unit: 'appends/s',
+        details: {
+          p50Ms: round(percentile(sorted(baseline.latencies), 0.5), 3),
+          p99Ms: round(percentile(sorted(baseline.latencies), 0.99), 3),
+        },
+      },
+    ];
     const row = (
       name: string,
       result: { latencies: number[]; elapsedMs: number },
       count: number,
-      withTargets: boolean,
     ): BenchRow => {
       const latencies = sorted(result.latencies);
       const rate = count / (result.elapsedMs / 1000);
@@ -115,51 +110,43 @@ export async function run(): Promise<BenchRow[]> {
         name,
         value: Math.round(rate),
         unit: 'decisions/s',
-        baseline: 'bare audit append, same concurrency',
+        baseline: 'bare audit append',
         ratio: round(baselineRate / rate),
-        ...(withTargets
-          ? { target: '≥ 20,000 decisions/s and p99 < 2 ms', met: rate >= 20_000 && p99 < 2 }
-          : {}),
+        target: '≥ 20,000 decisions/s and p99 < 2 ms',
+        met: rate >= 20_000 && p99 < 2,
         details: {
           p50Ms: round(percentile(latencies, 0.5), 3),
           p99Ms: round(p99, 3),
-          maxMs: round(latencies.at(-1) ?? 0, 3),
+          p999Ms: round(percentile(latencies, 0.999), 3),
         },
       };
     };
+    // A sweep over how many calls are in flight (agents calling at once): throughput grows
+    // with concurrency, and so does each call's wait for its group commit.
+    for (const concurrency of SWEEP) {
+      const count = concurrency === 1 ? 3_000 : DECISIONS;
+      const result = await runConcurrently(count, concurrency, () =>
+        kernel.gate.call({ agentId: agent.id }, intent),
+      );
+      rows.push(row(`gate, allowed no-op syscall, ${concurrency} in flight`, result, count));
+    }
+    const journaled = await runConcurrently(DECISIONS, 32, (index) =>
+      kernel.gate.call({ agentId: agent.id, runId: run.id, seq: index + 1 }, intent),
+    );
+    rows.push(row('gate, no-op in a durable run (journaled), 32 in flight', journaled, DECISIONS));
+    const metered = await runConcurrently(DECISIONS, 32, () =>
+      kernel.gate.call({ agentId: agent.id }, { ...intent, kind: 'tool.metered' }),
+    );
+    rows.push(row('gate, no-op with budget reserve + settle, 32 in flight', metered, DECISIONS));
     const verification = await kernel.audit.verify();
-    return [
-      {
-        name: `bare audit append, ${CONCURRENCY} in flight`,
-        value: Math.round(baselineRate),
-        unit: 'appends/s',
-        details: {
-          p50Ms: round(percentile(sorted(baseline.latencies), 0.5), 3),
-          p99Ms: round(percentile(sorted(baseline.latencies), 0.99), 3),
-        },
-      },
-      row(`gate, allowed no-op syscall, ${CONCURRENCY} in flight`, plain, DECISIONS, true),
-      row(
-        `gate, allowed no-op in a durable run (journaled), ${CONCURRENCY} in flight`,
-        journaled,
-        DECISIONS,
-        false,
-      ),
-      row(
-        `gate, allowed no-op with budget reserve+settle, ${CONCURRENCY} in flight`,
-        metered,
-        DECISIONS,
-        false,
-      ),
-      row('gate, allowed no-op syscall, one at a time', sequential, 3_000, false),
-      {
-        name: 'audit chain after the run verifies',
-        value: verification.checked,
-        unit: 'entries',
-        target: 'intact',
-        met: verification.intact && verification.checked === verification.total,
-      },
-    ];
+    rows.push({
+      name: 'audit chain after the run verifies',
+      value: verification.checked,
+      unit: 'entries',
+      target: 'intact',
+      met: verification.intact && verification.checked === verification.total,
+    });
+    return rows;
   } finally {
     await node.close('benchmark done');
     await rm(directory, { recursive: true, force: true });

@@ -263,6 +263,29 @@ describe('sqlite storage', () => {
     assert.deepEqual(leftovers, []);
   });
 
+  it('groups concurrent requests into shared transactions (group commit)', async () => {
+    const storage = await openSqliteStorage({ path: await freshPath(), auditKey });
+    try {
+      const before = await storage.statistics();
+      await Promise.all(
+        Array.from({ length: 200 }, (_, index) => storage.keyValues.set(`key-${index}`, index, 1)),
+      );
+      const after = await storage.statistics();
+      const transactions = after.transactions - before.transactions;
+      const requests = after.requests - before.requests;
+      assert.ok(requests >= 200, String(requests));
+      assert.ok(
+        transactions < requests / 10,
+        `${transactions} transactions for ${requests} requests`,
+      );
+      assert.ok(after.recentTransactions.count >= transactions);
+      assert.ok(after.recentTransactions.maxMs >= after.recentTransactions.p50Ms);
+      assert.equal(await storage.keyValues.get('key-199'), 199);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('answers with a typed error and stays usable after a failing request', async () => {
     const path = await freshPath();
     const storage = await openSqliteStorage({ path, auditKey });

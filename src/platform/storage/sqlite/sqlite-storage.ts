@@ -13,7 +13,12 @@ import type { MigrationStatus, Storage, StorageHealth } from '../storage.ts';
 import { SqliteAuditStore } from './sqlite-audit-store.ts';
 import { loadMigrations, type MigrationFile, type MigrationMode } from './sqlite-migrator.ts';
 import { WorkerClient } from './worker-client.ts';
-import type { OperationName, StoreOperations, Synchronous } from './worker-protocol.ts';
+import type {
+  OperationName,
+  StorageStatistics,
+  StoreOperations,
+  Synchronous,
+} from './worker-protocol.ts';
 
 export interface SqliteStorageOptions {
   /** The database file. */
@@ -150,7 +155,7 @@ export class SqliteStorage implements Storage {
    * How many transactions the writer committed and how many requests they held: the ratio is
    * the group-commit factor.
    */
-  statistics(): Promise<{ readonly transactions: number; readonly requests: number }> {
+  statistics(): Promise<StorageStatistics> {
     return this.#client.call('storage.statistics', []);
   }
 

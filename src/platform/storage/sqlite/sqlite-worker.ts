@@ -88,7 +88,18 @@ function start(): void {
         path: options.path,
         now: Date.now(),
       }),
-    'storage.statistics': () => ({ ...statistics }),
+    'storage.statistics': () => {
+      const count = Math.min(statistics.transactions, recentTransactionMs.length);
+      const recent = Array.from(recentTransactionMs.subarray(0, count)).sort(
+        (left, right) => left - right,
+      );
+      const at = (fraction: number): number =>
+        recent[Math.min(count - 1, Math.floor(fraction * count))] ?? 0;
+      return {
+        ...statistics,
+        recentTransactions: { count, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: recent.at(-1) ?? 0 },
+      };
+    },
     'storage.quickCheck': () => {
       const rows = database.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
       return rows.map((row) => row.quick_check).join('; ');
@@ -103,6 +114,8 @@ function start(): void {
 
   const queue: OperationRequest[] = [];
   const statistics = { transactions: 0, requests: 0 };
+  // How long recent transactions took (begin to durable commit), for statistics().
+  const recentTransactionMs = new Float64Array(4096);
   let scheduled = false;
   let closing = false;
   let backupsInFlight = 0;
@@ -167,7 +180,11 @@ function start(): void {
       const batch = queue.splice(0, options.maxBatch);
       statistics.transactions += 1;
       statistics.requests += batch.length;
-      post({ type: 'results', results: runBatch(batch) });
+      const started = performance.now();
+      const results = runBatch(batch);
+      recentTransactionMs[statistics.transactions % recentTransactionMs.length] =
+        performance.now() - started;
+      post({ type: 'results', results });
     }
     finishIfClosing();
   }

@@ -62,13 +62,25 @@ export type SqliteOperations = StoreOperations & {
     readonly result: readonly MigrationStatus[];
   };
   readonly 'storage.quickCheck': { readonly args: []; readonly result: string };
-  readonly 'storage.statistics': {
-    readonly args: [];
-    readonly result: { readonly transactions: number; readonly requests: number };
-  };
+  readonly 'storage.statistics': { readonly args: []; readonly result: StorageStatistics };
 };
 
 export type OperationName = keyof SqliteOperations & string;
+
+/** What the storage worker reports about its group commits. */
+export interface StorageStatistics {
+  /** Transactions committed since the database was opened. */
+  readonly transactions: number;
+  /** Requests they held; requests ÷ transactions is the group-commit factor. */
+  readonly requests: number;
+  /** Duration of up to the last 4,096 transactions, begin to durable commit. */
+  readonly recentTransactions: {
+    readonly count: number;
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+    readonly maxMs: number;
+  };
+}
 
 export type Synchronous = 'full' | 'normal';
 
