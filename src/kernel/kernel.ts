@@ -123,6 +123,7 @@ export class Kernel {
   /** Settles budgets a crash left open and starts expiring approvals. */
   async start(): Promise<void> {
     if (this.#started) return;
+    await this.audit.assertKeyMatches();
     this.#started = true;
     const reconciled = await this.budgets.reconcile(this.#actor);
     if (reconciled > 0) {

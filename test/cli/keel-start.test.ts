@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -184,6 +184,33 @@ describe('keel start', () => {
     assert.deepEqual(await readFile(database), garbage);
     const lock = await readdir(directory.path);
     assert.ok(!lock.includes('keel.lock'), 'the lock was released');
+  });
+
+  it('refuses to start a new chain when the audit key is lost or wrong', async () => {
+    await using directory = await temporaryDirectory();
+    const first = await startKeel(['--data-dir', directory.path, '--port', '0']);
+    assert.equal((await first.stop()).code, 0);
+    const secrets = join(directory.path, 'secrets.toml');
+    const original = await readFile(secrets, 'utf8');
+    await rm(secrets);
+    const lost = await runKeel(['start', '--data-dir', directory.path, '--port', '0']);
+    assert.match(
+      assertOneLineError(lost, 'KEEL_AUDIT_KEY_MISSING'),
+      /holds an audit log, but .*secrets\.toml with its audit key is missing/,
+    );
+    assert.ok(!(await readdir(directory.path)).includes('secrets.toml'), 'no new key was written');
+    const wrong = await runKeel(['start', '--data-dir', directory.path, '--port', '0'], {
+      env: childEnvironment({ KEEL_SECRET_AUDIT_KEY: 'cd'.repeat(32) }),
+    });
+    assert.match(
+      assertOneLineError(wrong, 'KEEL_AUDIT_KEY_MISSING'),
+      /does not match the audit log/,
+    );
+    await writeFile(secrets, original, { mode: 0o600 });
+    const restored = await startKeel(['--data-dir', directory.path, '--port', '0']);
+    assert.equal((await restored.stop()).code, 0);
+    const verify = await runKeel(['audit', 'verify', '--data-dir', directory.path]);
+    assert.equal(verify.code, 0, verify.stdout);
   });
 
   it('refuses plain HTTP on a non-loopback address', async () => {

@@ -1,8 +1,10 @@
 import type { Clock } from '../../platform/clock/clock.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
 import {
   type AuditBreak,
   AuditChainVerifier,
   type AuditDraft,
+  AuditHasher,
   type AuditRecord,
 } from '../../platform/integrity/audit-chain.ts';
 import {
@@ -73,6 +75,25 @@ export class AuditLog {
     };
   }
 
+  /**
+   * Checks that this key wrote the chain's last entry, so that a node never extends a chain
+   * with a different key (a lost `secrets.toml`, a wrong `KEEL_SECRET_AUDIT_KEY`): the result
+   * would be a log that no key verifies. Throws `KEEL_AUDIT_KEY_MISSING` on a mismatch.
+   */
+  async assertKeyMatches(): Promise<void> {
+    const matches = await auditKeyMatches(this.#store, this.#key);
+    if (matches === false) {
+      const [last] = await this.#store.tail(1);
+      throw new KeelError(
+        'KEEL_AUDIT_KEY_MISSING',
+        `the audit key does not match the audit log (entry #${last?.seq ?? '?'} was written with another key)`,
+        {
+          hint: 'use the original audit_key (secrets.toml or KEEL_SECRET_AUDIT_KEY); if the log was tampered with, restore a verified backup',
+        },
+      );
+    }
+  }
+
   tail(limit: number): Promise<readonly AuditRecord[]> {
     return this.#store.tail(limit);
   }
@@ -84,6 +105,19 @@ export class AuditLog {
   async verify(onProgress?: (checked: number, total: number) => void): Promise<AuditVerification> {
     return verifyAuditStore(this.#store, this.#key, onProgress);
   }
+}
+
+/**
+ * Whether `key` wrote the last entry of the chain (`undefined` for an empty log): the cheap
+ * check that a node is about to extend its own chain, not start an unverifiable one.
+ */
+export async function auditKeyMatches(
+  store: AuditStore,
+  key: Uint8Array,
+): Promise<boolean | undefined> {
+  const [last] = await store.tail(1);
+  if (last === undefined) return undefined;
+  return new AuditHasher(key).hash(last.prevHash, last.seq, last) === last.hash;
 }
 
 /** Verifies an audit store's chain with a key (also usable on a backup opened read-only). */

@@ -1,4 +1,4 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { acquireLockFile, type LockHandle } from '../../platform/files/lock-file.ts';
 import { writeFileExclusive } from '../../platform/files/write-file-atomic.ts';
@@ -78,6 +78,20 @@ export async function writeMissingFiles(loaded: LoadedConfiguration): Promise<vo
       throw unwritable(directory, error);
     }
   }
+  if (
+    missing.secretsFile &&
+    loaded.generatedAuditKey &&
+    (await hasContent(configuration.databaseFile))
+  ) {
+    // A new key would start a chain that cannot verify the entries already written.
+    throw new KeelError(
+      'KEEL_AUDIT_KEY_MISSING',
+      `${configuration.databaseFile} holds an audit log, but ${configuration.secretsFile} with its audit key is missing`,
+      {
+        hint: 'restore secrets.toml from where you keep it, or set KEEL_SECRET_AUDIT_KEY to the original key',
+      },
+    );
+  }
   if (missing.secretsFile) {
     // Only a key Keel generated goes into the file; one given through the environment stays
     // there and is not copied to disk.
@@ -90,6 +104,15 @@ export async function writeMissingFiles(loaded: LoadedConfiguration): Promise<vo
     );
   }
   if (missing.configFile) await create(configuration.configFile, DEFAULT_CONFIGURATION_TOML);
+}
+
+async function hasContent(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).size > 0;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
 }
 
 /**

@@ -1,5 +1,8 @@
 import { stat } from 'node:fs/promises';
+import { auditKeyMatches } from '../../kernel/audit/audit-log.ts';
 import {
+  AUDIT_KEY_SECRET,
+  decodeAuditKey,
   type LoadConfigurationOptions,
   type LoadedConfiguration,
   loadConfiguration,
@@ -70,7 +73,29 @@ async function storageChecks(loaded: LoadedConfiguration): Promise<DoctorCheck[]
         storage.audit.count(),
       ]);
       const pending = migrations.filter((migration) => migration.appliedAt === null).length;
+      const keyMatches = loaded.generatedAuditKey
+        ? entries > 0
+          ? false
+          : undefined
+        : await auditKeyMatches(
+            storage.audit,
+            decodeAuditKey(loaded.secrets.require(AUDIT_KEY_SECRET).reveal()),
+          );
+      const keyCheck: DoctorCheck[] =
+        keyMatches === undefined
+          ? []
+          : [
+              {
+                area: 'storage',
+                name: 'audit key',
+                status: keyMatches ? 'ok' : 'fail',
+                detail: keyMatches
+                  ? 'the audit key wrote the latest entry'
+                  : 'the audit key is missing or is not the one that wrote the audit log; restore the original audit_key',
+              },
+            ];
       return [
+        ...keyCheck,
         {
           area: 'storage',
           name: 'database',

@@ -279,14 +279,41 @@ describe('sqlite storage', () => {
         `${transactions} transactions for ${requests} requests`,
       );
       assert.ok(after.recentTransactions.count >= transactions);
-      assert.ok(after.recentTransactions.maxMs >= after.recentTransactions.p50Ms);
+      assert.ok(after.recentTransactions.p50Ms > 0, 'transaction durations are recorded');
       assert.equal(await storage.keyValues.get('key-199'), 199);
     } finally {
       await storage.close();
     }
   });
 
-  it('answers with a typed error and stays usable after a failing request', async () => {
+  it('keeps the writes of a transaction when one of its requests fails (savepoints)', async () => {
+    const storage = await openSqliteStorage({ path: await freshPath(), auditKey });
+    try {
+      const before = await storage.statistics();
+      // All issued in one turn of the event loop: one message, one transaction.
+      const outcomes = await Promise.allSettled([
+        storage.agents.create({ id: 'agt_a', name: 'same-name', trustLevel: 'standard', now: 1 }),
+        storage.keyValues.set('written-before', 1, 1),
+        storage.agents.create({ id: 'agt_b', name: 'same-name', trustLevel: 'standard', now: 1 }),
+        storage.keyValues.set('written-after', 2, 1),
+      ]);
+      const after = await storage.statistics();
+      // The second statistics request counts its own transaction too.
+      assert.equal(after.transactions - before.transactions - 1, 1, 'one shared transaction');
+      assert.deepEqual(
+        outcomes.map((outcome) => outcome.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.equal((await storage.agents.get('agt_a'))?.name, 'same-name');
+      assert.equal(await storage.agents.get('agt_b'), undefined);
+      assert.equal(await storage.keyValues.get('written-before'), 1);
+      assert.equal(await storage.keyValues.get('written-after'), 2);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('refuses an invalid audit draft alone, keeping the other appends of the turn', async () => {
     const path = await freshPath();
     const storage = await openSqliteStorage({ path, auditKey });
     try {
@@ -334,6 +361,37 @@ describe('sqlite storage worker protocol', () => {
         assert.match(error.message, /unknown storage operation/);
       }
       assert.equal(await client.call('audit.count', []), 0, 'the worker is still serving');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses chained audit rows that do not extend the stored chain', async () => {
+    const { client } = await WorkerClient.start(
+      {
+        path: await freshPath(),
+        readOnly: false,
+        synchronous: 'full',
+        migrations: loadMigrations(),
+        migrationMode: 'apply',
+        maxBatch: 100,
+      },
+      () => undefined,
+    );
+    const row = (seq: number, prevHash: string, hash: string) =>
+      [seq, 1, 'test.event', 'system', null, null, null, null, null, '{}', prevHash, hash] as const;
+    try {
+      await client.call('audit.insertChained', [[row(1, '0'.repeat(64), 'a'.repeat(64))]]);
+      const gap = await rejectsWithCode(
+        client.call('audit.insertChained', [[row(3, 'a'.repeat(64), 'b'.repeat(64))]]),
+        'KEEL_CONFLICT',
+      );
+      assert.match(gap.message, /does not extend the stored chain at #1/);
+      await rejectsWithCode(
+        client.call('audit.insertChained', [[row(2, 'f'.repeat(64), 'b'.repeat(64))]]),
+        'KEEL_CONFLICT',
+      );
+      assert.equal(await client.call('audit.count', []), 1);
     } finally {
       await client.close();
     }

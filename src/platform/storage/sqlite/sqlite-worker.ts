@@ -182,7 +182,7 @@ function start(): void {
       statistics.requests += batch.length;
       const started = performance.now();
       const results = runBatch(batch);
-      recentTransactionMs[statistics.transactions % recentTransactionMs.length] =
+      recentTransactionMs[(statistics.transactions - 1) % recentTransactionMs.length] =
         performance.now() - started;
       post({ type: 'results', results });
     }
