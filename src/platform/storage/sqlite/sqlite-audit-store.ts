@@ -21,11 +21,12 @@ export class SqliteAuditStore implements AuditStore {
   readonly #hasher: AuditHasher | null;
   #head: AuditHead | undefined;
   #loadingHead: Promise<void> | undefined;
-  #rows: AuditRow[] = [];
+  #batch:
+    | { readonly generation: number; readonly rows: AuditRow[]; readonly sent: Promise<void> }
+    | undefined;
   #appending = 0;
   #drained: (() => void) | undefined;
   #closing = false;
-  #flush: Promise<void> | undefined;
 
   constructor(client: WorkerClient, auditKey: Uint8Array | null) {
     this.#client = client;
@@ -79,11 +80,12 @@ export class SqliteAuditStore implements AuditStore {
     // (a failed batch): take it fresh, synchronously, right before chaining.
     while (this.#head === undefined) await this.#loadHead();
     let head: AuditHead = this.#head;
+    const rows = this.#openBatch();
     const appended: AuditHead[] = [];
     for (const { draft, data } of prepared) {
       const seq = head.seq + 1;
       const hash = hasher.hash(head.hash, seq, draft, data);
-      this.#rows.push([
+      rows.push([
         seq,
         draft.ts,
         draft.kind,
@@ -102,31 +104,31 @@ export class SqliteAuditStore implements AuditStore {
     }
     // Claim the seqs synchronously, before any await, so concurrent appends chain in order.
     this.#head = head;
-    await this.#enqueueFlush();
+    await this.#batch?.sent;
     return appended;
   }
 
   /**
-   * Every append made during one turn of the event loop goes to the writer as one request
-   * (one savepoint, one answer): the rows are already chained in order.
+   * The rows of the request that will carry this turn's appends. Every append made before the
+   * storage client sends its queue joins the same request (one savepoint, one answer), and
+   * that request travels — and commits — with whatever else was queued in the same turn, e.g.
+   * the journal entry and budget settlement of the same syscall.
    */
-  #enqueueFlush(): Promise<void> {
-    this.#flush ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        const rows = this.#rows;
-        this.#rows = [];
-        this.#flush = undefined;
-        this.#client.call('audit.insertChained', [rows]).then(
-          () => resolve(),
-          (error: unknown) => {
-            // The chain as this process saw it may be gone; read it again before the next append.
-            this.#head = undefined;
-            reject(error);
-          },
-        );
-      });
-    });
-    return this.#flush;
+  #openBatch(): AuditRow[] {
+    if (this.#batch !== undefined && this.#batch.generation === this.#client.generation) {
+      return this.#batch.rows;
+    }
+    const rows: AuditRow[] = [];
+    const sent = this.#client.call('audit.insertChained', [rows]).then(
+      () => undefined,
+      (error: unknown) => {
+        // The chain as this process saw it may be gone; read it again before the next append.
+        this.#head = undefined;
+        throw error;
+      },
+    );
+    this.#batch = { generation: this.#client.generation, rows, sent };
+    return rows;
   }
 
   head(): Promise<AuditHead> {

@@ -313,6 +313,31 @@ describe('sqlite storage', () => {
     }
   });
 
+  it('commits audit appends with the other writes made in the same turn', async () => {
+    const storage = await openSqliteStorage({ path: await freshPath(), auditKey });
+    try {
+      await storage.audit.append([draft]);
+      const before = await storage.statistics();
+      // As the gate records a syscall: journal-like write, audit entry, budget-like write.
+      await Promise.all([
+        storage.keyValues.set('journal', 1, 1),
+        storage.audit.append([draft]),
+        storage.audit.append([draft]),
+        storage.keyValues.set('settle', 2, 1),
+      ]);
+      const after = await storage.statistics();
+      assert.equal(after.transactions - before.transactions - 1, 1, 'one transaction for all four');
+      assert.equal(
+        after.requests - before.requests - 1,
+        3,
+        'the two appends travelled as one request',
+      );
+      assert.equal(await storage.audit.count(), 3);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('refuses an invalid audit draft alone, keeping the other appends of the turn', async () => {
     const path = await freshPath();
     const storage = await openSqliteStorage({ path, auditKey });

@@ -112,7 +112,8 @@ function start(): void {
   const release = statements.get('RELEASE keel_operation');
   const rollbackToSavepoint = statements.get('ROLLBACK TO keel_operation');
 
-  const queue: OperationRequest[] = [];
+  /** Requests by the message they came in. */
+  const queue: (readonly OperationRequest[])[] = [];
   const statistics = { transactions: 0, requests: 0 };
   // How long recent transactions took (begin to durable commit), for statistics().
   const recentTransactionMs = new Float64Array(4096);
@@ -177,7 +178,18 @@ function start(): void {
   function drain(): void {
     scheduled = false;
     while (queue.length > 0) {
-      const batch = queue.splice(0, options.maxBatch);
+      // Whole messages only: what the main thread sent together commits together (a
+      // syscall's journal entry, audit entry and budget settlement).
+      let size = 0;
+      let messages = 0;
+      while (
+        messages < queue.length &&
+        (messages === 0 || size + (queue[messages]?.length ?? 0) <= options.maxBatch)
+      ) {
+        size += queue[messages]?.length ?? 0;
+        messages += 1;
+      }
+      const batch = queue.splice(0, messages).flat();
       statistics.transactions += 1;
       statistics.requests += batch.length;
       const started = performance.now();
@@ -226,7 +238,7 @@ function start(): void {
   port?.on('message', (message: MainToWorker) => {
     switch (message.type) {
       case 'batch':
-        queue.push(...message.requests);
+        queue.push(message.requests);
         schedule();
         break;
       case 'backup':

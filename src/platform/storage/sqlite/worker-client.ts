@@ -30,6 +30,7 @@ export class WorkerClient {
   #outbox: OperationRequest[] = [];
   #flushScheduled = false;
   #nextId = 1;
+  #generation = 0;
   #state: ClientState = 'opening';
   #failure: KeelError | undefined;
   #closed: Promise<void> | undefined;
@@ -187,8 +188,17 @@ export class WorkerClient {
     });
   }
 
+  /**
+   * Increments each time the queue is sent. A caller may keep adding to the arguments of a
+   * request it queued while the generation is unchanged: they are serialised when sent.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
+
   #flush(): void {
     this.#flushScheduled = false;
+    this.#generation += 1;
     if (this.#outbox.length === 0) return;
     const requests = this.#outbox;
     this.#outbox = [];
