@@ -154,8 +154,12 @@ export class Kernel {
     return this.#started && this.#sweeper !== undefined;
   }
 
-  /** Stops the approval sweeper and waits for a sweep in progress. */
-  async close(): Promise<void> {
+  /**
+   * Stops taking syscalls (those in progress get `graceMs` to finish, default 10 s), then the
+   * approval sweeper.
+   */
+  async close(graceMs = 10_000): Promise<void> {
+    await this.gate.close(graceMs);
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     await this.#sweeping;

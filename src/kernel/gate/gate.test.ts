@@ -667,6 +667,58 @@ describe('gate', () => {
     assert.deepEqual([denied?.kind, denied?.data.step], ['syscall.deny', 'budget']);
   });
 
+  it('lets syscalls in progress finish at shutdown, cuts the rest, and takes no new ones', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'tool.call',
+      doExecute: (intent, context) =>
+        new Promise((resolve, reject) => {
+          if (intent.resource === 'quick') setTimeout(() => resolve({ value: 'finished' }), 30);
+          context.signal.addEventListener('abort', () => reject(context.signal.reason), {
+            once: true,
+          });
+        }),
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    const run = await storage.runs.create({
+      id: createId('run'),
+      agentId: agent.id,
+      task: {},
+      now: Date.now(),
+    });
+    const quick = kernel.gate.call(
+      { agentId: agent.id, runId: run.id, seq: 1 },
+      { kind: 'tool.call', resource: 'quick' },
+    );
+    const stuck = kernel.gate.call(
+      { agentId: agent.id, runId: run.id, seq: 2 },
+      { kind: 'tool.call', resource: 'stuck' },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const closing = kernel.close(200);
+    assert.equal(await quick, 'finished');
+    await rejectsWithCode(stuck, 'KEEL_SHUTTING_DOWN');
+    await closing;
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'quick' }),
+      'KEEL_SHUTTING_DOWN',
+    );
+    const journal = await storage.runs.listJournal(run.id);
+    assert.deepEqual(
+      journal.map((entry) => entry.seq),
+      [1],
+      'the interrupted call is not journaled: a resumed run runs it again',
+    );
+    const outcomes = (await kernel.audit.tail(2)).map((entry) => [entry.kind, entry.code]);
+    assert.deepEqual(outcomes, [
+      ['syscall.allow', null],
+      ['syscall.allow', 'KEEL_SHUTTING_DOWN'],
+    ]);
+  });
+
   it('leaves an audit chain that verifies after many concurrent decisions', async () => {
     await using harness = await createKernelHarness();
     const { kernel } = harness;

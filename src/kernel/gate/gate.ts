@@ -94,6 +94,10 @@ export class Gate {
   readonly #dependencies: GateDependencies;
   /** Calls in progress per `(runId, seq)`. */
   readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #shutdown = new AbortController();
+  #active = 0;
+  #closing = false;
+  #idle: (() => void) | undefined;
 
   constructor(dependencies: GateDependencies) {
     this.#dependencies = dependencies;
@@ -104,6 +108,54 @@ export class Gate {
     identity: CallerIdentity,
     rawIntent: unknown,
     options: SyscallOptions = {},
+  ): Promise<JsonValue> {
+    if (this.#closing) {
+      throw new KeelError('KEEL_SHUTTING_DOWN', 'the node is stopping and takes no new syscalls');
+    }
+    this.#active += 1;
+    try {
+      return await this.#call(identity, rawIntent, options);
+    } finally {
+      this.#active -= 1;
+      if (this.#active === 0) this.#idle?.();
+    }
+  }
+
+  /**
+   * Stops taking syscalls and lets those in progress finish for up to `graceMs`; then aborts
+   * them (they fail with `KEEL_SHUTTING_DOWN`, are audited, and are not journaled, so a
+   * resumed run runs them again with the same idempotency key) and waits for them to end.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#closing = true;
+    const settled = (): Promise<void> =>
+      this.#active === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            this.#idle = resolve;
+          });
+    const grace = new AbortController();
+    const timer = setTimeout(() => grace.abort(), graceMs);
+    try {
+      await Promise.race([
+        settled(),
+        new Promise<void>((resolve) =>
+          grace.signal.addEventListener('abort', () => resolve(), { once: true }),
+        ),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.#shutdown.abort(
+      new KeelError('KEEL_SHUTTING_DOWN', 'the node stopped while this syscall ran'),
+    );
+    await settled();
+  }
+
+  async #call(
+    identity: CallerIdentity,
+    rawIntent: unknown,
+    options: SyscallOptions,
   ): Promise<JsonValue> {
     const { clock } = this.#dependencies;
     const started = clock.monotonic();
@@ -359,8 +411,11 @@ export class Gate {
       admitted.timeoutMs,
     );
     const timeout = deadline.signal;
-    const signal =
-      options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
+    const signal = AbortSignal.any(
+      options.signal === undefined
+        ? [timeout, this.#shutdown.signal]
+        : [options.signal, timeout, this.#shutdown.signal],
+    );
     // The call's logger and idempotency key are made on first use: most executors need
     // neither, and a child logger (redaction set-up) and fresh randomness cost more than the
     // rest of a cheap syscall.
@@ -418,7 +473,9 @@ export class Gate {
     const code: ErrorCode | null = failure?.code ?? null;
 
     const writes: Promise<unknown>[] = [];
-    if (identity.runId !== undefined && identity.seq !== undefined) {
+    // A call cut short by shutdown has no result to keep: a resumed run must run it again.
+    const interrupted = failure?.code === 'KEEL_SHUTTING_DOWN';
+    if (identity.runId !== undefined && identity.seq !== undefined && !interrupted) {
       writes.push(
         dependencies.journal.record({
           runId: identity.runId,
