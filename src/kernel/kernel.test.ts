@@ -80,6 +80,34 @@ describe('kernel', () => {
     decided.close();
   });
 
+  it('expires approvals on its own, from the sweeper it starts', async () => {
+    await using harness = await createKernelHarness({
+      approvalTtlMs: 50,
+      sweepIntervalMs: 20,
+      approvalRules: [
+        { kind: 'tool.call', resource: '*', trustLevels: ['standard'], reason: null },
+      ],
+    });
+    const { kernel } = harness;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'tool.call',
+      doExecute: async () => ({ value: 1 }),
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    const error = await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'deploy' }),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    const approvalId = String(error.details.approvalId);
+    const deadline = Date.now() + 5_000;
+    while ((await kernel.approvals.get(approvalId))?.state === 'pending' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal((await kernel.approvals.get(approvalId))?.state, 'expired');
+  });
+
   it('audits grants, revocations, trust changes and budget operator actions', async () => {
     await using harness = await createKernelHarness();
     const { kernel } = harness;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -17,7 +18,7 @@ const logger = createLogger({
 });
 
 describe('startNode', () => {
-  it('starts ready, runs built-in syscalls through the gate, and stops in order', async () => {
+  it('starts ready, runs built-in syscalls through the gate, and stops completely', async () => {
     await using directory = await temporaryDirectory();
     const loaded = await loadConfiguration({
       dataDirectory: join(directory.path, 'keel'),
@@ -52,6 +53,15 @@ describe('startNode', () => {
     );
     await node.close('test');
     assert.equal(node.health().ready, false);
+    await rejectsWithCode(node.storage.audit.count(), 'KEEL_SHUTTING_DOWN');
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'clock.now' }),
+      'KEEL_SHUTTING_DOWN',
+    );
+    assert.ok(
+      !(await readdir(join(directory.path, 'keel'))).includes('keel.lock'),
+      'the lock is released',
+    );
     await node.close('again');
     const reloaded = await loadConfiguration({
       dataDirectory: join(directory.path, 'keel'),
@@ -101,7 +111,36 @@ describe('startNode', () => {
     }
   });
 
-  it('undoes a failed start: a second node on the same directory leaves the first intact', async () => {
+  it('undoes a start that fails after storage opened: lock released, nothing audited', async () => {
+    await using directory = await temporaryDirectory();
+    const dataDirectory = join(directory.path, 'keel');
+    const broken = {
+      specificationVersion: 'v1' as const,
+      kind: 'Not A Kind',
+      doExecute: async () => ({ value: null }),
+    };
+    await rejectsWithCode(
+      startNode({
+        loaded: await loadConfiguration({ dataDirectory, environment: {} }),
+        logger,
+        executors: [broken],
+      }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    assert.ok(!(await readdir(dataDirectory)).includes('keel.lock'), 'the lock is released');
+    const node = await startNode({
+      loaded: await loadConfiguration({ dataDirectory, environment: {} }),
+      logger,
+    });
+    try {
+      const kinds = (await node.kernel.audit.tail(10)).map((entry) => entry.kind);
+      assert.deepEqual(kinds, ['config.change', 'node.start'], 'the failed start audited nothing');
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('leaves a running node intact when a second one is refused', async () => {
     await using directory = await temporaryDirectory();
     const loaded = await loadConfiguration({
       dataDirectory: join(directory.path, 'keel'),

@@ -37,6 +37,9 @@ export async function createKernelHarness(
     readonly replaceStores?: (storage: Storage) => Storage;
     readonly defaultTimeoutMs?: number;
     readonly secrets?: readonly string[];
+    /** How long identity and grant caches serve an entry; default 0 (always read). */
+    readonly cacheTtlMs?: number;
+    readonly sweepIntervalMs?: number;
   } = {},
 ): Promise<KernelHarness> {
   const directory = await temporaryDirectory();
@@ -65,11 +68,11 @@ export async function createKernelHarness(
     actor: 'node:test',
     approvals: {
       ttlMs: options.approvalTtlMs ?? 60_000,
-      sweepIntervalMs: 60_000,
+      sweepIntervalMs: options.sweepIntervalMs ?? 60_000,
       rules: options.approvalRules ?? [],
     },
     gate: { maxIntentBytes: 64 * 1024, defaultTimeoutMs: options.defaultTimeoutMs ?? 5_000 },
-    cacheTtlMs: 0,
+    cacheTtlMs: options.cacheTtlMs ?? 0,
   });
   await kernel.start();
   let counter = 0;

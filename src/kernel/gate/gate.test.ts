@@ -260,17 +260,31 @@ describe('gate', () => {
     );
   });
 
-  it('applies a revocation to the very next call, even with caching', async () => {
-    await using harness = await createKernelHarness();
+  it('applies revocations, new grants and state changes to the very next call, despite caches', async () => {
+    // Caches that would serve an entry for a minute: only the kernel's own invalidation
+    // can make these changes visible at once.
+    await using harness = await createKernelHarness({ cacheTtlMs: 60_000 });
     const { kernel } = harness;
     kernel.registerExecutor(recorder('clock.now').executor);
+    kernel.registerExecutor(recorder('random').executor);
     const agent = await harness.runningAgent();
     const grant = await kernel.capabilities.grant(agent.id, { kind: 'clock.now' }, 'operator:ana');
     await kernel.gate.call({ agentId: agent.id }, { kind: 'clock.now' });
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'random' }),
+      'KEEL_CAPABILITY_DENIED',
+    );
+    await kernel.capabilities.grant(agent.id, { kind: 'random' }, 'operator:ana');
+    assert.equal(await kernel.gate.call({ agentId: agent.id }, { kind: 'random' }), 'done');
     await kernel.capabilities.revoke(grant.id, 'operator:ana');
     await rejectsWithCode(
       kernel.gate.call({ agentId: agent.id }, { kind: 'clock.now' }),
       'KEEL_CAPABILITY_DENIED',
+    );
+    await kernel.agents.setState(agent.id, 'paused');
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'random' }),
+      'KEEL_IDENTITY_UNKNOWN',
     );
   });
 
