@@ -1,4 +1,4 @@
-import { chmod, copyFile, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   AuditLog,
@@ -10,7 +10,10 @@ import type { LoadedConfiguration } from '../../kernel/config/load-configuration
 import { systemClock } from '../../platform/clock/clock.ts';
 import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
 import { syncDirectory } from '../../platform/files/write-file-atomic.ts';
-import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.ts';
+import {
+  openSqliteStorage,
+  type SqliteStorage,
+} from '../../platform/storage/sqlite/sqlite-storage.ts';
 import { existingAuditKey } from './audit-key.ts';
 
 export interface RestoreResult {
@@ -30,29 +33,38 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Checks a candidate file: a sound SQLite file, a Keel schema, an audit chain that verifies. */
-async function checkCandidate(file: string, key: Uint8Array): Promise<AuditVerification> {
-  let candidate: Awaited<ReturnType<typeof openSqliteStorage>>;
+async function openCandidate(file: string, shownAs: string): Promise<SqliteStorage> {
   try {
-    candidate = await openSqliteStorage({ path: file, readOnly: true, migrationMode: 'inspect' });
+    return await openSqliteStorage({ path: file, readOnly: true, migrationMode: 'inspect' });
   } catch (error) {
     throw new KeelError(
       'KEEL_RESTORE_REFUSED',
-      `${file} cannot be restored: ${isKeelError(error) ? error.message : String(error)}`,
-      {
-        cause: error,
-      },
+      `${shownAs} cannot be restored: ${isKeelError(error) ? error.message : String(error)}`,
+      { hint: 'restore a backup made with keel backup; nothing was changed' },
     );
   }
+}
+
+/** Checks a staged copy: a sound SQLite file, a Keel schema, an audit chain that verifies. */
+async function checkStaged(
+  staged: string,
+  shownAs: string,
+  key: Uint8Array,
+): Promise<AuditVerification> {
+  const candidate = await openCandidate(staged, shownAs);
   try {
     const check = await candidate.quickCheck();
-    if (check !== 'ok')
-      throw new KeelError('KEEL_RESTORE_REFUSED', `${file} fails SQLite's quick check: ${check}`);
+    if (check !== 'ok') {
+      throw new KeelError(
+        'KEEL_RESTORE_REFUSED',
+        `${shownAs} fails SQLite's quick check: ${check}`,
+      );
+    }
     const audit = await verifyAuditStore(candidate.audit, key);
     if (!audit.intact) {
       throw new KeelError(
         'KEEL_RESTORE_REFUSED',
-        `${file} has an audit chain that does not verify with this node's audit key (first break at entry #${audit.firstBreak?.seq}, ${audit.firstBreak?.reason})`,
+        `${shownAs} has an audit chain that does not verify with this node's audit key (first break at entry #${audit.firstBreak?.seq}, ${audit.firstBreak?.reason})`,
         {
           details: { firstBreak: audit.firstBreak },
           hint: 'restore a backup of this node made with its own audit key; nothing was changed',
@@ -67,9 +79,11 @@ async function checkCandidate(file: string, key: Uint8Array): Promise<AuditVerif
 
 /**
  * Replaces the node's database with a backup. The node must be stopped (its lock is taken).
- * The backup must pass SQLite's quick check and its audit chain must verify with this data
- * directory's audit key, else nothing changes. The replaced database is kept beside it as
- * `keel.db.pre-restore-<time>`; the restore itself is audited in the restored chain.
+ * The backup is copied with SQLite's online backup into the data directory first, and that
+ * copy — the very file that will be put in place — must pass SQLite's quick check and have an
+ * audit chain that verifies with this data directory's audit key; otherwise it is removed and
+ * nothing changes. The replaced database is kept beside it as `keel.db.pre-restore-<time>`;
+ * the restore itself is audited in the restored chain.
  *
  * @example
  * ```ts
@@ -85,13 +99,17 @@ export async function restoreDatabase(
   const { configuration } = loaded;
   const key = existingAuditKey(loaded);
   if (!(await exists(file))) throw new KeelError('KEEL_NOT_FOUND', `there is no file ${file}`);
-  const audit = await checkCandidate(file, key);
-
   const lock = await claimDataDirectory(loaded);
+  const staged = join(configuration.dataDirectory, `.keel.db.restore-${process.pid}`);
   try {
-    const staged = join(configuration.dataDirectory, `.keel.db.restore-${process.pid}`);
-    await copyFile(file, staged);
-    await chmod(staged, 0o600);
+    const candidate = await openCandidate(file, file);
+    try {
+      await candidate.backup(staged);
+    } finally {
+      await candidate.close();
+    }
+    // A refused copy is removed by the finally below.
+    const audit = await checkStaged(staged, file, key);
     let previousDatabase: string | null = null;
     if (await exists(configuration.databaseFile)) {
       // Opening and closing the current database as its writer checkpoints its WAL into the
@@ -123,6 +141,7 @@ export async function restoreDatabase(
     }
     return { restoredFrom: file, previousDatabase, audit };
   } finally {
+    await rm(staged, { force: true });
     await lock.release();
   }
 }
