@@ -1,5 +1,10 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import {
+  type LoadedConfiguration,
+  loadConfiguration,
+} from '../../kernel/config/load-configuration.ts';
 import { toKeelError } from '../../platform/errors/keel-error.ts';
+import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import { Output } from './output.ts';
 
 /** Exit codes: 0 success, 1 the operation failed or found a problem, 2 the command line was wrong. */
@@ -17,6 +22,21 @@ export function withCommonOptions(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'the data directory (default: $KEEL_HOME, else ~/.keel)')
     .option('--json', 'print machine-readable JSON instead of text');
+}
+
+/**
+ * Loads the configuration of the command's `--data-dir` and teaches the output the secrets it
+ * must never print.
+ */
+export async function loadForCommand(
+  output: Output,
+  options: CommonOptions,
+): Promise<LoadedConfiguration> {
+  const loaded = await loadConfiguration(
+    options.dataDir === undefined ? {} : { dataDirectory: options.dataDir },
+  );
+  output.redactor = new SecretRedactor(loaded.secrets.values());
+  return loaded;
 }
 
 /** Parses a TCP port for `--port`: 0–65535 (0 picks a free port). */

@@ -1,5 +1,6 @@
 import type { TrustLevel } from '../../platform/storage/ports/agent-store.ts';
 import { compileGlob, type Matcher } from '../capabilities/pattern-matchers.ts';
+import { describeIntent } from '../gate/describe-intent.ts';
 
 /** One rule: intents of this kind and resource need a human when the agent has these trust levels. */
 export interface ApprovalRule {
@@ -48,10 +49,7 @@ export class ApprovalPolicy {
     for (const { rule, matchesKind, matchesResource } of this.#rules) {
       if (!rule.trustLevels.includes(trustLevel)) continue;
       if (!matchesKind(intent.kind) || !matchesResource(intent.resource)) continue;
-      return (
-        rule.reason ??
-        `${intent.kind}${intent.resource === '' ? '' : ` ${intent.resource}`} needs approval for ${trustLevel} agents`
-      );
+      return rule.reason ?? `${describeIntent(intent)} needs approval for ${trustLevel} agents`;
     }
     return undefined;
   }

@@ -1,6 +1,6 @@
 import type { EventBus } from '../../platform/bus/event-bus.ts';
 import type { Clock } from '../../platform/clock/clock.ts';
-import { KeelError } from '../../platform/errors/keel-error.ts';
+import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
 import type {
   ApprovalListFilter,
@@ -9,6 +9,7 @@ import type {
 } from '../../platform/storage/ports/approval-store.ts';
 import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { describeIntent } from '../gate/describe-intent.ts';
 import { APPROVAL_DECIDED, APPROVAL_REQUESTED } from '../kernel-topics.ts';
 
 export interface ApprovalRequestContext {
@@ -75,7 +76,7 @@ export class ApprovalService {
           actor: `agent:${request.agentId}`,
           agentId: request.agentId,
           runId: request.runId ?? null,
-          subject: `${request.kind} ${request.resource}`.trim(),
+          subject: describeIntent(request),
           outcome: 'used',
           data: { approvalId: existing.id, decidedBy: existing.decidedBy },
         });
@@ -110,7 +111,7 @@ export class ApprovalService {
       actor: `agent:${request.agentId}`,
       agentId: request.agentId,
       runId: request.runId ?? null,
-      subject: `${request.kind} ${request.resource}`.trim(),
+      subject: describeIntent(request),
       outcome: 'pending',
       code: 'KEEL_APPROVAL_REQUIRED',
       data: {
@@ -145,7 +146,7 @@ export class ApprovalService {
         ...(note === undefined ? {} : { note }),
       });
     } catch (error) {
-      if (error instanceof KeelError && error.code === 'KEEL_APPROVAL_EXPIRED') {
+      if (isKeelError(error) && error.code === 'KEEL_APPROVAL_EXPIRED') {
         await this.#auditExpiry(id, actor);
       }
       throw error;
@@ -155,7 +156,7 @@ export class ApprovalService {
       actor,
       agentId: record.agentId,
       runId: record.runId,
-      subject: `${record.kind} ${record.resource}`.trim(),
+      subject: describeIntent(record),
       outcome: state,
       data: { approvalId: id, note: note ?? null },
     });
@@ -190,7 +191,7 @@ export class ApprovalService {
       actor,
       agentId: record?.agentId ?? null,
       runId: record?.runId ?? null,
-      subject: record === undefined ? null : `${record.kind} ${record.resource}`.trim(),
+      subject: record === undefined ? null : describeIntent(record),
       outcome: 'expired',
       code: 'KEEL_APPROVAL_EXPIRED',
       data: { approvalId: id },
@@ -209,7 +210,7 @@ export class ApprovalService {
 function required(record: ApprovalRecord): KeelError {
   return new KeelError(
     'KEEL_APPROVAL_REQUIRED',
-    `${record.kind} ${record.resource} waits for approval ${record.id}`.replace('  ', ' '),
+    `${describeIntent(record)} waits for approval ${record.id}`,
     {
       details: { approvalId: record.id, expiresAt: record.expiresAt, reason: record.reason },
     },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { KeelError } from '../../platform/errors/keel-error.ts';
+import { describeIntent } from '../gate/describe-intent.ts';
 import {
   compileCommand,
   compileDomain,
@@ -258,7 +259,7 @@ export function matchCapability(
   }
   return {
     allowed: false,
-    reason: `no capability grant for ${intent.kind}${intent.resource === '' ? '' : ` ${intent.resource}`}`,
+    reason: `no capability grant for ${describeIntent(intent)}`,
     closestGrantId: null,
   };
 }

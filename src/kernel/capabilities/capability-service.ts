@@ -1,3 +1,4 @@
+import { ExpiringCache } from '../../platform/cache/expiring-cache.ts';
 import type { Clock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
@@ -12,11 +13,6 @@ import {
   matchCapability,
   parseCapabilityGrant,
 } from './capability-grant.ts';
-
-interface CachedGrants {
-  readonly grants: readonly CompiledGrant[];
-  readonly until: number;
-}
 
 /**
  * Step 2 of the gate: deny by default. Holds each agent's active grants compiled (refreshed at
@@ -33,8 +29,7 @@ export class CapabilityService {
   readonly #audit: AuditLog;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #ttlMs: number;
-  readonly #cache = new Map<string, CachedGrants>();
+  readonly #cache: ExpiringCache<string, readonly CompiledGrant[]>;
 
   constructor(dependencies: {
     readonly store: GrantStore;
@@ -47,13 +42,16 @@ export class CapabilityService {
     this.#audit = dependencies.audit;
     this.#clock = dependencies.clock;
     this.#logger = dependencies.logger;
-    this.#ttlMs = dependencies.cacheTtlMs ?? 1_000;
+    this.#cache = new ExpiringCache(dependencies.cacheTtlMs ?? 1_000, () =>
+      dependencies.clock.monotonic(),
+    );
   }
 
-  async #grantsOf(agentId: string): Promise<readonly CompiledGrant[]> {
-    const now = this.#clock.monotonic();
-    const cached = this.#cache.get(agentId);
-    if (cached !== undefined && cached.until > now) return cached.grants;
+  #grantsOf(agentId: string): Promise<readonly CompiledGrant[]> {
+    return this.#cache.get(agentId, () => this.#loadGrants(agentId));
+  }
+
+  async #loadGrants(agentId: string): Promise<readonly CompiledGrant[]> {
     const stored = await this.#store.listActive(agentId, this.#clock.now());
     const grants: CompiledGrant[] = [];
     for (const grant of stored) {
@@ -67,8 +65,6 @@ export class CapabilityService {
         );
       }
     }
-    if (this.#cache.size >= 10_000) this.#cache.clear();
-    this.#cache.set(agentId, { grants, until: now + this.#ttlMs });
     return grants;
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_LOCAL_SERVICES } from '../../platform/net/probe-tcp-service.ts';
 import { TRUST_LEVELS, type TrustLevel } from '../../platform/storage/ports/agent-store.ts';
 
 /**
@@ -27,7 +28,6 @@ const LogSection = z.strictObject({
 });
 
 const StorageSection = z.strictObject({
-  driver: z.literal('sqlite').default('sqlite'),
   synchronous: z.enum(['full', 'normal']).default('full'),
 });
 
@@ -77,12 +77,7 @@ const DoctorSection = z.strictObject({
   services: z
     .array(ServiceTarget)
     .max(64)
-    .default([
-      { name: 'postgres', host: '127.0.0.1', port: 5432 },
-      { name: 'redis', host: '127.0.0.1', port: 6379 },
-      { name: 'nats', host: '127.0.0.1', port: 4222 },
-      { name: 'mqtt', host: '127.0.0.1', port: 1883 },
-    ]),
+    .default(DEFAULT_LOCAL_SERVICES.map((service) => ({ ...service }))),
 });
 
 export const ConfigurationFileSchema = z.strictObject({
@@ -114,7 +109,7 @@ export interface Configuration {
     readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
     readonly format: 'auto' | 'json' | 'pretty';
   };
-  readonly storage: { readonly driver: 'sqlite'; readonly synchronous: 'full' | 'normal' };
+  readonly storage: { readonly synchronous: 'full' | 'normal' };
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   readonly approvals: {
     readonly ttlMs: number;
@@ -152,7 +147,6 @@ level = "info"          # trace, debug, info, warn, error, fatal, silent
 format = "auto"         # auto (pretty on a terminal, JSON otherwise), json, pretty
 
 [storage]
-driver = "sqlite"
 synchronous = "full"    # full: every commit is fsynced; normal: survives a crash, not power loss
 
 [tls]

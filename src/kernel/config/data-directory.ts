@@ -1,7 +1,7 @@
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { acquireLockFile, type LockHandle } from '../../platform/files/lock-file.ts';
-import { writeFileExclusive } from '../../platform/files/write-file-atomic.ts';
+import { writeFileExclusive } from '../../platform/files/write-file-exclusive.ts';
 import { type Configuration, DEFAULT_CONFIGURATION_TOML } from './configuration-schema.ts';
 import { AUDIT_KEY_SECRET, type LoadedConfiguration } from './load-configuration.ts';
 

@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
-import { KeelError } from '../../platform/errors/keel-error.ts';
+import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
 import { assertPrivate } from '../../platform/files/private-mode.ts';
 import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
@@ -54,8 +54,6 @@ export interface LoadedConfiguration {
   readonly generatedAuditKey: boolean;
   /** SHA-256 over the configuration and the names of the secrets (never their values). */
   readonly digest: string;
-  /** The environment, for components that must build a child's environment from it. */
-  readonly searchPath: string;
 }
 
 export const AUDIT_KEY_SECRET = 'audit_key';
@@ -339,7 +337,7 @@ function withSecretsRedacted<T>(secrets: ReadonlyMap<string, string>, step: () =
   try {
     return step();
   } catch (error) {
-    if (!(error instanceof KeelError)) throw error;
+    if (!isKeelError(error)) throw error;
     const redactor = new SecretRedactor(secrets.values());
     throw new KeelError(error.code, redactor.redact(error.message), {
       hint: redactor.redact(error.hint),
@@ -389,7 +387,7 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
       maxBodyBytes: file.node.max_body_bytes,
     },
     log: { level: file.log.level, format: file.log.format },
-    storage: { driver: file.storage.driver, synchronous: file.storage.synchronous },
+    storage: { synchronous: file.storage.synchronous },
     tls,
     approvals: {
       ttlMs: file.approvals.ttl_seconds * 1000,
@@ -496,6 +494,5 @@ export async function loadConfiguration(
     },
     generatedAuditKey,
     digest,
-    searchPath: executableSearchPath(environment),
   };
 }

@@ -21,15 +21,16 @@ import {
 import type { CapabilityService } from '../capabilities/capability-service.ts';
 import type { AgentDirectory } from '../identity/agent-directory.ts';
 import type { Verifier } from '../verifier/verifier-rule.ts';
+import { describeIntent } from './describe-intent.ts';
 import type { ExecutorRegistry } from './executor-registry.ts';
 import type { RunJournal } from './run-journal.ts';
 import {
   type CallerIdentity,
-  describeIntent,
   type ExecutionContext,
   idempotencyKeyFor,
   type ParsedIntent,
   parseIntent,
+  type SyscallExecutor,
   type SyscallIntent,
 } from './syscall.ts';
 
@@ -61,6 +62,7 @@ type GateStep =
   | 'replay'
   | 'capability'
   | 'verifier'
+  | 'executor'
   | 'budget'
   | 'approval'
   | 'execute';
@@ -317,7 +319,7 @@ export class Gate {
     if (executor === undefined) {
       throw new Refusal(
         new KeelError('KEEL_SYSCALL_UNSUPPORTED', `this node has no executor for ${intent.kind}`),
-        'capability',
+        'executor',
       );
     }
     const timeoutMs = executor.timeoutMs ?? dependencies.limits.defaultTimeoutMs;
@@ -376,7 +378,15 @@ export class Gate {
       identity,
       agent,
       parsed,
-      { started, timeoutMs, reservation, estimate, approvalId, grantId: decision.grantId },
+      {
+        executor,
+        started,
+        timeoutMs,
+        reservation,
+        estimate,
+        approvalId,
+        grantId: decision.grantId,
+      },
       options,
     );
   }
@@ -386,6 +396,7 @@ export class Gate {
     agent: AgentRecord,
     parsed: ParsedIntent,
     admitted: {
+      readonly executor: SyscallExecutor;
       readonly started: number;
       readonly timeoutMs: number;
       readonly reservation: BudgetReservation | undefined;
@@ -397,9 +408,7 @@ export class Gate {
   ): Promise<JsonValue> {
     const dependencies = this.#dependencies;
     const { intent } = parsed;
-    const executor = dependencies.executors.get(intent.kind);
-    if (executor === undefined)
-      throw new KeelError('KEEL_SYSCALL_UNSUPPORTED', `no executor for ${intent.kind}`);
+    const { executor } = admitted;
     // A timer cleared when the call ends (AbortSignal.timeout would keep every call's signal
     // and timer alive for the whole timeout, tens of thousands of them under load).
     const deadline = new AbortController();

@@ -149,11 +149,3 @@ function wellFormed(value: unknown, depth = 0): boolean {
 export function idempotencyKeyFor(runId: string, seq: number): string {
   return createHash('sha256').update(`${runId}\n${seq}`).digest('hex').slice(0, 32);
 }
-
-/** A short human name of an intent for audit subjects and messages: `tool.call shell`. */
-export function describeIntent(intent: {
-  readonly kind: string;
-  readonly resource: string;
-}): string {
-  return intent.resource === '' ? intent.kind : `${intent.kind} ${intent.resource}`;
-}

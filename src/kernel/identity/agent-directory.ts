@@ -1,3 +1,4 @@
+import { ExpiringCache } from '../../platform/cache/expiring-cache.ts';
 import type { Clock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
@@ -20,11 +21,6 @@ const FINISHED_RUNS: ReadonlySet<RunRecord['status']> = new Set([
 ]);
 const AGENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-interface Cached<T> {
-  readonly value: T;
-  readonly until: number;
-}
-
 /**
  * Step 1 of the gate, identify: resolves the caller bound to an IPC channel to an active agent
  * (and, for durable runs, a live run that belongs to it). Keeps short-lived caches so that
@@ -41,9 +37,8 @@ export class AgentDirectory {
   readonly #runs: RunStore;
   readonly #audit: AuditLog;
   readonly #clock: Clock;
-  readonly #ttlMs: number;
-  readonly #agentCache = new Map<string, Cached<AgentRecord | undefined>>();
-  readonly #runCache = new Map<string, Cached<RunRecord | undefined>>();
+  readonly #agentCache: ExpiringCache<string, AgentRecord | undefined>;
+  readonly #runCache: ExpiringCache<string, RunRecord | undefined>;
 
   constructor(dependencies: {
     readonly agents: AgentStore;
@@ -56,17 +51,10 @@ export class AgentDirectory {
     this.#runs = dependencies.runs;
     this.#audit = dependencies.audit;
     this.#clock = dependencies.clock;
-    this.#ttlMs = dependencies.cacheTtlMs ?? 1_000;
-  }
-
-  async #cached<T>(cache: Map<string, Cached<T>>, key: string, load: () => Promise<T>): Promise<T> {
-    const now = this.#clock.monotonic();
-    const hit = cache.get(key);
-    if (hit !== undefined && hit.until > now) return hit.value;
-    const value = await load();
-    if (cache.size >= 10_000) cache.clear();
-    cache.set(key, { value, until: now + this.#ttlMs });
-    return value;
+    const ttlMs = dependencies.cacheTtlMs ?? 1_000;
+    const now = () => dependencies.clock.monotonic();
+    this.#agentCache = new ExpiringCache(ttlMs, now);
+    this.#runCache = new ExpiringCache(ttlMs, now);
   }
 
   /**
@@ -78,7 +66,7 @@ export class AgentDirectory {
     readonly runId?: string;
     readonly seq?: number;
   }): Promise<AgentRecord> {
-    const agent = await this.#cached(this.#agentCache, identity.agentId, () =>
+    const agent = await this.#agentCache.get(identity.agentId, () =>
       this.#agents.get(identity.agentId),
     );
     if (agent === undefined) {
@@ -106,7 +94,7 @@ export class AgentDirectory {
       );
     }
     const runId = identity.runId;
-    const run = await this.#cached(this.#runCache, runId, () => this.#runs.get(runId));
+    const run = await this.#runCache.get(runId, () => this.#runs.get(runId));
     if (run === undefined || run.agentId !== agent.id) {
       throw new KeelError(
         'KEEL_IDENTITY_UNKNOWN',
@@ -180,11 +168,6 @@ export class AgentDirectory {
       data: { from: before?.trustLevel ?? null, to: trustLevel },
     });
     return record;
-  }
-
-  /** Forgets a cached run (its status changed). */
-  forgetRun(runId: string): void {
-    this.#runCache.delete(runId);
   }
 
   get(agentId: string): Promise<AgentRecord | undefined> {

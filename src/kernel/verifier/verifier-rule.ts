@@ -56,10 +56,6 @@ export class Verifier {
     this.#rules.push(rule);
   }
 
-  get rules(): readonly VerifierRule[] {
-    return this.#rules;
-  }
-
   /**
    * Runs every applicable rule in order; returns the first refusal with the rule's id, or
    * `undefined` when all pass. A rule that throws refuses (fail closed).

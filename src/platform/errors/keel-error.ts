@@ -102,12 +102,6 @@ export function isKeelError(value: unknown): value is KeelError {
   );
 }
 
-/** Whether an error (Keel or not) says the caller aborted. */
-export function isAbortError(error: unknown): boolean {
-  if (isKeelError(error)) return error.code === 'KEEL_ABORTED';
-  return error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
-}
-
 /**
  * Converts anything thrown into a KeelError, keeping Keel errors as they are and wrapping the
  * rest with `cause` under the given code.

@@ -3,8 +3,6 @@ import { randomBytes } from 'node:crypto';
 /** The prefixes of Keel's identifiers; the prefix tells a reader what an id names. */
 export type IdPrefix = 'agt' | 'run' | 'apr' | 'grt' | 'rsv' | 'use' | 'node' | 'trc' | 'evt';
 
-const ID_PATTERN = /^[a-z]{3,4}_[0-9a-f]{32}$/;
-
 /**
  * Creates a time-ordered identifier: the prefix and a UUIDv7 in lowercase hex without dashes,
  * so that ids sort by creation time and index well.
@@ -23,9 +21,4 @@ export function createId(prefix: IdPrefix, now: number = Date.now()): string {
   bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x70;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
   return `${prefix}_${bytes.toString('hex')}`;
-}
-
-/** Whether a string has the shape of a Keel id (any prefix). */
-export function isId(value: string): boolean {
-  return ID_PATTERN.test(value);
 }

@@ -85,24 +85,6 @@ export function auditBody(seq: number, draft: AuditDraft, canonicalData: string)
   return `{"actor":${text(draft.actor)},"agentId":${text(draft.agentId)},"code":${text(draft.code)},"data":${canonicalData},"kind":${text(draft.kind)},"outcome":${text(draft.outcome)},"runId":${text(draft.runId)},"seq":${JSON.stringify(seq)},"subject":${text(draft.subject)},"ts":${JSON.stringify(draft.ts)}}`;
 }
 
-/**
- * The keyed hash of one entry (see {@link AuditHasher.hash}); prefer an AuditHasher when
- * hashing many entries with one key.
- *
- * @example
- * ```ts
- * const hash = computeAuditHash(key, AUDIT_GENESIS_HASH, 1, draft);
- * ```
- */
-export function computeAuditHash(
-  key: Uint8Array,
-  prevHash: string,
-  seq: number,
-  draft: AuditDraft,
-): string {
-  return new AuditHasher(key).hash(prevHash, seq, draft);
-}
-
 /** Why verification stopped at an entry. */
 export type AuditBreakReason = 'sequence-gap' | 'previous-hash-mismatch' | 'hash-mismatch';
 

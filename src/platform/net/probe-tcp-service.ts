@@ -1,6 +1,6 @@
 import { createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { KeelError, toKeelError } from '../errors/keel-error.ts';
+import { isKeelError, KeelError, toKeelError } from '../errors/keel-error.ts';
 
 /** A TCP service to probe: a name for people, and where it listens. */
 export interface TcpServiceTarget {
@@ -77,7 +77,7 @@ export async function probeTcpService(
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       socket.destroy();
-      if (outcome instanceof KeelError) {
+      if (isKeelError(outcome)) {
         reject(outcome);
         return;
       }

@@ -9,7 +9,7 @@ import { claimDataDirectory } from '../../kernel/config/data-directory.ts';
 import type { LoadedConfiguration } from '../../kernel/config/load-configuration.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
-import { syncDirectory } from '../../platform/files/write-file-atomic.ts';
+import { syncDirectory } from '../../platform/files/write-file-exclusive.ts';
 import {
   openSqliteStorage,
   type SqliteStorage,

@@ -17,14 +17,11 @@ import { existingAuditKey } from './audit-key.ts';
  */
 export async function verifyAudit(
   loaded: LoadedConfiguration,
-  options: {
-    readonly databaseFile?: string;
-    readonly onProgress?: (checked: number, total: number) => void;
-  } = {},
+  options: { readonly onProgress?: (checked: number, total: number) => void } = {},
 ): Promise<AuditVerification> {
   const key = existingAuditKey(loaded);
   const storage = await openSqliteStorage({
-    path: options.databaseFile ?? loaded.configuration.databaseFile,
+    path: loaded.configuration.databaseFile,
     readOnly: true,
     migrationMode: 'inspect',
   });

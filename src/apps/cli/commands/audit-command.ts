@@ -1,14 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { loadConfiguration } from '../../../kernel/config/load-configuration.ts';
 import type { AuditRecord } from '../../../platform/integrity/audit-chain.ts';
-import { SecretRedactor } from '../../../platform/observability/secret-redactor.ts';
 import { readAuditTail, verifyAudit } from '../../../runtime/maintenance/verify-audit.ts';
 import {
   action,
   type CommonOptions,
   EXIT_FAILURE,
   EXIT_OK,
+  loadForCommand,
   parsePositiveInteger,
   withCommonOptions,
 } from '../cli-support.ts';
@@ -21,16 +20,8 @@ const BREAK_EXPLANATIONS = {
   'hash-mismatch': 'the entry was modified after it was written',
 } as const;
 
-async function load(output: Output, options: CommonOptions) {
-  const loaded = await loadConfiguration(
-    options.dataDir === undefined ? {} : { dataDirectory: options.dataDir },
-  );
-  output.redactor = new SecretRedactor(loaded.secrets.values());
-  return loaded;
-}
-
 async function verify(output: Output, options: CommonOptions): Promise<number> {
-  const loaded = await load(output, options);
+  const loaded = await loadForCommand(output, options);
   const verification = await verifyAudit(loaded, {
     onProgress: (checked, total) => output.progress(`verifying ${checked}/${total} entries…`),
   });
@@ -69,7 +60,7 @@ interface TailOptions extends CommonOptions {
 }
 
 async function tail(output: Output, options: TailOptions): Promise<number> {
-  const loaded = await load(output, options);
+  const loaded = await loadForCommand(output, options);
   let records = await readAuditTail(loaded, { limit: options.lines });
   const print = (batch: readonly AuditRecord[], header: boolean): void => {
     if (output.json) {

@@ -1,28 +1,24 @@
 import type { Command } from 'commander';
-import { loadConfiguration } from '../../../kernel/config/load-configuration.ts';
-import { SecretRedactor } from '../../../platform/observability/secret-redactor.ts';
 import { backupDatabase } from '../../../runtime/maintenance/backup-database.ts';
 import { migrateDatabase, migrationStatus } from '../../../runtime/maintenance/migrate-database.ts';
 import { restoreDatabase } from '../../../runtime/maintenance/restore-database.ts';
-import { action, type CommonOptions, EXIT_OK, withCommonOptions } from '../cli-support.ts';
+import {
+  action,
+  type CommonOptions,
+  EXIT_OK,
+  loadForCommand,
+  withCommonOptions,
+} from '../cli-support.ts';
 import type { Output } from '../output.ts';
 
 const OPERATOR = 'operator:cli';
-
-async function load(output: Output, options: CommonOptions) {
-  const loaded = await loadConfiguration(
-    options.dataDir === undefined ? {} : { dataDirectory: options.dataDir },
-  );
-  output.redactor = new SecretRedactor(loaded.secrets.values());
-  return loaded;
-}
 
 interface MigrateOptions extends CommonOptions {
   readonly status?: boolean;
 }
 
 async function migrate(output: Output, options: MigrateOptions): Promise<number> {
-  const loaded = await load(output, options);
+  const loaded = await loadForCommand(output, options);
   if (options.status === true) {
     const status = await migrationStatus(loaded);
     if (output.json) output.data(status);
@@ -54,7 +50,7 @@ interface BackupOptions extends CommonOptions {
 }
 
 async function backup(output: Output, file: string, options: BackupOptions): Promise<number> {
-  const loaded = await load(output, options);
+  const loaded = await loadForCommand(output, options);
   output.progress('backing up…');
   const result = await backupDatabase(loaded, file, { force: options.force === true });
   output.endProgress();
@@ -70,7 +66,7 @@ async function backup(output: Output, file: string, options: BackupOptions): Pro
 }
 
 async function restore(output: Output, file: string, options: CommonOptions): Promise<number> {
-  const loaded = await load(output, options);
+  const loaded = await loadForCommand(output, options);
   const result = await restoreDatabase(loaded, file, OPERATOR);
   if (output.json) output.data(result);
   else {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { access, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { KeelError } from '../../errors/keel-error.ts';
+import { isKeelError, KeelError } from '../../errors/keel-error.ts';
+import { syncDirectory } from '../../files/write-file-exclusive.ts';
 import type { AgentStore } from '../ports/agent-store.ts';
 import type { ApprovalStore } from '../ports/approval-store.ts';
 import type { BudgetStore } from '../ports/budget-store.ts';
@@ -44,11 +45,14 @@ function bindStore<Port extends object>(
   prefix: string,
   methods: readonly (keyof Port & string)[],
 ): Port {
-  const store: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  const store: Record<string, (...parameters: unknown[]) => Promise<unknown>> = {};
   for (const method of methods) {
-    const op = `${prefix}.${method}` as OperationName & keyof StoreOperations;
-    store[method] = (...args: unknown[]) =>
-      client.call(op, args as unknown as StoreOperations[typeof op]['args']);
+    const operation = `${prefix}.${method}` as OperationName & keyof StoreOperations;
+    store[method] = (...parameters: unknown[]) =>
+      client.call(
+        operation,
+        parameters as unknown as StoreOperations[typeof operation]['parameters'],
+      );
   }
   return Object.freeze(store) as unknown as Port;
 }
@@ -184,15 +188,10 @@ export class SqliteStorage implements Storage {
         await handle.close();
       }
       await rename(partial, destination);
-      const directory = await open(dirname(destination), 'r');
-      try {
-        await directory.sync();
-      } finally {
-        await directory.close();
-      }
+      await syncDirectory(dirname(destination));
     } catch (error) {
       await rm(partial, { force: true });
-      if (error instanceof KeelError) throw error;
+      if (isKeelError(error)) throw error;
       throw new KeelError('KEEL_BACKUP_FAILED', `backup to ${destination} failed`, {
         cause: error,
       });

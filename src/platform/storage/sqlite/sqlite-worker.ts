@@ -27,7 +27,7 @@ import type {
   WorkerToMain,
 } from './worker-protocol.ts';
 
-type AnyHandler = (context: OperationContext, ...args: readonly unknown[]) => unknown;
+type AnyHandler = (context: OperationContext, ...parameters: readonly unknown[]) => unknown;
 
 const port = parentPort;
 if (port === null) throw new Error('sqlite-worker.ts must run in a worker thread');
@@ -122,18 +122,23 @@ function start(): void {
   let backupsInFlight = 0;
 
   function runOne(request: OperationRequest): OperationResult {
-    // Own properties only: an op named after an Object.prototype member is not an operation.
-    const handler = Object.hasOwn(handlers, request.op) ? handlers[request.op] : undefined;
+    // Own properties only: an operation named after an Object.prototype member is not an operation.
+    const handler = Object.hasOwn(handlers, request.operation)
+      ? handlers[request.operation]
+      : undefined;
     if (handler === undefined) {
       return {
         id: request.id,
         ok: false,
-        error: new KeelError('KEEL_INTERNAL', `unknown storage operation ${request.op}`).toJSON(),
+        error: new KeelError(
+          'KEEL_INTERNAL',
+          `unknown storage operation ${request.operation}`,
+        ).toJSON(),
       };
     }
     savepoint.run();
     try {
-      const value = handler(context, ...request.args);
+      const value = handler(context, ...request.parameters);
       release.run();
       return { id: request.id, ok: true, value };
     } catch (error) {
@@ -171,7 +176,6 @@ function start(): void {
   function finishIfClosing(): void {
     if (!closing || backupsInFlight > 0 || queue.length > 0) return;
     database.close();
-    post({ type: 'closed' });
     port?.close();
   }
 

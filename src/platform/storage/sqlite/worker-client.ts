@@ -159,15 +159,15 @@ export class WorkerClient {
 
   /** Runs one storage operation in the worker. */
   call<Name extends OperationName>(
-    op: Name,
-    args: SqliteOperations[Name]['args'],
+    operation: Name,
+    parameters: SqliteOperations[Name]['parameters'],
   ): Promise<SqliteOperations[Name]['result']> {
     const refusal = this.#refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.#outbox.push({ id, op, args });
+      this.#outbox.push({ id, operation, parameters });
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
         // After every pending microtask: callers that wake together (one answer batch

@@ -17,9 +17,9 @@ import type { MigrationFile, MigrationMode } from './sqlite-migrator.ts';
  */
 type OperationsOf<Prefix extends string, Port> = {
   [Method in keyof Port & string as `${Prefix}.${Method}`]: Port[Method] extends (
-    ...args: infer Args
+    ...parameters: infer MethodParameters
   ) => Promise<infer Result>
-    ? { readonly args: Args; readonly result: Result }
+    ? { readonly parameters: MethodParameters; readonly result: Result }
     : never;
 };
 
@@ -54,15 +54,15 @@ export type AuditRow = readonly [
 export type SqliteOperations = StoreOperations & {
   /** Inserts rows chained on the main thread, refusing any that does not extend the stored chain. */
   readonly 'audit.insertChained': {
-    readonly args: [rows: readonly AuditRow[]];
+    readonly parameters: [rows: readonly AuditRow[]];
     readonly result: AuditHead;
   };
   readonly 'storage.migrationStatus': {
-    readonly args: [];
+    readonly parameters: [];
     readonly result: readonly MigrationStatus[];
   };
-  readonly 'storage.quickCheck': { readonly args: []; readonly result: string };
-  readonly 'storage.statistics': { readonly args: []; readonly result: StorageStatistics };
+  readonly 'storage.quickCheck': { readonly parameters: []; readonly result: string };
+  readonly 'storage.statistics': { readonly parameters: []; readonly result: StorageStatistics };
 };
 
 export type OperationName = keyof SqliteOperations & string;
@@ -97,8 +97,8 @@ export interface WorkerOpenOptions {
 
 export interface OperationRequest {
   readonly id: number;
-  readonly op: OperationName;
-  readonly args: readonly unknown[];
+  readonly operation: OperationName;
+  readonly parameters: readonly unknown[];
 }
 
 export type OperationResult =
@@ -114,5 +114,4 @@ export type WorkerToMain =
   | { readonly type: 'opened'; readonly migrations: readonly MigrationStatus[] }
   | { readonly type: 'open-failed'; readonly error: KeelErrorJson }
   | { readonly type: 'results'; readonly results: readonly OperationResult[] }
-  | { readonly type: 'backup-done'; readonly id: number; readonly error: KeelErrorJson | null }
-  | { readonly type: 'closed' };
+  | { readonly type: 'backup-done'; readonly id: number; readonly error: KeelErrorJson | null };

@@ -16,7 +16,7 @@ export interface OperationContext {
 export type HandlersFor<Prefix extends string> = {
   readonly [Name in OperationName as Name extends `${Prefix}.${string}` ? Name : never]: (
     context: OperationContext,
-    ...args: SqliteOperations[Name]['args']
+    ...args: SqliteOperations[Name]['parameters']
   ) => SqliteOperations[Name]['result'];
 };
 

@@ -1,39 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, rm } from 'node:fs/promises';
+import { link, open, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-
-/**
- * Writes a file so that readers see either the old content or the new, never a mix: the data
- * goes to a temporary file in the same directory (created with `mode`), is flushed to disk,
- * renamed over the target, and the directory entry is flushed too.
- *
- * @example
- * ```ts
- * await writeFileAtomic('/home/ana/.keel/config.toml', text, 0o600);
- * ```
- */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  mode: number,
-): Promise<void> {
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx', mode);
-  try {
-    try {
-      await handle.writeFile(data);
-      await handle.chmod(mode);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await syncDirectory(dirname(path));
-}
 
 /**
  * Creates a file with complete content, or fails with `EEXIST` if the path exists — never
