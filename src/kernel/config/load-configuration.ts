@@ -1,25 +1,25 @@
 /**
- * The one module that reads configuration files and the environment. It validates everything
+ * The one module that reads the environment and, through its two helpers
+ * (`read-private-toml.ts`, `collect-secrets.ts`), the configuration and secrets files. It validates everything
  * with a schema, freezes the result and hands it to the composition root; nothing else in
  * Keel reads `process.env` or the config files.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Stats } from 'node:fs';
-import { constants, type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
 import { assertPrivate } from '../../platform/files/private-mode.ts';
 import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
+import { collectSecrets } from './collect-secrets.ts';
 import {
   type Configuration,
   type ConfigurationFile,
   ConfigurationFileSchema,
 } from './configuration-schema.ts';
-import { SECRET_NAME_PATTERN, SecretStore } from './secrets.ts';
+import { readPrivateToml, statOrUndefined } from './read-private-toml.ts';
+import { SecretStore } from './secrets.ts';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -57,8 +57,6 @@ export interface LoadedConfiguration {
 }
 
 export const AUDIT_KEY_SECRET = 'audit_key';
-const MAX_SECRET_BYTES = 64 * 1024;
-const MAX_CONFIG_BYTES = 1024 * 1024;
 
 const ENVIRONMENT_OVERRIDES = [
   { variable: 'KEEL_HOST', section: 'node', key: 'host', type: 'string' },
@@ -84,103 +82,6 @@ export function resolveDataDirectory(options: LoadConfigurationOptions = {}): st
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.length === 0 ? undefined : value;
-}
-
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return await stat(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ENOTDIR') {
-      throw new KeelError(
-        'KEEL_DATA_DIR_UNWRITABLE',
-        `${path} cannot exist: a parent of it is a file`,
-        {
-          cause: error,
-        },
-      );
-    }
-    if (code === 'EACCES') {
-      throw new KeelError(
-        'KEEL_DATA_DIR_UNWRITABLE',
-        `${path} cannot be read (permission denied)`,
-        {
-          cause: error,
-        },
-      );
-    }
-    throw error;
-  }
-}
-
-async function readPrivateToml(
-  path: string,
-  what: string,
-  uid: number | undefined,
-  holdsSecrets: boolean,
-): Promise<unknown> {
-  let handle: FileHandle;
-  try {
-    // No symbolic links, and the checks apply to the very file that is read (no window
-    // between checking one path and reading another).
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') {
-      throw new KeelError('KEEL_CONFIG_PERMISSIONS', `${what} ${path} is a symbolic link`, {
-        hint: `replace the link with the file itself (Keel reads only regular files it owns)`,
-      });
-    }
-    throw new KeelError(
-      'KEEL_CONFIG_INVALID',
-      `${what} ${path} cannot be read (${code ?? String(error)})`,
-      {
-        cause: error,
-      },
-    );
-  }
-  let text: string;
-  try {
-    const stats = await handle.stat();
-    if (!stats.isFile()) {
-      throw new KeelError('KEEL_CONFIG_INVALID', `${what} ${path} is not a regular file`);
-    }
-    assertPrivate(stats, path, what, uid);
-    if (stats.size > MAX_CONFIG_BYTES) {
-      throw new KeelError(
-        'KEEL_CONFIG_INVALID',
-        `${what} ${path} is larger than ${MAX_CONFIG_BYTES} bytes`,
-      );
-    }
-    text = await handle.readFile('utf8');
-  } finally {
-    await handle.close();
-  }
-  try {
-    return parseToml(text);
-  } catch (error) {
-    const where =
-      error instanceof TomlError ? ` at line ${error.line}, column ${error.column}` : '';
-    const hint = `fix ${path}, or move it away to get a fresh default`;
-    if (holdsSecrets) {
-      // The parser's message quotes the offending line, which may hold a secret nobody can
-      // redact yet: say only where.
-      throw new KeelError('KEEL_CONFIG_INVALID', `${what} ${path} is not valid TOML${where}`, {
-        hint,
-      });
-    }
-    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new KeelError(
-      'KEEL_CONFIG_INVALID',
-      `${what} ${path} is not valid TOML${where}: ${reason}`,
-      {
-        cause: error,
-        hint,
-      },
-    );
-  }
 }
 
 function applyEnvironment(
@@ -253,80 +154,6 @@ function describeIssue(
     },
     hint: `fix ${source}; \`keel start --help\` lists the flags and ${origin} documents the keys`,
   });
-}
-
-async function readSecretFile(variable: string, path: string): Promise<string> {
-  const stats = await statOrUndefined(path);
-  if (stats === undefined || !stats.isFile()) {
-    throw new KeelError(
-      'KEEL_CONFIG_INVALID',
-      `${variable} names ${path}, which is not a readable file`,
-    );
-  }
-  if (stats.size > MAX_SECRET_BYTES) {
-    throw new KeelError(
-      'KEEL_CONFIG_INVALID',
-      `${variable} names a file larger than ${MAX_SECRET_BYTES} bytes`,
-    );
-  }
-  // Readable by others is the operator's choice (mounted secrets are often 0444); writable by
-  // others is not: anyone could swap the secret.
-  if ((stats.mode & 0o022) !== 0) {
-    throw new KeelError(
-      'KEEL_CONFIG_PERMISSIONS',
-      `${variable} names ${path}, which others can write`,
-      {
-        hint: `run: chmod go-w '${path}'`,
-      },
-    );
-  }
-  return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
-}
-
-async function collectSecrets(
-  fileSecrets: unknown,
-  secretsFile: string,
-  environment: Environment,
-): Promise<Map<string, string>> {
-  const secrets = new Map<string, string>();
-  if (fileSecrets !== undefined) {
-    for (const [name, value] of Object.entries(fileSecrets as Record<string, unknown>)) {
-      if (!SECRET_NAME_PATTERN.test(name)) {
-        throw new KeelError(
-          'KEEL_CONFIG_INVALID',
-          `secrets file ${secretsFile}: ${name} is not a valid secret name`,
-          {
-            hint: 'secret names are lowercase letters, digits and underscores, starting with a letter',
-          },
-        );
-      }
-      if (
-        typeof value !== 'string' ||
-        value.length === 0 ||
-        Buffer.byteLength(value) > MAX_SECRET_BYTES
-      ) {
-        throw new KeelError(
-          'KEEL_CONFIG_INVALID',
-          `secrets file ${secretsFile}: ${name} must be a non-empty string`,
-        );
-      }
-      secrets.set(name, value);
-    }
-  }
-  for (const [variable, value] of Object.entries(environment)) {
-    if (!variable.startsWith('KEEL_SECRET_') || value === undefined) continue;
-    const fromFile = variable.endsWith('_FILE');
-    const name = variable
-      .slice('KEEL_SECRET_'.length, fromFile ? -'_FILE'.length : undefined)
-      .toLowerCase();
-    if (!SECRET_NAME_PATTERN.test(name)) {
-      throw new KeelError('KEEL_CONFIG_INVALID', `${variable} does not name a valid secret`);
-    }
-    const secret = fromFile ? await readSecretFile(variable, value) : value;
-    if (secret.length === 0) throw new KeelError('KEEL_CONFIG_INVALID', `${variable} is empty`);
-    secrets.set(name, secret);
-  }
-  return secrets;
 }
 
 /**

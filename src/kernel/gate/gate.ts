@@ -1,13 +1,13 @@
-import { createHash, randomUUID } from 'node:crypto';
 import type { Clock } from '../../platform/clock/clock.ts';
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
-import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import { approvalDigest } from '../approvals/approval-digest.ts';
 import type { ApprovalPolicy } from '../approvals/approval-policy.ts';
 import type { ApprovalService } from '../approvals/approval-service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -21,17 +21,18 @@ import {
 import type { CapabilityService } from '../capabilities/capability-service.ts';
 import type { AgentDirectory } from '../identity/agent-directory.ts';
 import type { Verifier } from '../verifier/verifier-rule.ts';
+import { CallTracker } from './call-tracker.ts';
 import { describeIntent } from './describe-intent.ts';
+import { createExecutionContext } from './execution-context.ts';
+import { executionFailure, untilAborted, validUsage } from './execution-outcome.ts';
 import type { ExecutorRegistry } from './executor-registry.ts';
+import { type GateStep, Refusal } from './refusal.ts';
 import type { RunJournal } from './run-journal.ts';
 import {
   type CallerIdentity,
-  type ExecutionContext,
-  idempotencyKeyFor,
   type ParsedIntent,
   parseIntent,
   type SyscallExecutor,
-  type SyscallIntent,
 } from './syscall.ts';
 
 export interface GateDependencies {
@@ -55,30 +56,6 @@ export interface SyscallOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The step of the gate that refused a call, recorded in the audit entry. */
-type GateStep =
-  | 'validate'
-  | 'identify'
-  | 'replay'
-  | 'capability'
-  | 'verifier'
-  | 'executor'
-  | 'budget'
-  | 'approval'
-  | 'execute';
-
-/** A refusal on its way out of the gate: the error plus what to audit about it. */
-class Refusal extends Error {
-  readonly error: KeelError;
-  readonly step: GateStep;
-
-  constructor(error: KeelError, step: GateStep) {
-    super(error.message);
-    this.error = error;
-    this.step = step;
-  }
-}
-
 /**
  * The syscall gate: every effect an agent wants passes here, in this order —
  * identify → capability → verifier rules → budget reservation → approval → execute → record —
@@ -94,33 +71,19 @@ class Refusal extends Error {
  */
 export class Gate {
   readonly #dependencies: GateDependencies;
-  /** Calls in progress per `(runId, seq)`. */
-  readonly #inFlight = new Map<string, Promise<void>>();
-  readonly #shutdown = new AbortController();
-  #active = 0;
-  #closing = false;
-  #idle: (() => void) | undefined;
+  readonly #calls = new CallTracker();
 
   constructor(dependencies: GateDependencies) {
     this.#dependencies = dependencies;
   }
 
   /** Runs one syscall for `identity`; resolves with the result value or rejects with a KeelError. */
-  async call(
+  call(
     identity: CallerIdentity,
     rawIntent: unknown,
     options: SyscallOptions = {},
   ): Promise<JsonValue> {
-    if (this.#closing) {
-      throw new KeelError('KEEL_SHUTTING_DOWN', 'the node is stopping and takes no new syscalls');
-    }
-    this.#active += 1;
-    try {
-      return await this.#call(identity, rawIntent, options);
-    } finally {
-      this.#active -= 1;
-      if (this.#active === 0) this.#idle?.();
-    }
+    return this.#calls.track(() => this.#call(identity, rawIntent, options));
   }
 
   /**
@@ -128,30 +91,8 @@ export class Gate {
    * them (they fail with `KEEL_SHUTTING_DOWN`, are audited, and are not journaled, so a
    * resumed run runs them again with the same idempotency key) and waits for them to end.
    */
-  async close(graceMs: number): Promise<void> {
-    this.#closing = true;
-    const settled = (): Promise<void> =>
-      this.#active === 0
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            this.#idle = resolve;
-          });
-    const grace = new AbortController();
-    const timer = setTimeout(() => grace.abort(), graceMs);
-    try {
-      await Promise.race([
-        settled(),
-        new Promise<void>((resolve) =>
-          grace.signal.addEventListener('abort', () => resolve(), { once: true }),
-        ),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-    this.#shutdown.abort(
-      new KeelError('KEEL_SHUTTING_DOWN', 'the node stopped while this syscall ran'),
-    );
-    await settled();
+  close(graceMs: number): Promise<void> {
+    return this.#calls.close(graceMs);
   }
 
   async #call(
@@ -162,40 +103,27 @@ export class Gate {
     const { clock } = this.#dependencies;
     const started = clock.monotonic();
     let parsed: ParsedIntent | undefined;
-    let agent: AgentRecord | undefined;
     try {
-      try {
-        parsed = parseIntent(rawIntent, this.#dependencies.limits.maxIntentBytes);
-      } catch (error) {
-        throw new Refusal(toKeelError(error, 'KEEL_INVALID_ARGUMENT'), 'validate');
-      }
-      agent = await this.#step('identify', () => this.#dependencies.agents.resolve(identity));
-      if (identity.runId === undefined || identity.seq === undefined) {
-        return await this.#admitAndExecute(identity, agent, parsed, started, options);
+      const intent = this.#validate(rawIntent);
+      parsed = intent;
+      const agent = await this.#step('identify', () => this.#dependencies.agents.resolve(identity));
+      const { runId, seq } = identity;
+      if (runId === undefined || seq === undefined) {
+        return await this.#admitAndExecute(identity, agent, intent, started, options);
       }
       // One call per (runId, seq) at a time: a concurrent duplicate waits for the first and
       // then gets its journaled result, so the effect happens once.
-      const key = `${identity.runId}\n${identity.seq}`;
-      for (
-        let running = this.#inFlight.get(key);
-        running !== undefined;
-        running = this.#inFlight.get(key)
-      ) {
-        await Promise.allSettled([running]);
-      }
-      const { promise: done, resolve: finish } = Promise.withResolvers<void>();
-      this.#inFlight.set(key, done);
-      try {
-        const replayed = await this.#replay(identity.runId, identity.seq, parsed);
+      return await this.#calls.exclusive(`${runId}\n${seq}`, async () => {
+        const replayed = await this.#replay(runId, seq, intent);
         if (replayed !== undefined) return replayed.value;
-        return await this.#admitAndExecute(identity, agent, parsed, started, options);
-      } finally {
-        this.#inFlight.delete(key);
-        finish();
-      }
+        return this.#admitAndExecute(identity, agent, intent, started, options);
+      });
     } catch (error) {
       if (error instanceof Refusal) {
-        const refusal = new Refusal(this.#redacted(error.error), error.step);
+        const refusal = new Refusal(
+          this.#dependencies.redactor.redactError(error.error),
+          error.step,
+        );
         await this.#recordRefusal(identity, parsed, refusal);
         throw refusal.error;
       }
@@ -203,27 +131,12 @@ export class Gate {
     }
   }
 
-  /**
-   * The error without any secret the node knows: executor and rule messages can quote what an
-   * upstream said (an API key in a 401 body), and this goes back to the agent, into the
-   * journal and into the audit log. The cause is dropped for the same reason.
-   */
-  #redacted(error: KeelError): KeelError {
-    const { redactor } = this.#dependencies;
-    const details = JSON.stringify(error.details);
-    if (
-      !redactor.contains(error.message) &&
-      !redactor.contains(details) &&
-      !redactor.contains(error.hint)
-    ) {
-      return error;
+  #validate(rawIntent: unknown): ParsedIntent {
+    try {
+      return parseIntent(rawIntent, this.#dependencies.limits.maxIntentBytes);
+    } catch (error) {
+      throw new Refusal(toKeelError(error, 'KEEL_INVALID_ARGUMENT'), 'validate');
     }
-    return new KeelError(error.code, redactor.redact(error.message), {
-      details: JSON.parse(redactor.redact(details)) as Record<string, unknown>,
-      hint: redactor.redact(error.hint),
-      retryable: error.retryable,
-      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
-    });
   }
 
   async #step<T>(step: GateStep, action: () => Promise<T>): Promise<T> {
@@ -362,7 +275,7 @@ export class Gate {
             seq: identity.seq,
             kind: intent.kind,
             resource: intent.resource,
-            digest: approvalDigest(identity, parsed),
+            digest: approvalDigest(identity, parsed.digest),
             summary: { params: summariseParameters(intent.params) },
             reason: requirement,
           }),
@@ -422,38 +335,10 @@ export class Gate {
     const timeout = deadline.signal;
     const signal = AbortSignal.any(
       options.signal === undefined
-        ? [timeout, this.#shutdown.signal]
-        : [options.signal, timeout, this.#shutdown.signal],
+        ? [timeout, this.#calls.shutdownSignal]
+        : [options.signal, timeout, this.#calls.shutdownSignal],
     );
-    // The call's logger and idempotency key are made on first use: most executors need
-    // neither, and a child logger (redaction set-up) and fresh randomness cost more than the
-    // rest of a cheap syscall.
-    let logger: Logger | undefined;
-    let idempotencyKey: string | undefined;
-    const callLogger = (): Logger => {
-      logger ??= dependencies.logger.child({
-        agentId: agent.id,
-        runId: identity.runId,
-        seq: identity.seq,
-      });
-      return logger;
-    };
-    const context: ExecutionContext = {
-      agentId: agent.id,
-      runId: identity.runId,
-      seq: identity.seq,
-      signal,
-      get idempotencyKey() {
-        idempotencyKey ??=
-          identity.runId !== undefined && identity.seq !== undefined
-            ? idempotencyKeyFor(identity.runId, identity.seq)
-            : randomUUID();
-        return idempotencyKey;
-      },
-      get logger() {
-        return callLogger();
-      },
-    };
+    const context = createExecutionContext(identity, agent.id, signal, dependencies.logger);
     const executeStarted = dependencies.clock.monotonic();
 
     let value: JsonValue | undefined;
@@ -465,7 +350,7 @@ export class Gate {
       // An executor that ignores its signal must not hold the call (or its budget) forever:
       // the gate stops waiting at the deadline and reports what the executor does later.
       const result = await untilAborted(execution, signal, (lateError) =>
-        callLogger().warn(
+        context.logger.warn(
           { err: lateError, kind: intent.kind },
           'an executor failed after its call was abandoned',
         ),
@@ -474,7 +359,9 @@ export class Gate {
       usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
       value = result.value;
     } catch (error) {
-      failure = this.#redacted(executionFailure(error, timeout, admitted.timeoutMs, intent));
+      failure = this.#dependencies.redactor.redactError(
+        executionFailure(error, timeout, admitted.timeoutMs, intent),
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -524,7 +411,7 @@ export class Gate {
     }
     await Promise.all(writes);
     if (failure !== undefined) {
-      callLogger().info({ kind: intent.kind, code }, 'syscall failed');
+      context.logger.info({ kind: intent.kind, code }, 'syscall failed');
       throw failure;
     }
     return value ?? null;
@@ -567,77 +454,4 @@ export class Gate {
       `syscall refused: ${refusal.error.message}`,
     );
   }
-}
-
-/**
- * Waits for an executor's promise or for the signal, whichever comes first. If the signal
- * wins, a later failure of the executor is passed to `onLateFailure` (never left unhandled).
- */
-function untilAborted<T>(
-  execution: Promise<T>,
-  signal: AbortSignal,
-  onLateFailure: (error: unknown) => void,
-): Promise<T> {
-  const { promise: aborted, reject } = Promise.withResolvers<never>();
-  const onAbort = (): void => reject(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
-  execution.catch((error: unknown) => {
-    if (signal.aborted) onLateFailure(error);
-  });
-  return Promise.race([execution, aborted]).finally(() =>
-    signal.removeEventListener('abort', onAbort),
-  );
-}
-
-/** An executor's reported usage, or a typed failure when it is not whole non-negative numbers. */
-function validUsage(usage: Partial<BudgetAmounts>, intent: SyscallIntent): BudgetAmounts {
-  try {
-    return toAmounts(usage);
-  } catch (error) {
-    throw new KeelError(
-      'KEEL_EXECUTOR_FAILED',
-      `the executor for ${intent.kind} reported invalid usage`,
-      {
-        cause: error,
-        details: { usage: { ...usage } },
-      },
-    );
-  }
-}
-
-/** Binds an approval to exactly one call: the agent, the run position and the intent. */
-function approvalDigest(identity: CallerIdentity, parsed: ParsedIntent): string {
-  return createHash('sha256')
-    .update(`${identity.agentId}\n${identity.runId ?? ''}\n${identity.seq ?? ''}\n${parsed.digest}`)
-    .digest('hex');
-}
-
-function executionFailure(
-  error: unknown,
-  timeout: AbortSignal,
-  timeoutMs: number,
-  intent: SyscallIntent,
-): KeelError {
-  if (timeout.aborted && !isKeelError(error)) {
-    return new KeelError(
-      'KEEL_TIMEOUT',
-      `${describeIntent(intent)} took longer than ${timeoutMs} ms`,
-      { cause: error },
-    );
-  }
-  if (isKeelError(error)) return error;
-  if (error instanceof TypeError && /canonicalJson/.test(error.message)) {
-    return new KeelError(
-      'KEEL_EXECUTOR_FAILED',
-      `the executor for ${intent.kind} returned a value that is not JSON`,
-      { cause: error },
-    );
-  }
-  const converted = toKeelError(error, 'KEEL_EXECUTOR_FAILED');
-  return converted.code === 'KEEL_EXECUTOR_FAILED'
-    ? new KeelError('KEEL_EXECUTOR_FAILED', `the executor for ${intent.kind} failed`, {
-        cause: error,
-        details: { reason: error instanceof Error ? error.message : String(error) },
-      })
-    : converted;
 }

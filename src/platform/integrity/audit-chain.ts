@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { KeelError } from '../errors/keel-error.ts';
-import { canonicalJson } from './canonical-json.ts';
+import { CanonicalJsonError, canonicalJson } from './canonical-json.ts';
 
 /** The previous-hash of the first entry of a chain. */
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
@@ -81,7 +81,7 @@ const text = (value: string | null): string => (value === null ? 'null' : JSON.s
  */
 export function auditBody(seq: number, draft: AuditDraft, canonicalData: string): string {
   if (!Number.isFinite(seq) || !Number.isFinite(draft.ts))
-    throw new TypeError('canonicalJson: non-finite number');
+    throw new CanonicalJsonError('canonicalJson: non-finite number');
   return `{"actor":${text(draft.actor)},"agentId":${text(draft.agentId)},"code":${text(draft.code)},"data":${canonicalData},"kind":${text(draft.kind)},"outcome":${text(draft.outcome)},"runId":${text(draft.runId)},"seq":${JSON.stringify(seq)},"subject":${text(draft.subject)},"ts":${JSON.stringify(draft.ts)}}`;
 }
 

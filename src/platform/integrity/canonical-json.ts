@@ -16,6 +16,14 @@ export function canonicalJson(value: unknown): string {
   return serialise(value, 0);
 }
 
+/** A value that has no faithful canonical JSON form. */
+export class CanonicalJsonError extends TypeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CanonicalJsonError';
+  }
+}
+
 /** Deeper than this is refused: real data is never this deep, and a cycle always is. */
 const MAX_DEPTH = 256;
 
@@ -34,14 +42,15 @@ function serialise(value: unknown, depth: number): string {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) throw new TypeError('canonicalJson: non-finite number');
+      if (!Number.isFinite(value)) throw new CanonicalJsonError('canonicalJson: non-finite number');
       return JSON.stringify(value);
     case 'object':
       break;
     default:
-      throw new TypeError(`canonicalJson: cannot serialise a ${typeof value}`);
+      throw new CanonicalJsonError(`canonicalJson: cannot serialise a ${typeof value}`);
   }
-  if (depth > MAX_DEPTH) throw new TypeError('canonicalJson: value nested too deeply (or cyclic)');
+  if (depth > MAX_DEPTH)
+    throw new CanonicalJsonError('canonicalJson: value nested too deeply (or cyclic)');
   if (Array.isArray(value)) {
     let text = '[';
     for (let index = 0; index < value.length; index += 1) {
@@ -55,7 +64,7 @@ function serialise(value: unknown, depth: number): string {
   const prototype = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) {
     // Maps, Sets, buffers and class instances have no faithful JSON form.
-    throw new TypeError(
+    throw new CanonicalJsonError(
       `canonicalJson: cannot serialise a ${(value as object).constructor?.name ?? 'non-plain object'}`,
     );
   }

@@ -1,3 +1,5 @@
+import { KeelError } from '../errors/keel-error.ts';
+
 const REDACTED = '[REDACTED]';
 const MINIMUM_SECRET_LENGTH = 4;
 
@@ -38,6 +40,23 @@ export class SecretRedactor {
   /** The text with every secret replaced. */
   redact(text: string): string {
     return this.#pattern === undefined ? text : text.replace(this.#pattern, REDACTED);
+  }
+
+  /**
+   * The error with every secret removed from its message, hint and details (and its cause
+   * dropped, which may quote one too); the same error when it holds none.
+   */
+  redactError(error: KeelError): KeelError {
+    const details = JSON.stringify(error.details);
+    if (!this.contains(error.message) && !this.contains(details) && !this.contains(error.hint)) {
+      return error;
+    }
+    return new KeelError(error.code, this.redact(error.message), {
+      details: JSON.parse(this.redact(details)) as Record<string, unknown>,
+      hint: this.redact(error.hint),
+      retryable: error.retryable,
+      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    });
   }
 
   /** Whether the text contains a secret (used by tests and by guards before output). */
