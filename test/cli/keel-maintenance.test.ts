@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
-import { runKeel, startKeel } from '../support/keel-process.ts';
+import { childEnvironment, KEEL_BIN, runKeel, startKeel } from '../support/keel-process.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
 /** Starts and stops a node twice so that the data directory has a few audit entries. */
@@ -127,6 +129,43 @@ describe('keel audit', () => {
     assert.deepEqual([record.seq, record.kind], [5, 'node.stop']);
     const invalid = await runKeel(['audit', 'tail', '-n', '0']);
     assert.equal(invalid.code, 2);
+  });
+
+  it('follows new entries until interrupted, then exits 0', async () => {
+    await using directory = await temporaryDirectory();
+    await dataDirectoryWithHistory(directory.path);
+    const follower = spawn(
+      process.execPath,
+      [KEEL_BIN, 'audit', 'tail', '--follow', '--json', '-n', '1', '--data-dir', directory.path],
+      {
+        env: childEnvironment(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    follower.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    const exited = once(follower, 'exit');
+    const waitFor = async (count: number): Promise<void> => {
+      const deadline = Date.now() + 15_000;
+      while (stdout.trim().split('\n').filter(Boolean).length < count && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    await waitFor(1);
+    // A node starting and stopping appends node.start and node.stop, which the follower prints.
+    const keel = await startKeel(['--data-dir', directory.path, '--port', '0']);
+    await keel.stop();
+    await waitFor(3);
+    follower.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0);
+    const kinds = stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { kind: string }).kind);
+    assert.deepEqual(kinds.slice(0, 3), ['node.stop', 'node.start', 'node.stop']);
   });
 
   it('says clearly when there is no data directory', async () => {

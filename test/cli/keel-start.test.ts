@@ -196,7 +196,7 @@ describe('keel start', () => {
     const lost = await runKeel(['start', '--data-dir', directory.path, '--port', '0']);
     assert.match(
       assertOneLineError(lost, 'KEEL_AUDIT_KEY_MISSING'),
-      /holds an audit log, but .*secrets\.toml with its audit key is missing/,
+      /keel\.db exists, but .*secrets\.toml, with the audit key that signs its audit log, is missing/,
     );
     assert.ok(!(await readdir(directory.path)).includes('secrets.toml'), 'no new key was written');
     const wrong = await runKeel(['start', '--data-dir', directory.path, '--port', '0'], {
@@ -303,9 +303,12 @@ describe('keel start', () => {
     assert.match(result.stderr, /KEEL_PORT must be a whole number, got '\[REDACTED\]'/);
   });
 
-  it('keeps a node that started with a foreign SQLite file in the data directory out', async () => {
+  it('refuses a foreign SQLite file in place of the database', async () => {
     await using directory = await temporaryDirectory();
     await chmod(directory.path, 0o700);
+    await writeFile(join(directory.path, 'secrets.toml'), `audit_key = "${'ab'.repeat(32)}"\n`, {
+      mode: 0o600,
+    });
     const foreign = new DatabaseSync(join(directory.path, 'keel.db'));
     foreign.exec('CREATE TABLE invoices (id INTEGER PRIMARY KEY)');
     foreign.close();

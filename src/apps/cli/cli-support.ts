@@ -3,7 +3,7 @@ import {
   type LoadedConfiguration,
   loadConfiguration,
 } from '../../kernel/config/load-configuration.ts';
-import { toKeelError } from '../../platform/errors/keel-error.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import { Output } from './output.ts';
 
@@ -55,22 +55,43 @@ export function parsePositiveInteger(value: string): number {
   return Number(value);
 }
 
+/** What every command's action gets: where to print, and a signal that SIGINT/SIGTERM abort. */
+export interface CommandRun {
+  readonly output: Output;
+  /** Aborted by the first SIGINT or SIGTERM; a second one exits at once (code 130). */
+  readonly signal: AbortSignal;
+}
+
 /**
- * Runs a command's action with an Output for its `--json` choice; an error becomes one clear
- * line (or a JSON error) and exit code 1.
+ * Runs a command's action with an Output for its `--json` choice and an interrupt signal; an
+ * error becomes one clear line (or a JSON error) and exit code 1.
  */
 export function action<Arguments extends unknown[]>(
-  handler: (output: Output, ...args: Arguments) => Promise<number>,
+  handler: (run: CommandRun, ...args: Arguments) => Promise<number>,
 ): (...args: Arguments) => Promise<void> {
   return async (...args: Arguments) => {
     const command = args.at(-1) as Command;
     const options = command.optsWithGlobals() as CommonOptions;
     const output = new Output({ json: options.json === true });
+    const interrupt = new AbortController();
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (interrupt.signal.aborted) process.exit(130);
+      interrupt.abort(
+        new KeelError('KEEL_ABORTED', `interrupted by ${signal}`, {
+          hint: 'nothing to do; run the command again when you want it',
+        }),
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
-      process.exitCode = await handler(output, ...args);
+      process.exitCode = await handler({ output, signal: interrupt.signal }, ...args);
     } catch (error) {
       output.error(toKeelError(error));
       process.exitCode = EXIT_FAILURE;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   };
 }

@@ -102,8 +102,13 @@ export class AuditLog {
    * Walks the whole chain from the first entry, page by page, recomputing every keyed hash.
    * Stops at the first break and names it.
    */
-  async verify(onProgress?: (checked: number, total: number) => void): Promise<AuditVerification> {
-    return verifyAuditStore(this.#store, this.#key, onProgress);
+  async verify(
+    options: {
+      readonly onProgress?: (checked: number, total: number) => void;
+      readonly signal?: AbortSignal;
+    } = {},
+  ): Promise<AuditVerification> {
+    return verifyAuditStore(this.#store, this.#key, options);
   }
 }
 
@@ -124,18 +129,22 @@ export async function auditKeyMatches(
 export async function verifyAuditStore(
   store: AuditStore,
   key: Uint8Array,
-  onProgress?: (checked: number, total: number) => void,
+  options: {
+    readonly onProgress?: (checked: number, total: number) => void;
+    readonly signal?: AbortSignal;
+  } = {},
 ): Promise<AuditVerification> {
   const total = await store.count();
   const verifier = new AuditChainVerifier(key);
   let fromSeq = 1;
   for (;;) {
+    options.signal?.throwIfAborted();
     const page = await store.read(fromSeq, Math.min(VERIFY_PAGE, AUDIT_PAGE_LIMIT));
     if (page.length === 0) break;
     for (const record of page) {
       if (!verifier.accept(record)) break;
     }
-    onProgress?.(verifier.checked, total);
+    options.onProgress?.(verifier.checked, total);
     if (verifier.firstBreak !== undefined) break;
     const last = page.at(-1);
     fromSeq = (last?.seq ?? fromSeq) + 1;

@@ -86,7 +86,7 @@ export async function writeMissingFiles(loaded: LoadedConfiguration): Promise<vo
     // A new key would start a chain that cannot verify the entries already written.
     throw new KeelError(
       'KEEL_AUDIT_KEY_MISSING',
-      `${configuration.databaseFile} holds an audit log, but ${configuration.secretsFile} with its audit key is missing`,
+      `${configuration.databaseFile} exists, but ${configuration.secretsFile}, with the audit key that signs its audit log, is missing`,
       {
         hint: 'restore secrets.toml from where you keep it, or set KEEL_SECRET_AUDIT_KEY to the original key',
       },

@@ -16,7 +16,8 @@ export interface BackupResult {
 /**
  * Writes a consistent copy of the node's database to `destination` with SQLite's online
  * backup (a running node keeps working), then checks the copy: SQLite's quick check and the
- * full audit chain. Refuses to overwrite an existing file unless `force`.
+ * full audit chain. Refuses to overwrite an existing file unless `force`. `signal` stops it
+ * between steps (a copy already written stays, complete).
  *
  * @example
  * ```ts
@@ -26,8 +27,9 @@ export interface BackupResult {
 export async function backupDatabase(
   loaded: LoadedConfiguration,
   destination: string,
-  options: { readonly force?: boolean } = {},
+  options: { readonly force?: boolean; readonly signal?: AbortSignal } = {},
 ): Promise<BackupResult> {
+  options.signal?.throwIfAborted();
   const file = resolve(destination);
   const key = existingAuditKey(loaded);
   if (file === loaded.configuration.databaseFile) {
@@ -63,7 +65,11 @@ export async function backupDatabase(
         `the backup ${file} failed SQLite's quick check: ${check}`,
       );
     }
-    const audit = await verifyAuditStore(copy.audit, key);
+    const audit = await verifyAuditStore(
+      copy.audit,
+      key,
+      options.signal === undefined ? {} : { signal: options.signal },
+    );
     if (!audit.intact) {
       throw new KeelError(
         'KEEL_AUDIT_CHAIN_BROKEN',

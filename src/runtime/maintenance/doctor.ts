@@ -144,6 +144,7 @@ async function storageChecks(loaded: LoadedConfiguration): Promise<DoctorCheck[]
 export async function runDoctor(
   options: LoadConfigurationOptions,
   searchPath: string,
+  signal?: AbortSignal,
 ): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   const major = Number(process.versions.node.split('.')[0]);
@@ -212,8 +213,11 @@ export async function runDoctor(
 
   const services = loaded?.configuration.doctor.services ?? DEFAULT_LOCAL_SERVICES;
   const [sandbox, probes] = await Promise.all([
-    detectSandbox({ searchPath }),
-    probeTcpServices(services, { timeoutMs: 500 }),
+    detectSandbox(signal === undefined ? { searchPath } : { searchPath, signal }),
+    probeTcpServices(
+      services,
+      signal === undefined ? { timeoutMs: 500 } : { timeoutMs: 500, signal },
+    ),
   ]);
   for (const layer of SANDBOX_LAYERS) {
     const report = sandbox[layer];

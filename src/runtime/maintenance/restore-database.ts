@@ -50,6 +50,7 @@ async function checkStaged(
   staged: string,
   shownAs: string,
   key: Uint8Array,
+  signal: AbortSignal | undefined,
 ): Promise<AuditVerification> {
   const candidate = await openCandidate(staged, shownAs);
   try {
@@ -60,7 +61,11 @@ async function checkStaged(
         `${shownAs} fails SQLite's quick check: ${check}`,
       );
     }
-    const audit = await verifyAuditStore(candidate.audit, key);
+    const audit = await verifyAuditStore(
+      candidate.audit,
+      key,
+      signal === undefined ? {} : { signal },
+    );
     if (!audit.intact) {
       throw new KeelError(
         'KEEL_RESTORE_REFUSED',
@@ -94,7 +99,9 @@ export async function restoreDatabase(
   loaded: LoadedConfiguration,
   source: string,
   actor: string,
+  options: { readonly signal?: AbortSignal } = {},
 ): Promise<RestoreResult> {
+  options.signal?.throwIfAborted();
   const file = resolve(source);
   const { configuration } = loaded;
   const key = existingAuditKey(loaded);
@@ -109,7 +116,9 @@ export async function restoreDatabase(
       await candidate.close();
     }
     // A refused copy is removed by the finally below.
-    const audit = await checkStaged(staged, file, key);
+    const audit = await checkStaged(staged, file, key, options.signal);
+    // Past this point the swap runs to its end: an interruption would leave no database.
+    options.signal?.throwIfAborted();
     let previousDatabase: string | null = null;
     if (await exists(configuration.databaseFile)) {
       // Opening and closing the current database as its writer checkpoints its WAL into the

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { AuditRecord } from '../../../platform/integrity/audit-chain.ts';
-import { readAuditTail, verifyAudit } from '../../../runtime/maintenance/verify-audit.ts';
+import { openAuditReader, verifyAudit } from '../../../runtime/maintenance/verify-audit.ts';
 import {
   action,
   type CommonOptions,
@@ -20,10 +20,15 @@ const BREAK_EXPLANATIONS = {
   'hash-mismatch': 'the entry was modified after it was written',
 } as const;
 
-async function verify(output: Output, options: CommonOptions): Promise<number> {
+async function verify(
+  output: Output,
+  options: CommonOptions,
+  signal: AbortSignal,
+): Promise<number> {
   const loaded = await loadForCommand(output, options);
   const verification = await verifyAudit(loaded, {
     onProgress: (checked, total) => output.progress(`verifying ${checked}/${total} entries…`),
+    signal,
   });
   output.endProgress();
   if (output.json) {
@@ -59,9 +64,8 @@ interface TailOptions extends CommonOptions {
   readonly follow?: boolean;
 }
 
-async function tail(output: Output, options: TailOptions): Promise<number> {
+async function tail(output: Output, options: TailOptions, signal: AbortSignal): Promise<number> {
   const loaded = await loadForCommand(output, options);
-  let records = await readAuditTail(loaded, { limit: options.lines });
   const print = (batch: readonly AuditRecord[], header: boolean): void => {
     if (output.json) {
       for (const record of batch) output.data(record);
@@ -71,28 +75,22 @@ async function tail(output: Output, options: TailOptions): Promise<number> {
       for (const record of batch) output.line(formatRecord(record).join('  '));
     }
   };
-  print(records, true);
+  await using reader = await openAuditReader(loaded);
+  const latest = await reader.audit.tail(options.lines);
+  print(latest, true);
   if (options.follow !== true) return EXIT_OK;
-  let lastSeq = records.at(-1)?.seq ?? 0;
-  const controller = new AbortController();
-  const stop = (): void => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    while (!controller.signal.aborted) {
-      await sleep(500, undefined, { signal: controller.signal }).catch((error: unknown) => {
-        if (!controller.signal.aborted) throw error;
-      });
-      if (controller.signal.aborted) break;
-      records = await readAuditTail(loaded, { limit: 1000, afterSeq: lastSeq });
-      if (records.length > 0) {
-        print(records, false);
-        lastSeq = records.at(-1)?.seq ?? lastSeq;
-      }
+  // Until interrupted: SIGINT/SIGTERM end the loop and the command exits 0.
+  let lastSeq = latest.at(-1)?.seq ?? 0;
+  while (!signal.aborted) {
+    await sleep(500, undefined, { signal }).catch((error: unknown) => {
+      if (!signal.aborted) throw error;
+    });
+    if (signal.aborted) break;
+    const fresh = await reader.audit.read(lastSeq + 1, 1000);
+    if (fresh.length > 0) {
+      print(fresh, false);
+      lastSeq = fresh.at(-1)?.seq ?? lastSeq;
     }
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
   }
   return EXIT_OK;
 }
@@ -110,12 +108,14 @@ export function registerAuditCommand(program: Command): void {
       'after',
       '\nWorks while a node runs. Needs the audit key (secrets.toml or KEEL_SECRET_AUDIT_KEY).',
     )
-    .action(action((output, options: CommonOptions) => verify(output, options)));
+    .action(
+      action(({ output, signal }, options: CommonOptions) => verify(output, options, signal)),
+    );
   withCommonOptions(
     audit
       .command('tail')
       .description('show the latest audit entries')
       .option('-n, --lines <count>', 'how many entries', parsePositiveInteger, 20)
       .option('-f, --follow', 'keep printing new entries until interrupted'),
-  ).action(action((output, options: TailOptions) => tail(output, options)));
+  ).action(action(({ output, signal }, options: TailOptions) => tail(output, options, signal)));
 }

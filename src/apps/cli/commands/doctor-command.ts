@@ -18,11 +18,16 @@ const AREA_TITLES = {
   service: 'Services on this machine',
 } as const;
 
-async function doctor(output: Output, options: CommonOptions): Promise<number> {
+async function doctor(
+  output: Output,
+  options: CommonOptions,
+  signal: AbortSignal,
+): Promise<number> {
   // PATH is the sandbox probes' search path and the only variable their processes get.
   const report = await runDoctor(
     options.dataDir === undefined ? {} : { dataDirectory: options.dataDir },
     executableSearchPath(),
+    signal,
   );
   if (output.json) {
     output.data(report);
@@ -61,5 +66,7 @@ export function registerDoctorCommand(program: Command): void {
       'after',
       '\nExits 1 when something would stop a node from working; changes nothing.',
     )
-    .action(action((output, options: CommonOptions) => doctor(output, options)));
+    .action(
+      action(({ output, signal }, options: CommonOptions) => doctor(output, options, signal)),
+    );
 }

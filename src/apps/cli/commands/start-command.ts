@@ -154,5 +154,5 @@ Examples:
   keel start --data-dir /srv/keel --port 0
   KEEL_SECRET_OPENAI_API_KEY=… keel start --json`,
     )
-    .action(action((output, options: StartOptions) => start(output, options)));
+    .action(action(({ output }, options: StartOptions) => start(output, options)));
 }

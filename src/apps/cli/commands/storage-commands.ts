@@ -49,10 +49,15 @@ interface BackupOptions extends CommonOptions {
   readonly force?: boolean;
 }
 
-async function backup(output: Output, file: string, options: BackupOptions): Promise<number> {
+async function backup(
+  output: Output,
+  file: string,
+  options: BackupOptions,
+  signal: AbortSignal,
+): Promise<number> {
   const loaded = await loadForCommand(output, options);
   output.progress('backing up…');
-  const result = await backupDatabase(loaded, file, { force: options.force === true });
+  const result = await backupDatabase(loaded, file, { force: options.force === true, signal });
   output.endProgress();
   if (output.json) output.data(result);
   else {
@@ -65,9 +70,14 @@ async function backup(output: Output, file: string, options: BackupOptions): Pro
   return EXIT_OK;
 }
 
-async function restore(output: Output, file: string, options: CommonOptions): Promise<number> {
+async function restore(
+  output: Output,
+  file: string,
+  options: CommonOptions,
+  signal: AbortSignal,
+): Promise<number> {
   const loaded = await loadForCommand(output, options);
-  const result = await restoreDatabase(loaded, file, OPERATOR);
+  const result = await restoreDatabase(loaded, file, OPERATOR, { signal });
   if (output.json) output.data(result);
   else {
     output.status(
@@ -88,7 +98,7 @@ export function registerStorageCommands(program: Command): void {
         'apply pending schema migrations (the node must be stopped; keel start also applies them)',
       )
       .option('--status', 'only show which migrations are applied'),
-  ).action(action((output, options: MigrateOptions) => migrate(output, options)));
+  ).action(action(({ output }, options: MigrateOptions) => migrate(output, options)));
 
   withCommonOptions(
     program
@@ -102,7 +112,9 @@ export function registerStorageCommands(program: Command): void {
       '\nWorks while a node runs. The audit key is not in the backup: keep secrets.toml safe separately.',
     )
     .action(
-      action((output, file: string, options: BackupOptions) => backup(output, file, options)),
+      action(({ output, signal }, file: string, options: BackupOptions) =>
+        backup(output, file, options, signal),
+      ),
     );
 
   withCommonOptions(
@@ -118,6 +130,8 @@ export function registerStorageCommands(program: Command): void {
       '\nThe replaced database is kept beside it as keel.db.pre-restore-<time>.',
     )
     .action(
-      action((output, file: string, options: CommonOptions) => restore(output, file, options)),
+      action(({ output, signal }, file: string, options: CommonOptions) =>
+        restore(output, file, options, signal),
+      ),
     );
 }
