@@ -45,7 +45,7 @@ export interface KernelOptions {
  *
  * @example
  * ```ts
- * const kernel = createKernel({ storage, bus, clock, logger, auditKey, actor: 'node:keel', approvals, gate });
+ * const kernel = new Kernel({ storage, bus, clock, logger, redactor, auditKey, actor: 'node:keel', approvals, gate });
  * kernel.registerExecutor(clockExecutor);
  * await kernel.start();
  * ```

@@ -165,6 +165,12 @@ async function closeInOrder(steps: readonly Closer[], logger: Logger): Promise<v
  * Starts a node: creates the data directory if needed, takes its lock, opens and migrates
  * storage, starts the bus and kernel, registers executors, and audits the start (and a
  * configuration change since the last start). On any failure it undoes what it did.
+ *
+ * @example
+ * ```ts
+ * const node = await startNode({ loaded: await loadConfiguration(), logger });
+ * try { console.log(node.health()); } finally { await node.close(); }
+ * ```
  */
 export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
   const { loaded } = options;

@@ -17,7 +17,14 @@ export interface CommonOptions {
   readonly json?: boolean;
 }
 
-/** Adds `--data-dir` and `--json`, which every command that reads a data directory takes. */
+/**
+ * Adds `--data-dir` and `--json`, which every command that reads a data directory takes.
+ *
+ * @example
+ * ```ts
+ * withCommonOptions(program.command('doctor')).action(…);
+ * ```
+ */
 export function withCommonOptions(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'the data directory (default: $KEEL_HOME, else ~/.keel)')
@@ -27,6 +34,11 @@ export function withCommonOptions(command: Command): Command {
 /**
  * Loads the configuration of the command's `--data-dir` and teaches the output the secrets it
  * must never print.
+ *
+ * @example
+ * ```ts
+ * const loaded = await loadForCommand(output, options);
+ * ```
  */
 export async function loadForCommand(
   output: Output,
@@ -39,7 +51,14 @@ export async function loadForCommand(
   return loaded;
 }
 
-/** Parses a TCP port for `--port`: 0–65535 (0 picks a free port). */
+/**
+ * Parses a TCP port for `--port`: 0–65535 (0 picks a free port).
+ *
+ * @example
+ * ```ts
+ * command.option('--port <port>', 'port', parsePort);
+ * ```
+ */
 export function parsePort(value: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65_535) {
     throw new InvalidArgumentError('expected a port number from 0 to 65535 (0 picks a free port).');
@@ -47,7 +66,14 @@ export function parsePort(value: string): number {
   return Number(value);
 }
 
-/** Parses a positive integer option such as `--lines`. */
+/**
+ * Parses a positive integer option such as `--lines`.
+ *
+ * @example
+ * ```ts
+ * command.option('-n, --lines <count>', 'how many', parsePositiveInteger, 20);
+ * ```
+ */
 export function parsePositiveInteger(value: string): number {
   if (!/^\d{1,9}$/.test(value) || Number(value) < 1) {
     throw new InvalidArgumentError('expected a whole number of 1 or more.');
@@ -65,6 +91,11 @@ export interface CommandRun {
 /**
  * Runs a command's action with an Output for its `--json` choice and an interrupt signal; an
  * error becomes one clear line (or a JSON error) and exit code 1.
+ *
+ * @example
+ * ```ts
+ * command.action(action(({ output, signal }, options: CommonOptions) => verify(output, options, signal)));
+ * ```
  */
 export function action<Arguments extends unknown[]>(
   handler: (run: CommandRun, ...args: Arguments) => Promise<number>,

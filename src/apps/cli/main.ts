@@ -6,7 +6,14 @@ import { registerDoctorCommand } from './commands/doctor-command.ts';
 import { registerStartCommand } from './commands/start-command.ts';
 import { registerStorageCommands } from './commands/storage-commands.ts';
 
-/** Builds the `keel` command line. */
+/**
+ * Builds the `keel` command line.
+ *
+ * @example
+ * ```ts
+ * createProgram().helpInformation();
+ * ```
+ */
 export function createProgram(): Command {
   const program = new Command('keel')
     .description('Keel: a self-hosted operating system for AI agents')
@@ -44,7 +51,14 @@ Documentation: docs/README.md`,
   return program;
 }
 
-/** Runs the CLI with `argv` (as in `process.argv`). */
+/**
+ * Runs the CLI with `argv` (as in `process.argv`).
+ *
+ * @example
+ * ```ts
+ * await main(process.argv);
+ * ```
+ */
 export async function main(argv: readonly string[]): Promise<void> {
   const program = createProgram();
   try {

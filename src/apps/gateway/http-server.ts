@@ -25,7 +25,15 @@ export interface RunningHttpServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Whether an address only reaches this machine. */
+/**
+ * Whether an address only reaches this machine.
+ *
+ * @example
+ * ```ts
+ * isLoopback('127.0.0.1'); // true
+ * isLoopback('0.0.0.0'); // false
+ * ```
+ */
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');

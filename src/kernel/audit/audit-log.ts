@@ -115,6 +115,11 @@ export class AuditLog {
 /**
  * Whether `key` wrote the last entry of the chain (`undefined` for an empty log): the cheap
  * check that a node is about to extend its own chain, not start an unverifiable one.
+ *
+ * @example
+ * ```ts
+ * if ((await auditKeyMatches(storage.audit, key)) === false) refuseToStart();
+ * ```
  */
 export async function auditKeyMatches(
   store: AuditStore,
@@ -125,7 +130,14 @@ export async function auditKeyMatches(
   return new AuditHasher(key).hash(last.prevHash, last.seq, last) === last.hash;
 }
 
-/** Verifies an audit store's chain with a key (also usable on a backup opened read-only). */
+/**
+ * Verifies an audit store's chain with a key (also usable on a backup opened read-only).
+ *
+ * @example
+ * ```ts
+ * const verification = await verifyAuditStore(backup.audit, key, { signal });
+ * ```
+ */
 export async function verifyAuditStore(
   store: AuditStore,
   key: Uint8Array,

@@ -36,7 +36,8 @@ function summarise(value: unknown, depth: number): JsonValue {
  *
  * @example
  * ```ts
- * summariseParameters({ command: 'npm test', content: bigFile }); // { command: 'npm test', content: '…(+120000 chars)' }
+ * summariseParameters({ command: 'npm test', content: bigFile });
+ * // { command: 'npm test', content: '<the first 256 characters>…(+119744 chars)' }
  * ```
  */
 export function summariseParameters(params: Readonly<Record<string, unknown>>): JsonObject {

@@ -18,12 +18,26 @@ export interface BudgetReservation {
   readonly amounts: BudgetAmounts;
 }
 
-/** The scopes a syscall is charged to. */
+/**
+ * The scopes a syscall is charged to.
+ *
+ * @example
+ * ```ts
+ * scopesFor('agt_1', 'run_1'); // ['agent:agt_1', 'run:run_1']
+ * ```
+ */
 export function scopesFor(agentId: string, runId: string | undefined): BudgetScope[] {
   return runId === undefined ? [`agent:${agentId}`] : [`agent:${agentId}`, `run:${runId}`];
 }
 
-/** Completes partial amounts with zeros and rounds up to whole units. */
+/**
+ * Completes partial amounts with zeros and rounds up to whole units.
+ *
+ * @example
+ * ```ts
+ * toAmounts({ tokens: 10.2 }); // { tokens: 11, costMicros: 0, calls: 0, wallMs: 0 }
+ * ```
+ */
 export function toAmounts(partial: Partial<BudgetAmounts> | undefined): BudgetAmounts {
   const amounts: Record<string, number> = { ...ZERO_AMOUNTS };
   for (const dimension of BUDGET_DIMENSIONS) {

@@ -65,7 +65,14 @@ export const CapabilityGrantSchema = z.strictObject({
 
 export type CapabilityGrant = z.output<typeof CapabilityGrantSchema>;
 
-/** Validates a grant, or throws `KEEL_CAPABILITY_INVALID` naming the first bad field. */
+/**
+ * Validates a grant, or throws `KEEL_CAPABILITY_INVALID` naming the first bad field.
+ *
+ * @example
+ * ```ts
+ * parseCapabilityGrant({ kind: 'fs.write', limits: { paths: ['workspace/**'] } });
+ * ```
+ */
 export function parseCapabilityGrant(value: unknown): CapabilityGrant {
   const result = CapabilityGrantSchema.safeParse(value);
   if (result.success) return result.data;
@@ -195,7 +202,15 @@ export interface CompiledGrant {
   checkLimits(params: Readonly<Record<string, unknown>>): string | undefined;
 }
 
-/** Validates and compiles a stored grant. */
+/**
+ * Validates and compiles a stored grant.
+ *
+ * @example
+ * ```ts
+ * const compiled = compileGrant(stored.id, stored.grant, stored.expiresAt);
+ * compiled.checkLimits({ command: 'git status' });
+ * ```
+ */
 export function compileGrant(id: string, value: unknown, expiresAt: number | null): CompiledGrant {
   const grant = parseCapabilityGrant(value);
   const kindPrefix = grant.kind.endsWith('.*') ? grant.kind.slice(0, -1) : undefined;

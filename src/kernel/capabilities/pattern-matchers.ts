@@ -59,7 +59,15 @@ export function matchGlob(pattern: string, value: string): boolean {
 /** A pattern compiled once into a predicate, for the gate's hot path. */
 export type Matcher = (value: string) => boolean;
 
-/** Compiles a plain glob (see {@link matchGlob}). */
+/**
+ * Compiles a plain glob (see {@link matchGlob}).
+ *
+ * @example
+ * ```ts
+ * const matches = compileGlob('gpt-*');
+ * matches('gpt-4o'); // true
+ * ```
+ */
 export function compileGlob(pattern: string): Matcher {
   if (pattern === '*') return () => true;
   return wildcard(pattern);
@@ -68,6 +76,12 @@ export function compileGlob(pattern: string): Matcher {
 /**
  * Normalises a path from an intent for matching, or returns `undefined` when it must never
  * match anything: empty, containing NUL, or escaping its root with `..` after normalisation.
+ *
+ * @example
+ * ```ts
+ * normaliseIntentPath('./src//a.ts'); // 'src/a.ts'
+ * normaliseIntentPath('a/../../etc'); // undefined
+ * ```
  */
 export function normaliseIntentPath(value: string): string | undefined {
   if (value.length === 0 || value.length > 4096 || value.includes('\0')) return undefined;
@@ -123,7 +137,14 @@ export function matchPath(pattern: string, value: string): boolean {
   return compilePath(pattern)(value);
 }
 
-/** Compiles a path pattern (see {@link matchPath}). */
+/**
+ * Compiles a path pattern (see {@link matchPath}).
+ *
+ * @example
+ * ```ts
+ * compilePath('workspace/**')('workspace/src/app.ts'); // true
+ * ```
+ */
 export function compilePath(pattern: string): Matcher {
   const patternAbsolute = pattern.startsWith('/');
   const patternSegments = pattern
@@ -147,6 +168,12 @@ const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
  * Lower-cases a host name and drops one trailing dot; `undefined` if it is not a DNS name.
  * A name whose last label is numeric is an IP literal in some notation (`127.0.0.1`,
  * `0x7f.1`), never a DNS name: no top-level domain is numeric.
+ *
+ * @example
+ * ```ts
+ * normaliseHost('API.Example.org.'); // 'api.example.org'
+ * normaliseHost('127.0.0.1'); // undefined
+ * ```
  */
 export function normaliseHost(value: string): string | undefined {
   let host = value.toLowerCase();
@@ -173,7 +200,14 @@ export function matchDomain(pattern: string, value: string): boolean {
   return compileDomain(pattern)(value);
 }
 
-/** Compiles a domain pattern (see {@link matchDomain}). */
+/**
+ * Compiles a domain pattern (see {@link matchDomain}).
+ *
+ * @example
+ * ```ts
+ * compileDomain('*.example.org')('api.example.org'); // true
+ * ```
+ */
 export function compileDomain(pattern: string): Matcher {
   const suffix = pattern.startsWith('*.') ? normaliseHost(pattern.slice(2)) : undefined;
   const exact = pattern === '*' || pattern.startsWith('*.') ? undefined : normaliseHost(pattern);
@@ -196,7 +230,14 @@ const SHELL_METACHARACTERS = /[;&|$`<>(){}[\]\\!]/u;
  */
 const HIDDEN_SEPARATORS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs}|\s(?<! )/u;
 
-/** Whether a command line contains shell metacharacters, control characters or odd spaces. */
+/**
+ * Whether a command line contains shell metacharacters, control characters or odd spaces.
+ *
+ * @example
+ * ```ts
+ * hasShellMetacharacters('git status; rm -rf /'); // true
+ * ```
+ */
 export function hasShellMetacharacters(command: string): boolean {
   return SHELL_METACHARACTERS.test(command) || HIDDEN_SEPARATORS.test(command);
 }
@@ -219,7 +260,14 @@ export function matchCommand(pattern: string, command: string): boolean {
   return compileCommand(pattern)(command);
 }
 
-/** Compiles a command pattern (see {@link matchCommand}). */
+/**
+ * Compiles a command pattern (see {@link matchCommand}).
+ *
+ * @example
+ * ```ts
+ * compileCommand('git *')('git status --short'); // true
+ * ```
+ */
 export function compileCommand(pattern: string): Matcher {
   const patternWords = pattern.trim().split(/ +/);
   const trailingStar = patternWords.at(-1) === '*';

@@ -80,6 +80,9 @@ const DoctorSection = z.strictObject({
     .default(DEFAULT_LOCAL_SERVICES.map((service) => ({ ...service }))),
 });
 
+/**
+ * The schema of the whole `config.toml`.
+ */
 export const ConfigurationFileSchema = z.strictObject({
   node: NodeSection.prefault({}),
   log: LogSection.prefault({}),

@@ -28,6 +28,11 @@ function unwritable(path: string, error: unknown): KeelError {
 /**
  * Creates the data directory (0700) if it does not exist. Call it before taking the
  * directory's lock; write the missing files ({@link writeMissingFiles}) only with the lock.
+ *
+ * @example
+ * ```ts
+ * await createDataDirectory(loaded.configuration);
+ * ```
  */
 export async function createDataDirectory(configuration: Configuration): Promise<void> {
   try {

@@ -56,6 +56,9 @@ export interface LoadedConfiguration {
   readonly digest: string;
 }
 
+/**
+ * The name of the secret that keys the audit hash chain.
+ */
 export const AUDIT_KEY_SECRET = 'audit_key';
 
 const ENVIRONMENT_OVERRIDES = [
@@ -65,12 +68,26 @@ const ENVIRONMENT_OVERRIDES = [
   { variable: 'KEEL_LOG_FORMAT', section: 'log', key: 'format', type: 'string' },
 ] as const;
 
-/** The executable search path (`PATH`) that probes and child processes may use. */
+/**
+ * The executable search path (`PATH`) that probes and child processes may use.
+ *
+ * @example
+ * ```ts
+ * detectSandbox({ searchPath: executableSearchPath() });
+ * ```
+ */
 export function executableSearchPath(environment: Environment = process.env): string {
   return nonEmpty(environment.PATH) ?? '/usr/local/bin:/usr/bin:/bin';
 }
 
-/** Resolves the data directory from the flag, `KEEL_HOME` or the home directory. */
+/**
+ * Resolves the data directory from the flag, `KEEL_HOME` or the home directory.
+ *
+ * @example
+ * ```ts
+ * resolveDataDirectory({ dataDirectory: './data' }); // '/home/ana/project/data'
+ * ```
+ */
 export function resolveDataDirectory(options: LoadConfigurationOptions = {}): string {
   const environment = options.environment ?? process.env;
   const chosen =
@@ -176,7 +193,14 @@ function withSecretsRedacted<T>(secrets: ReadonlyMap<string, string>, step: () =
   }
 }
 
-/** Decodes the audit key (hex, at least 32 bytes), or says exactly what is wrong with it. */
+/**
+ * Decodes the audit key (hex, at least 32 bytes), or says exactly what is wrong with it.
+ *
+ * @example
+ * ```ts
+ * const key = decodeAuditKey(secrets.require('audit_key').reveal());
+ * ```
+ */
 export function decodeAuditKey(value: string): Uint8Array {
   if (!/^(?:[0-9a-f]{2}){32,}$/i.test(value)) {
     throw new KeelError(

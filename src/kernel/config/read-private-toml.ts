@@ -6,7 +6,14 @@ import { assertPrivate } from '../../platform/files/private-mode.ts';
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
-/** `stat`, or `undefined` when nothing is there; a path through a file is unwritable. */
+/**
+ * `stat`, or `undefined` when nothing is there; a path through a file is unwritable.
+ *
+ * @example
+ * ```ts
+ * const stats = await statOrUndefined('/home/ana/.keel');
+ * ```
+ */
 export async function statOrUndefined(path: string): Promise<Stats | undefined> {
   try {
     return await stat(path);

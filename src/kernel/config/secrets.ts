@@ -42,7 +42,15 @@ export class Secret {
 /** Names of secrets: lowercase words joined by underscores. */
 export const SECRET_NAME_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 
-/** The node's secrets, read once at start by the configuration loader. */
+/**
+ * The node's secrets, read once at start by the configuration loader.
+ *
+ * @example
+ * ```ts
+ * const secrets = new SecretStore([['openai_api_key', 'sk-…']]);
+ * secrets.require('openai_api_key').reveal();
+ * ```
+ */
 export class SecretStore {
   readonly #secrets: ReadonlyMap<string, Secret>;
 

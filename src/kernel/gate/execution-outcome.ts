@@ -33,6 +33,11 @@ export function untilAborted<T>(
 /**
  * An executor's reported usage as whole amounts, or `KEEL_EXECUTOR_FAILED` when it reported
  * something that is not a non-negative number.
+ *
+ * @example
+ * ```ts
+ * usage = validUsage(result.usage, intent);
+ * ```
  */
 export function validUsage(usage: Partial<BudgetAmounts>, intent: SyscallIntent): BudgetAmounts {
   try {

@@ -6,7 +6,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
-import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import { approvalDigest } from '../approvals/approval-digest.ts';
 import type { ApprovalPolicy } from '../approvals/approval-policy.ts';
 import type { ApprovalService } from '../approvals/approval-service.ts';
@@ -276,7 +276,12 @@ export class Gate {
             kind: intent.kind,
             resource: intent.resource,
             digest: approvalDigest(identity, parsed.digest),
-            summary: { params: summariseParameters(intent.params) },
+            // What the approver is shown: bounded, and without any secret the node knows.
+            summary: {
+              params: JSON.parse(
+                dependencies.redactor.redact(JSON.stringify(summariseParameters(intent.params))),
+              ) as JsonObject,
+            },
             reason: requirement,
           }),
         );

@@ -90,6 +90,11 @@ export interface ParsedIntent {
 /**
  * Validates an intent from an untrusted caller: shape, kind syntax, JSON-only parameters and
  * total size. Throws `KEEL_INVALID_ARGUMENT` or `KEEL_PAYLOAD_TOO_LARGE`.
+ *
+ * @example
+ * ```ts
+ * const { intent, digest } = parseIntent({ kind: 'tool.call', resource: 'shell', params: { command: 'npm test' } }, 262_144);
+ * ```
  */
 export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
   const result = IntentSchema.safeParse(value);
@@ -145,7 +150,14 @@ function wellFormed(value: unknown, depth = 0): boolean {
   );
 }
 
-/** The idempotency key of a call: derived from `(runId, seq)` so that a replay reuses it. */
+/**
+ * The idempotency key of a call: derived from `(runId, seq)` so that a replay reuses it.
+ *
+ * @example
+ * ```ts
+ * idempotencyKeyFor('run_1', 3); // the same 32 hex characters every time
+ * ```
+ */
 export function idempotencyKeyFor(runId: string, seq: number): string {
   return createHash('sha256').update(`${runId}\n${seq}`).digest('hex').slice(0, 32);
 }

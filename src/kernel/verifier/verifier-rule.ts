@@ -43,9 +43,21 @@ export interface VerifierRule {
   ): VerifierVerdict | Promise<VerifierVerdict>;
 }
 
+/**
+ * The verdict of a rule that lets the intent pass.
+ */
 export const ALLOW: VerifierVerdict = Object.freeze({ ok: true });
 
-/** The ordered list of rules; rules are registered at boot by the composition root. */
+/**
+ * The ordered list of rules; rules are registered at boot by the composition root.
+ *
+ * @example
+ * ```ts
+ * const verifier = new Verifier();
+ * verifier.register(pathPolicyRule);
+ * await verifier.check(intent, { agent, runId, now });
+ * ```
+ */
 export class Verifier {
   readonly #rules: VerifierRule[] = [];
 

@@ -14,12 +14,23 @@ export interface Clock {
   monotonic(): number;
 }
 
+/**
+ * The real clock: `Date.now()` and `performance.now()`.
+ */
 export const systemClock: Clock = Object.freeze({
   now: () => Date.now(),
   monotonic: () => performance.now(),
 });
 
-/** A clock that only moves when told to; for tests of expiry and timeouts. */
+/**
+ * A clock that only moves when told to; for tests of expiry and timeouts.
+ *
+ * @example
+ * ```ts
+ * const clock = new ManualClock();
+ * clock.advance(60_000);
+ * ```
+ */
 export class ManualClock implements Clock {
   #now: number;
   #monotonic = 0;

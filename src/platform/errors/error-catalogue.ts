@@ -240,7 +240,14 @@ export const ERROR_CATALOGUE = Object.freeze({
 /** A stable Keel error code. */
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
-/** Whether a string is a code in the catalogue. */
+/**
+ * Whether a string is a code in the catalogue.
+ *
+ * @example
+ * ```ts
+ * isErrorCode('KEEL_TIMEOUT'); // true
+ * ```
+ */
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);
 }

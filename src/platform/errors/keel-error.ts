@@ -93,7 +93,14 @@ export class KeelError extends Error {
   }
 }
 
-/** Recognises a Keel error by its marker, also across realms and module copies. */
+/**
+ * Recognises a Keel error by its marker, also across realms and module copies.
+ *
+ * @example
+ * ```ts
+ * if (isKeelError(error) && error.retryable) await retry();
+ * ```
+ */
 export function isKeelError(value: unknown): value is KeelError {
   return (
     typeof value === 'object' &&
@@ -105,6 +112,11 @@ export function isKeelError(value: unknown): value is KeelError {
 /**
  * Converts anything thrown into a KeelError, keeping Keel errors as they are and wrapping the
  * rest with `cause` under the given code.
+ *
+ * @example
+ * ```ts
+ * throw toKeelError(error, 'KEEL_EXECUTOR_FAILED');
+ * ```
  */
 export function toKeelError(
   error: unknown,

@@ -3,6 +3,11 @@ import { ERROR_CATALOGUE, type ErrorCode } from './error-catalogue.ts';
 /**
  * The error catalogue as the Markdown page `docs/errors.md`; `npm run docs:errors` writes it
  * and a test fails when the page and the catalogue disagree.
+ *
+ * @example
+ * ```ts
+ * await writeFile('docs/errors.md', renderErrorCatalogue());
+ * ```
  */
 export function renderErrorCatalogue(): string {
   const rows = (Object.keys(ERROR_CATALOGUE) as ErrorCode[]).map((code) => {

@@ -52,7 +52,14 @@ async function holderIsRunning(owner: LockOwner): Promise<boolean> {
   return (await processStartTicks(owner.pid)) === owner.startTicks;
 }
 
-/** The process holding a lock file, if it still runs; `undefined` when free or stale. */
+/**
+ * The process holding a lock file, if it still runs; `undefined` when free or stale.
+ *
+ * @example
+ * ```ts
+ * const holder = await inspectLockFile('/home/ana/.keel/keel.lock'); // { pid, … } or undefined
+ * ```
+ */
 export async function inspectLockFile(path: string): Promise<LockOwner | undefined> {
   const holder = await readOwner(path);
   return holder !== undefined && (await holderIsRunning(holder)) ? holder : undefined;

@@ -1,7 +1,14 @@
 import type { Stats } from 'node:fs';
 import { KeelError } from '../errors/keel-error.ts';
 
-/** Formats a mode's permission bits as four octal digits, e.g. `0644`. */
+/**
+ * Formats a mode's permission bits as four octal digits, e.g. `0644`.
+ *
+ * @example
+ * ```ts
+ * formatMode(0o100644); // '0644'
+ * ```
+ */
 export function formatMode(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
 }

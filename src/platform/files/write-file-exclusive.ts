@@ -34,7 +34,15 @@ export async function writeFileExclusive(
   await syncDirectory(dirname(path));
 }
 
-/** Flushes a directory's entries (a rename or a new file in it) to disk. */
+/**
+ * Flushes a directory's entries (a rename or a new file in it) to disk.
+ *
+ * @example
+ * ```ts
+ * await rename(partial, destination);
+ * await syncDirectory(dirname(destination));
+ * ```
+ */
 export async function syncDirectory(path: string): Promise<void> {
   const directory = await open(path, 'r');
   try {

@@ -16,7 +16,14 @@ export function canonicalJson(value: unknown): string {
   return serialise(value, 0);
 }
 
-/** A value that has no faithful canonical JSON form. */
+/**
+ * A value that has no faithful canonical JSON form.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof CanonicalJsonError) return notJson(error);
+ * ```
+ */
 export class CanonicalJsonError extends TypeError {
   constructor(message: string) {
     super(message);

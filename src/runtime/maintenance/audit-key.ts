@@ -8,6 +8,11 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 /**
  * The audit key of an existing data directory, for commands that read what a node wrote. A
  * key that loading only just generated (there was none) cannot verify anything.
+ *
+ * @example
+ * ```ts
+ * const key = existingAuditKey(loaded); // refuses a key that loading only just made
+ * ```
  */
 export function existingAuditKey(loaded: LoadedConfiguration): Uint8Array {
   if (loaded.generatedAuditKey) {

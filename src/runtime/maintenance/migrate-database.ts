@@ -11,7 +11,14 @@ import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.
 import type { MigrationStatus } from '../../platform/storage/storage.ts';
 import { existingAuditKey } from './audit-key.ts';
 
-/** Where the schema stands: every shipped migration and when it was applied. */
+/**
+ * Where the schema stands: every shipped migration and when it was applied.
+ *
+ * @example
+ * ```ts
+ * const pending = (await migrationStatus(loaded)).filter((migration) => migration.appliedAt === null);
+ * ```
+ */
 export async function migrationStatus(
   loaded: LoadedConfiguration,
 ): Promise<readonly MigrationStatus[]> {

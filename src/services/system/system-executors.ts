@@ -25,6 +25,11 @@ const MAX_RANDOM_BYTES = 1024;
  * `random`: cryptographic randomness as a syscall (replays return the same values).
  * Params: `{ bytes: n }` → n random bytes as hex (1–1024), or `{ min, max }` → an integer in
  * [min, max).
+ *
+ * @example
+ * ```ts
+ * kernel.registerExecutor(randomExecutor);
+ * ```
  */
 export const randomExecutor: SyscallExecutor = {
   specificationVersion: 'v1',
@@ -64,6 +69,11 @@ const MAX_LOG_MESSAGE = 4096;
 /**
  * `log`: an agent writes to the node's log, tagged with its identity (and redacted like every
  * line). Params: `{ level, message, fields? }`.
+ *
+ * @example
+ * ```ts
+ * kernel.registerExecutor(logExecutor);
+ * ```
  */
 export const logExecutor: SyscallExecutor = {
   specificationVersion: 'v1',

@@ -95,6 +95,9 @@ async function tail(output: Output, options: TailOptions, signal: AbortSignal): 
   return EXIT_OK;
 }
 
+/**
+ * Adds `keel audit verify` and `keel audit tail` to the program.
+ */
 export function registerAuditCommand(program: Command): void {
   const audit = program
     .command('audit')

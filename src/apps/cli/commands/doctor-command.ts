@@ -54,6 +54,9 @@ async function doctor(
   return report.ok ? EXIT_OK : EXIT_FAILURE;
 }
 
+/**
+ * Adds `keel doctor` to the program.
+ */
 export function registerDoctorCommand(program: Command): void {
   withCommonOptions(
     program

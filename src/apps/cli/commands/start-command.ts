@@ -133,6 +133,9 @@ async function start(output: Output, options: StartOptions): Promise<number> {
   return code;
 }
 
+/**
+ * Adds `keel start` to the program.
+ */
 export function registerStartCommand(program: Command): void {
   withCommonOptions(
     program

@@ -90,6 +90,9 @@ async function restore(
   return EXIT_OK;
 }
 
+/**
+ * Adds `keel migrate`, `keel backup` and `keel restore` to the program.
+ */
 export function registerStorageCommands(program: Command): void {
   withCommonOptions(
     program

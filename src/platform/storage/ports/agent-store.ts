@@ -2,6 +2,9 @@ import type { JsonObject } from './json-value.ts';
 
 /** How far the kernel trusts an agent; approval policies key on it. */
 export type TrustLevel = 'untrusted' | 'standard' | 'trusted';
+/**
+ * Every trust level, least trusted first.
+ */
 export const TRUST_LEVELS: readonly TrustLevel[] = ['untrusted', 'standard', 'trusted'];
 
 /** The lifecycle states of DESIGN.md, plus `disabled` for an agent an operator switched off. */

@@ -6,9 +6,15 @@ export interface BudgetAmounts {
   readonly wallMs: number;
 }
 
+/**
+ * The dimensions a budget counts, in a fixed order.
+ */
 export const BUDGET_DIMENSIONS = ['tokens', 'costMicros', 'calls', 'wallMs'] as const;
 export type BudgetDimension = (typeof BUDGET_DIMENSIONS)[number];
 
+/**
+ * No amount in any dimension.
+ */
 export const ZERO_AMOUNTS: BudgetAmounts = Object.freeze({
   tokens: 0,
   costMicros: 0,

@@ -10,6 +10,11 @@ export interface ConnectionOptions {
  * Opens a SQLite connection the way Keel uses it: WAL, foreign keys, defensive mode, a busy
  * timeout, no extension loading, and an authorizer that refuses ATTACH/DETACH so that no
  * statement can reach another database file.
+ *
+ * @example
+ * ```ts
+ * const database = openConnection('/home/ana/.keel/keel.db', { readOnly: false, synchronous: 'full' });
+ * ```
  */
 export function openConnection(path: string, options: ConnectionOptions): DatabaseSync {
   const database = new DatabaseSync(path, {
@@ -41,7 +46,15 @@ export function openConnection(path: string, options: ConnectionOptions): Databa
   }
 }
 
-/** Prepared statements by SQL text, prepared once per connection. */
+/**
+ * Prepared statements by SQL text, prepared once per connection.
+ *
+ * @example
+ * ```ts
+ * const statements = new StatementCache(database);
+ * statements.get('SELECT 1').get();
+ * ```
+ */
 export class StatementCache {
   readonly database: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();

@@ -21,6 +21,11 @@ function sqliteCode(error: unknown): number | undefined {
 /**
  * Translates a node:sqlite error into a KeelError with the matching code, keeping the original
  * as `cause`. `path` names the database in messages.
+ *
+ * @example
+ * ```ts
+ * throw fromSqliteError(error, '/home/ana/.keel/keel.db');
+ * ```
  */
 export function fromSqliteError(error: unknown, path: string): KeelError {
   if (isKeelError(error)) return error;

@@ -21,6 +21,11 @@ export const SQLITE_MIGRATIONS_DIRECTORY = new URL('./migrations/', import.meta.
 /**
  * Reads the numbered migration files of a directory. Numbers must run 1, 2, 3… without gaps
  * or duplicates. Synchronous: runs once at start-up.
+ *
+ * @example
+ * ```ts
+ * const migrations = loadMigrations(); // [{ version: 1, name: 'initial', … }]
+ * ```
  */
 export function loadMigrations(directory: URL = SQLITE_MIGRATIONS_DIRECTORY): MigrationFile[] {
   const files = readdirSync(directory)
@@ -82,6 +87,11 @@ export type MigrationMode = 'apply' | 'require-current' | 'inspect';
  * Compares the database's applied migrations with the shipped ones and, in `apply` mode,
  * applies the pending ones, each in its own transaction. Refuses a database that is not
  * Keel's, that a newer Keel migrated, or whose applied migrations changed.
+ *
+ * @example
+ * ```ts
+ * migrate(database, loadMigrations(), { mode: 'apply', path, now: Date.now() });
+ * ```
  */
 export function migrate(
   database: DatabaseSync,

@@ -209,7 +209,15 @@ export class SqliteStorage implements Storage {
   }
 }
 
-/** Opens (creating and migrating, unless read-only) a Keel SQLite database. */
+/**
+ * Opens (creating and migrating, unless read-only) a Keel SQLite database.
+ *
+ * @example
+ * ```ts
+ * const storage = await openSqliteStorage({ path: '/home/ana/.keel/keel.db', auditKey });
+ * try { await storage.agents.list(); } finally { await storage.close(); }
+ * ```
+ */
 export async function openSqliteStorage(options: SqliteStorageOptions): Promise<SqliteStorage> {
   const readOnly = options.readOnly ?? false;
   if (!readOnly) {

@@ -21,6 +21,12 @@ type ClientState = 'opening' | 'open' | 'closing' | 'closed' | 'failed';
  * The main thread's side of the storage worker: queues requests made during one turn of the
  * event loop and sends them as one batch, matches answers to callers, and fails every caller
  * with a typed error if the worker dies.
+ *
+ * @example
+ * ```ts
+ * const { client } = await WorkerClient.start(options, onFatal);
+ * await client.call('audit.count', []);
+ * ```
  */
 export class WorkerClient {
   readonly #worker: Worker;

@@ -36,6 +36,9 @@ function required(context: OperationContext, id: string): AgentRecord {
   return agent;
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const agentOperations: HandlersFor<'agents'> = {
   'agents.create': (context, agent) => {
     const existing = context.statements

@@ -58,6 +58,9 @@ function expire(context: OperationContext, id: string, now: number): void {
     .run(now, id);
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const approvalOperations: HandlersFor<'approvals'> = {
   'approvals.create': (context, approval) => {
     if (approval.expiresAt <= approval.requestedAt) {

@@ -42,6 +42,9 @@ function readHead(context: OperationContext): AuditHead {
   return head;
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const auditOperations: HandlersFor<'audit'> = {
   'audit.insertChained': (context, rows) => {
     let head = readHead(context);

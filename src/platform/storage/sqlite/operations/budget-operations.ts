@@ -158,6 +158,9 @@ function fitsWithin(state: BudgetState): boolean {
   });
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const budgetOperations: HandlersFor<'budgets'> = {
   'budgets.setLimits': (context, scope, limits, now) => {
     checkScope(scope);

@@ -34,6 +34,9 @@ function byId(context: OperationContext, id: string): StoredGrant | undefined {
   return row === undefined ? undefined : toGrant(row);
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const grantOperations: HandlersFor<'grants'> = {
   'grants.add': (context, grant) => {
     if (

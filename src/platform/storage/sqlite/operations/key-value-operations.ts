@@ -8,6 +8,9 @@ function checkKey(key: string): void {
   }
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const keyValueOperations: HandlersFor<'keyValues'> = {
   'keyValues.get': (context, key) => {
     const row = context.statements.get('SELECT value FROM key_values WHERE key = ?').get(key) as

@@ -37,7 +37,14 @@ export class CommittedFailure extends Error {
 /** The most bytes one JSON column may hold. */
 export const MAX_JSON_BYTES = 1024 * 1024;
 
-/** Serialises a JSON column, refusing oversize values with a typed error. */
+/**
+ * Serialises a JSON column, refusing oversize values with a typed error.
+ *
+ * @example
+ * ```ts
+ * insert.run(id, toJsonColumn(metadata, 'metadata'));
+ * ```
+ */
 export function toJsonColumn(value: unknown, field: string): string {
   const text = JSON.stringify(value);
   if (text === undefined) {
@@ -55,11 +62,21 @@ export function toJsonColumn(value: unknown, field: string): string {
   return text;
 }
 
+/**
+ * Parses a JSON column written by {@link toJsonColumn}.
+ */
 export function fromJsonColumn<T>(text: unknown): T {
   return JSON.parse(String(text)) as T;
 }
 
-/** Clamps a caller's page size to [1, max]. */
+/**
+ * Clamps a caller's page size to [1, max].
+ *
+ * @example
+ * ```ts
+ * pageSize(undefined, 100, 1000); // 100
+ * ```
+ */
 export function pageSize(limit: number | undefined, fallback: number, max: number): number {
   if (limit === undefined || !Number.isFinite(limit)) return fallback;
   return Math.max(1, Math.min(max, Math.floor(limit)));
@@ -67,10 +84,16 @@ export function pageSize(limit: number | undefined, fallback: number, max: numbe
 
 export type Row = Record<string, SQLOutputValue>;
 
+/**
+ * A nullable INTEGER column as a number or null.
+ */
 export function nullableNumber(value: SQLOutputValue | undefined): number | null {
   return value === null || value === undefined ? null : Number(value);
 }
 
+/**
+ * A nullable TEXT column as a string or null.
+ */
 export function nullableString(value: SQLOutputValue | undefined): string | null {
   return value === null || value === undefined ? null : String(value);
 }

@@ -50,6 +50,9 @@ function required(context: OperationContext, id: string): RunRecord {
   return run;
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const runOperations: HandlersFor<'runs'> = {
   'runs.create': (context, run) => {
     if (

@@ -15,6 +15,9 @@ function checkCount(value: number, field: string): void {
   }
 }
 
+/**
+ * The storage worker's handlers for this store's operations (run inside its transaction).
+ */
 export const usageOperations: HandlersFor<'usage'> = {
   'usage.record': (context, usage) => {
     checkCount(usage.inputTokens, 'inputTokens');
