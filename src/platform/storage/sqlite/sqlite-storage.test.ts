@@ -364,19 +364,25 @@ describe('sqlite storage', () => {
   });
 });
 
+/** The storage worker alone, to send it requests no store would make. */
+async function startWorkerClient(): Promise<WorkerClient> {
+  const { client } = await WorkerClient.start(
+    {
+      path: await freshPath(),
+      readOnly: false,
+      synchronous: 'full',
+      migrations: loadMigrations(),
+      migrationMode: 'apply',
+      maxBatch: 100,
+    },
+    () => undefined,
+  );
+  return client;
+}
+
 describe('sqlite storage worker protocol', () => {
   it('answers an unknown operation, even one named like a prototype member, with a typed error', async () => {
-    const { client } = await WorkerClient.start(
-      {
-        path: await freshPath(),
-        readOnly: false,
-        synchronous: 'full',
-        migrations: loadMigrations(),
-        migrationMode: 'apply',
-        maxBatch: 100,
-      },
-      () => undefined,
-    );
+    const client = await startWorkerClient();
     try {
       for (const op of ['constructor', '__proto__', 'toString', 'audit.drop']) {
         const error = await rejectsWithCode(
@@ -392,17 +398,7 @@ describe('sqlite storage worker protocol', () => {
   });
 
   it('refuses chained audit rows that do not extend the stored chain', async () => {
-    const { client } = await WorkerClient.start(
-      {
-        path: await freshPath(),
-        readOnly: false,
-        synchronous: 'full',
-        migrations: loadMigrations(),
-        migrationMode: 'apply',
-        maxBatch: 100,
-      },
-      () => undefined,
-    );
+    const client = await startWorkerClient();
     const row = (seq: number, prevHash: string, hash: string) =>
       [seq, 1, 'test.event', 'system', null, null, null, null, null, '{}', prevHash, hash] as const;
     try {
