@@ -5,41 +5,56 @@
  */
 import { posix } from 'node:path';
 
+/** A pattern step that matches any run of items, also none (`*` in text, `**` in paths). */
+const ANY_RUN = Symbol('any run');
+
+/** One step of a compiled pattern: a test for exactly one item, or {@link ANY_RUN}. */
+type Step<Item> = ((item: Item) => boolean) | typeof ANY_RUN;
+
 /**
- * Wildcard matching without regular expressions: `*` matches any run of characters (also
- * none), `?` exactly one (a code point). The classic greedy algorithm with one backtrack
- * point runs in O(pattern × value) at worst — never the exponential backtracking a regular
- * expression with several stars can fall into on hostile input.
+ * Matches a sequence against pattern steps, anchored at both ends, without regular
+ * expressions: the classic greedy algorithm with one backtrack point runs in
+ * O(pattern × value) at worst — never the exponential backtracking a regular expression with
+ * several stars can fall into on hostile input. Serves both the characters of a glob and the
+ * segments of a path.
  */
+function matchSequence<Item>(steps: readonly Step<Item>[], items: readonly Item[]): boolean {
+  let stepIndex = 0;
+  let itemIndex = 0;
+  let star = -1;
+  let resume = 0;
+  while (itemIndex < items.length) {
+    const step = steps[stepIndex];
+    if (step === ANY_RUN) {
+      star = stepIndex;
+      stepIndex += 1;
+      resume = itemIndex;
+    } else if (step?.(items[itemIndex] as Item)) {
+      stepIndex += 1;
+      itemIndex += 1;
+    } else if (star >= 0) {
+      stepIndex = star + 1;
+      resume += 1;
+      itemIndex = resume;
+    } else {
+      return false;
+    }
+  }
+  while (steps[stepIndex] === ANY_RUN) stepIndex += 1;
+  return stepIndex === steps.length;
+}
+
+const ANY_ONE = (): boolean => true;
+
+/** `*` matches any run of characters (also none), `?` exactly one code point. */
 function wildcard(pattern: string): Matcher {
   if (!pattern.includes('*') && !pattern.includes('?')) return (value) => value === pattern;
-  const symbols = Array.from(pattern);
-  return (value) => {
-    const text = Array.from(value);
-    let patternIndex = 0;
-    let textIndex = 0;
-    let star = -1;
-    let resume = 0;
-    while (textIndex < text.length) {
-      const symbol = symbols[patternIndex];
-      if (symbol === '*') {
-        star = patternIndex;
-        patternIndex += 1;
-        resume = textIndex;
-      } else if (symbol !== undefined && (symbol === '?' || symbol === text[textIndex])) {
-        patternIndex += 1;
-        textIndex += 1;
-      } else if (star >= 0) {
-        patternIndex = star + 1;
-        resume += 1;
-        textIndex = resume;
-      } else {
-        return false;
-      }
-    }
-    while (symbols[patternIndex] === '*') patternIndex += 1;
-    return patternIndex === symbols.length;
-  };
+  const steps = Array.from(pattern, (symbol): Step<string> => {
+    if (symbol === '*') return ANY_RUN;
+    if (symbol === '?') return ANY_ONE;
+    return (character) => character === symbol;
+  });
+  return (value) => matchSequence(steps, Array.from(value));
 }
 
 /**
@@ -95,33 +110,6 @@ export function normaliseIntentPath(value: string): string | undefined {
   return normalised;
 }
 
-function matchSegments(patterns: readonly (Matcher | '**')[], values: readonly string[]): boolean {
-  // Iterative match with backtracking over `**` (zero or more whole segments).
-  let patternIndex = 0;
-  let valueIndex = 0;
-  let starPattern = -1;
-  let starValue = -1;
-  while (valueIndex < values.length) {
-    const pattern = patterns[patternIndex];
-    if (pattern === '**') {
-      starPattern = patternIndex;
-      starValue = valueIndex;
-      patternIndex += 1;
-    } else if (pattern?.(values[valueIndex] ?? '')) {
-      patternIndex += 1;
-      valueIndex += 1;
-    } else if (starPattern >= 0) {
-      patternIndex = starPattern + 1;
-      starValue += 1;
-      valueIndex = starValue;
-    } else {
-      return false;
-    }
-  }
-  while (patterns[patternIndex] === '**') patternIndex += 1;
-  return patternIndex === patterns.length;
-}
-
 /**
  * Matches a file path against a path pattern: `**` spans any number of whole segments
  * (including none), `*` and `?` stay within one segment. The value is normalised first and a
@@ -150,7 +138,7 @@ export function compilePath(pattern: string): Matcher {
   const patternSegments = pattern
     .split('/')
     .filter((segment) => segment.length > 0 && segment !== '.')
-    .map((segment): Matcher | '**' => (segment === '**' ? '**' : wildcard(segment)));
+    .map((segment): Step<string> => (segment === '**' ? ANY_RUN : wildcard(segment)));
   return (value) => {
     const normalised = normaliseIntentPath(value);
     if (normalised === undefined) return false;
@@ -158,7 +146,7 @@ export function compilePath(pattern: string): Matcher {
     const valueSegments = normalised
       .split('/')
       .filter((segment) => segment.length > 0 && segment !== '.');
-    return matchSegments(patternSegments, valueSegments);
+    return matchSequence(patternSegments, valueSegments);
   };
 }
 
