@@ -8,12 +8,10 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { loadConfiguration } from '../src/kernel/config/load-configuration.ts';
-import { createLogger } from '../src/platform/observability/logger.ts';
-import { SecretRedactor } from '../src/platform/observability/secret-redactor.ts';
 import { startNode } from '../src/runtime/node.ts';
+import { silentLogger } from '../test/support/silent-logger.ts';
 import { type BenchRow, median, percentile, round } from './bench-support.ts';
 
 const RUNS = 7;
@@ -67,12 +65,7 @@ export async function run(): Promise<BenchRow[]> {
       fresh.push(await keelProcess(join(directory, `fresh-${index}`)));
       warm.push(await keelProcess(existing));
     }
-    const logger = createLogger({
-      level: 'silent',
-      format: 'json',
-      redactor: new SecretRedactor([]),
-      destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-    });
+    const logger = silentLogger();
     const inProcess: number[] = [];
     const inProcessStop: number[] = [];
     for (let index = 0; index < RUNS; index += 1) {

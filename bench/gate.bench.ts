@@ -7,12 +7,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { loadConfiguration } from '../src/kernel/config/load-configuration.ts';
 import { createId } from '../src/platform/ids/create-id.ts';
-import { createLogger } from '../src/platform/observability/logger.ts';
-import { SecretRedactor } from '../src/platform/observability/secret-redactor.ts';
 import { startNode } from '../src/runtime/node.ts';
+import { silentLogger } from '../test/support/silent-logger.ts';
 import { type BenchRow, percentile, round, runConcurrently } from './bench-support.ts';
 
 const DECISIONS = 30_000;
@@ -28,12 +26,7 @@ export async function run(): Promise<BenchRow[]> {
     dataDirectory: join(directory, 'keel'),
     environment: {},
   });
-  const logger = createLogger({
-    level: 'warn',
-    format: 'json',
-    redactor: new SecretRedactor([]),
-    destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-  });
+  const logger = silentLogger();
   const node = await startNode({
     loaded,
     logger,

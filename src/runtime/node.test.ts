@@ -1,21 +1,14 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { rejectsWithCode } from '../../test/support/assertions.ts';
+import { silentLogger } from '../../test/support/silent-logger.ts';
 import { temporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { loadConfiguration } from '../kernel/config/load-configuration.ts';
-import { createLogger } from '../platform/observability/logger.ts';
-import { SecretRedactor } from '../platform/observability/secret-redactor.ts';
 import { startNode } from './node.ts';
 
-const logger = createLogger({
-  level: 'silent',
-  format: 'json',
-  redactor: new SecretRedactor([]),
-  destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-});
+const logger = silentLogger();
 
 describe('startNode', () => {
   it('starts ready, runs built-in syscalls through the gate, and stops completely', async () => {

@@ -5,6 +5,7 @@ import type { ApprovalRule } from '../../src/kernel/approvals/approval-policy.ts
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { MemoryEventBus } from '../../src/platform/bus/memory/memory-event-bus.ts';
 import { type Clock, systemClock } from '../../src/platform/clock/clock.ts';
+import { createId } from '../../src/platform/ids/create-id.ts';
 import { createLogger } from '../../src/platform/observability/logger.ts';
 import { SecretRedactor } from '../../src/platform/observability/secret-redactor.ts';
 import type { TrustLevel } from '../../src/platform/storage/ports/agent-store.ts';
@@ -21,6 +22,8 @@ export interface KernelHarness extends AsyncDisposable {
   readonly bus: MemoryEventBus;
   readonly auditKey: Uint8Array;
   readonly logLines: string[];
+  /** Creates a pending run of an agent. */
+  newRun(agentId: string): Promise<{ id: string }>;
   /** Registers an agent and moves it to `running`. */
   runningAgent(name?: string, trustLevel?: TrustLevel): Promise<{ id: string; name: string }>;
 }
@@ -82,6 +85,9 @@ export async function createKernelHarness(
     bus,
     auditKey,
     logLines,
+    newRun(agentId) {
+      return storage.runs.create({ id: createId('run'), agentId, task: {}, now: Date.now() });
+    },
     async runningAgent(name, trustLevel = 'standard') {
       counter += 1;
       const agent = await kernel.agents.register(

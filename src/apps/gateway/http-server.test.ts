@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
+import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../platform/errors/error-catalogue.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
-import { createLogger } from '../../platform/observability/logger.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import { TraceContext } from '../../platform/observability/trace-context.ts';
 import type { NodeHealth } from '../../runtime/node.ts';
 import { httpError, isLoopback, startHttpServer } from './http-server.ts';
 
-const silent = createLogger({
-  level: 'silent',
-  format: 'json',
-  redactor: new SecretRedactor([]),
-  destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-});
+const silent = silentLogger();
 
 function server(health: () => NodeHealth, host = '127.0.0.1') {
   return startHttpServer({

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { createKernelHarness } from '../../../test/support/kernel-harness.ts';
-import { createId } from '../../platform/ids/create-id.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import {
   type ExecutionContext,
@@ -108,7 +107,7 @@ describe('gate', () => {
 
   it('identifies the caller: unknown agents, agents not running and foreign runs are refused', async () => {
     await using harness = await createKernelHarness();
-    const { kernel, storage } = harness;
+    const { kernel } = harness;
     kernel.registerExecutor(recorder('clock.now').executor);
     await rejectsWithCode(
       kernel.gate.call({ agentId: 'agt_nobody' }, { kind: 'clock.now' }),
@@ -127,12 +126,7 @@ describe('gate', () => {
     const owner = await harness.runningAgent('owner');
     const intruder = await harness.runningAgent('intruder');
     await kernel.capabilities.grant(intruder.id, { kind: 'clock.now' }, 'operator:ana');
-    const run = await storage.runs.create({
-      id: createId('run'),
-      agentId: owner.id,
-      task: {},
-      now: Date.now(),
-    });
+    const run = await harness.newRun(owner.id);
     await rejectsWithCode(
       kernel.gate.call({ agentId: intruder.id, runId: run.id, seq: 1 }, { kind: 'clock.now' }),
       'KEEL_IDENTITY_UNKNOWN',
@@ -341,18 +335,13 @@ describe('gate', () => {
 
   it('charges a run budget and an agent budget together', async () => {
     await using harness = await createKernelHarness();
-    const { kernel, storage } = harness;
+    const { kernel } = harness;
     kernel.registerExecutor(
       recorder('tool.call', async () => 'ok', { estimate: () => ({ calls: 1 }) }).executor,
     );
     const agent = await harness.runningAgent();
     await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
-    const run = await storage.runs.create({
-      id: createId('run'),
-      agentId: agent.id,
-      task: {},
-      now: Date.now(),
-    });
+    const run = await harness.newRun(agent.id);
     await kernel.budgets.setLimits(`run:${run.id}`, { calls: 1 }, 'operator:ana');
     await kernel.gate.call(
       { agentId: agent.id, runId: run.id, seq: 1 },
@@ -374,17 +363,12 @@ describe('gate', () => {
         { kind: 'tool.call', resource: 'shell', trustLevels: ['standard'], reason: null },
       ],
     });
-    const { kernel, storage } = harness;
+    const { kernel } = harness;
     const shell = recorder('tool.call', async () => 'ran', { estimate: () => ({ calls: 1 }) });
     kernel.registerExecutor(shell.executor);
     const agent = await harness.runningAgent();
     await kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
-    const run = await storage.runs.create({
-      id: createId('run'),
-      agentId: agent.id,
-      task: {},
-      now: Date.now(),
-    });
+    const run = await harness.newRun(agent.id);
     const intent = { kind: 'tool.call', resource: 'shell', params: { command: 'npm test' } };
     const identity = { agentId: agent.id, runId: run.id, seq: 1 };
 
@@ -465,12 +449,7 @@ describe('gate', () => {
     kernel.registerExecutor(counting.executor);
     const agent = await harness.runningAgent();
     await kernel.capabilities.grant(agent.id, { kind: 'random' }, 'operator:ana');
-    const run = await storage.runs.create({
-      id: createId('run'),
-      agentId: agent.id,
-      task: {},
-      now: Date.now(),
-    });
+    const run = await harness.newRun(agent.id);
     const at = (seq: number) => ({ agentId: agent.id, runId: run.id, seq });
     assert.equal(await kernel.gate.call(at(1), { kind: 'random' }), 1);
     assert.equal(await kernel.gate.call(at(2), { kind: 'random' }), 2);
@@ -552,7 +531,7 @@ describe('gate', () => {
 
   it('runs concurrent duplicates of one (runId, seq) once and gives all the same result', async () => {
     await using harness = await createKernelHarness();
-    const { kernel, storage } = harness;
+    const { kernel } = harness;
     let executions = 0;
     kernel.registerExecutor({
       specificationVersion: 'v1',
@@ -565,12 +544,7 @@ describe('gate', () => {
     });
     const agent = await harness.runningAgent();
     await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
-    const run = await storage.runs.create({
-      id: createId('run'),
-      agentId: agent.id,
-      task: {},
-      now: Date.now(),
-    });
+    const run = await harness.newRun(agent.id);
     const identity = { agentId: agent.id, runId: run.id, seq: 1 };
     const results = await Promise.all(
       Array.from({ length: 4 }, () =>
@@ -596,12 +570,7 @@ describe('gate', () => {
     });
     const agent = await harness.runningAgent();
     await kernel.capabilities.grant(agent.id, { kind: 'llm.chat' }, 'operator:ana');
-    const run = await storage.runs.create({
-      id: createId('run'),
-      agentId: agent.id,
-      task: {},
-      now: Date.now(),
-    });
+    const run = await harness.newRun(agent.id);
     const error = await rejectsWithCode(
       kernel.gate.call({ agentId: agent.id, runId: run.id, seq: 1 }, { kind: 'llm.chat' }),
       'KEEL_EXECUTOR_FAILED',
@@ -694,12 +663,7 @@ describe('gate', () => {
     });
     const agent = await harness.runningAgent();
     await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
-    const run = await storage.runs.create({
-      id: createId('run'),
-      agentId: agent.id,
-      task: {},
-      now: Date.now(),
-    });
+    const run = await harness.newRun(agent.id);
     const quick = kernel.gate.call(
       { agentId: agent.id, runId: run.id, seq: 1 },
       { kind: 'tool.call', resource: 'quick' },
