@@ -235,6 +235,60 @@ export const ERROR_CATALOGUE = Object.freeze({
     'the restore was refused',
     'the message says why; nothing was changed',
   ),
+  KEEL_MODEL_UNKNOWN: entry(
+    404,
+    false,
+    'no model or alias by that name is configured',
+    'configure a provider and an alias under [models] in config.toml (an API key secret, or an Ollama URL)',
+  ),
+  KEEL_MODEL_UNPRICED: entry(
+    402,
+    false,
+    'the model has no price, and the budget limits cost',
+    'add the model to the price table (models.price_table) or route the call to a priced model',
+  ),
+  KEEL_PROVIDER_UNAVAILABLE: entry(
+    503,
+    true,
+    'the model provider is unavailable',
+    'try again later; Keel fails over to the next provider of the alias when one is configured',
+  ),
+  KEEL_PROVIDER_RATE_LIMITED: entry(
+    429,
+    true,
+    'the model provider is rate limiting',
+    'wait for retryAfterMs, or add another provider to the alias',
+  ),
+  KEEL_PROVIDER_REJECTED: entry(
+    502,
+    false,
+    'the model provider rejected the request',
+    'the details carry the provider status and message; check the API key, model name and request',
+  ),
+  KEEL_PROVIDER_PROTOCOL: entry(
+    502,
+    true,
+    'the model provider answered with something that is not its protocol',
+    'try again; if it persists the endpoint is not the kind of provider configured',
+  ),
+  KEEL_PROVIDER_STREAM_INTERRUPTED: entry(
+    502,
+    true,
+    'the model stream ended before it was complete',
+    'the partial answer was discarded and what was consumed was charged; call again',
+  ),
+  KEEL_PROVIDER_RESPONSE_TOO_LARGE: entry(
+    502,
+    false,
+    'the model provider answered with more than the response cap',
+    'lower max_output_tokens, or raise the provider response_max_bytes',
+  ),
+  KEEL_RATE_LIMITED: entry(
+    429,
+    true,
+    'a Keel rate limit refused the call',
+    'wait for retryAfterMs, or raise the limit in config.toml',
+  ),
 } satisfies Record<string, ErrorCatalogueEntry>);
 
 /** A stable Keel error code. */
