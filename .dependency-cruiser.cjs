@@ -50,5 +50,10 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     exclude: { path: '(^|/)node_modules/' },
     tsConfig: { fileName: 'tsconfig.json' },
+    // Resolve packages through their `exports` maps, as Node does (gpt-tokenizer/encoding/…).
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'node', 'default'],
+    },
   },
 };

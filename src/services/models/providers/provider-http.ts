@@ -1,0 +1,294 @@
+import { isIP } from 'node:net';
+import { isKeelError, KeelError, toKeelError } from '../../../platform/errors/keel-error.ts';
+import { readBoundedText } from '../http/bounded-body.ts';
+import { parseRetryAfter } from '../http/retry-after.ts';
+
+export interface ProviderHttpOptions {
+  /** The provider's configured name, for errors. */
+  readonly providerId: string;
+  /** Base URL; `https:` unless the host is loopback. */
+  readonly baseUrl: string;
+  /** Longest one call may take, headers and body together. */
+  readonly timeoutMs: number;
+  /** Largest response body (streams count every byte). */
+  readonly maxResponseBytes: number;
+  /** Sent with every request (API keys among them); never logged or put in errors. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** A response with a 2xx status and the deadline that still guards its body. */
+export interface ProviderResponse {
+  readonly response: Response;
+  /** Aborts when the caller aborts or the call's deadline passes. */
+  readonly signal: AbortSignal;
+  /** Clears the deadline; call it when the body has been read or abandoned. */
+  finish(): void;
+  /** What a failure while reading the body means, as a KeelError. */
+  failure(error: unknown, streaming: boolean): KeelError;
+}
+
+const ERROR_BODY_LIMIT = 16_384;
+const PROVIDER_MESSAGE_LIMIT = 500;
+
+/**
+ * Validates a provider endpoint: `https:` is required unless the host is loopback (a local
+ * Ollama or the mock server), and credentials may not be embedded in the URL.
+ *
+ * @example
+ * ```ts
+ * assertProviderEndpoint('openai', 'https://api.openai.com/v1'); // ok
+ * assertProviderEndpoint('lan', 'http://10.0.0.5:11434'); // throws KEEL_TLS_REQUIRED
+ * ```
+ */
+export function assertProviderEndpoint(providerId: string, baseUrl: string): URL {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch (error) {
+    throw new KeelError('KEEL_CONFIG_INVALID', `provider ${providerId}: base_url is not a URL`, {
+      cause: error,
+    });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new KeelError(
+      'KEEL_CONFIG_INVALID',
+      `provider ${providerId}: base_url must be http or https, not ${url.protocol}`,
+    );
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new KeelError(
+      'KEEL_CONFIG_INVALID',
+      `provider ${providerId}: put credentials in a secret (api_key_secret), not in base_url`,
+    );
+  }
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    throw new KeelError(
+      'KEEL_TLS_REQUIRED',
+      `provider ${providerId}: ${url.host} is not loopback, so its base_url must use https`,
+      { details: { provider: providerId, host: url.host } },
+    );
+  }
+  return url;
+}
+
+/** Whether a URL hostname names this machine: localhost, 127.0.0.0/8 or ::1. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return host.split('.')[0] === '127';
+  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/**
+ * The HTTP side of a provider adapter: one call with a deadline, the caller's signal, a
+ * response size cap, and every failure turned into a typed, retry-aware KeelError
+ * (`KEEL_PROVIDER_RATE_LIMITED` with `retryAfterMs`, `KEEL_PROVIDER_UNAVAILABLE`,
+ * `KEEL_PROVIDER_REJECTED`, `KEEL_TIMEOUT`, `KEEL_ABORTED`).
+ *
+ * @example
+ * ```ts
+ * const http = new ProviderHttp({ providerId: 'openai', baseUrl, timeoutMs: 60_000, maxResponseBytes: 8_388_608, headers });
+ * const { value } = await http.json('/chat/completions', body, signal);
+ * ```
+ */
+export class ProviderHttp {
+  readonly options: ProviderHttpOptions;
+  readonly #base: string;
+
+  constructor(options: ProviderHttpOptions) {
+    this.options = options;
+    this.#base = assertProviderEndpoint(options.providerId, options.baseUrl).href.replace(
+      /\/+$/,
+      '',
+    );
+  }
+
+  /** Sends a request and resolves with a 2xx response; anything else throws typed. */
+  async request(
+    path: string,
+    init: {
+      readonly method: 'GET' | 'POST';
+      readonly body?: unknown;
+      readonly signal: AbortSignal;
+    },
+  ): Promise<ProviderResponse> {
+    const deadline = new AbortController();
+    const { timeoutMs, providerId } = this.options;
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException(
+            `provider ${providerId} took longer than ${timeoutMs} ms`,
+            'TimeoutError',
+          ),
+        ),
+      timeoutMs,
+    );
+    const signal = AbortSignal.any([init.signal, deadline.signal]);
+    const finish = (): void => clearTimeout(timer);
+    const failure = (error: unknown, streaming: boolean): KeelError =>
+      this.#failure(error, init.signal, deadline.signal, streaming);
+    let response: Response;
+    try {
+      response = await fetch(`${this.#base}${path}`, {
+        method: init.method,
+        headers:
+          init.body === undefined
+            ? { accept: 'application/json', ...this.options.headers }
+            : {
+                accept: 'application/json, text/event-stream',
+                'content-type': 'application/json',
+                ...this.options.headers,
+              },
+        ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+        signal,
+        redirect: 'error',
+      });
+    } catch (error) {
+      finish();
+      throw failure(error, false);
+    }
+    if (!response.ok) {
+      try {
+        throw await this.#statusError(response, signal);
+      } finally {
+        finish();
+      }
+    }
+    return { response, signal, finish, failure };
+  }
+
+  /** A request whose whole body is JSON; returns the parsed value. */
+  async json(
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+    method: 'GET' | 'POST' = 'POST',
+  ): Promise<unknown> {
+    const call = await this.request(path, { method, body, signal });
+    try {
+      const text = await readBoundedText(call.response.body, this.options.maxResponseBytes);
+      try {
+        return JSON.parse(text);
+      } catch (error) {
+        throw new KeelError(
+          'KEEL_PROVIDER_PROTOCOL',
+          `provider ${this.options.providerId} answered with a body that is not JSON`,
+          {
+            cause: error,
+            details: { provider: this.options.providerId, excerpt: text.slice(0, 120) },
+          },
+        );
+      }
+    } catch (error) {
+      throw call.failure(error, false);
+    } finally {
+      call.finish();
+    }
+  }
+
+  async #statusError(response: Response, signal: AbortSignal): Promise<KeelError> {
+    const { providerId } = this.options;
+    const status = response.status;
+    let providerMessage = '';
+    try {
+      const text = await readBoundedText(response.body, ERROR_BODY_LIMIT);
+      providerMessage = extractProviderMessage(text);
+    } catch (error) {
+      // The status already says what happened; a body we cannot read only loses the detail.
+      providerMessage = signal.aborted ? '' : `(error body unreadable: ${toKeelError(error).code})`;
+    }
+    const retryAfterMs = parseRetryAfter(response.headers, Date.now());
+    const details = {
+      provider: providerId,
+      status,
+      ...(providerMessage === '' ? {} : { providerMessage }),
+    };
+    const suffix = providerMessage === '' ? '' : `: ${providerMessage}`;
+    if (status === 429) {
+      return new KeelError(
+        'KEEL_PROVIDER_RATE_LIMITED',
+        `provider ${providerId} is rate limiting (429)${suffix}`,
+        { details, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+      );
+    }
+    if (status === 408 || status === 409 || status >= 500) {
+      return new KeelError(
+        'KEEL_PROVIDER_UNAVAILABLE',
+        `provider ${providerId} answered ${status}${suffix}`,
+        { details, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+      );
+    }
+    return new KeelError(
+      'KEEL_PROVIDER_REJECTED',
+      `provider ${providerId} rejected the request (${status})${suffix}`,
+      { details },
+    );
+  }
+
+  #failure(
+    error: unknown,
+    callerSignal: AbortSignal,
+    deadline: AbortSignal,
+    streaming: boolean,
+  ): KeelError {
+    const { providerId, timeoutMs } = this.options;
+    if (callerSignal.aborted) return toKeelError(callerSignal.reason, 'KEEL_ABORTED');
+    if (deadline.aborted) {
+      return new KeelError(
+        'KEEL_TIMEOUT',
+        `provider ${providerId} took longer than ${timeoutMs} ms`,
+        { cause: error, details: { provider: providerId, timeoutMs } },
+      );
+    }
+    if (isKeelError(error)) return error;
+    const reason = networkReason(error);
+    if (streaming) {
+      return new KeelError(
+        'KEEL_PROVIDER_STREAM_INTERRUPTED',
+        `the stream from provider ${providerId} broke off (${reason})`,
+        { cause: error, details: { provider: providerId, reason } },
+      );
+    }
+    return new KeelError(
+      'KEEL_PROVIDER_UNAVAILABLE',
+      `provider ${providerId} could not be reached (${reason})`,
+      { cause: error, details: { provider: providerId, reason } },
+    );
+  }
+}
+
+/** The provider's own error message from an error body, bounded. */
+function extractProviderMessage(text: string): string {
+  let message = text;
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value === 'object' && value !== null) {
+      const record = value as Record<string, unknown>;
+      const error = record.error;
+      if (typeof error === 'string') message = error;
+      else if (typeof error === 'object' && error !== null) {
+        const inner = (error as Record<string, unknown>).message;
+        if (typeof inner === 'string') message = inner;
+      } else if (typeof record.message === 'string') message = record.message;
+    }
+  } catch {
+    // Not JSON: the text itself is the message.
+  }
+  message = message.replace(/\s+/g, ' ').trim();
+  return message.length > PROVIDER_MESSAGE_LIMIT
+    ? `${message.slice(0, PROVIDER_MESSAGE_LIMIT)}…`
+    : message;
+}
+
+/** A short machine-readable reason for a network failure (`ECONNRESET`, `terminated`…). */
+function networkReason(error: unknown): string {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
+    const code = (current as Error & { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = current.cause;
+  }
+  return error instanceof Error ? error.message.slice(0, 80) : 'unknown';
+}
