@@ -109,6 +109,7 @@ export class Kernel {
       journal: new RunJournal(storage.runs),
       executors: this.executors,
       audit: this.audit,
+      usage: storage.usage,
       clock,
       logger: options.logger.child({ component: 'gate' }),
       redactor: options.redactor,

@@ -22,6 +22,7 @@ import {
   openSqliteStorage,
   type SqliteStorage,
 } from '../platform/storage/sqlite/sqlite-storage.ts';
+import { ModelService } from '../services/models/model-service.ts';
 import {
   createClockExecutor,
   logExecutor,
@@ -206,15 +207,24 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       gate: configuration.gate,
     });
     closers.push(() => kernel.close());
+    const models = await ModelService.create({
+      configuration: configuration.models,
+      secrets: loaded.secrets,
+      budgets: kernel.budgets,
+      logger: options.logger.child({ component: 'models' }),
+    });
+    closers.push(() => models.close());
     for (const executor of [
       createClockExecutor(clock),
       randomExecutor,
       logExecutor,
+      ...models.executors,
       ...(options.executors ?? []),
     ]) {
       kernel.registerExecutor(executor);
     }
     await kernel.start();
+    models.start();
 
     const actor = `node:${configuration.node.name}`;
     let id = await storage.keyValues.get('node.id');

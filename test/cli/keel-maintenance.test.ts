@@ -5,6 +5,10 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
+import {
+  loadMigrations,
+  SQLITE_MIGRATIONS_DIRECTORY,
+} from '../../src/platform/storage/sqlite/sqlite-migrator.ts';
 import { childEnvironment, KEEL_BIN, runKeel, startKeel } from '../support/keel-process.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
@@ -271,7 +275,7 @@ describe('keel migrate and doctor', () => {
       (JSON.parse(applied.stdout) as { applied: Array<{ version: number }> }).applied.map(
         (migration) => migration.version,
       ),
-      [1],
+      loadMigrations(SQLITE_MIGRATIONS_DIRECTORY).map((migration) => migration.version),
     );
     const status = await runKeel(['migrate', '--status', '--data-dir', dataDirectory, '--json']);
     const migrations = JSON.parse(status.stdout) as Array<{

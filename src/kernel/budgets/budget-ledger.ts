@@ -175,6 +175,44 @@ export class BudgetLedger {
     return state;
   }
 
+  /**
+   * A child run inherits what its parent has left (audited): its calls are charged to the
+   * parent chain as well, so parent and children together never spend more than the parent's
+   * limits.
+   *
+   * @example
+   * ```ts
+   * await ledger.inherit(`run:${childRunId}`, `run:${parentRunId}`, `agent:${agentId}`);
+   * ```
+   */
+  async inherit(child: BudgetScope, parent: BudgetScope, actor: string): Promise<BudgetState> {
+    const state = await this.#store.inherit(child, parent, this.#clock.now());
+    await this.#audit.record({
+      kind: 'budget.inherit',
+      actor,
+      subject: child,
+      outcome: 'inherited',
+      data: { parent, limits: { ...state.limits } },
+    });
+    return state;
+  }
+
+  /** Whether any of the scopes, or an ancestor of one, limits cost. */
+  async limitsCost(scopes: readonly BudgetScope[]): Promise<boolean> {
+    const seen = new Set<BudgetScope>();
+    const pending = [...scopes];
+    while (pending.length > 0 && seen.size < 64) {
+      const scope = pending.pop() as BudgetScope;
+      if (seen.has(scope)) continue;
+      seen.add(scope);
+      const state = await this.#store.get(scope);
+      if (state === undefined) continue;
+      if (state.limits.costMicros !== undefined) return true;
+      if (state.parent !== null) pending.push(state.parent);
+    }
+    return false;
+  }
+
   /** An operator zeroes a budget's spending and closes its breaker (audited). */
   async reset(scope: BudgetScope, actor: string): Promise<BudgetState> {
     const before = await this.#store.get(scope);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_LOCAL_SERVICES } from '../../platform/net/probe-tcp-service.ts';
 import { TRUST_LEVELS, type TrustLevel } from '../../platform/storage/ports/agent-store.ts';
+import { type ModelsConfiguration, ModelsSection } from './models-configuration.ts';
 
 /**
  * The schema of `config.toml`, in the file's own shape (snake_case sections). Unknown keys are
@@ -91,6 +92,7 @@ export const ConfigurationFileSchema = z.strictObject({
   approvals: ApprovalsSection.prefault({}),
   gate: GateSection.prefault({}),
   doctor: DoctorSection.prefault({}),
+  models: ModelsSection.prefault({}),
 });
 
 export type ConfigurationFile = z.output<typeof ConfigurationFileSchema>;
@@ -132,6 +134,7 @@ export interface Configuration {
       readonly port: number;
     }[];
   };
+  readonly models: ModelsConfiguration;
 }
 
 /** The config file Keel writes into a new data directory. */
@@ -168,4 +171,19 @@ sweep_interval_seconds = 5
 [gate]
 max_intent_bytes = 262144
 default_timeout_ms = 30000
+
+# Model providers and aliases. Nothing is configured by default: agents that call a model
+# get KEEL_MODEL_UNKNOWN until a provider and an alias exist. Two examples:
+#
+# [models.providers.openai]
+# kind = "openai-compatible"          # also vLLM, llama.cpp, LM Studio, Ollama's /v1
+# base_url = "https://api.openai.com/v1"
+# api_key_secret = "openai_api_key"   # in secrets.toml or KEEL_SECRET_OPENAI_API_KEY
+# max_tokens_field = "max_completion_tokens"
+#
+# [models.providers.local]
+# kind = "ollama"                     # http://127.0.0.1:11434 unless base_url says otherwise
+#
+# [models.aliases]
+# default = ["openai/gpt-4o-mini", "local/llama3.1"]   # fails over in this order
 `;

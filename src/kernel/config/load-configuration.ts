@@ -4,6 +4,7 @@
  * with a schema, freezes the result and hands it to the composition root; nothing else in
  * Keel reads `process.env` or the config files.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +19,7 @@ import {
   type ConfigurationFile,
   ConfigurationFileSchema,
 } from './configuration-schema.ts';
+import { toModelsConfiguration } from './models-configuration.ts';
 import { readPrivateToml, statOrUndefined } from './read-private-toml.ts';
 import { SecretStore } from './secrets.ts';
 
@@ -255,6 +257,7 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
       defaultTimeoutMs: file.gate.default_timeout_ms,
     },
     doctor: { services: file.doctor.services },
+    models: toModelsConfiguration(file.models),
   });
 }
 

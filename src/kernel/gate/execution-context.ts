@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../platform/observability/logger.ts';
-import { type CallerIdentity, type ExecutionContext, idempotencyKeyFor } from './syscall.ts';
+import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
+import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import {
+  type CallerIdentity,
+  type ExecutionContext,
+  idempotencyKeyFor,
+  type UsageAccounting,
+} from './syscall.ts';
 
 /**
  * The context an executor gets. Its logger and idempotency key are made on first use: most
@@ -18,9 +25,11 @@ export function createExecutionContext(
   agentId: string,
   signal: AbortSignal,
   logger: Logger,
-): ExecutionContext & { readonly logger: Logger } {
+  onProgress?: (event: JsonValue) => void,
+): ExecutionContext & { readonly logger: Logger; readonly reported: ReportedUsage | undefined } {
   let callLogger: Logger | undefined;
   let idempotencyKey: string | undefined;
+  let reported: ReportedUsage | undefined;
   return {
     agentId,
     runId: identity.runId,
@@ -37,5 +46,26 @@ export function createExecutionContext(
       callLogger ??= logger.child({ agentId, runId: identity.runId, seq: identity.seq });
       return callLogger;
     },
+    get reported() {
+      return reported;
+    },
+    reportUsage(usage, accounting) {
+      reported = { usage: { ...usage }, accounting };
+    },
+    progress(event) {
+      if (onProgress === undefined || signal.aborted) return;
+      try {
+        onProgress(event);
+      } catch (error) {
+        // A listener that throws loses its events; the call itself goes on.
+        logger.warn({ err: error }, 'a syscall progress listener failed');
+      }
+    },
   };
+}
+
+/** The latest usage an executor reported through its context. */
+export interface ReportedUsage {
+  readonly usage: Partial<BudgetAmounts>;
+  readonly accounting: UsageAccounting | undefined;
 }

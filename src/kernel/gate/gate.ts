@@ -1,12 +1,14 @@
 import type { Clock } from '../../platform/clock/clock.ts';
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
-import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { createId } from '../../platform/ids/create-id.ts';
 import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import type { UsageStore } from '../../platform/storage/ports/usage-store.ts';
 import { approvalDigest } from '../approvals/approval-digest.ts';
 import type { ApprovalPolicy } from '../approvals/approval-policy.ts';
 import type { ApprovalService } from '../approvals/approval-service.ts';
@@ -33,6 +35,7 @@ import {
   type ParsedIntent,
   parseIntent,
   type SyscallExecutor,
+  type UsageAccounting,
 } from './syscall.ts';
 
 export interface GateDependencies {
@@ -45,6 +48,8 @@ export interface GateDependencies {
   readonly journal: RunJournal;
   readonly executors: ExecutorRegistry;
   readonly audit: AuditLog;
+  /** Model usage records; written in the same commit as the journal and audit entries. */
+  readonly usage: UsageStore;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Removes known secret values from errors before they leave the gate. */
@@ -54,6 +59,8 @@ export interface GateDependencies {
 
 export interface SyscallOptions {
   readonly signal?: AbortSignal;
+  /** Receives the executor's progress events (streamed deltas); they are not journaled. */
+  readonly onProgress?: (event: JsonValue) => void;
 }
 
 /**
@@ -241,6 +248,8 @@ export class Gate {
         const estimated = executor.estimate?.(intent);
         return estimated === undefined ? undefined : toAmounts(estimated);
       } catch (error) {
+        // An executor that can say why (an unknown model, invalid arguments) says so.
+        if (isKeelError(error)) throw error;
         throw new KeelError(
           'KEEL_EXECUTOR_FAILED',
           `the executor for ${intent.kind} could not estimate its cost`,
@@ -343,12 +352,19 @@ export class Gate {
         ? [timeout, this.#calls.shutdownSignal]
         : [options.signal, timeout, this.#calls.shutdownSignal],
     );
-    const context = createExecutionContext(identity, agent.id, signal, dependencies.logger);
+    const context = createExecutionContext(
+      identity,
+      agent.id,
+      signal,
+      dependencies.logger,
+      options.onProgress,
+    );
     const executeStarted = dependencies.clock.monotonic();
 
     let value: JsonValue | undefined;
     let failure: KeelError | undefined;
     let usage: Partial<BudgetAmounts> | undefined;
+    let accounting: UsageAccounting | undefined;
     try {
       if (signal.aborted) throw signal.reason;
       const execution = executor.doExecute(intent, context);
@@ -362,6 +378,7 @@ export class Gate {
       );
       canonicalJson(result.value);
       usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
+      accounting = result.accounting;
       value = result.value;
     } catch (error) {
       failure = this.#dependencies.redactor.redactError(
@@ -369,6 +386,19 @@ export class Gate {
       );
     } finally {
       clearTimeout(timer);
+    }
+    // What the executor reported along the way stands when it returned none (or failed):
+    // a stream cut after some output still consumed it.
+    const reported = context.reported;
+    if (reported !== undefined) {
+      if (usage === undefined) {
+        try {
+          usage = validUsage(reported.usage, intent);
+        } catch (error) {
+          failure ??= this.#dependencies.redactor.redactError(toKeelError(error));
+        }
+      }
+      accounting ??= reported.accounting;
     }
     const elapsedMs = Math.ceil(dependencies.clock.monotonic() - executeStarted);
     const code: ErrorCode | null = failure?.code ?? null;
@@ -409,6 +439,22 @@ export class Gate {
         },
       }),
     );
+    if (accounting !== undefined) {
+      writes.push(
+        dependencies.usage.record({
+          id: createId('use'),
+          ts: dependencies.clock.now(),
+          agentId: agent.id,
+          runId: identity.runId ?? null,
+          kind: intent.kind,
+          model: accounting.model,
+          provider: accounting.provider,
+          inputTokens: accounting.inputTokens,
+          outputTokens: accounting.outputTokens,
+          costMicros: accounting.costMicros,
+        }),
+      );
+    }
     if (admitted.reservation !== undefined) {
       const actual = { ...(usage ?? admitted.estimate ?? {}) };
       if (admitted.reservation.amounts.wallMs > 0) actual.wallMs = elapsedMs;

@@ -39,12 +39,32 @@ export interface ExecutionContext {
   readonly idempotencyKey: string;
   readonly signal: AbortSignal;
   readonly logger: Logger;
+  /**
+   * Reports what the call has consumed so far, also when it is about to fail (a stream cut
+   * after some output was produced): the gate settles the budget and records usage with the
+   * latest report when the executor neither returns `usage` nor succeeds.
+   */
+  reportUsage(usage: Partial<BudgetAmounts>, accounting?: UsageAccounting): void;
+  /** Passes a progress event (a streamed delta) to the caller, if it listens. Not journaled. */
+  progress(event: JsonValue): void;
+}
+
+/** Model usage to persist with the call's record (per agent, run, model and provider). */
+export interface UsageAccounting {
+  readonly model: string;
+  readonly provider: string;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  /** `null` when the model has no price (flagged, never priced at zero). */
+  readonly costMicros: number | null;
 }
 
 export interface ExecutorResult {
   readonly value: JsonValue;
   /** What the call actually consumed; settles the budget reservation. */
   readonly usage?: Partial<BudgetAmounts>;
+  /** Model usage to record in the same transaction as the journal entry and the audit entry. */
+  readonly accounting?: UsageAccounting;
 }
 
 /**

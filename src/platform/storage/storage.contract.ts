@@ -622,6 +622,57 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         assert.equal((await storage.budgets.get('agent:c'))?.reserved.tokens, 100);
       });
 
+      it('gives a child the remaining budget of its parent chain and charges the chain', async () => {
+        await storage.budgets.setLimits('run:parent', { tokens: 100, calls: 10 }, T0);
+        await storage.budgets.reserve({
+          id: 'spent-by-parent',
+          scopes: ['run:parent'],
+          amounts: amounts({ tokens: 30, calls: 1 }),
+          now: T0,
+        });
+        await storage.budgets.settle('spent-by-parent', amounts({ tokens: 30, calls: 1 }), T0);
+        const child = await storage.budgets.inherit('run:child', 'run:parent', T0 + 1);
+        assert.equal(child.parent, 'run:parent');
+        assert.deepEqual(child.limits, { tokens: 70, calls: 9 });
+        await storage.budgets.inherit('run:grandchild', 'run:child', T0 + 1);
+        assert.deepEqual(
+          await storage.budgets.reserve({
+            id: 'deep',
+            scopes: ['run:grandchild'],
+            amounts: amounts({ tokens: 50, calls: 1 }),
+            now: T0 + 2,
+          }),
+          { granted: true },
+        );
+        assert.equal((await storage.budgets.get('run:parent'))?.reserved.tokens, 50);
+        await storage.budgets.settle('deep', amounts({ tokens: 45, calls: 1 }), T0 + 3);
+        assert.equal((await storage.budgets.get('run:parent'))?.spent.tokens, 75);
+        assert.equal((await storage.budgets.get('run:child'))?.spent.tokens, 45);
+        // A sibling shares what the parent has left: 25, not its own snapshot of 70.
+        await storage.budgets.inherit('run:sibling', 'run:parent', T0 + 4);
+        const refused = await storage.budgets.reserve({
+          id: 'sibling-too-big',
+          scopes: ['run:sibling'],
+          amounts: amounts({ tokens: 26 }),
+          now: T0 + 5,
+        });
+        assert.equal(refused.granted, false);
+        assert.equal(refused.granted === false && refused.limit, 25);
+      });
+
+      it('refuses to re-parent a budget, to inherit from itself or from a descendant', async () => {
+        await storage.budgets.inherit('run:b', 'run:a', T0);
+        await rejectsWithCode(storage.budgets.inherit('run:b', 'run:c', T0), 'KEEL_CONFLICT');
+        await rejectsWithCode(
+          storage.budgets.inherit('run:a', 'run:a', T0),
+          'KEEL_INVALID_ARGUMENT',
+        );
+        await rejectsWithCode(
+          storage.budgets.inherit('run:a', 'run:b', T0),
+          'KEEL_INVALID_ARGUMENT',
+        );
+      });
+
       it('lists open reservations and releases them without spending', async () => {
         await storage.budgets.reserve({
           id: 'open',

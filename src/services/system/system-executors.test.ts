@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
+import { createExecutionContext } from '../../kernel/gate/execution-context.ts';
 import type { ExecutionContext, SyscallIntent } from '../../kernel/gate/syscall.ts';
 import { ManualClock } from '../../platform/clock/clock.ts';
 import { createLogger } from '../../platform/observability/logger.ts';
@@ -9,13 +10,11 @@ import { SecretRedactor } from '../../platform/observability/secret-redactor.ts'
 import { createClockExecutor, logExecutor, randomExecutor } from './system-executors.ts';
 
 function context(lines: string[] = []): ExecutionContext {
-  return {
-    agentId: 'agt_1',
-    runId: undefined,
-    seq: undefined,
-    idempotencyKey: 'k',
-    signal: new AbortController().signal,
-    logger: createLogger({
+  return createExecutionContext(
+    { agentId: 'agt_1' },
+    'agt_1',
+    new AbortController().signal,
+    createLogger({
       level: 'debug',
       format: 'json',
       redactor: new SecretRedactor([]),
@@ -26,7 +25,7 @@ function context(lines: string[] = []): ExecutionContext {
         },
       }),
     }),
-  };
+  );
 }
 
 const intent = (kind: string, params: Record<string, unknown> = {}): SyscallIntent => ({

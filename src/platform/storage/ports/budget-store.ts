@@ -33,6 +33,8 @@ export interface BudgetState {
   readonly reserved: BudgetAmounts;
   /** When the breaker tripped; `null` while closed. */
   readonly trippedAt: number | null;
+  /** The scope this one inherited from: its reservations are charged there too. */
+  readonly parent: BudgetScope | null;
   readonly updatedAt: number;
 }
 
@@ -86,6 +88,13 @@ export interface BudgetStore {
   settle(id: string, actual: BudgetAmounts, now: number): Promise<void>;
   /** Cancels a reservation without spending. */
   release(id: string, now: number): Promise<void>;
+  /**
+   * Makes `child` inherit from `parent`: its limits become what the parent (and each of the
+   * parent's ancestors) has left now, and every later reservation on the child is also checked
+   * against and charged to the parent chain. Fails with `KEEL_CONFLICT` when the child already
+   * has spending or a parent, or when the parent chain would be longer than 16.
+   */
+  inherit(child: BudgetScope, parent: BudgetScope, now: number): Promise<BudgetState>;
   /** Zeroes spending and closes the breaker. */
   reset(scope: BudgetScope, now: number): Promise<BudgetState>;
   /** Reservations neither settled nor released (after a crash, they are settled in full). */

@@ -147,16 +147,18 @@ describe('sqlite storage', () => {
     const path = await freshPath();
     const directory = join(path, '..', 'migrations');
     await mkdir(directory);
-    await copyFile(
-      new URL('0001_initial.sql', SQLITE_MIGRATIONS_DIRECTORY),
-      join(directory, '0001_initial.sql'),
-    );
+    const shipped = loadMigrations(SQLITE_MIGRATIONS_DIRECTORY);
+    for (const migration of shipped) {
+      const file = `${String(migration.version).padStart(4, '0')}_${migration.name}.sql`;
+      await copyFile(new URL(file, SQLITE_MIGRATIONS_DIRECTORY), join(directory, file));
+    }
     const directoryUrl = pathToFileURL(`${directory}/`);
     await (
       await openSqliteStorage({ path, auditKey, migrations: loadMigrations(directoryUrl) })
     ).close();
+    const next = shipped.length + 1;
     await writeFile(
-      join(directory, '0002_notes.sql'),
+      join(directory, `${String(next).padStart(4, '0')}_notes.sql`),
       'CREATE TABLE notes (id INTEGER PRIMARY KEY) STRICT;',
     );
     const storage = await openSqliteStorage({
@@ -173,14 +175,14 @@ describe('sqlite storage', () => {
           migration.appliedAt !== null,
         ]),
         [
-          [1, 'initial', true],
-          [2, 'notes', true],
+          ...shipped.map((migration) => [migration.version, migration.name, true]),
+          [next, 'notes', true],
         ],
       );
     } finally {
       await storage.close();
     }
-    // Opening it again with only the first migration means a newer Keel migrated it.
+    // Opening it again without the newest migration means a newer Keel migrated it.
     await rejectsWithCode(
       openSqliteStorage({
         path,

@@ -125,6 +125,7 @@ export class SqliteStorage implements Storage {
       'reserve',
       'settle',
       'release',
+      'inherit',
       'reset',
       'listOpenReservations',
     ]);

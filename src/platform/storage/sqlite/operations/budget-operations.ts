@@ -68,6 +68,7 @@ function toState(row: Row): BudgetState {
     spent: amountsFrom(row, 'spent_'),
     reserved: amountsFrom(row, 'reserved_'),
     trippedAt: nullableNumber(row.tripped_at),
+    parent: row.parent_scope === null ? null : (String(row.parent_scope) as BudgetScope),
     updatedAt: Number(row.updated_at),
   };
 }
@@ -151,6 +152,32 @@ function toReservation(row: Row): Reservation {
   };
 }
 
+/** The deepest parent chain a budget may have. */
+const MAX_BUDGET_DEPTH = 16;
+
+/** The scopes and every ancestor of each, once, nearest first (rows are created as needed). */
+function withAncestors(
+  context: OperationContext,
+  scopes: readonly BudgetScope[],
+  now: number,
+): BudgetScope[] {
+  const all = new Set<BudgetScope>();
+  for (const scope of scopes) {
+    let current: BudgetScope | null = scope;
+    for (let depth = 0; current !== null && !all.has(current); depth += 1) {
+      if (depth > MAX_BUDGET_DEPTH) {
+        throw new KeelError(
+          'KEEL_INTERNAL',
+          `budget ${scope} has a parent chain deeper than ${MAX_BUDGET_DEPTH}`,
+        );
+      }
+      all.add(current);
+      current = ensure(context, current, now).parent;
+    }
+  }
+  return [...all];
+}
+
 function fitsWithin(state: BudgetState): boolean {
   return BUDGET_DIMENSIONS.every((dimension) => {
     const limit = state.limits[dimension];
@@ -198,7 +225,7 @@ export const budgetOperations: HandlersFor<'budgets'> = {
     ) {
       throw new KeelError('KEEL_CONFLICT', `reservation ${request.id} exists`);
     }
-    const scopes = [...new Set(request.scopes)];
+    const scopes = withAncestors(context, request.scopes, request.now);
     for (const scope of scopes) {
       const state = ensure(context, scope, request.now);
       if (state.trippedAt !== null) {
@@ -258,6 +285,59 @@ export const budgetOperations: HandlersFor<'budgets'> = {
   'budgets.release': (context, id, now) => {
     const reservation = takeReservation(context, id);
     adjust(context, reservation.scopes, negate(reservation.amounts), NOTHING, now);
+  },
+  'budgets.inherit': (context, child, parent, now) => {
+    checkScope(child);
+    checkScope(parent);
+    if (child === parent) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', `budget ${child} cannot inherit from itself`);
+    }
+    const existing = ensure(context, child, now);
+    const untouched = BUDGET_DIMENSIONS.every(
+      (dimension) => existing.spent[dimension] === 0 && existing.reserved[dimension] === 0,
+    );
+    if (existing.parent !== null || !untouched) {
+      throw new KeelError(
+        'KEEL_CONFLICT',
+        `budget ${child} already has ${existing.parent === null ? 'spending' : `a parent (${existing.parent})`}`,
+      );
+    }
+    const ancestors = withAncestors(context, [parent], now);
+    if (ancestors.includes(child)) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', `budget ${parent} descends from ${child}`);
+    }
+    if (ancestors.length >= MAX_BUDGET_DEPTH) {
+      throw new KeelError(
+        'KEEL_CONFLICT',
+        `budget ${parent} is already ${ancestors.length} levels deep`,
+      );
+    }
+    // The child's own limits show what the chain had left when it was made; the chain itself
+    // keeps being checked on every reservation, so siblings share what is left.
+    const limits: Partial<Record<BudgetDimension, number>> = { ...existing.limits };
+    for (const ancestor of ancestors) {
+      const state = ensure(context, ancestor, now);
+      for (const dimension of BUDGET_DIMENSIONS) {
+        const limit = state.limits[dimension];
+        if (limit === undefined) continue;
+        const remaining = Math.max(0, limit - state.spent[dimension] - state.reserved[dimension]);
+        limits[dimension] = Math.min(limits[dimension] ?? remaining, remaining);
+      }
+    }
+    context.statements
+      .get(
+        'UPDATE budgets SET parent_scope = ?, limit_tokens = ?, limit_cost_micros = ?, limit_calls = ?, limit_wall_ms = ?, updated_at = ? WHERE scope = ?',
+      )
+      .run(
+        parent,
+        limits.tokens ?? null,
+        limits.costMicros ?? null,
+        limits.calls ?? null,
+        limits.wallMs ?? null,
+        now,
+        child,
+      );
+    return ensure(context, child, now);
   },
   'budgets.reset': (context, scope, now) => {
     checkScope(scope);

@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import type { SyscallIntent } from '../../kernel/gate/syscall.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { ChatMessage, ChatRequest, ToolDefinition } from './provider/model-provider.ts';
+
+const TOOL_NAME = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'a tool name');
+const TEXT = z.string().max(4 * 1024 * 1024);
+
+const ToolCallSchema = z.strictObject({
+  id: z.string().min(1).max(256),
+  name: TOOL_NAME,
+  arguments: z.record(z.string(), z.json()),
+});
+
+const MessageSchema = z.discriminatedUnion('role', [
+  z.strictObject({ role: z.literal('system'), content: TEXT }),
+  z.strictObject({ role: z.literal('user'), content: TEXT }),
+  z.strictObject({
+    role: z.literal('assistant'),
+    content: TEXT.default(''),
+    toolCalls: z.array(ToolCallSchema).max(128).optional(),
+  }),
+  z.strictObject({
+    role: z.literal('tool'),
+    toolCallId: z.string().min(1).max(256),
+    name: TOOL_NAME.optional(),
+    content: TEXT,
+  }),
+]);
+
+const JSON_OBJECT = z.record(z.string(), z.json());
+
+/** `llm.chat` params: the request without its model (the intent's resource names the alias). */
+export const ChatParametersSchema = z.strictObject({
+  messages: z.array(MessageSchema).min(1).max(5_000),
+  tools: z
+    .array(
+      z.strictObject({
+        name: TOOL_NAME,
+        description: z.string().max(8_192).optional(),
+        parameters: JSON_OBJECT.default({ type: 'object', properties: {} }),
+      }),
+    )
+    .max(256)
+    .optional(),
+  toolChoice: z
+    .union([z.enum(['auto', 'none', 'required']), z.strictObject({ name: TOOL_NAME })])
+    .optional(),
+  responseFormat: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('text') }),
+      z.strictObject({ type: z.literal('json') }),
+      z.strictObject({
+        type: z.literal('json-schema'),
+        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+        schema: JSON_OBJECT,
+      }),
+    ])
+    .optional(),
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  topP: z.number().gt(0).max(1).optional(),
+  stop: z.array(z.string().min(1).max(256)).max(16).optional(),
+  /** Stream deltas to the caller as progress events; the result is the same. */
+  stream: z.boolean().default(false),
+});
+
+/** `llm.embed` params. */
+export const EmbedParametersSchema = z.strictObject({
+  inputs: z
+    .array(z.string().max(1024 * 1024))
+    .min(1)
+    .max(2_048),
+  dimensions: z.number().int().min(1).max(16_384).optional(),
+});
+
+export interface ChatCall {
+  readonly alias: string;
+  readonly request: Omit<ChatRequest, 'model'>;
+  readonly stream: boolean;
+}
+
+export interface EmbedCall {
+  readonly alias: string;
+  readonly inputs: readonly string[];
+  readonly dimensions: number | undefined;
+}
+
+function invalid(kind: string, error: z.ZodError): KeelError {
+  const issue = error.issues[0];
+  const field = issue?.path.join('.') || 'params';
+  return new KeelError(
+    'KEEL_INVALID_ARGUMENT',
+    `${kind} params ${field}: ${issue?.message ?? 'invalid'}`,
+    {
+      details: { field },
+    },
+  );
+}
+
+function aliasOf(intent: SyscallIntent): string {
+  if (intent.resource === '') {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `${intent.kind} needs the model alias as its resource`,
+      {
+        details: { field: 'resource' },
+      },
+    );
+  }
+  return intent.resource;
+}
+
+/**
+ * Validates an `llm.chat` intent: the alias is its resource, the request its params.
+ *
+ * @example
+ * ```ts
+ * const { alias, request } = chatCallOf({ kind: 'llm.chat', resource: 'default', params: { messages: [{ role: 'user', content: 'hi' }] } }, 65_536);
+ * ```
+ */
+export function chatCallOf(intent: SyscallIntent, maxOutputTokens: number): ChatCall {
+  const parsed = ChatParametersSchema.safeParse(intent.params);
+  if (!parsed.success) throw invalid('llm.chat', parsed.error);
+  const { stream, tools, messages, ...rest } = parsed.data;
+  if (rest.maxOutputTokens !== undefined && rest.maxOutputTokens > maxOutputTokens) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `llm.chat maxOutputTokens may be at most ${maxOutputTokens}`,
+      {
+        details: { field: 'maxOutputTokens', limit: maxOutputTokens },
+      },
+    );
+  }
+  const request = {
+    ...rest,
+    messages: messages as ChatMessage[],
+    ...(tools === undefined ? {} : { tools: tools as ToolDefinition[] }),
+  } as Omit<ChatRequest, 'model'>;
+  return { alias: aliasOf(intent), request, stream };
+}
+
+/**
+ * Validates an `llm.embed` intent.
+ *
+ * @example
+ * ```ts
+ * const { alias, inputs } = embedCallOf({ kind: 'llm.embed', resource: 'embed', params: { inputs: ['a'] } });
+ * ```
+ */
+export function embedCallOf(intent: SyscallIntent): EmbedCall {
+  const parsed = EmbedParametersSchema.safeParse(intent.params);
+  if (!parsed.success) throw invalid('llm.embed', parsed.error);
+  return { alias: aliasOf(intent), inputs: parsed.data.inputs, dimensions: parsed.data.dimensions };
+}

@@ -1,0 +1,334 @@
+import { type BudgetLedger, scopesFor } from '../../kernel/budgets/budget-ledger.ts';
+import type {
+  ExecutionContext,
+  ExecutorResult,
+  SyscallExecutor,
+  SyscallIntent,
+  UsageAccounting,
+} from '../../kernel/gate/syscall.ts';
+import { toKeelError } from '../../platform/errors/keel-error.ts';
+import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import type { PriceTable } from './accounting/price-table.ts';
+import type { TokenEstimator } from './accounting/token-estimator.ts';
+import { type ChatCall, chatCallOf, type EmbedCall, embedCallOf } from './llm-call-parameters.ts';
+import type {
+  ChatResponse,
+  FinishReason,
+  TokenUsage,
+  ToolCall,
+} from './provider/model-provider.ts';
+import type { ModelRouter, RouteAttempt, RouteTarget } from './router/model-router.ts';
+
+export interface LlmExecutorDependencies {
+  readonly router: ModelRouter;
+  readonly prices: PriceTable;
+  readonly estimator: TokenEstimator;
+  readonly budgets: BudgetLedger;
+  /** Provider name → kind, so prices can be found by either. */
+  readonly providerKinds: ReadonlyMap<string, string>;
+  readonly defaultMaxOutputTokens: number;
+  readonly maxOutputTokens: number;
+  /** The router's total deadline; the gate's timeout is a little longer. */
+  readonly deadlineMs: number;
+  readonly onUnpriced?: (target: RouteTarget) => void;
+}
+
+/** Codes after which a provider may have processed (and billed) the request. */
+const MAYBE_CONSUMED = new Set(['KEEL_TIMEOUT', 'KEEL_ABORTED', 'KEEL_SHUTTING_DOWN']);
+
+/**
+ * The `llm.chat` and `llm.embed` syscall executors: every model call an agent makes arrives
+ * here through the gate (capability, budget reservation, approval already passed). They
+ * estimate the call's tokens and worst-case cost for the reservation, route it, price the
+ * reported usage with the versioned price table, and hand the gate the usage record to commit
+ * with the call's journal and audit entries.
+ *
+ * A model without a price is flagged (its cost is recorded as unknown, never zero) and is not
+ * used at all while a budget of the caller limits cost. A failed call is charged what it
+ * consumed: nothing when no provider took the request, what was streamed when a stream broke,
+ * and the whole reservation when a timeout or abort leaves it unknown.
+ *
+ * @example
+ * ```ts
+ * for (const executor of createLlmExecutors(dependencies)) kernel.registerExecutor(executor);
+ * ```
+ */
+export function createLlmExecutors(dependencies: LlmExecutorDependencies): SyscallExecutor[] {
+  const chatCalls = new WeakMap<SyscallIntent, ChatCall>();
+  const embedCalls = new WeakMap<SyscallIntent, EmbedCall>();
+  const chatCall = (intent: SyscallIntent): ChatCall => {
+    let call = chatCalls.get(intent);
+    if (call === undefined) {
+      call = chatCallOf(intent, dependencies.maxOutputTokens);
+      chatCalls.set(intent, call);
+    }
+    return call;
+  };
+  const embedCall = (intent: SyscallIntent): EmbedCall => {
+    let call = embedCalls.get(intent);
+    if (call === undefined) {
+      call = embedCallOf(intent);
+      embedCalls.set(intent, call);
+    }
+    return call;
+  };
+  const accounting = new ModelAccounting(dependencies);
+  const timeoutMs = dependencies.deadlineMs + 5_000;
+
+  const chat: SyscallExecutor = {
+    specificationVersion: 'v1',
+    kind: 'llm.chat',
+    timeoutMs,
+    estimate(intent) {
+      const call = chatCall(intent);
+      const inputTokens = dependencies.estimator.estimateInput(call.request);
+      const outputTokens = call.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens;
+      const costMicros = accounting.worstCost(call.alias, { inputTokens, outputTokens });
+      return {
+        tokens: inputTokens + outputTokens,
+        calls: 1,
+        ...(costMicros === undefined ? {} : { costMicros }),
+      };
+    },
+    async doExecute(intent, context) {
+      const call = chatCall(intent);
+      const exclude = await accounting.exclusion(call.alias, context);
+      const inputEstimate = dependencies.estimator.estimateInput(call.request);
+      const options = {
+        signal: context.signal,
+        agentId: context.agentId,
+        estimatedTokens:
+          inputEstimate + (call.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens),
+        ...(exclude === undefined ? {} : { exclude }),
+      };
+      const stream = new StreamState();
+      let response: ChatResponse & { target: RouteTarget; attempts: readonly RouteAttempt[] };
+      try {
+        response = call.stream
+          ? await streamChat(dependencies.router, call, options, context, stream)
+          : await dependencies.router.chat(call.alias, call.request, options);
+      } catch (error) {
+        const failure = toKeelError(error);
+        if (stream.target !== undefined) {
+          // The stream broke after it began: the input and what was streamed were consumed.
+          const outputTokens = dependencies.estimator.countText(stream.text + stream.toolArguments);
+          context.reportUsage(
+            ...accounting.charge(stream.target, { inputTokens: inputEstimate, outputTokens }),
+          );
+        } else if (!MAYBE_CONSUMED.has(failure.code)) {
+          context.reportUsage({ calls: 1 });
+        }
+        throw failure;
+      }
+      const estimated = response.usage === undefined;
+      const usage = response.usage ?? {
+        inputTokens: inputEstimate,
+        outputTokens: dependencies.estimator.countText(
+          response.text + response.toolCalls.map((toolCall) => JSON.stringify(toolCall)).join(''),
+        ),
+      };
+      const [amounts, record] = accounting.charge(response.target, usage);
+      const value: JsonValue = {
+        text: response.text,
+        toolCalls: response.toolCalls.map((toolCall) => ({ ...toolCall })),
+        finishReason: response.finishReason,
+        model: response.target.model,
+        provider: response.target.provider,
+        usage: { ...usage, costMicros: record.costMicros, estimated },
+        attempts: response.attempts.map((attempt) => ({ ...attempt })),
+      };
+      return { value, usage: amounts, accounting: record } satisfies ExecutorResult;
+    },
+  };
+
+  const embed: SyscallExecutor = {
+    specificationVersion: 'v1',
+    kind: 'llm.embed',
+    timeoutMs,
+    estimate(intent) {
+      const call = embedCall(intent);
+      const inputTokens = dependencies.estimator.estimateEmbedding(call.inputs);
+      const costMicros = accounting.worstCost(call.alias, { inputTokens, outputTokens: 0 });
+      return { tokens: inputTokens, calls: 1, ...(costMicros === undefined ? {} : { costMicros }) };
+    },
+    async doExecute(intent, context) {
+      const call = embedCall(intent);
+      const exclude = await accounting.exclusion(call.alias, context);
+      const inputEstimate = dependencies.estimator.estimateEmbedding(call.inputs);
+      let response: Awaited<ReturnType<ModelRouter['embed']>>;
+      try {
+        response = await dependencies.router.embed(
+          call.alias,
+          {
+            inputs: call.inputs,
+            ...(call.dimensions === undefined ? {} : { dimensions: call.dimensions }),
+          },
+          {
+            signal: context.signal,
+            agentId: context.agentId,
+            estimatedTokens: inputEstimate,
+            ...(exclude === undefined ? {} : { exclude }),
+          },
+        );
+      } catch (error) {
+        const failure = toKeelError(error);
+        if (!MAYBE_CONSUMED.has(failure.code)) context.reportUsage({ calls: 1 });
+        throw failure;
+      }
+      const usage = { inputTokens: response.usage?.inputTokens ?? inputEstimate, outputTokens: 0 };
+      const [amounts, record] = accounting.charge(response.target, usage);
+      return {
+        value: {
+          embeddings: response.embeddings.map((vector) => [...vector]),
+          model: response.target.model,
+          provider: response.target.provider,
+          usage: {
+            ...usage,
+            costMicros: record.costMicros,
+            estimated: response.usage === undefined,
+          },
+        },
+        usage: amounts,
+        accounting: record,
+      };
+    },
+  };
+  return [chat, embed];
+}
+
+/** Text streamed so far, and where the stream is served from once it began. */
+class StreamState {
+  target: RouteTarget | undefined;
+  text = '';
+  /** Tool-call arguments streamed so far: output the model produced, though not prose. */
+  toolArguments = '';
+}
+
+async function streamChat(
+  router: ModelRouter,
+  call: ChatCall,
+  options: Parameters<ModelRouter['stream']>[2],
+  context: ExecutionContext,
+  state: StreamState,
+): Promise<ChatResponse & { target: RouteTarget; attempts: readonly RouteAttempt[] }> {
+  let attempts: readonly RouteAttempt[] = [];
+  const toolCalls: ToolCall[] = [];
+  let finishReason: FinishReason = 'other';
+  let usage: TokenUsage | undefined;
+  let model = '';
+  for await (const delta of router.stream(call.alias, call.request, options)) {
+    switch (delta.type) {
+      case 'route':
+        state.target = delta.target;
+        attempts = delta.attempts;
+        context.progress({
+          type: 'route',
+          provider: delta.target.provider,
+          model: delta.target.model,
+        });
+        continue;
+      case 'text':
+        state.text += delta.text;
+        break;
+      case 'tool-call-arguments':
+        state.toolArguments += delta.text;
+        break;
+      case 'tool-call':
+        toolCalls.push(delta.call);
+        break;
+      case 'finish':
+        finishReason = delta.finishReason;
+        usage = delta.usage;
+        model = delta.model;
+        break;
+      default:
+        break;
+    }
+    context.progress(delta as unknown as JsonValue);
+  }
+  const target = state.target as RouteTarget;
+  return {
+    text: state.text,
+    toolCalls,
+    finishReason,
+    usage,
+    model: model || target.model,
+    target,
+    attempts,
+  };
+}
+
+/** Prices usage and decides which targets a caller may use. */
+class ModelAccounting {
+  readonly #dependencies: LlmExecutorDependencies;
+  readonly #flagged = new Set<string>();
+
+  constructor(dependencies: LlmExecutorDependencies) {
+    this.#dependencies = dependencies;
+  }
+
+  #price(target: RouteTarget) {
+    const kind = this.#dependencies.providerKinds.get(target.provider);
+    return this.#dependencies.prices.lookup(
+      kind === undefined ? [target.provider] : [target.provider, kind],
+      target.model,
+    );
+  }
+
+  /** The highest cost any priced target of the alias could charge; undefined if none is priced. */
+  worstCost(alias: string, usage: TokenUsage): number | undefined {
+    let worst: number | undefined;
+    for (const target of this.#dependencies.router.resolve(alias)) {
+      const price = this.#price(target);
+      if (price === undefined) continue;
+      worst = Math.max(worst ?? 0, this.#dependencies.prices.costMicros(price, usage));
+    }
+    return worst;
+  }
+
+  /** Unpriced targets are excluded while a budget of the caller limits cost. */
+  async exclusion(
+    alias: string,
+    context: ExecutionContext,
+  ): Promise<((target: RouteTarget) => string | undefined) | undefined> {
+    const unpriced = this.#dependencies.router
+      .resolve(alias)
+      .filter((target) => this.#price(target) === undefined);
+    if (unpriced.length === 0) return undefined;
+    const limited = await this.#dependencies.budgets.limitsCost(
+      scopesFor(context.agentId, context.runId),
+    );
+    if (!limited) return undefined;
+    return (target) =>
+      this.#price(target) === undefined
+        ? 'the model has no price and the budget limits cost'
+        : undefined;
+  }
+
+  /** Budget amounts and the usage record of a call served by `target`. */
+  charge(
+    target: RouteTarget,
+    usage: TokenUsage,
+  ): [{ tokens: number; costMicros: number; calls: number }, UsageAccounting] {
+    const price = this.#price(target);
+    const costMicros =
+      price === undefined ? null : this.#dependencies.prices.costMicros(price, usage);
+    if (costMicros === null) {
+      const key = `${target.provider}/${target.model}`;
+      if (!this.#flagged.has(key)) {
+        this.#flagged.add(key);
+        this.#dependencies.onUnpriced?.(target);
+      }
+    }
+    return [
+      { tokens: usage.inputTokens + usage.outputTokens, costMicros: costMicros ?? 0, calls: 1 },
+      {
+        model: target.model,
+        provider: target.provider,
+        inputTokens: usage.inputTokens,
+        outputTokens: usage.outputTokens,
+        costMicros,
+      },
+    ];
+  }
+}

@@ -1,0 +1,170 @@
+import type { BudgetLedger } from '../../kernel/budgets/budget-ledger.ts';
+import type {
+  ModelsConfiguration,
+  ProviderConfiguration,
+} from '../../kernel/config/models-configuration.ts';
+import type { SecretStore } from '../../kernel/config/secrets.ts';
+import type { SyscallExecutor } from '../../kernel/gate/syscall.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { loadPriceTable, type PriceTable } from './accounting/price-table.ts';
+import { loadTokenEstimator, type TokenEstimator } from './accounting/token-estimator.ts';
+import { createLlmExecutors } from './llm-executors.ts';
+import type { ModelProviderV1 } from './provider/model-provider.ts';
+import { AnthropicProvider } from './providers/anthropic-provider.ts';
+import { OllamaProvider } from './providers/ollama-provider.ts';
+import { OpenAiCompatibleProvider } from './providers/openai-compatible-provider.ts';
+import { ModelRouter, type RouteTarget } from './router/model-router.ts';
+import { ProviderHealthMonitor } from './router/provider-health-monitor.ts';
+import type { RateLimiterOptions } from './router/rate-limiter.ts';
+import { type Scheduler, systemScheduler } from './router/scheduler.ts';
+import { withTextToolCalls } from './tool-calls/text-tool-calling-provider.ts';
+
+export interface ModelServiceOptions {
+  readonly configuration: ModelsConfiguration;
+  readonly secrets: SecretStore;
+  readonly budgets: BudgetLedger;
+  readonly logger: Logger;
+  readonly scheduler?: Scheduler;
+  readonly random?: () => number;
+}
+
+/**
+ * The model layer of a node: providers built from `[models]`, the router over them, the price
+ * table and tokenizer, the `llm.chat` / `llm.embed` executors to register with the kernel,
+ * and the periodic health checks. The composition root creates it and closes it.
+ *
+ * @example
+ * ```ts
+ * const models = await ModelService.create({ configuration: configuration.models, secrets, budgets: kernel.budgets, logger });
+ * for (const executor of models.executors) kernel.registerExecutor(executor);
+ * models.start();
+ * ```
+ */
+export class ModelService {
+  readonly router: ModelRouter;
+  readonly providers: ReadonlyMap<string, ModelProviderV1>;
+  readonly prices: PriceTable;
+  readonly estimator: TokenEstimator;
+  readonly executors: readonly SyscallExecutor[];
+  readonly health: ProviderHealthMonitor;
+
+  private constructor(options: ModelServiceOptions, prices: PriceTable, estimator: TokenEstimator) {
+    const { configuration, logger } = options;
+    const providers = new Map<string, ModelProviderV1>();
+    const providerLimits = new Map<string, RateLimiterOptions>();
+    for (const provider of configuration.providers) {
+      providers.set(provider.name, createProvider(provider, options.secrets));
+      if (provider.rateLimit !== undefined) providerLimits.set(provider.name, provider.rateLimit);
+    }
+    this.providers = providers;
+    this.prices = prices;
+    this.estimator = estimator;
+    this.router = new ModelRouter({
+      providers,
+      aliases: new Map(Object.entries(configuration.aliases)),
+      retry: configuration.retry,
+      deadlineMs: configuration.deadlineMs,
+      breaker: configuration.breaker,
+      providerLimits,
+      ...(configuration.agentRateLimit === undefined
+        ? {}
+        : { agentLimit: configuration.agentRateLimit }),
+      scheduler: options.scheduler ?? systemScheduler,
+      ...(options.random === undefined ? {} : { random: options.random }),
+      logger,
+    });
+    this.executors = createLlmExecutors({
+      router: this.router,
+      prices,
+      estimator,
+      budgets: options.budgets,
+      providerKinds: new Map(
+        configuration.providers.map((provider) => [provider.name, provider.kind]),
+      ),
+      defaultMaxOutputTokens: configuration.defaultMaxOutputTokens,
+      maxOutputTokens: configuration.maxOutputTokens,
+      deadlineMs: configuration.deadlineMs,
+      onUnpriced: (target: RouteTarget) =>
+        logger.warn(
+          { provider: target.provider, model: target.model, priceTable: prices.version },
+          `model ${target.provider}/${target.model} has no price: its cost is recorded as unknown`,
+        ),
+    });
+    this.health = new ProviderHealthMonitor(providers, this.router.breakers(), {
+      intervalMs: configuration.healthCheckIntervalMs,
+      logger,
+    });
+  }
+
+  static async create(options: ModelServiceOptions): Promise<ModelService> {
+    const [prices, estimator] = await Promise.all([
+      options.configuration.priceTable === undefined
+        ? loadPriceTable()
+        : loadPriceTable(options.configuration.priceTable),
+      loadTokenEstimator({ margin: options.configuration.estimateMargin }),
+    ]);
+    return new ModelService(options, prices, estimator);
+  }
+
+  /** Starts the periodic health checks (when configured and there are providers). */
+  start(): void {
+    if (this.providers.size > 0) this.health.start();
+  }
+
+  async close(): Promise<void> {
+    await this.health.close();
+  }
+}
+
+function createProvider(
+  configuration: ProviderConfiguration,
+  secrets: SecretStore,
+): ModelProviderV1 {
+  let apiKey: string | undefined;
+  if (configuration.apiKeySecret !== undefined) {
+    const secret = secrets.get(configuration.apiKeySecret);
+    if (secret === undefined) {
+      throw new KeelError(
+        'KEEL_CONFIG_INVALID',
+        `provider ${configuration.name} needs the secret ${configuration.apiKeySecret}, which is not set`,
+        {
+          hint: `put ${configuration.apiKeySecret} = "…" in secrets.toml, or set KEEL_SECRET_${configuration.apiKeySecret.toUpperCase()}`,
+        },
+      );
+    }
+    apiKey = secret.reveal();
+  }
+  const common = {
+    providerId: configuration.name,
+    timeoutMs: configuration.timeoutMs,
+    maxResponseBytes: configuration.maxResponseBytes,
+  };
+  let provider: ModelProviderV1;
+  switch (configuration.kind) {
+    case 'openai-compatible':
+      provider = new OpenAiCompatibleProvider({
+        ...common,
+        baseUrl: configuration.baseUrl as string,
+        ...(apiKey === undefined ? {} : { apiKey }),
+        maxTokensField: configuration.maxTokensField,
+      });
+      break;
+    case 'anthropic':
+      provider = new AnthropicProvider({
+        ...common,
+        ...(configuration.baseUrl === undefined ? {} : { baseUrl: configuration.baseUrl }),
+        ...(apiKey === undefined ? {} : { apiKey }),
+      });
+      break;
+    case 'ollama':
+      provider = new OllamaProvider({
+        ...common,
+        ...(configuration.baseUrl === undefined ? {} : { baseUrl: configuration.baseUrl }),
+      });
+      break;
+  }
+  return configuration.nativeTools
+    ? provider
+    : withTextToolCalls(provider, configuration.textToolStyle);
+}
