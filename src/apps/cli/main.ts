@@ -2,7 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { KEEL_VERSION } from '../../runtime/keel-version.ts';
 import { EXIT_OK, EXIT_USAGE } from './cli-support.ts';
 import { registerAuditCommand } from './commands/audit-command.ts';
+import { registerBudgetCommands } from './commands/budget-commands.ts';
 import { registerDoctorCommand } from './commands/doctor-command.ts';
+import { registerMockLlmCommand } from './commands/mock-llm-command.ts';
 import { registerStartCommand } from './commands/start-command.ts';
 import { registerStorageCommands } from './commands/storage-commands.ts';
 
@@ -25,6 +27,8 @@ export function createProgram(): Command {
   registerDoctorCommand(program);
   registerAuditCommand(program);
   registerStorageCommands(program);
+  registerBudgetCommands(program);
+  registerMockLlmCommand(program);
   program.addHelpText(
     'after',
     `

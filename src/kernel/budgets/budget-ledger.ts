@@ -146,8 +146,20 @@ export class BudgetLedger {
     });
   }
 
-  settle(reservation: BudgetReservation, actual: Partial<BudgetAmounts>): Promise<void> {
-    return this.#store.settle(reservation.id, toAmounts(actual), this.#clock.now());
+  /** Settles with the actual amounts; a scope whose spending reaches a limit trips (audited). */
+  async settle(reservation: BudgetReservation, actual: Partial<BudgetAmounts>): Promise<void> {
+    const amounts = toAmounts(actual);
+    const tripped = await this.#store.settle(reservation.id, amounts, this.#clock.now());
+    for (const scope of tripped) {
+      await this.#audit.record({
+        kind: 'budget.trip',
+        actor: 'kernel:budgets',
+        subject: scope,
+        outcome: 'tripped',
+        code: 'KEEL_BUDGET_EXHAUSTED',
+        data: { reason: 'spent', reservation: reservation.id, actual: { ...amounts } },
+      });
+    }
   }
 
   release(reservation: BudgetReservation): Promise<void> {

@@ -172,10 +172,10 @@ describe('matchCapability', () => {
 
   it('accepts only whole positive token counts under a maxTokens limit', () => {
     const compiled = grants({ grant: { kind: 'llm.chat', limits: { maxTokens: 100 } } });
-    const chat = (maxTokens: unknown) =>
+    const chat = (maxOutputTokens: unknown) =>
       matchCapability(
         compiled,
-        { kind: 'llm.chat', resource: 'default', params: { maxTokens } },
+        { kind: 'llm.chat', resource: 'default', params: { maxOutputTokens } },
         NOW,
       ).allowed;
     assert.equal(chat(100), true);
@@ -183,6 +183,14 @@ describe('matchCapability', () => {
     assert.equal(chat(-5), false);
     assert.equal(chat(0), false);
     assert.equal(chat(10.5), false);
+  });
+
+  it('bounds the model alias, the resource of an llm call, under a models limit', () => {
+    const compiled = grants({ grant: { kind: 'llm.*', limits: { models: ['cheap-*'] } } });
+    const chat = (resource: string) =>
+      matchCapability(compiled, { kind: 'llm.chat', resource, params: {} }, NOW).allowed;
+    assert.equal(chat('cheap-fast'), true);
+    assert.equal(chat('expensive'), false);
   });
 
   it('checks every path of a multi-path intent', () => {

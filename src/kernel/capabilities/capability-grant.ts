@@ -28,9 +28,9 @@ const LimitsSchema = z.strictObject({
   paths: patternList.optional(),
   /** `net.fetch {domains: ["*.example.org"]}`: the host of `url`, or the `domain` parameter. */
   domains: patternList.optional(),
-  /** `llm.chat {models: ["gpt-*"]}`: the `model` parameter. */
+  /** `llm.chat {models: ["gpt-*"]}`: the model alias, which is the intent's resource. */
   models: patternList.optional(),
-  /** Upper bound of the `maxTokens` parameter. */
+  /** Upper bound of the `maxOutputTokens` parameter (`llm.chat`), which it makes required. */
   maxTokens: z.number().int().positive().optional(),
   /** `hal.drive {maxLinear: 0.5}`: bound on the absolute `linear` parameter (m/s). */
   maxLinear: z.number().finite().nonnegative().optional(),
@@ -94,7 +94,7 @@ export function parseCapabilityGrant(value: unknown): CapabilityGrant {
 }
 
 /** Checks one limit against an intent's parameters: `undefined` when it passes, else why not. */
-type LimitCheck = (params: Readonly<Record<string, unknown>>) => string | undefined;
+type LimitCheck = (params: Readonly<Record<string, unknown>>, resource: string) => string | undefined;
 
 function anyOf(matchers: readonly Matcher[], value: string): boolean {
   return matchers.some((matches) => matches(value));
@@ -181,9 +181,14 @@ function compileLimits(limits: CapabilityLimits): LimitCheck[] {
     checks.push(patternLimit('commands', 'command', compileCommand, limits.commands));
   if (limits.paths) checks.push(pathsLimit(limits.paths));
   if (limits.domains) checks.push(domainsLimit(limits.domains));
-  if (limits.models) checks.push(patternLimit('models', 'model', compileGlob, limits.models));
+  if (limits.models) {
+    const matchers = limits.models.map(compileGlob);
+    checks.push((_params, resource) =>
+      anyOf(matchers, resource) ? undefined : `model ${resource} is outside the granted models`,
+    );
+  }
   if (limits.maxTokens !== undefined)
-    checks.push(maximumLimit('maxTokens', limits.maxTokens, 'count'));
+    checks.push(maximumLimit('maxOutputTokens', limits.maxTokens, 'count'));
   if (limits.maxLinear !== undefined)
     checks.push(maximumLimit('linear', limits.maxLinear, 'magnitude'));
   if (limits.maxAngular !== undefined)
@@ -199,7 +204,7 @@ export interface CompiledGrant {
   matchesKind(kind: string): boolean;
   matchesResource(resource: string): boolean;
   /** `undefined` when every limit passes; otherwise the first reason it does not. */
-  checkLimits(params: Readonly<Record<string, unknown>>): string | undefined;
+  checkLimits(params: Readonly<Record<string, unknown>>, resource: string): string | undefined;
 }
 
 /**
@@ -223,9 +228,9 @@ export function compileGrant(id: string, value: unknown, expiresAt: number | nul
     matchesKind: (kind) =>
       kindPrefix === undefined ? kind === grant.kind : kind.startsWith(kindPrefix),
     matchesResource: resourceMatches,
-    checkLimits: (params) => {
+    checkLimits: (params, resource) => {
       for (const check of checks) {
-        const reason = check(params);
+        const reason = check(params, resource);
         if (reason !== undefined) return reason;
       }
       return undefined;
@@ -265,7 +270,7 @@ export function matchCapability(
   for (const grant of grants) {
     if (grant.expiresAt !== null && grant.expiresAt <= now) continue;
     if (!grant.matchesKind(intent.kind) || !grant.matchesResource(intent.resource)) continue;
-    const reason = grant.checkLimits(intent.params);
+    const reason = grant.checkLimits(intent.params, intent.resource);
     if (reason === undefined) return { allowed: true, grantId: grant.id };
     closest ??= { grantId: grant.id, reason };
   }

@@ -299,8 +299,10 @@ describe('gate', () => {
       kernel.gate.call({ agentId: agent.id }, { kind: 'llm.chat', resource: 'default' });
     await call();
     await call();
+    // The second call spent the last of the limit, which tripped the breaker as it settled.
     const exhausted = await rejectsWithCode(call(), 'KEEL_BUDGET_EXHAUSTED');
-    assert.equal(exhausted.details.dimension, 'calls');
+    assert.equal(exhausted.details.dimension, null);
+    assert.match(exhausted.message, /is tripped/);
     await rejectsWithCode(call(), 'KEEL_BUDGET_EXHAUSTED');
     const state = await kernel.budgets.get(`agent:${agent.id}`);
     assert.equal(state?.spent.calls, 2);

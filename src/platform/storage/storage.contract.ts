@@ -660,6 +660,21 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         assert.equal(refused.granted === false && refused.limit, 25);
       });
 
+      it('lists budgets in scope order, by prefix', async () => {
+        await storage.budgets.setLimits('run:r1', { calls: 1 }, T0);
+        await storage.budgets.setLimits('agent:b', { calls: 2 }, T0);
+        await storage.budgets.setLimits('agent:a', { calls: 3 }, T0);
+        assert.deepEqual(
+          (await storage.budgets.list()).map((state) => state.scope),
+          ['agent:a', 'agent:b', 'run:r1'],
+        );
+        assert.deepEqual(
+          (await storage.budgets.list({ prefix: 'agent:', limit: 1 })).map((state) => state.scope),
+          ['agent:a'],
+        );
+        assert.deepEqual(await storage.budgets.list({ prefix: 'agent:_' }), []);
+      });
+
       it('refuses to re-parent a budget, to inherit from itself or from a descendant', async () => {
         await storage.budgets.inherit('run:b', 'run:a', T0);
         await rejectsWithCode(storage.budgets.inherit('run:b', 'run:c', T0), 'KEEL_CONFLICT');

@@ -91,14 +91,18 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
       };
     },
     async doExecute(intent, context) {
-      const call = chatCall(intent);
+      const requested = chatCall(intent);
+      // The output bound that was reserved is the bound the provider gets: output can never
+      // exceed what the budget set aside for it.
+      const maxOutputTokens =
+        requested.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens;
+      const call = { ...requested, request: { ...requested.request, maxOutputTokens } };
       const exclude = await accounting.exclusion(call.alias, context);
       const inputEstimate = dependencies.estimator.estimateInput(call.request);
       const options = {
         signal: context.signal,
         agentId: context.agentId,
-        estimatedTokens:
-          inputEstimate + (call.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens),
+        estimatedTokens: inputEstimate + maxOutputTokens,
         ...(exclude === undefined ? {} : { exclude }),
       };
       const stream = new StreamState();

@@ -83,9 +83,18 @@ export interface BudgetStore {
   /** Sets limits (replacing previous ones); closes the breaker if spending now fits. */
   setLimits(scope: BudgetScope, limits: Partial<BudgetAmounts>, now: number): Promise<BudgetState>;
   get(scope: BudgetScope): Promise<BudgetState | undefined>;
+  /** Budgets in scope order, optionally only those whose scope starts with `prefix`. */
+  list(filter?: {
+    readonly prefix?: string;
+    readonly limit?: number;
+  }): Promise<readonly BudgetState[]>;
   reserve(request: ReservationRequest): Promise<ReserveOutcome>;
-  /** Replaces the reservation by the actual amounts, moving them to `spent`. Once per id. */
-  settle(id: string, actual: BudgetAmounts, now: number): Promise<void>;
+  /**
+   * Replaces the reservation by the actual amounts, moving them to `spent`. Once per id. A
+   * scope whose spending reaches a limit trips; the scopes tripped by this settlement are
+   * returned.
+   */
+  settle(id: string, actual: BudgetAmounts, now: number): Promise<readonly BudgetScope[]>;
   /** Cancels a reservation without spending. */
   release(id: string, now: number): Promise<void>;
   /**

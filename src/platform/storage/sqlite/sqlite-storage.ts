@@ -122,6 +122,7 @@ export class SqliteStorage implements Storage {
     this.budgets = bindStore<BudgetStore>(client, 'budgets', [
       'setLimits',
       'get',
+      'list',
       'reserve',
       'settle',
       'release',

@@ -213,6 +213,15 @@ export const budgetOperations: HandlersFor<'budgets'> = {
     return state;
   },
   'budgets.get': (context, scope) => read(context, scope),
+  'budgets.list': (context, filter = {}) => {
+    const limit = Math.min(Math.max(1, filter.limit ?? 1_000), 10_000);
+    const prefix = filter.prefix ?? '';
+    // A range scan, not LIKE: the prefix is data, and `_` or `%` in it mean themselves.
+    const rows = context.statements
+      .get('SELECT * FROM budgets WHERE scope >= ? AND scope < ? ORDER BY scope LIMIT ?')
+      .all(prefix, `${prefix}\u{10FFFF}`, limit) as Row[];
+    return rows.map(toState);
+  },
   'budgets.reserve': (context, request): ReserveOutcome => {
     if (request.scopes.length === 0) {
       throw new KeelError('KEEL_INVALID_ARGUMENT', 'a reservation needs at least one scope');
@@ -281,6 +290,25 @@ export const budgetOperations: HandlersFor<'budgets'> = {
     checkAmounts(actual, 'actual', true);
     const reservation = takeReservation(context, id);
     adjust(context, reservation.scopes, negate(reservation.amounts), actual, now);
+    // A call that used more than it reserved (a provider counting more input tokens than the
+    // estimate) can reach a limit here: the breaker trips at once, so at most that one call
+    // goes past it.
+    const tripped: BudgetScope[] = [];
+    for (const scope of reservation.scopes) {
+      const state = read(context, scope);
+      if (state === undefined || state.trippedAt !== null) continue;
+      const spentOut = BUDGET_DIMENSIONS.some((dimension) => {
+        const limit = state.limits[dimension];
+        return limit !== undefined && state.spent[dimension] >= limit;
+      });
+      if (spentOut) {
+        context.statements
+          .get('UPDATE budgets SET tripped_at = ?, updated_at = ? WHERE scope = ?')
+          .run(now, now, scope);
+        tripped.push(scope);
+      }
+    }
+    return tripped;
   },
   'budgets.release': (context, id, now) => {
     const reservation = takeReservation(context, id);

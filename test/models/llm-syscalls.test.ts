@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isKeelError } from '../../src/platform/errors/keel-error.ts';
+import { rejectsWithCode } from '../support/assertions.ts';
+import { createModelHarness } from '../support/model-harness.ts';
+
+const hello = { messages: [{ role: 'user', content: 'say hello' }] };
+const fixedUsage = { inputTokens: 100, outputTokens: 50 };
+
+describe('llm.chat through the gate', () => {
+  it('answers, prices the reported usage, records it and settles the budget with it', async () => {
+    await using models = await createModelHarness({
+      script: { turns: [{ reply: { text: 'hello there', usage: fixedUsage } }] },
+    });
+    const answer = await models.chat(hello);
+    assert.equal(answer.text, 'hello there');
+    assert.equal(answer.provider, 'mock');
+    assert.equal(answer.model, 'mock-small');
+    // mock-small costs 1 and 2 micro-dollars a token (input, output) in the bundled table.
+    assert.deepEqual(answer.usage, { ...fixedUsage, costMicros: 200, estimated: false });
+    const { storage } = models.harness;
+    const [summary] = await storage.usage.summarize({ agentId: models.agentId }, [
+      'model',
+      'provider',
+    ]);
+    assert.deepEqual(summary, {
+      group: { model: 'mock-small', provider: 'mock' },
+      calls: 1,
+      inputTokens: 100,
+      outputTokens: 50,
+      costMicros: 200,
+      unpricedCalls: 0,
+    });
+    const budget = await storage.budgets.get(`agent:${models.agentId}`);
+    assert.equal(budget?.spent.tokens, 150);
+    assert.equal(budget?.spent.costMicros, 200);
+    assert.equal(budget?.spent.calls, 1);
+    assert.deepEqual(await storage.budgets.listOpenReservations(), []);
+  });
+
+  it('streams deltas as progress events and returns the same answer', async () => {
+    await using models = await createModelHarness({
+      script: {
+        turns: [
+          {
+            reply: {
+              text: 'let me look at that file for you',
+              toolCalls: [{ name: 'read_file', arguments: { path: 'src/a.ts' } }],
+            },
+          },
+        ],
+      },
+    });
+    const events: Record<string, unknown>[] = [];
+    const answer = await models.chat(
+      { ...hello, stream: true },
+      { onProgress: (event) => events.push(event as Record<string, unknown>) },
+    );
+    assert.equal(events[0]?.type, 'route');
+    assert.equal(events.at(-1)?.type, 'finish');
+    const streamed = events
+      .filter((event) => event.type === 'text')
+      .map((event) => event.text)
+      .join('');
+    assert.equal(streamed, 'let me look at that file for you');
+    assert.equal(answer.text, streamed);
+    assert.deepEqual(answer.toolCalls, [
+      { id: 'call_0_0', name: 'read_file', arguments: { path: 'src/a.ts' } },
+    ]);
+    assert.equal(answer.finishReason, 'tool-calls');
+  });
+
+  it('never lets 50 parallel calls spend past the limit: exactly the calls that fit run', async () => {
+    await using models = await createModelHarness({
+      script: { turns: [{ reply: { text: 'ok', usage: fixedUsage } }] },
+    });
+    await models.harness.kernel.budgets.setLimits(
+      `agent:${models.agentId}`,
+      { calls: 20 },
+      'operator:test',
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () => models.chat({ ...hello, maxOutputTokens: 64 })),
+    );
+    const served = results.filter((result) => result.status === 'fulfilled');
+    const refused = results.filter(
+      (result) =>
+        result.status === 'rejected' &&
+        isKeelError(result.reason) &&
+        result.reason.code === 'KEEL_BUDGET_EXHAUSTED',
+    );
+    assert.equal(served.length, 20);
+    assert.equal(refused.length, 30);
+    assert.equal(models.mock.requests().length, 20, 'no refused call reached the provider');
+    const budget = await models.harness.storage.budgets.get(`agent:${models.agentId}`);
+    assert.equal(budget?.spent.calls, 20);
+    assert.equal(budget?.spent.tokens, 20 * 150);
+    assert.notEqual(budget?.trippedAt, null);
+  });
+
+  it('keeps token and cost spending under the limit under concurrency', async () => {
+    // The mock reports usage computed from the text, as a provider does.
+    await using models = await createModelHarness({
+      script: { turns: [{ reply: { text: 'a short answer of a few tokens' } }] },
+    });
+    await models.harness.kernel.budgets.setLimits(
+      `agent:${models.agentId}`,
+      { tokens: 2_000, costMicros: 1_000 },
+      'operator:test',
+    );
+    await Promise.allSettled(
+      Array.from({ length: 50 }, () => models.chat({ ...hello, maxOutputTokens: 64 })),
+    );
+    const budget = await models.harness.storage.budgets.get(`agent:${models.agentId}`);
+    assert.ok((budget?.spent.tokens ?? 0) <= 2_000, `spent ${budget?.spent.tokens} tokens`);
+    assert.ok((budget?.spent.costMicros ?? 0) <= 1_000, `spent ${budget?.spent.costMicros} µ$`);
+    assert.ok((budget?.spent.calls ?? 0) > 0);
+    assert.deepEqual(await models.harness.storage.budgets.listOpenReservations(), []);
+  });
+
+  it('trips the breaker when a call reports more than it reserved and reaches the limit', async () => {
+    // The script claims 100 input tokens for a prompt estimated at about a dozen.
+    await using models = await createModelHarness({
+      script: { turns: [{ reply: { text: 'ok', usage: fixedUsage } }] },
+    });
+    const scope = `agent:${models.agentId}` as const;
+    await models.harness.kernel.budgets.setLimits(scope, { tokens: 200 }, 'operator:test');
+    await models.chat({ ...hello, maxOutputTokens: 64 });
+    const budget = await models.harness.storage.budgets.get(scope);
+    assert.equal(budget?.spent.tokens, 150);
+    await models.chat({ ...hello, maxOutputTokens: 8 });
+    assert.notEqual((await models.harness.storage.budgets.get(scope))?.trippedAt, null);
+    await rejectsWithCode(models.chat({ ...hello, maxOutputTokens: 1 }), 'KEEL_BUDGET_EXHAUSTED');
+    const entries = await models.harness.storage.audit.read(0, 100);
+    assert.ok(entries.some((entry) => entry.kind === 'budget.trip' && entry.subject === scope));
+  });
+
+  it('surfaces a stream cut mid-tool-call as a typed error and charges what was consumed', async () => {
+    await using models = await createModelHarness({
+      script: {
+        turns: [
+          {
+            reply: {
+              text: 'reading',
+              toolCalls: [
+                { name: 'read_file', arguments: { path: 'a-rather-long-path/to/file.ts' } },
+              ],
+            },
+          },
+        ],
+      },
+    });
+    const run = await models.harness.newRun(models.agentId);
+    models.mock.injectFault({ fault: { type: 'cut-mid-tool-call' } });
+    await rejectsWithCode(
+      models.chat({ ...hello, stream: true }, { runId: run.id, seq: 1 }),
+      'KEEL_PROVIDER_STREAM_INTERRUPTED',
+    );
+    const { storage } = models.harness;
+    assert.deepEqual(await storage.budgets.listOpenReservations(), [], 'no reservation leaks');
+    const budget = await storage.budgets.get(`run:${run.id}`);
+    assert.equal(budget?.spent.calls, 1);
+    assert.ok((budget?.spent.tokens ?? 0) > 0, 'the input and the streamed part are charged');
+    const [usage] = await storage.usage.summarize({ runId: run.id }, []);
+    assert.equal(usage?.calls, 1, 'the partial call has a usage record');
+    const journal = await storage.runs.getJournal(run.id, 1);
+    assert.equal(journal?.outcome, 'error');
+  });
+
+  it('charges nothing but the call when no provider could take the request', async () => {
+    await using models = await createModelHarness();
+    models.mock.injectFault({ fault: { type: 'unavailable' }, times: 10 });
+    await rejectsWithCode(models.chat(hello), 'KEEL_PROVIDER_UNAVAILABLE');
+    const budget = await models.harness.storage.budgets.get(`agent:${models.agentId}`);
+    assert.deepEqual(
+      {
+        tokens: budget?.spent.tokens,
+        costMicros: budget?.spent.costMicros,
+        calls: budget?.spent.calls,
+      },
+      { tokens: 0, costMicros: 0, calls: 1 },
+    );
+  });
+
+  it('refuses an unknown alias before any budget or provider is touched, and audits it', async () => {
+    await using models = await createModelHarness();
+    const error = await rejectsWithCode(
+      models.chat(hello, { alias: 'nope' }),
+      'KEEL_MODEL_UNKNOWN',
+    );
+    assert.match((error as unknown as { hint: string }).hint, /\[models\]/);
+    assert.equal(models.mock.requests().length, 0);
+    const entries = await models.harness.storage.audit.read(0, 100);
+    assert.ok(
+      entries.some((entry) => entry.kind === 'syscall.deny' && entry.code === 'KEEL_MODEL_UNKNOWN'),
+    );
+  });
+
+  it('refuses invalid params with the field named', async () => {
+    await using models = await createModelHarness();
+    const error = await rejectsWithCode(
+      models.chat({ messages: [{ role: 'wizard', content: 'x' }] }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    assert.match(error.message, /messages\.0/);
+    await rejectsWithCode(
+      models.chat({ ...hello, maxOutputTokens: 10_000_000 }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+  });
+
+  it('records an unpriced model with an unknown cost, and refuses it while a budget limits cost', async () => {
+    await using models = await createModelHarness({
+      models: {
+        providers: { mock: { kind: 'openai-compatible', base_url: '{{mock}}/v1' } },
+        aliases: { default: ['mock/mystery-model'] },
+        health_check_interval_seconds: 0,
+      },
+    });
+    const answer = await models.chat(hello);
+    assert.equal((answer.usage as { costMicros: unknown }).costMicros, null);
+    const [summary] = await models.harness.storage.usage.summarize({ agentId: models.agentId }, []);
+    assert.equal(summary?.unpricedCalls, 1);
+    await models.harness.kernel.budgets.setLimits(
+      `agent:${models.agentId}`,
+      { costMicros: 1_000_000 },
+      'operator:test',
+    );
+    await rejectsWithCode(models.chat(hello), 'KEEL_MODEL_UNPRICED');
+    assert.equal(models.mock.requests().length, 1, 'the refused call never reached the provider');
+  });
+
+  it('lets a child run spend only what its parent run has left', async () => {
+    await using models = await createModelHarness({
+      script: { turns: [{ reply: { text: 'ok', usage: fixedUsage } }] },
+    });
+    const { kernel, storage } = models.harness;
+    const parent = await models.harness.newRun(models.agentId);
+    const child = await models.harness.newRun(models.agentId);
+    await kernel.budgets.setLimits(`run:${parent.id}`, { calls: 3 }, 'operator:test');
+    await models.chat(hello, { runId: parent.id, seq: 1 });
+    const inherited = await kernel.budgets.inherit(
+      `run:${child.id}`,
+      `run:${parent.id}`,
+      'operator:test',
+    );
+    assert.deepEqual(inherited.limits, { calls: 2 });
+    await models.chat(hello, { runId: child.id, seq: 1 });
+    await models.chat(hello, { runId: child.id, seq: 2 });
+    await rejectsWithCode(models.chat(hello, { runId: child.id, seq: 3 }), 'KEEL_BUDGET_EXHAUSTED');
+    assert.equal((await storage.budgets.get(`run:${parent.id}`))?.spent.calls, 3);
+  });
+
+  it('refuses to hand out an answer whose usage cannot be recorded', async () => {
+    await using models = await createModelHarness({
+      kernel: {
+        replaceStores: (storage) => ({
+          ...storage,
+          usage: { ...storage.usage, record: () => Promise.reject(new Error('disk on fire')) },
+        }),
+      },
+    });
+    await assert.rejects(models.chat(hello), /disk on fire/);
+    assert.deepEqual(await models.harness.storage.budgets.listOpenReservations(), []);
+  });
+
+  it('replays a journaled call without calling the provider again', async () => {
+    await using models = await createModelHarness();
+    const run = await models.harness.newRun(models.agentId);
+    const first = await models.chat(hello, { runId: run.id, seq: 1 });
+    const again = await models.chat(hello, { runId: run.id, seq: 1 });
+    assert.deepEqual(again, first);
+    assert.equal(models.mock.requests().length, 1);
+  });
+});
