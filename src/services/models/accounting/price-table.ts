@@ -90,7 +90,12 @@ export class PriceTable {
     price: ModelPrice,
     usage: { readonly inputTokens: number; readonly outputTokens: number },
   ): number {
-    return Math.ceil(usage.inputTokens * price.input + usage.outputTokens * price.output);
+    const exact = usage.inputTokens * price.input + usage.outputTokens * price.output;
+    // Floating point makes 100 × 1.1 come out as 110.00000000000001: a result within a few
+    // units in the last place of a whole number is that number, not one micro-dollar more.
+    const whole = Math.round(exact);
+    const noise = 8 * Number.EPSILON * Math.max(1, Math.abs(exact));
+    return Math.abs(exact - whole) <= noise ? whole : Math.ceil(exact);
   }
 }
 

@@ -1,14 +1,23 @@
-import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
 import { mockAnthropicWire } from './mock-anthropic-wire.ts';
-import { countMockTokens, type MockAnswer, MockConversationPlayer } from './mock-conversation.ts';
+import { countMockTokens, MockConversationPlayer } from './mock-conversation.ts';
+import { mockEmbedding } from './mock-embedding.ts';
+import {
+  MockFaultQueue,
+  type MockFaultRule,
+  type MockRoute,
+  statusOf,
+  withCutCall,
+} from './mock-faults.ts';
 import { mockOllamaWire } from './mock-ollama-wire.ts';
 import { mockOpenAiWire } from './mock-openai-wire.ts';
 import { type MockFault, MockFaultSchema, type MockScript } from './mock-script.ts';
 import { asRecord, type MockWireFormat } from './mock-wire-format.ts';
+
+export type { MockFaultRule, MockRoute } from './mock-faults.ts';
 
 export interface MockLlmServerOptions {
   readonly script?: MockScript;
@@ -21,16 +30,6 @@ export interface MockLlmServerOptions {
   /** Length of the vectors `/v1/embeddings` and `/api/embed` return (default 8). */
   readonly embeddingDimensions?: number;
   readonly maxRequestBytes?: number;
-}
-
-export type MockRoute = 'chat' | 'embed';
-
-/** A fault to inject into the next `times` matching requests. */
-export interface MockFaultRule {
-  readonly fault: MockFault;
-  readonly times?: number;
-  readonly route?: MockRoute;
-  readonly format?: MockWireFormat['name'];
 }
 
 /** What the mock server saw, for assertions. */
@@ -67,7 +66,7 @@ export class MockLlmServer {
   readonly #player: MockConversationPlayer;
   readonly #options: MockLlmServerOptions;
   readonly #sockets = new Set<Socket>();
-  readonly #faults: { rule: MockFaultRule; remaining: number }[] = [];
+  readonly #faults = new MockFaultQueue();
   readonly #records: MockRequestRecord[] = [];
   #requestCount = 0;
   #url = '';
@@ -123,11 +122,11 @@ export class MockLlmServer {
 
   /** Injects a fault into the next matching requests (once unless `times` says more). */
   injectFault(rule: MockFaultRule): void {
-    this.#faults.push({ rule, remaining: rule.times ?? 1 });
+    this.#faults.inject(rule);
   }
 
   clearFaults(): void {
-    this.#faults.length = 0;
+    this.#faults.clear();
   }
 
   /** The latest requests received (up to 1000), oldest first. */
@@ -197,7 +196,7 @@ export class MockLlmServer {
       return;
     }
     const answer = decision.answer;
-    const fault = this.#takeFault('chat', format) ?? answer.fault;
+    const fault = this.#faults.take('chat', format) ?? answer.fault;
     this.#record(format, 'chat', request.model, stream, fault?.type ?? null, statusOf(fault));
     if (await this.#failFast(response, format, fault)) return;
     this.#requestCount += 1;
@@ -230,7 +229,8 @@ export class MockLlmServer {
     for (const [index, frame] of frames.entries()) {
       if (pause > 0) await delay(pause);
       if (response.destroyed) return;
-      if (fault?.type === 'malformed-json' && index === 1) {
+      // The second frame breaks, or the only one: a one-frame stream must break too.
+      if (fault?.type === 'malformed-json' && index === Math.min(1, frames.length - 1)) {
         response.end(format.malformedFrame());
         return;
       }
@@ -266,7 +266,7 @@ export class MockLlmServer {
       );
       return;
     }
-    const fault = this.#takeFault('embed', format);
+    const fault = this.#faults.take('embed', format);
     this.#record(format, 'embed', record.model, false, fault?.type ?? null, statusOf(fault));
     if (await this.#failFast(response, format, fault)) return;
     const requested = typeof record.dimensions === 'number' ? record.dimensions : undefined;
@@ -274,7 +274,7 @@ export class MockLlmServer {
       1,
       Math.min(4_096, requested ?? this.#options.embeddingDimensions ?? 8),
     );
-    const embeddings = (inputs as string[]).map((text) => embedding(text, dimensions));
+    const embeddings = (inputs as string[]).map((text) => mockEmbedding(text, dimensions));
     const tokens = (inputs as string[]).reduce((sum, text) => sum + countMockTokens(text), 0);
     this.#json(
       response,
@@ -325,19 +325,6 @@ export class MockLlmServer {
     }
   }
 
-  #takeFault(route: MockRoute, format: MockWireFormat): MockFault | undefined {
-    const index = this.#faults.findIndex(
-      ({ rule }) =>
-        (rule.route === undefined || rule.route === route) &&
-        (rule.format === undefined || rule.format === format.name),
-    );
-    if (index === -1) return undefined;
-    const entry = this.#faults[index] as { rule: MockFaultRule; remaining: number };
-    entry.remaining -= 1;
-    if (entry.remaining <= 0) this.#faults.splice(index, 1);
-    return entry.rule.fault;
-  }
-
   async #controlFaults(
     request: IncomingMessage,
     response: ServerResponse,
@@ -352,8 +339,10 @@ export class MockLlmServer {
       this.#json(response, 405, { error: { message: 'use POST or DELETE' } });
       return;
     }
-    const body = asRecord(await this.#readBody(request, response, mockOpenAiWire));
-    if (body === undefined) return;
+    const parsed = await this.#readBody(request, response, mockOpenAiWire);
+    if (parsed === undefined) return;
+    // JSON that is not an object (`[]`, `null`) is refused below like a missing fault.
+    const body = asRecord(parsed) ?? {};
     const fault = MockFaultSchema.safeParse(body.fault);
     const times = body.times ?? 1;
     const route = body.route;
@@ -372,7 +361,7 @@ export class MockLlmServer {
       return;
     }
     this.injectFault({ fault: fault.data, times, ...(route === undefined ? {} : { route }) });
-    this.#json(response, 200, { faults: this.#faults.length });
+    this.#json(response, 200, { faults: this.#faults.size });
   }
 
   async #readBody(
@@ -439,49 +428,3 @@ const ROUTES = new Map<
   ['POST /api/chat', { format: mockOllamaWire, route: 'chat', embedShape: 'ollama' }],
   ['POST /api/embed', { format: mockOllamaWire, route: 'embed', embedShape: 'ollama' }],
 ]);
-
-function statusOf(fault: MockFault | undefined): number {
-  switch (fault?.type) {
-    case 'rate-limit':
-      return 429;
-    case 'server-error':
-      return 500;
-    case 'unavailable':
-      return 503;
-    case 'overloaded':
-      return 529;
-    case 'reset':
-    case 'timeout':
-      return 0;
-    default:
-      return 200;
-  }
-}
-
-/** The answer to cut: it needs a tool call to cut inside, so one is added if it has none. */
-function withCutCall(answer: MockAnswer, fault: MockFault | undefined): MockAnswer {
-  if (fault?.type !== 'cut-mid-tool-call' || answer.toolCalls.length > 0) return answer;
-  return {
-    ...answer,
-    toolCalls: [
-      {
-        id: 'call_cut',
-        name: 'mock_tool',
-        arguments: { note: 'this call is cut in the middle of its arguments' },
-      },
-    ],
-    finishReason: 'tool-calls',
-  };
-}
-
-/** A deterministic unit vector for a text. */
-function embedding(text: string, dimensions: number): number[] {
-  const values: number[] = [];
-  let block = createHash('sha256').update(text).digest();
-  for (let index = 0; values.length < dimensions; index += 1) {
-    if (index > 0 && index % 16 === 0) block = createHash('sha256').update(block).digest();
-    values.push(block.readInt16BE((index % 16) * 2) / 32_768);
-  }
-  const norm = Math.hypot(...values) || 1;
-  return values.map((value) => value / norm);
-}

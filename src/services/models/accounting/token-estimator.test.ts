@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import type { ChatRequest } from '../provider/model-provider.ts';
+import {
+  TokenEstimator as Estimator,
+  loadTokenEstimator,
+  type TokenEstimator,
+} from './token-estimator.ts';
+
+/** A counter that charges one token a character and remembers what it was asked. */
+function characterCounter(): { count: (text: string) => number; seen: string[] } {
+  const seen: string[] = [];
+  return {
+    seen,
+    count: (text) => {
+      seen.push(text);
+      return text.length;
+    },
+  };
+}
+
+describe('token estimator', () => {
+  let exact: TokenEstimator;
+
+  before(async () => {
+    exact = await loadTokenEstimator({ margin: 1 });
+  });
+
+  it('counts more tokens for more text', () => {
+    const short = exact.countText('The build failed.');
+    const long = exact.countText(
+      'The build failed because the test for the token estimator expected more tokens.',
+    );
+    assert.ok(short > 0);
+    assert.ok(long > short);
+    assert.equal(exact.countText(''), 0);
+  });
+
+  it('counts special-token markers as ordinary text instead of refusing them', () => {
+    // As the special token it would be one token; as text it is several.
+    assert.ok(exact.countText('<|endoftext|>') > 1);
+    assert.ok(exact.countText('before <|endoftext|> after <|fim_prefix|>') > 4);
+  });
+
+  it('rounds the margin up', () => {
+    const estimator = new Estimator(() => 3, { margin: 1.25 });
+    assert.equal(estimator.countText('anything'), 4);
+    const proportional = new Estimator(characterCounter().count, { margin: 1.1 });
+    assert.equal(proportional.countText('x'.repeat(10)), 11);
+    assert.equal(proportional.countText('x'.repeat(11)), 13);
+  });
+
+  it('estimates a request with the per-message overheads, tool calls and tool schemas', () => {
+    const { count } = characterCounter();
+    const estimator = new Estimator(count, { margin: 1 });
+    const request: Pick<ChatRequest, 'messages' | 'tools'> = {
+      messages: [
+        { role: 'system', content: 'sys' },
+        {
+          role: 'assistant',
+          content: '',
+          toolCalls: [{ id: 'c1', name: 'ls', arguments: { path: '.' } }],
+        },
+      ],
+      tools: [{ name: 'ls', parameters: { type: 'object' } }],
+    };
+    const argumentsText = JSON.stringify({ path: '.' });
+    const schemaText = JSON.stringify({ type: 'object' });
+    assert.equal(
+      estimator.estimateInput(request),
+      3 + (4 + 3) + (4 + 0) + (4 + 2 + argumentsText.length) + (4 + 2 + schemaText.length),
+    );
+    const margined = new Estimator(count, { margin: 1.25 });
+    assert.equal(
+      margined.estimateInput({ messages: [{ role: 'user', content: 'abcd' }] }),
+      Math.ceil((3 + 4 + 4) * 1.25),
+    );
+    assert.equal(margined.estimateEmbedding(['ab', 'cde']), Math.ceil(5 * 1.25));
+  });
+
+  it('bounds text over maxTokenizedLength by its UTF-8 byte count without tokenizing it', () => {
+    const counter = characterCounter();
+    const estimator = new Estimator(counter.count, { margin: 1, maxTokenizedLength: 10 });
+    const long = 'é'.repeat(11);
+    assert.equal(estimator.countText(long), Buffer.byteLength(long));
+    assert.equal(estimator.countText(long), 22);
+    assert.deepEqual(counter.seen, []);
+    assert.equal(estimator.countText('é'.repeat(10)), 10);
+  });
+
+  it('bounds a long text with the real tokenizer by at least its token count', async () => {
+    const bounded = await loadTokenEstimator({ margin: 1, maxTokenizedLength: 100 });
+    const text = 'tokens '.repeat(50);
+    assert.equal(bounded.countText(text), Buffer.byteLength(text));
+    assert.ok(bounded.countText(text) >= exact.countText(text));
+  });
+});
