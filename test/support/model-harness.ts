@@ -59,6 +59,7 @@ export async function createModelHarness(
     secrets: new SecretStore([]),
     budgets: harness.kernel.budgets,
     logger: silentLogger(),
+    tokenizer: 'eager',
   });
   for (const executor of models.executors) harness.kernel.registerExecutor(executor);
   const agent = await harness.runningAgent();

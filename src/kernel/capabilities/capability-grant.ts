@@ -94,7 +94,10 @@ export function parseCapabilityGrant(value: unknown): CapabilityGrant {
 }
 
 /** Checks one limit against an intent's parameters: `undefined` when it passes, else why not. */
-type LimitCheck = (params: Readonly<Record<string, unknown>>, resource: string) => string | undefined;
+type LimitCheck = (
+  params: Readonly<Record<string, unknown>>,
+  resource: string,
+) => string | undefined;
 
 function anyOf(matchers: readonly Matcher[], value: string): boolean {
   return matchers.some((matches) => matches(value));

@@ -8,7 +8,7 @@ import type { SyscallExecutor } from '../../kernel/gate/syscall.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { loadPriceTable, type PriceTable } from './accounting/price-table.ts';
-import { loadTokenEstimator, type TokenEstimator } from './accounting/token-estimator.ts';
+import { deferredTokenEstimator, type TokenEstimator } from './accounting/token-estimator.ts';
 import { createLlmExecutors } from './llm-executors.ts';
 import type { ModelProviderV1 } from './provider/model-provider.ts';
 import { AnthropicProvider } from './providers/anthropic-provider.ts';
@@ -27,7 +27,11 @@ export interface ModelServiceOptions {
   readonly logger: Logger;
   readonly scheduler?: Scheduler;
   readonly random?: () => number;
+  /** `eager` loads the tokenizer before `create` resolves (tests); default after `start`. */
+  readonly tokenizer?: 'eager' | 'deferred';
 }
+
+const TOKENIZER_DELAY_MS = 500;
 
 /**
  * The model layer of a node: providers built from `[models]`, the router over them, the price
@@ -48,6 +52,9 @@ export class ModelService {
   readonly estimator: TokenEstimator;
   readonly executors: readonly SyscallExecutor[];
   readonly health: ProviderHealthMonitor;
+  #loadTokenizer: () => Promise<unknown> = () => Promise.resolve();
+  #tokenizer: Promise<unknown> = Promise.resolve();
+  #tokenizerTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: ModelServiceOptions, prices: PriceTable, estimator: TokenEstimator) {
     const { configuration, logger } = options;
@@ -98,22 +105,41 @@ export class ModelService {
   }
 
   static async create(options: ModelServiceOptions): Promise<ModelService> {
-    const [prices, estimator] = await Promise.all([
+    const prices =
       options.configuration.priceTable === undefined
-        ? loadPriceTable()
-        : loadPriceTable(options.configuration.priceTable),
-      loadTokenEstimator({ margin: options.configuration.estimateMargin }),
-    ]);
-    return new ModelService(options, prices, estimator);
+        ? await loadPriceTable()
+        : await loadPriceTable(options.configuration.priceTable);
+    const tokenizer = deferredTokenEstimator({ margin: options.configuration.estimateMargin });
+    const service = new ModelService(options, prices, tokenizer.estimator);
+    service.#loadTokenizer = () =>
+      tokenizer
+        .load()
+        .catch((error: unknown) =>
+          options.logger.warn(
+            { err: error },
+            'the tokenizer did not load: token estimates use byte counts (higher, never lower)',
+          ),
+        );
+    if (options.tokenizer === 'eager') await service.#loadTokenizer();
+    return service;
   }
 
   /** Starts the periodic health checks (when configured and there are providers). */
   start(): void {
-    if (this.providers.size > 0) this.health.start();
+    if (this.providers.size === 0) return;
+    this.health.start();
+    // The tokenizer's tables take about 100 ms of main-thread work to load: after start-up,
+    // not in its way. Until then estimates use byte counts, which are never low.
+    this.#tokenizerTimer = setTimeout(() => {
+      this.#tokenizer = this.#loadTokenizer();
+    }, TOKENIZER_DELAY_MS);
+    this.#tokenizerTimer.unref();
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#tokenizerTimer);
     await this.health.close();
+    await this.#tokenizer;
   }
 }
 

@@ -103,3 +103,33 @@ export async function loadTokenEstimator(
   const encodeOptions = { disallowedSpecial: new Set<string>() };
   return new TokenEstimator((text) => countTokens(text, encodeOptions), options);
 }
+
+/**
+ * An estimator usable at once, whose tokenizer loads later: until `load()` has finished
+ * (about 100 ms of main-thread work, kept off the node's start-up path), text is bounded by
+ * its UTF-8 byte count, which never comes out low. `load()` starts loading once and settles
+ * when the tokenizer is in use; if it fails, the byte bound stays and it rejects.
+ *
+ * @example
+ * ```ts
+ * const { estimator, load } = deferredTokenEstimator({ margin: 1.25 });
+ * setTimeout(() => load().catch((error) => logger.warn({ err: error })), 250);
+ * ```
+ */
+export function deferredTokenEstimator(options: TokenEstimatorOptions = {}): {
+  readonly estimator: TokenEstimator;
+  load(): Promise<void>;
+} {
+  let count: TokenCounter = (text) => Buffer.byteLength(text);
+  let loading: Promise<void> | undefined;
+  return {
+    estimator: new TokenEstimator((text) => count(text), options),
+    load() {
+      loading ??= import('gpt-tokenizer/encoding/o200k_base').then(({ countTokens }) => {
+        const encodeOptions = { disallowedSpecial: new Set<string>() };
+        count = (text) => countTokens(text, encodeOptions);
+      });
+      return loading;
+    },
+  };
+}

@@ -219,7 +219,8 @@ export class ModelRouter {
     );
     const { iterator, first } = started.value;
     const { release, signal } = started.hold;
-    let outcome: CallOutcome = 'failure';
+    // A consumer that stops early says nothing about the provider's health.
+    let outcome: CallOutcome = 'neutral';
     try {
       yield { type: 'route', target: started.target, attempts: started.attempts };
       let next = first;
@@ -229,8 +230,9 @@ export class ModelRouter {
       }
       outcome = 'success';
     } catch (error) {
-      if (signal.aborted) outcome = 'neutral';
-      throw this.#deadlineError(error, signal, started.attempts);
+      const failure = this.#deadlineError(error, signal, started.attempts);
+      outcome = healthOutcome(failure, signal);
+      throw failure;
     } finally {
       // A consumer that stops early ends the provider's stream too.
       if (outcome !== 'success') await iterator.return?.();
@@ -337,7 +339,10 @@ export class ModelRouter {
               this.#random,
               failure.retryAfterMs,
             );
-            const lastTry = retry + 1 >= this.#options.retry.maxAttempts;
+            // A target that cannot serve this kind of call at all is failed over, not retried.
+            const lastTry =
+              retry + 1 >= this.#options.retry.maxAttempts ||
+              failure.details.reason === 'unsupported';
             const tooLong =
               (failure.retryAfterMs ?? 0) > this.#options.retry.maxRetryAfterMs ||
               scheduler.now() + wait >= endsAt;
@@ -408,10 +413,9 @@ export class ModelRouter {
   ): KeelError {
     if (signal.aborted) {
       const reason = toKeelError(signal.reason, 'KEEL_ABORTED');
-      if (
-        reason.code === 'KEEL_TIMEOUT' &&
-        !(isKeelError(error) && error.details.attempts !== undefined)
-      ) {
+      if (reason.code === 'KEEL_TIMEOUT') {
+        // Already wrapped with its attempts on the way out of the loop: keep them.
+        if (isKeelError(error) && error.details.attempts !== undefined) return error;
         return new KeelError('KEEL_TIMEOUT', reason.message, {
           cause: error,
           details: { attempts },
