@@ -257,15 +257,24 @@ export class ModelRouter {
       options.deadlineMs ?? this.#options.deadlineMs,
       this.#options.deadlineMs,
     );
-    const deadline = new AbortController();
+    // One controller for the caller's abort and the deadline, cheaper than AbortSignal.any
+    // (whose weak references and finalizers are garbage-collector work on every call).
+    const call = new AbortController();
     const timer = setTimeout(
       () =>
-        deadline.abort(
+        call.abort(
           new DOMException(`the model call took longer than ${deadlineMs} ms`, 'TimeoutError'),
         ),
       deadlineMs,
     );
-    const signal = AbortSignal.any([options.signal, deadline.signal]);
+    const onCallerAbort = (): void => call.abort(options.signal.reason);
+    if (options.signal.aborted) onCallerAbort();
+    else options.signal.addEventListener('abort', onCallerAbort, { once: true });
+    const signal = call.signal;
+    const settle = (): void => {
+      clearTimeout(timer);
+      options.signal.removeEventListener('abort', onCallerAbort);
+    };
     const endsAt = scheduler.now() + deadlineMs;
     const attempts: RouteAttempt[] = [];
     const tokens = options.estimatedTokens ?? 0;
@@ -319,7 +328,7 @@ export class ModelRouter {
                 hold: {
                   release: (outcome) => {
                     permit.release(outcome);
-                    clearTimeout(timer);
+                    settle();
                   },
                   signal,
                 },
@@ -368,7 +377,7 @@ export class ModelRouter {
     } finally {
       agentPermit?.settle(tokens);
       // A held stream keeps its deadline until its consumer releases it.
-      if (!held) clearTimeout(timer);
+      if (!held) settle();
     }
   }
 
