@@ -22,7 +22,7 @@ import {
   openSqliteStorage,
   type SqliteStorage,
 } from '../platform/storage/sqlite/sqlite-storage.ts';
-import { ModelService } from '../services/models/model-service.ts';
+import { createModelProviders, ModelService } from '../services/models/model-service.ts';
 import {
   createClockExecutor,
   logExecutor,
@@ -179,6 +179,9 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger.child({ component: 'node' });
   const auditKey = decodeAuditKey(loaded.secrets.require(AUDIT_KEY_SECRET).reveal());
+  // Invalid providers (plain http off loopback, a missing API key secret) stop the start
+  // before anything is written.
+  const providers = createModelProviders(configuration.models, loaded.secrets);
   const closers: Closer[] = [];
   try {
     const lock: LockHandle = await claimDataDirectory(loaded);
@@ -209,7 +212,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
     closers.push(() => kernel.close());
     const models = await ModelService.create({
       configuration: configuration.models,
-      secrets: loaded.secrets,
+      providers,
       budgets: kernel.budgets,
       logger: options.logger.child({ component: 'models' }),
     });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { chmod, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { childEnvironment, KEEL_BIN, runKeel, startKeel } from '../support/keel-process.ts';
@@ -109,4 +109,61 @@ describe('keel budget and keel usage', () => {
     assert.deepEqual(JSON.parse(readable.stdout), []);
     await node.stop();
   });
+});
+
+describe('keel start with [models]', () => {
+  const provider = (extra: string) =>
+    `[models.providers.cloud]\nkind = "openai-compatible"\n${extra}\n[models.aliases]\ndefault = ["cloud/gpt-4o-mini"]\n`;
+
+  async function startWith(config: string) {
+    const directory = await temporaryDirectory();
+    await chmod(directory.path, 0o700);
+    await writeFile(join(directory.path, 'config.toml'), config, { mode: 0o600 });
+    return directory;
+  }
+
+  it('starts with a provider and an alias configured', async () => {
+    await using directory = await startWith(
+      `${provider('base_url = "http://127.0.0.1:9/v1"')}[models]\nhealth_check_interval_seconds = 0\n`,
+    );
+    await using node = await startKeel(['--data-dir', directory.path, '--port', '0']);
+    assert.equal((await node.stop()).code, 0);
+  });
+
+  for (const [name, config, code, pattern] of [
+    [
+      'a plain-http endpoint off loopback',
+      provider('base_url = "http://10.0.0.5:8000/v1"'),
+      'KEEL_TLS_REQUIRED',
+      /10\.0\.0\.5:8000 is not loopback/,
+    ],
+    [
+      'an API key secret that is not set',
+      provider('base_url = "https://api.example.com/v1"\napi_key_secret = "cloud_api_key"'),
+      'KEEL_CONFIG_INVALID',
+      /cloud_api_key.*KEEL_SECRET_CLOUD_API_KEY/,
+    ],
+    [
+      'an alias naming a provider that is not configured',
+      `${provider('base_url = "https://api.example.com/v1"')}fallback = ["nowhere/model"]\n`,
+      'KEEL_CONFIG_INVALID',
+      /fallback: "nowhere\/model" is not <provider>\/<model>/,
+    ],
+    [
+      'an OpenAI-compatible provider without a URL',
+      provider(''),
+      'KEEL_CONFIG_INVALID',
+      /needs base_url/,
+    ],
+  ] as const) {
+    it(`refuses ${name} in one line, writing nothing`, async () => {
+      await using directory = await startWith(config);
+      const result = await runKeel(['start', '--data-dir', directory.path, '--port', '0']);
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`\\[${code}\\]`));
+      assert.match(result.stderr, pattern);
+      assert.deepEqual(await readdir(directory.path), ['config.toml']);
+    });
+  }
 });

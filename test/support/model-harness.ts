@@ -5,7 +5,7 @@ import {
 import { SecretStore } from '../../src/kernel/config/secrets.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
 import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
-import { ModelService } from '../../src/services/models/model-service.ts';
+import { createModelProviders, ModelService } from '../../src/services/models/model-service.ts';
 import { createKernelHarness, type KernelHarness } from './kernel-harness.ts';
 import { silentLogger } from './silent-logger.ts';
 
@@ -54,9 +54,10 @@ export async function createModelHarness(
       },
     ).replaceAll('{{mock}}', mock.url),
   ) as unknown;
+  const configuration = toModelsConfiguration(ModelsSection.parse(section));
   const models = await ModelService.create({
-    configuration: toModelsConfiguration(ModelsSection.parse(section)),
-    secrets: new SecretStore([]),
+    configuration,
+    providers: createModelProviders(configuration, new SecretStore([])),
     budgets: harness.kernel.budgets,
     logger: silentLogger(),
     tokenizer: 'eager',

@@ -22,7 +22,8 @@ import { withTextToolCalls } from './tool-calls/text-tool-calling-provider.ts';
 
 export interface ModelServiceOptions {
   readonly configuration: ModelsConfiguration;
-  readonly secrets: SecretStore;
+  /** The providers, built (so validated) by `createModelProviders` before anything is written. */
+  readonly providers: ReadonlyMap<string, ModelProviderV1>;
   readonly budgets: BudgetLedger;
   readonly logger: Logger;
   readonly scheduler?: Scheduler;
@@ -58,10 +59,9 @@ export class ModelService {
 
   private constructor(options: ModelServiceOptions, prices: PriceTable, estimator: TokenEstimator) {
     const { configuration, logger } = options;
-    const providers = new Map<string, ModelProviderV1>();
+    const providers = options.providers;
     const providerLimits = new Map<string, RateLimiterOptions>();
     for (const provider of configuration.providers) {
-      providers.set(provider.name, createProvider(provider, options.secrets));
       if (provider.rateLimit !== undefined) providerLimits.set(provider.name, provider.rateLimit);
     }
     this.providers = providers;
@@ -141,6 +141,25 @@ export class ModelService {
     await this.health.close();
     await this.#tokenizer;
   }
+}
+
+/**
+ * Builds the configured providers, which validates them: an endpoint that is not loopback must
+ * be `https:` (`KEEL_TLS_REQUIRED`), and a named API key secret must exist
+ * (`KEEL_CONFIG_INVALID` saying where to put it). Nothing is contacted.
+ *
+ * @example
+ * ```ts
+ * const providers = createModelProviders(configuration.models, loaded.secrets);
+ * ```
+ */
+export function createModelProviders(
+  configuration: ModelsConfiguration,
+  secrets: SecretStore,
+): ReadonlyMap<string, ModelProviderV1> {
+  return new Map(
+    configuration.providers.map((provider) => [provider.name, createProvider(provider, secrets)]),
+  );
 }
 
 function createProvider(
