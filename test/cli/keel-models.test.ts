@@ -63,6 +63,22 @@ describe('keel budget and keel usage', () => {
     const [state] = JSON.parse(set.stdout) as { limits: Record<string, number> }[];
     assert.deepEqual(state?.limits, { tokens: 100_000, costMicros: 2_500_000 });
 
+    const more = await runKeel([
+      'budget',
+      'set',
+      'agent:agt_1',
+      '--calls',
+      '10',
+      '--data-dir',
+      dataDirectory,
+      '--json',
+    ]);
+    const [merged] = JSON.parse(more.stdout) as { limits: Record<string, number> }[];
+    assert.deepEqual(
+      merged?.limits,
+      { tokens: 100_000, costMicros: 2_500_000, calls: 10 },
+      'the other limits stay',
+    );
     const shown = await runKeel(['budget', 'show', 'agent:agt_1', '--data-dir', dataDirectory]);
     assert.match(shown.stdout, /agent:agt_1\s+open\s+0 \/ 100,000\s+\$0\.00 \/ \$2\.50/);
 

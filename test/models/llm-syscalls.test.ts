@@ -182,6 +182,37 @@ describe('llm.chat through the gate', () => {
     );
   });
 
+  it('charges every attempt the provider processed: a malformed answer and its retry', async () => {
+    await using models = await createModelHarness({
+      script: { turns: [{ reply: { text: 'ok', usage: fixedUsage } }] },
+    });
+    const scope = `agent:${models.agentId}` as const;
+    models.mock.injectFault({ fault: { type: 'malformed-json' } });
+    const answer = await models.chat({ ...hello, maxOutputTokens: 64 });
+    assert.deepEqual(
+      (answer.attempts as { outcome: string }[]).map((attempt) => attempt.outcome),
+      ['KEEL_PROVIDER_PROTOCOL', 'ok'],
+    );
+    const served = (await models.harness.storage.budgets.get(scope))?.spent.tokens ?? 0;
+    assert.ok(served > 150 + 64, `the failed attempt is charged too (spent ${served})`);
+
+    models.mock.injectFault({ fault: { type: 'malformed-json' }, times: 2 });
+    await rejectsWithCode(models.chat({ ...hello, maxOutputTokens: 64 }), 'KEEL_PROVIDER_PROTOCOL');
+    const after = (await models.harness.storage.budgets.get(scope))?.spent.tokens ?? 0;
+    assert.ok(after - served >= 2 * 64, `both processed attempts are charged (${after - served})`);
+    const [usage] = await models.harness.storage.usage.summarize({ agentId: models.agentId }, []);
+    assert.equal(usage?.calls, 2, 'the failed call has a usage record too');
+  });
+
+  it('refuses provider/model strings that no alias names', async () => {
+    await using models = await createModelHarness();
+    await rejectsWithCode(
+      models.chat(hello, { alias: 'mock/anything-i-want' }),
+      'KEEL_MODEL_UNKNOWN',
+    );
+    assert.equal((await models.chat(hello, { alias: 'mock/mock-small' })).model, 'mock-small');
+  });
+
   it('refuses an unknown alias before any budget or provider is touched, and audits it', async () => {
     await using models = await createModelHarness();
     const error = await rejectsWithCode(

@@ -58,12 +58,12 @@ export function toAmounts(partial: Partial<BudgetAmounts> | undefined): BudgetAm
 /**
  * Budgets that cannot fail open: a reservation is taken before an effect and settled after it;
  * anything that goes wrong while reserving (a full budget, a storage fault) refuses the call.
- * The first refusal trips the scope's breaker, which stays open until an operator resets the
- * budget or raises its limits; every trip and operator action is audited.
+ * A settlement that brings spending to a limit trips the scope's breaker, which stays open until
+ * an operator resets the budget or raises its limits; every trip and operator action is audited.
  *
  * @example
  * ```ts
- * const reservation = await ledger.reserve(scopesFor(agentId, runId), { calls: 1, tokens: 2_000 }, context);
+ * const reservation = await ledger.reserve(scopesFor(agentId, runId), { calls: 1, tokens: 2_000 });
  * try { … } finally { await ledger.settle(reservation, { calls: 1, tokens: used }); }
  * ```
  */
@@ -85,11 +85,6 @@ export class BudgetLedger {
   async reserve(
     scopes: readonly BudgetScope[],
     amounts: Partial<BudgetAmounts>,
-    context: {
-      readonly agentId: string;
-      readonly runId: string | undefined;
-      readonly subject: string;
-    },
   ): Promise<BudgetReservation> {
     const reservation: BudgetReservation = {
       id: createId('rsv'),
@@ -111,25 +106,6 @@ export class BudgetLedger {
       );
     }
     if (outcome.granted) return reservation;
-    if (outcome.tripped) {
-      await this.#audit.record({
-        kind: 'budget.trip',
-        actor: `agent:${context.agentId}`,
-        agentId: context.agentId,
-        runId: context.runId ?? null,
-        subject: outcome.scope,
-        outcome: 'tripped',
-        code: 'KEEL_BUDGET_EXHAUSTED',
-        data: {
-          dimension: outcome.dimension,
-          limit: outcome.limit,
-          spent: outcome.spent,
-          reserved: outcome.reserved,
-          requested: outcome.requested,
-          syscall: context.subject,
-        },
-      });
-    }
     const message =
       outcome.dimension === null
         ? `the budget ${outcome.scope} is tripped`

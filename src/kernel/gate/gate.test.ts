@@ -314,6 +314,27 @@ describe('gate', () => {
     assert.equal(await call(), 'hi');
   });
 
+  it('reserves wall time as the timeout and settles it with the time taken', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    const slow = recorder('tool.slow', async () => 'done', { estimate: () => ({ calls: 1 }) });
+    kernel.registerExecutor({ ...slow.executor, timeoutMs: 5_000 });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.slow' }, 'operator:ana');
+    const scope = `agent:${agent.id}` as const;
+    await kernel.budgets.setLimits(scope, { wallMs: 4_000 }, 'operator:ana');
+    const refused = await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'tool.slow' }),
+      'KEEL_BUDGET_EXHAUSTED',
+    );
+    assert.equal(refused.details.dimension, 'wallMs');
+    await kernel.budgets.setLimits(scope, { wallMs: 60_000 }, 'operator:ana');
+    await kernel.gate.call({ agentId: agent.id }, { kind: 'tool.slow' });
+    const state = await kernel.budgets.get(scope);
+    assert.equal(state?.reserved.wallMs, 0);
+    assert.ok((state?.spent.wallMs ?? 0) < 5_000, 'settled with the time taken, not the timeout');
+  });
+
   it('fails closed when the budget cannot be checked', async () => {
     await using harness = await createKernelHarness({
       replaceStores: (storage) => ({

@@ -246,7 +246,8 @@ export class Gate {
     const estimate = await this.#step('budget', async () => {
       try {
         const estimated = executor.estimate?.(intent);
-        return estimated === undefined ? undefined : toAmounts(estimated);
+        // Wall time defaults to the timeout: the most a call can take.
+        return estimated === undefined ? undefined : toAmounts({ wallMs: timeoutMs, ...estimated });
       } catch (error) {
         // An executor that can say why (an unknown model, invalid arguments) says so.
         if (isKeelError(error)) throw error;
@@ -264,11 +265,7 @@ export class Gate {
       estimate === undefined
         ? undefined
         : await this.#step('budget', () =>
-            dependencies.budgets.reserve(
-              scopesFor(agent.id, identity.runId),
-              { ...estimate, wallMs: estimate.wallMs ?? timeoutMs },
-              { agentId: agent.id, runId: identity.runId, subject },
-            ),
+            dependencies.budgets.reserve(scopesFor(agent.id, identity.runId), estimate),
           );
 
     let approvalId: string | null = null;
@@ -376,9 +373,10 @@ export class Gate {
           'an executor failed after its call was abandoned',
         ),
       );
-      canonicalJson(result.value);
-      usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
+      // What was consumed is kept even if the value then proves not to be JSON.
       accounting = result.accounting;
+      usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
+      canonicalJson(result.value);
       value = result.value;
     } catch (error) {
       failure = this.#dependencies.redactor.redactError(

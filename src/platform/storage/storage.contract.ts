@@ -535,7 +535,7 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         );
       });
 
-      it('trips the breaker on a reservation that does not fit and keeps it open', async () => {
+      it('refuses a reservation that does not fit without tripping, and trips when spending reaches the limit', async () => {
         await storage.budgets.setLimits('agent:a', { tokens: 100 }, T0);
         const refused = await storage.budgets.reserve({
           id: 'big',
@@ -543,20 +543,31 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           amounts: amounts({ tokens: 101 }),
           now: T0,
         });
-        assert.equal(refused.granted, false);
-        assert.ok(
-          !refused.granted &&
-            refused.tripped &&
-            refused.dimension === 'tokens' &&
-            refused.limit === 100,
-        );
-        const small = await storage.budgets.reserve({
-          id: 'small',
+        assert.ok(!refused.granted && refused.dimension === 'tokens' && refused.limit === 100);
+        assert.equal((await storage.budgets.get('agent:a'))?.trippedAt, null);
+        await storage.budgets.reserve({
+          id: 'most',
+          scopes: ['agent:a'],
+          amounts: amounts({ tokens: 60 }),
+          now: T0,
+        });
+        assert.deepEqual(await storage.budgets.settle('most', amounts({ tokens: 99 }), T0), []);
+        await storage.budgets.reserve({
+          id: 'last',
           scopes: ['agent:a'],
           amounts: amounts({ tokens: 1 }),
           now: T0,
         });
-        assert.ok(!small.granted && !small.tripped && small.dimension === null);
+        assert.deepEqual(await storage.budgets.settle('last', amounts({ tokens: 1 }), T0), [
+          'agent:a',
+        ]);
+        const small = await storage.budgets.reserve({
+          id: 'small',
+          scopes: ['agent:a'],
+          amounts: amounts({ tokens: 0 }),
+          now: T0,
+        });
+        assert.ok(!small.granted && small.dimension === null, 'a tripped scope refuses everything');
         assert.equal((await storage.budgets.get('agent:a'))?.trippedAt, T0);
         const reset = await storage.budgets.reset('agent:a', T0 + 1);
         assert.equal(reset.trippedAt, null);

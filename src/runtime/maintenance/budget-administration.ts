@@ -81,8 +81,8 @@ export async function readUsage(
 
 /**
  * An operator's change to a budget, with the node stopped (its lock is taken, so the audit
- * chain has one writer): `reset` zeroes spending and closes the breaker, `limits` replaces
- * the limits. Both are audited with the operator as actor.
+ * chain has one writer): `reset` zeroes spending and closes the breaker, `limits` sets the
+ * given limits (keeping the others unless `replace`). Both are audited with the operator as actor.
  *
  * @example
  * ```ts
@@ -92,7 +92,9 @@ export async function readUsage(
 export async function administerBudget(
   loaded: LoadedConfiguration,
   scope: BudgetScope,
-  change: { readonly reset: true } | { readonly limits: Partial<BudgetAmounts> },
+  change:
+    | { readonly reset: true }
+    | { readonly limits: Partial<BudgetAmounts>; readonly replace?: boolean },
   actor: string,
 ): Promise<BudgetState> {
   const auditKey = existingAuditKey(loaded);
@@ -118,9 +120,10 @@ export async function administerBudget(
     const audit = new AuditLog(storage.audit, systemClock, auditKey);
     await audit.assertKeyMatches();
     const ledger = new BudgetLedger(storage.budgets, audit, systemClock);
-    return 'reset' in change
-      ? await ledger.reset(scope, actor)
-      : await ledger.setLimits(scope, change.limits, actor);
+    if ('reset' in change) return await ledger.reset(scope, actor);
+    // Setting one limit keeps the others, unless the operator asked to replace them all.
+    const current = change.replace === true ? undefined : await ledger.get(scope);
+    return await ledger.setLimits(scope, { ...current?.limits, ...change.limits }, actor);
   } finally {
     await lock.release();
   }

@@ -6,7 +6,7 @@ import type {
   SyscallIntent,
   UsageAccounting,
 } from '../../kernel/gate/syscall.ts';
-import { toKeelError } from '../../platform/errors/keel-error.ts';
+import { type KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { PriceTable } from './accounting/price-table.ts';
 import type { TokenEstimator } from './accounting/token-estimator.ts';
@@ -33,8 +33,29 @@ export interface LlmExecutorDependencies {
   readonly onUnpriced?: (target: RouteTarget) => void;
 }
 
-/** Codes after which a provider may have processed (and billed) the request. */
-const MAYBE_CONSUMED = new Set(['KEEL_TIMEOUT', 'KEEL_ABORTED', 'KEEL_SHUTTING_DOWN']);
+/**
+ * Attempt outcomes after which the provider did not process the request: it refused it (a
+ * status error, a rate limit) or never received it (refused connection, open circuit, a Keel
+ * limit, an excluded target). Providers do not bill those. Every other failed attempt (a
+ * malformed or oversized answer, a stream cut, a timeout) is charged as a full call.
+ */
+const NOT_PROCESSED = new Set([
+  'circuit-open',
+  'KEEL_PROVIDER_UNAVAILABLE',
+  'KEEL_PROVIDER_RATE_LIMITED',
+  'KEEL_PROVIDER_REJECTED',
+  'KEEL_RATE_LIMITED',
+]);
+
+function processed(attempt: RouteAttempt): boolean {
+  return !NOT_PROCESSED.has(attempt.outcome) && !attempt.outcome.startsWith('excluded');
+}
+
+/** The attempts a router error carries, or undefined when it carries none. */
+function attemptsOf(error: KeelError): readonly RouteAttempt[] | undefined {
+  const attempts = error.details.attempts;
+  return Array.isArray(attempts) ? (attempts as RouteAttempt[]) : undefined;
+}
 
 /**
  * The `llm.chat` and `llm.embed` syscall executors: every model call an agent makes arrives
@@ -44,9 +65,11 @@ const MAYBE_CONSUMED = new Set(['KEEL_TIMEOUT', 'KEEL_ABORTED', 'KEEL_SHUTTING_D
  * with the call's journal and audit entries.
  *
  * A model without a price is flagged (its cost is recorded as unknown, never zero) and is not
- * used at all while a budget of the caller limits cost. A failed call is charged what it
- * consumed: nothing when no provider took the request, what was streamed when a stream broke,
- * and the whole reservation when a timeout or abort leaves it unknown.
+ * used at all while a budget of the caller limits cost. Every attempt the provider processed is
+ * charged, also the failed ones before a success: a failed one as its input plus its whole
+ * output bound, a broken stream as its input plus what was streamed. Attempts the provider
+ * refused or never received cost nothing but the call; when the error does not say which
+ * attempts ran (an abort), the whole reservation is charged.
  *
  * @example
  * ```ts
@@ -113,14 +136,22 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
           : await dependencies.router.chat(call.alias, call.request, options);
       } catch (error) {
         const failure = toKeelError(error);
+        const attempts = attemptsOf(failure);
         if (stream.target !== undefined) {
           // The stream broke after it began: the input and what was streamed were consumed.
           const outputTokens = dependencies.estimator.countText(stream.text + stream.toolArguments);
+          const [amounts, record] = accounting.charge(stream.target, {
+            inputTokens: inputEstimate,
+            outputTokens,
+          });
+          context.reportUsage(amounts, record);
+        } else if (attempts !== undefined) {
           context.reportUsage(
-            ...accounting.charge(stream.target, { inputTokens: inputEstimate, outputTokens }),
+            ...accounting.chargeAttempts(attempts.filter(processed), {
+              inputTokens: inputEstimate,
+              outputTokens: maxOutputTokens,
+            }),
           );
-        } else if (!MAYBE_CONSUMED.has(failure.code)) {
-          context.reportUsage({ calls: 1 });
         }
         throw failure;
       }
@@ -131,7 +162,11 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
           response.text + response.toolCalls.map((toolCall) => JSON.stringify(toolCall)).join(''),
         ),
       };
-      const [amounts, record] = accounting.charge(response.target, usage);
+      const [amounts, record] = accounting.withFailedAttempts(
+        accounting.charge(response.target, usage),
+        response.attempts,
+        { inputTokens: inputEstimate, outputTokens: maxOutputTokens },
+      );
       const value: JsonValue = {
         text: response.text,
         toolCalls: response.toolCalls.map((toolCall) => ({ ...toolCall })),
@@ -176,11 +211,23 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
         );
       } catch (error) {
         const failure = toKeelError(error);
-        if (!MAYBE_CONSUMED.has(failure.code)) context.reportUsage({ calls: 1 });
+        const attempts = attemptsOf(failure);
+        if (attempts !== undefined) {
+          context.reportUsage(
+            ...accounting.chargeAttempts(attempts.filter(processed), {
+              inputTokens: inputEstimate,
+              outputTokens: 0,
+            }),
+          );
+        }
         throw failure;
       }
       const usage = { inputTokens: response.usage?.inputTokens ?? inputEstimate, outputTokens: 0 };
-      const [amounts, record] = accounting.charge(response.target, usage);
+      const [amounts, record] = accounting.withFailedAttempts(
+        accounting.charge(response.target, usage),
+        response.attempts,
+        { inputTokens: inputEstimate, outputTokens: 0 },
+      );
       return {
         value: {
           embeddings: response.embeddings.map((vector) => [...vector]),
@@ -309,6 +356,38 @@ class ModelAccounting {
         : undefined;
   }
 
+  /**
+   * What failed attempts the providers processed cost, `each` per attempt: the call itself
+   * when there are none; a usage record under the first of them otherwise.
+   */
+  chargeAttempts(
+    attempts: readonly RouteAttempt[],
+    each: TokenUsage,
+  ): [{ tokens: number; costMicros: number; calls: number }, UsageAccounting | undefined] {
+    let charged:
+      | [{ tokens: number; costMicros: number; calls: number }, UsageAccounting]
+      | undefined;
+    for (const attempt of attempts) {
+      const next = this.charge(attempt, each);
+      charged = charged === undefined ? next : combine(charged, next);
+    }
+    return charged ?? [{ tokens: 0, costMicros: 0, calls: 1 }, undefined];
+  }
+
+  /** A successful call's charge plus what the failed attempts before it cost. */
+  withFailedAttempts(
+    served: [{ tokens: number; costMicros: number; calls: number }, UsageAccounting],
+    attempts: readonly RouteAttempt[],
+    each: TokenUsage,
+  ): [{ tokens: number; costMicros: number; calls: number }, UsageAccounting] {
+    let charged = served;
+    for (const attempt of attempts) {
+      if (attempt.outcome === 'ok' || !processed(attempt)) continue;
+      charged = combine(charged, this.charge(attempt, each));
+    }
+    return charged;
+  }
+
   /** Budget amounts and the usage record of a call served by `target`. */
   charge(
     target: RouteTarget,
@@ -335,4 +414,30 @@ class ModelAccounting {
       },
     ];
   }
+}
+
+/** Two charges as one call (recorded under the first's model): amounts and tokens add up; a cost stays unknown if either is. */
+function combine(
+  first: [{ tokens: number; costMicros: number; calls: number }, UsageAccounting],
+  second: [{ tokens: number; costMicros: number; calls: number }, UsageAccounting],
+): [{ tokens: number; costMicros: number; calls: number }, UsageAccounting] {
+  const [amounts, record] = first;
+  const [moreAmounts, moreRecord] = second;
+  return [
+    {
+      tokens: amounts.tokens + moreAmounts.tokens,
+      costMicros: amounts.costMicros + moreAmounts.costMicros,
+      calls: 1,
+    },
+    {
+      model: record.model,
+      provider: record.provider,
+      inputTokens: record.inputTokens + moreRecord.inputTokens,
+      outputTokens: record.outputTokens + moreRecord.outputTokens,
+      costMicros:
+        record.costMicros === null || moreRecord.costMicros === null
+          ? null
+          : record.costMicros + moreRecord.costMicros,
+    },
+  ];
 }

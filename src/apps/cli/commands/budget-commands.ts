@@ -94,6 +94,7 @@ interface SetOptions extends CommonOptions {
   readonly costUsd?: number;
   readonly calls?: number;
   readonly wallSeconds?: number;
+  readonly replace?: boolean;
   readonly actor: string;
 }
 
@@ -132,12 +133,13 @@ export function registerBudgetCommands(program: Command): void {
   withCommonOptions(
     budget
       .command('set')
-      .description('replace the limits of a budget (unset dimensions become unlimited)')
+      .description('set limits of a budget (the others stay unless --replace)')
       .argument('<scope>', 'agent:<id> or run:<id>')
       .option('--tokens <count>', 'token limit', parseCount)
       .option('--cost-usd <dollars>', 'cost limit in US dollars', parseDollars)
       .option('--calls <count>', 'limit on model and tool calls', parseCount)
       .option('--wall-seconds <seconds>', 'limit on time spent in calls', parseCount)
+      .option('--replace', 'drop the limits not given (default: keep them)')
       .option('--actor <name>', 'who is acting, for the audit log', defaultActor()),
   )
     .addHelpText(
@@ -161,7 +163,7 @@ export function registerBudgetCommands(program: Command): void {
         const state = await administerBudget(
           loaded,
           parseBudgetScope(scope),
-          { limits },
+          { limits, replace: options.replace === true },
           options.actor,
         );
         if (!output.json) output.status('ok', `limits of ${scope} set (audited)`);

@@ -63,15 +63,14 @@ export type ReserveOutcome =
       readonly spent: number | null;
       readonly reserved: number | null;
       readonly requested: number | null;
-      /** True when this refusal tripped the breaker (it was closed before). */
-      readonly tripped: boolean;
     };
 
 /**
  * Budget counters with reserve/settle. A reservation is checked against every scope and
- * recorded atomically: it fits all of them or none is touched. A reservation that does not fit
- * trips the scope's breaker; a tripped scope refuses every reservation until an operator
- * resets it or raises its limits. Scopes without a row are created on first use, unlimited.
+ * recorded atomically: it fits all of them or none is touched; one that does not fit is refused.
+ * A settlement that brings a scope's spending to a limit trips its breaker; a tripped scope
+ * refuses every reservation until an operator resets it or raises its limits. Scopes without a
+ * row are created on first use, unlimited.
  *
  * @example
  * ```ts

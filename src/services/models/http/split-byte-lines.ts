@@ -44,7 +44,9 @@ export async function* splitByteLines(
       details: { limit },
     });
   }
-  const pending: Uint8Array[] = [];
+  // The partial line carried between chunks, in one buffer that doubles as it fills: a line
+  // that arrives a byte at a time costs its length, not one small array per byte.
+  let pending = new Uint8Array(0);
   let pendingBytes = 0;
   // Set after a CR line end, so an LF that follows (even in the next chunk) is not a new line.
   let skipLineFeed = false;
@@ -52,17 +54,25 @@ export async function* splitByteLines(
   const takeLine = (chunk: Uint8Array, start: number, end: number): Uint8Array => {
     const length = pendingBytes + end - start;
     if (length > limit) throw lineTooLarge(limit);
-    if (pending.length === 0) return chunk.subarray(start, end);
+    if (pendingBytes === 0) return chunk.subarray(start, end);
     const line = new Uint8Array(length);
-    let offset = 0;
-    for (const part of pending) {
-      line.set(part, offset);
-      offset += part.length;
-    }
-    line.set(chunk.subarray(start, end), offset);
-    pending.length = 0;
+    line.set(pending.subarray(0, pendingBytes), 0);
+    line.set(chunk.subarray(start, end), pendingBytes);
     pendingBytes = 0;
     return line;
+  };
+
+  const keep = (part: Uint8Array): void => {
+    if (pendingBytes + part.length > pending.length) {
+      const grown = new Uint8Array(
+        Math.min(limit, Math.max(pendingBytes + part.length, pending.length * 2, 256)),
+      );
+      grown.set(pending.subarray(0, pendingBytes), 0);
+      pending = grown;
+    }
+    // A copy: the producer may reuse its buffer once we ask for the next chunk.
+    pending.set(part, pendingBytes);
+    pendingBytes += part.length;
   };
 
   for await (const chunk of chunks) {
@@ -87,9 +97,7 @@ export async function* splitByteLines(
     const rest = chunk.length - lineStart;
     if (rest > 0) {
       if (pendingBytes + rest > limit) throw lineTooLarge(limit);
-      // A copy: the producer may reuse its buffer once we ask for the next chunk.
-      pending.push(chunk.slice(lineStart));
-      pendingBytes += rest;
+      keep(chunk.subarray(lineStart));
     }
   }
   if (options.yieldUnterminatedLine && pendingBytes > 0) {

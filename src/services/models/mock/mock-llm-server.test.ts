@@ -251,6 +251,23 @@ describe('mock LLM server', () => {
     });
   });
 
+  it('answers 421 to a request whose Host is not a loopback name (DNS rebinding)', async () => {
+    await withMock({}, async (mock) => {
+      const { request } = await import('node:http');
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const outgoing = request(`${mock.url}/v1/models`, { headers: { host: 'evil.example' } });
+        outgoing.on('response', (response) => {
+          response.resume();
+          resolve(response.statusCode);
+        });
+        outgoing.on('error', reject);
+        outgoing.end();
+      });
+      assert.equal(status, 421);
+      assert.equal((await fetch(`${mock.url}/v1/models`)).status, 200);
+    });
+  });
+
   it('answers 413 to a request body over maxRequestBytes', async () => {
     await withMock({ maxRequestBytes: 1_024 }, async (mock) => {
       const outcome = await chat(mock, [user('x'.repeat(4_096))]);

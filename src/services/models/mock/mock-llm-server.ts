@@ -144,6 +144,14 @@ export class MockLlmServer {
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     const method = request.method ?? 'GET';
+    // A page in a local browser could reach a loopback port through DNS rebinding; its
+    // requests carry a foreign Host, so only loopback names are answered.
+    if (!LOOPBACK_HOST.test(request.headers.host ?? '')) {
+      this.#json(response, 421, {
+        error: { message: 'the mock answers loopback host names only' },
+      });
+      return;
+    }
     if (method === 'GET' && (path === '/v1/models' || path === '/api/tags')) {
       const models = this.#options.models ?? ['mock-small', 'mock-large', 'mock-embed'];
       this.#json(
@@ -417,6 +425,9 @@ export class MockLlmServer {
     response.end(text);
   }
 }
+
+/** `127.0.0.1`, `localhost` or `[::1]`, with an optional port. */
+const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$/i;
 
 const ROUTES = new Map<
   string,

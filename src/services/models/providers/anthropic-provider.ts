@@ -382,7 +382,8 @@ function stopReason(reason: string | null | undefined): FinishReason {
   }
 }
 
-function streamError(providerId: string, type: string, message: string): KeelError {
+function streamError(providerId: string, type: string, fullMessage: string): KeelError {
+  const message = fullMessage.length > 500 ? `${fullMessage.slice(0, 500)}…` : fullMessage;
   const details = { provider: providerId, providerMessage: message.slice(0, 500), errorType: type };
   if (type === 'rate_limit_error') {
     return new KeelError(

@@ -30,6 +30,12 @@ describe('openai-compatible provider endpoint', () => {
       'KEEL_TLS_REQUIRED',
     );
     assert.match(error.message, /10\.0\.0\.5:8000/);
+    // A name under .localhost may be resolved through DNS: only the literal name is loopback.
+    throwsWithCode(
+      () => assertProviderEndpoint('x', 'http://api.localhost:8080/v1'),
+      'KEEL_TLS_REQUIRED',
+    );
+    assertProviderEndpoint('x', 'http://LOCALHOST:11434');
   });
 
   it('refuses credentials embedded in the base URL with KEEL_CONFIG_INVALID', () => {

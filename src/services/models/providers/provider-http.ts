@@ -74,7 +74,8 @@ export function assertProviderEndpoint(providerId: string, baseUrl: string): URL
 /** Whether a URL hostname names this machine: localhost, 127.0.0.0/8 or ::1. */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  // Only the literal name: `*.localhost` may be resolved through DNS to a remote machine.
+  if (host.toLowerCase() === 'localhost') return true;
   if (isIP(host) === 4) return host.split('.')[0] === '127';
   if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
   return false;

@@ -25,14 +25,25 @@ export function parseToolArguments(providerId: string, name: string, text: strin
     throw new KeelError(
       'KEEL_PROVIDER_PROTOCOL',
       `provider ${providerId} sent arguments for tool ${name} that are not JSON`,
-      { cause: error, details: { provider: providerId, tool: name, reason: 'tool-arguments' } },
+      {
+        cause: error,
+        // The model's own output, not the provider's protocol: retrying would pay for the
+        // same call again, so the caller decides.
+        retryable: false,
+        details: { provider: providerId, tool: name, reason: 'tool-arguments' },
+      },
     );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new KeelError(
       'KEEL_PROVIDER_PROTOCOL',
       `provider ${providerId} sent arguments for tool ${name} that are not a JSON object`,
-      { details: { provider: providerId, tool: name, reason: 'tool-arguments' } },
+      {
+        // The model's own output, not the provider's protocol: retrying would pay for the
+        // same call again, so the caller decides.
+        retryable: false,
+        details: { provider: providerId, tool: name, reason: 'tool-arguments' },
+      },
     );
   }
   return value as JsonObject;

@@ -45,14 +45,22 @@ describe('ModelRouter.resolve', () => {
     assert.deepEqual(router.resolve('smart'), smart);
   });
 
-  it('resolves provider/model written out to that one target', () => {
-    const router = offlineRouter(new Map([['smart', smart]]));
-    assert.deepEqual(router.resolve('local/qwen2.5:7b'), [
-      { provider: 'local', model: 'qwen2.5:7b' },
-    ]);
+  it('resolves provider/model written out to that one target when an alias has it', () => {
+    const router = offlineRouter(
+      new Map([
+        ['smart', smart],
+        ['nested', [{ provider: 'openai', model: 'org/model' }]],
+      ]),
+    );
+    assert.deepEqual(router.resolve('local/llama3.2'), [{ provider: 'local', model: 'llama3.2' }]);
     assert.deepEqual(router.resolve('openai/org/model'), [
       { provider: 'openai', model: 'org/model' },
     ]);
+  });
+
+  it('refuses provider/model that no alias names: callers cannot pick unconfigured models', () => {
+    const router = offlineRouter(new Map([['smart', smart]]));
+    throwsWithCode(() => router.resolve('local/qwen2.5:7b'), 'KEEL_MODEL_UNKNOWN');
   });
 
   it('refuses a name that is neither an alias nor a configured provider/model', () => {
@@ -309,10 +317,13 @@ describe('ModelRouter.embed', () => {
   ]);
 
   it('embeds with a provider that has embeddings', async (t) => {
-    const rig = await startRouterRig({ logger });
+    const rig = await startRouterRig({
+      logger,
+      aliases: new Map([['embedder', [{ provider: 'alpha', model: 'mock-embed' }]]]),
+    });
     t.after(() => rig.close());
 
-    const result = await rig.router.embed('alpha/mock-embed', { inputs: ['one', 'two'] }, open());
+    const result = await rig.router.embed('embedder', { inputs: ['one', 'two'] }, open());
 
     assert.equal(result.embeddings.length, 2);
     assert.equal(result.embeddings[0]?.length, 8);

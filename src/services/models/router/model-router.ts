@@ -106,6 +106,7 @@ export class ModelRouter {
   readonly #providerLimiters = new Map<string, RateLimiter>();
   readonly #agentLimiters = new Map<string, RateLimiter>();
   readonly #random: () => number;
+  readonly #writtenOut = new Map<string, RouteTarget>();
 
   constructor(options: ModelRouterOptions) {
     this.#options = options;
@@ -125,6 +126,7 @@ export class ModelRouter {
     }
     for (const [alias, targets] of options.aliases) {
       for (const target of targets) {
+        this.#writtenOut.set(`${target.provider}/${target.model}`, target);
         if (!options.providers.has(target.provider)) {
           throw new KeelError(
             'KEEL_CONFIG_INVALID',
@@ -139,10 +141,10 @@ export class ModelRouter {
   resolve(model: string): readonly RouteTarget[] {
     const targets = this.#options.aliases.get(model);
     if (targets !== undefined) return targets;
-    const slash = model.indexOf('/');
-    if (slash > 0 && this.#options.providers.has(model.slice(0, slash))) {
-      return [{ provider: model.slice(0, slash), model: model.slice(slash + 1) }];
-    }
+    // `provider/model` written out names one target of some alias: an operator chose it. Any
+    // other model string would let a caller pick models nobody configured.
+    const written = this.#writtenOut.get(model);
+    if (written !== undefined) return [written];
     throw new KeelError(
       'KEEL_MODEL_UNKNOWN',
       `no model alias or provider/model named ${model} is configured`,
@@ -167,6 +169,7 @@ export class ModelRouter {
       options,
       (provider, routed, signal) =>
         provider.doChat({ ...request, model: routed.model }, { signal }),
+      { usageOf: (answer) => answer.usage && answer.usage.inputTokens + answer.usage.outputTokens },
     );
     return { ...value, target, attempts };
   }
@@ -192,6 +195,7 @@ export class ModelRouter {
         }
         return provider.doEmbed({ ...request, model: routed.model }, { signal });
       },
+      { usageOf: (answer) => answer.usage?.inputTokens },
     );
     return { ...value, target, attempts };
   }
@@ -215,7 +219,7 @@ export class ModelRouter {
         const first = await iterator.next();
         return { iterator, first };
       },
-      true,
+      { hold: true },
     );
     const { iterator, first } = started.value;
     const { release, signal } = started.hold;
@@ -244,7 +248,12 @@ export class ModelRouter {
     model: string,
     options: RouteOptions,
     attempt: Attempt<T>,
-    hold = false,
+    how: {
+      /** Keep the circuit permit and deadline for the caller (a stream still flowing). */
+      readonly hold?: boolean;
+      /** Tokens the answer reports, to settle rate limits with what was really used. */
+      readonly usageOf?: (value: T) => number | undefined;
+    } = {},
   ): Promise<{
     value: T;
     target: RouteTarget;
@@ -281,6 +290,7 @@ export class ModelRouter {
     let agentPermit: RateLimitPermit | undefined;
     let lastError: KeelError | undefined;
     let held = false;
+    let usedTokens: number | undefined;
     try {
       if (options.agentId !== undefined && this.#options.agentLimit !== undefined) {
         agentPermit = await this.#agentLimiter(options.agentId).acquire(tokens, signal);
@@ -319,7 +329,8 @@ export class ModelRouter {
               ?.acquire(tokens, signal);
             const value = await attempt(provider, target, signal);
             attempts.push({ ...target, outcome: 'ok' });
-            if (hold) {
+            usedTokens = how.usageOf?.(value);
+            if (how.hold === true) {
               held = true;
               return {
                 value,
@@ -367,15 +378,15 @@ export class ModelRouter {
             );
             await scheduler.sleep(wait, signal);
           } finally {
-            limitPermit?.settle(tokens);
+            limitPermit?.settle(usedTokens ?? tokens);
           }
         }
       }
       throw this.#exhausted(model, lastError, attempts);
     } catch (error) {
-      throw this.#deadlineError(error, signal, attempts);
+      throw withAttempts(this.#deadlineError(error, signal, attempts), attempts);
     } finally {
-      agentPermit?.settle(tokens);
+      agentPermit?.settle(usedTokens ?? tokens);
       // A held stream keeps its deadline until its consumer releases it.
       if (!held) settle();
     }
@@ -436,10 +447,24 @@ export class ModelRouter {
   }
 }
 
+/** The error with every attempt in its details, so the caller can tell what was consumed. */
+function withAttempts(error: KeelError, attempts: readonly RouteAttempt[]): KeelError {
+  if (error.details.attempts !== undefined) return error;
+  return new KeelError(error.code, error.message, {
+    cause: error,
+    retryable: error.retryable,
+    hint: error.hint,
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    details: { ...error.details, attempts: attempts.map((attempt) => ({ ...attempt })) },
+  });
+}
+
 /** What a failed call says about the provider's health. */
 function healthOutcome(error: KeelError, signal: AbortSignal): CallOutcome {
   if (signal.aborted && error.code !== 'KEEL_TIMEOUT') return 'neutral';
   if (error.code === 'KEEL_RATE_LIMITED' || error.code === 'KEEL_PROVIDER_REJECTED')
     return 'neutral';
+  // The model's own output (broken tool-call JSON) says nothing about the provider's health.
+  if (error.details.reason === 'tool-arguments') return 'neutral';
   return error.retryable || error.code === 'KEEL_TIMEOUT' ? 'failure' : 'neutral';
 }

@@ -246,17 +246,15 @@ export const budgetOperations: HandlersFor<'budgets'> = {
           spent: null,
           reserved: null,
           requested: null,
-          tripped: false,
         };
       }
       for (const dimension of BUDGET_DIMENSIONS) {
         const limit = state.limits[dimension];
         if (limit === undefined) continue;
         const requested = request.amounts[dimension];
+        // Refused, not tripped: what does not fit now may fit once reservations settle, and a
+        // caller asking for too much must not lock its own budget. Spending trips (in settle).
         if (state.spent[dimension] + state.reserved[dimension] + requested > limit) {
-          context.statements
-            .get('UPDATE budgets SET tripped_at = ?, updated_at = ? WHERE scope = ?')
-            .run(request.now, request.now, scope);
           return {
             granted: false,
             scope,
@@ -265,7 +263,6 @@ export const budgetOperations: HandlersFor<'budgets'> = {
             spent: state.spent[dimension],
             reserved: state.reserved[dimension],
             requested,
-            tripped: true,
           };
         }
       }
