@@ -183,3 +183,48 @@ describe('keel start with [models]', () => {
     });
   }
 });
+
+describe('keel doctor with [models]', () => {
+  it('reports each provider: answering, not answering, and how to configure one when none is', async () => {
+    await using directory = await temporaryDirectory();
+    await chmod(directory.path, 0o700);
+    const bare = await runKeel(['doctor', '--data-dir', directory.path, '--json']);
+    const bareChecks = (JSON.parse(bare.stdout) as { checks: { area: string; detail: string }[] })
+      .checks;
+    assert.match(
+      bareChecks.find((check) => check.area === 'models')?.detail ?? '',
+      /no model alias.*\[models\]/,
+    );
+
+    const mock = spawn(process.execPath, [KEEL_BIN, 'mock-llm', '--json'], {
+      env: childEnvironment(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = once(mock, 'exit');
+    try {
+      const [chunk] = (await once(mock.stdout, 'data')) as [Buffer];
+      const { openAiBaseUrl } = JSON.parse(chunk.toString('utf8')) as { openAiBaseUrl: string };
+      await writeFile(
+        join(directory.path, 'config.toml'),
+        `[models.providers.up]\nkind = "openai-compatible"\nbase_url = "${openAiBaseUrl}"\n` +
+          '[models.providers.down]\nkind = "ollama"\nbase_url = "http://127.0.0.1:9"\n' +
+          '[models.aliases]\ndefault = ["up/mock-small", "down/llama3.1"]\n',
+        { mode: 0o600 },
+      );
+      const result = await runKeel(['doctor', '--data-dir', directory.path, '--json']);
+      const checks = (
+        JSON.parse(result.stdout) as { checks: { area: string; name: string; status: string }[] }
+      ).checks.filter((check) => check.area === 'models');
+      assert.deepEqual(
+        checks.map((check) => [check.name, check.status]),
+        [
+          ['up', 'ok'],
+          ['down', 'warn'],
+        ],
+      );
+    } finally {
+      mock.kill('SIGINT');
+      await exited;
+    }
+  });
+});

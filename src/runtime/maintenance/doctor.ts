@@ -21,12 +21,14 @@ import {
   type SandboxReport,
 } from '../../platform/sandbox/detect-sandbox.ts';
 import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.ts';
+import { createModelProviders } from '../../services/models/model-service.ts';
+import type { ModelProviderV1 } from '../../services/models/provider/model-provider.ts';
 import { KEEL_VERSION } from '../keel-version.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'info';
 
 export interface DoctorCheck {
-  readonly area: 'runtime' | 'data' | 'storage' | 'sandbox' | 'service';
+  readonly area: 'runtime' | 'data' | 'storage' | 'models' | 'sandbox' | 'service';
   readonly name: string;
   readonly status: CheckStatus;
   readonly detail: string;
@@ -44,6 +46,65 @@ export interface DoctorReport {
 }
 
 const REQUIRED_NODE_MAJOR = 24;
+
+/**
+ * One check per configured model provider: it must be buildable (https off loopback, its API
+ * key secret set) and answer its health check; and a word when no alias is configured.
+ */
+async function modelChecks(
+  loaded: LoadedConfiguration,
+  signal: AbortSignal | undefined,
+): Promise<DoctorCheck[]> {
+  const { models } = loaded.configuration;
+  if (Object.keys(models.aliases).length === 0) {
+    return [
+      {
+        area: 'models',
+        name: 'models',
+        status: 'info',
+        detail:
+          'no model alias is configured: agents that call a model get KEEL_MODEL_UNKNOWN; add a provider and an alias under [models] (docs/models.md)',
+      },
+    ];
+  }
+  let providers: ReadonlyMap<string, ModelProviderV1>;
+  try {
+    providers = createModelProviders(models, loaded.secrets);
+  } catch (error) {
+    const keelError = toKeelError(error);
+    return [
+      {
+        area: 'models',
+        name: 'providers',
+        status: 'fail',
+        detail: `${keelError.message}; ${keelError.hint}`,
+      },
+    ];
+  }
+  return Promise.all(
+    [...providers.values()].map(async (provider): Promise<DoctorCheck> => {
+      const timeout = AbortSignal.timeout(5_000);
+      try {
+        await provider.doHealthCheck({
+          signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
+        });
+        return {
+          area: 'models',
+          name: provider.id,
+          status: 'ok',
+          detail: `${provider.kind} answers its health check`,
+        };
+      } catch (error) {
+        return {
+          area: 'models',
+          name: provider.id,
+          status: 'warn',
+          detail: `${provider.kind} health check failed: ${toKeelError(error).message} (calls fail over to the next provider of an alias)`,
+        };
+      }
+    }),
+  );
+}
 
 async function storageChecks(loaded: LoadedConfiguration): Promise<DoctorCheck[]> {
   const path = loaded.configuration.databaseFile;
@@ -188,6 +249,8 @@ export async function runDoctor(
       detail: `${keelError.message}; ${keelError.hint}`,
     });
   }
+
+  if (loaded !== undefined) checks.push(...(await modelChecks(loaded, signal)));
 
   if (loaded !== undefined && !loaded.missing.directory) {
     checks.push(...(await storageChecks(loaded)));

@@ -14,6 +14,7 @@ const AREA_TITLES = {
   runtime: 'Runtime',
   data: 'Data directory',
   storage: 'Storage',
+  models: 'Model providers',
   sandbox: 'Sandbox layers for agent workers',
   service: 'Services on this machine',
 } as const;
