@@ -31,7 +31,7 @@ const MessageSchema = z.discriminatedUnion('role', [
 const JSON_OBJECT = z.record(z.string(), z.json());
 
 /** `llm.chat` params: the request without its model (the intent's resource names the alias). */
-export const ChatParametersSchema = z.strictObject({
+const ChatParametersSchema = z.strictObject({
   messages: z.array(MessageSchema).min(1).max(5_000),
   tools: z
     .array(
@@ -66,7 +66,7 @@ export const ChatParametersSchema = z.strictObject({
 });
 
 /** `llm.embed` params. */
-export const EmbedParametersSchema = z.strictObject({
+const EmbedParametersSchema = z.strictObject({
   inputs: z
     .array(z.string().max(1024 * 1024))
     .min(1)

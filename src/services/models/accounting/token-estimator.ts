@@ -99,9 +99,9 @@ export class TokenEstimator {
 export async function loadTokenEstimator(
   options: TokenEstimatorOptions = {},
 ): Promise<TokenEstimator> {
-  const { countTokens } = await import('gpt-tokenizer/encoding/o200k_base');
-  const encodeOptions = { disallowedSpecial: new Set<string>() };
-  return new TokenEstimator((text) => countTokens(text, encodeOptions), options);
+  const { estimator, load } = deferredTokenEstimator(options);
+  await load();
+  return estimator;
 }
 
 /**

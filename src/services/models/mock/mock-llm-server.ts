@@ -17,8 +17,6 @@ import { mockOpenAiWire } from './mock-openai-wire.ts';
 import { type MockFault, MockFaultSchema, type MockScript } from './mock-script.ts';
 import { asRecord, type MockWireFormat } from './mock-wire-format.ts';
 
-export type { MockFaultRule, MockRoute } from './mock-faults.ts';
-
 export interface MockLlmServerOptions {
   readonly script?: MockScript;
   /** 0 (default) picks a free port. */
@@ -183,7 +181,7 @@ export class MockLlmServer {
     const body = await this.#readBody(request, response, route.format);
     if (body === undefined) return;
     if (route.route === 'embed') {
-      await this.#embed(response, route.format, route.embedShape, body);
+      await this.#embed(response, route.format, body);
       return;
     }
     await this.#chat(response, route.format, body);
@@ -251,12 +249,7 @@ export class MockLlmServer {
     response.end();
   }
 
-  async #embed(
-    response: ServerResponse,
-    format: MockWireFormat,
-    shape: 'openai' | 'ollama',
-    body: unknown,
-  ): Promise<void> {
+  async #embed(response: ServerResponse, format: MockWireFormat, body: unknown): Promise<void> {
     const record = asRecord(body);
     const input = record?.input;
     const inputs = typeof input === 'string' ? [input] : Array.isArray(input) ? input : undefined;
@@ -287,7 +280,7 @@ export class MockLlmServer {
     this.#json(
       response,
       200,
-      shape === 'ollama'
+      format.name === 'ollama'
         ? { model: record.model, embeddings, prompt_eval_count: tokens }
         : {
             object: 'list',
@@ -429,13 +422,10 @@ export class MockLlmServer {
 /** `127.0.0.1`, `localhost` or `[::1]`, with an optional port. */
 const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$/i;
 
-const ROUTES = new Map<
-  string,
-  { format: MockWireFormat; route: MockRoute; embedShape: 'openai' | 'ollama' }
->([
-  ['POST /v1/chat/completions', { format: mockOpenAiWire, route: 'chat', embedShape: 'openai' }],
-  ['POST /v1/embeddings', { format: mockOpenAiWire, route: 'embed', embedShape: 'openai' }],
-  ['POST /v1/messages', { format: mockAnthropicWire, route: 'chat', embedShape: 'openai' }],
-  ['POST /api/chat', { format: mockOllamaWire, route: 'chat', embedShape: 'ollama' }],
-  ['POST /api/embed', { format: mockOllamaWire, route: 'embed', embedShape: 'ollama' }],
+const ROUTES = new Map<string, { format: MockWireFormat; route: MockRoute }>([
+  ['POST /v1/chat/completions', { format: mockOpenAiWire, route: 'chat' }],
+  ['POST /v1/embeddings', { format: mockOpenAiWire, route: 'embed' }],
+  ['POST /v1/messages', { format: mockAnthropicWire, route: 'chat' }],
+  ['POST /api/chat', { format: mockOllamaWire, route: 'chat' }],
+  ['POST /api/embed', { format: mockOllamaWire, route: 'embed' }],
 ]);

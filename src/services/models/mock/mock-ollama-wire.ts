@@ -1,10 +1,9 @@
 import type { MockAnswer } from './mock-conversation.ts';
 import {
-  asRecord,
-  contentText,
   type MockFrame,
   type MockParsedChat,
   type MockWireFormat,
+  readFunctionToolsChat,
   splitForStream,
 } from './mock-wire-format.ts';
 
@@ -22,30 +21,13 @@ export const mockOllamaWire: MockWireFormat = {
   streamContentType: 'application/x-ndjson',
 
   parseChat(body: unknown): MockParsedChat {
-    const record = asRecord(body);
-    if (
-      record === undefined ||
-      typeof record.model !== 'string' ||
-      !Array.isArray(record.messages)
-    ) {
-      return { ok: false, message: 'a chat request needs model (string) and messages (array)' };
-    }
-    const messages = record.messages.map((message: unknown) => {
-      const item = asRecord(message) ?? {};
-      return { role: String(item.role ?? ''), content: contentText(item.content) };
-    });
-    const tools = Array.isArray(record.tools) ? record.tools : [];
+    const read = readFunctionToolsChat(body, 'a chat request');
+    if ('message' in read) return { ok: false, message: read.message };
     return {
       ok: true,
-      request: {
-        model: record.model,
-        messages,
-        toolNames: tools.map((tool: unknown) =>
-          String(asRecord(asRecord(tool)?.function)?.name ?? ''),
-        ),
-      },
+      request: read.request,
       // Ollama streams unless told not to.
-      stream: record.stream !== false,
+      stream: read.record.stream !== false,
       includeUsage: true,
     };
   },

@@ -1,10 +1,10 @@
 import type { MockAnswer } from './mock-conversation.ts';
 import {
   asRecord,
-  contentText,
   type MockFrame,
   type MockParsedChat,
   type MockWireFormat,
+  readFunctionToolsChat,
   splitForStream,
 } from './mock-wire-format.ts';
 
@@ -22,30 +22,13 @@ export const mockOpenAiWire: MockWireFormat = {
   streamContentType: 'text/event-stream',
 
   parseChat(body: unknown): MockParsedChat {
-    const record = asRecord(body);
-    if (
-      record === undefined ||
-      typeof record.model !== 'string' ||
-      !Array.isArray(record.messages)
-    ) {
-      return { ok: false, message: 'a chat completion needs model (string) and messages (array)' };
-    }
-    const messages = record.messages.map((message: unknown) => {
-      const item = asRecord(message) ?? {};
-      return { role: String(item.role ?? ''), content: contentText(item.content) };
-    });
-    const tools = Array.isArray(record.tools) ? record.tools : [];
+    const read = readFunctionToolsChat(body, 'a chat completion');
+    if ('message' in read) return { ok: false, message: read.message };
     return {
       ok: true,
-      request: {
-        model: record.model,
-        messages,
-        toolNames: tools.map((tool: unknown) =>
-          String(asRecord(asRecord(tool)?.function)?.name ?? ''),
-        ),
-      },
-      stream: record.stream === true,
-      includeUsage: asRecord(record.stream_options)?.include_usage === true,
+      request: read.request,
+      stream: read.record.stream === true,
+      includeUsage: asRecord(read.record.stream_options)?.include_usage === true,
     };
   },
 

@@ -76,3 +76,40 @@ export function asRecord(value: unknown): Record<string, unknown> | undefined {
     ? (value as Record<string, unknown>)
     : undefined;
 }
+
+/**
+ * Reads the chat request shape OpenAI and Ollama share: `model`, `messages` of role and
+ * content, and `tools` whose names sit under `function`. Answers the body as a record too, for
+ * the format's own fields (`stream`, `stream_options`).
+ *
+ * @example
+ * ```ts
+ * const read = readFunctionToolsChat(body, 'a chat completion');
+ * if ('message' in read) return { ok: false, message: read.message };
+ * ```
+ */
+export function readFunctionToolsChat(
+  body: unknown,
+  what: string,
+):
+  | { readonly record: Record<string, unknown>; readonly request: MockChatRequest }
+  | { readonly message: string } {
+  const record = asRecord(body);
+  if (record === undefined || typeof record.model !== 'string' || !Array.isArray(record.messages)) {
+    return { message: `${what} needs model (string) and messages (array)` };
+  }
+  const tools = Array.isArray(record.tools) ? record.tools : [];
+  return {
+    record,
+    request: {
+      model: record.model,
+      messages: record.messages.map((message: unknown) => {
+        const item = asRecord(message) ?? {};
+        return { role: String(item.role ?? ''), content: contentText(item.content) };
+      }),
+      toolNames: tools.map((tool: unknown) =>
+        String(asRecord(asRecord(tool)?.function)?.name ?? ''),
+      ),
+    },
+  };
+}

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { isKeelError, KeelError, toKeelError } from '../../../platform/errors/keel-error.ts';
 import { readBoundedText } from '../http/bounded-body.ts';
 import { parseRetryAfter } from '../http/retry-after.ts';
+import { parseProviderJson } from './parse-protocol.ts';
 
 export interface ProviderHttpOptions {
   /** The provider's configured name, for errors. */
@@ -170,18 +171,7 @@ export class ProviderHttp {
     const call = await this.request(path, { method, body, signal });
     try {
       const text = await readBoundedText(call.response.body, this.options.maxResponseBytes);
-      try {
-        return JSON.parse(text);
-      } catch (error) {
-        throw new KeelError(
-          'KEEL_PROVIDER_PROTOCOL',
-          `provider ${this.options.providerId} answered with a body that is not JSON`,
-          {
-            cause: error,
-            details: { provider: this.options.providerId, excerpt: text.slice(0, 120) },
-          },
-        );
-      }
+      return parseProviderJson(this.options.providerId, text, 'body');
     } catch (error) {
       throw call.failure(error, false);
     } finally {
