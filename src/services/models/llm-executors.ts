@@ -6,7 +6,7 @@ import type {
   SyscallIntent,
   UsageAccounting,
 } from '../../kernel/gate/syscall.ts';
-import { type KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { PriceTable } from './accounting/price-table.ts';
 import type { TokenEstimator } from './accounting/token-estimator.ts';
@@ -77,20 +77,24 @@ function attemptsOf(error: KeelError): readonly RouteAttempt[] | undefined {
  * ```
  */
 export function createLlmExecutors(dependencies: LlmExecutorDependencies): SyscallExecutor[] {
-  const chatCalls = new WeakMap<SyscallIntent, ChatCall>();
-  const embedCalls = new WeakMap<SyscallIntent, EmbedCall>();
-  const chatCall = (intent: SyscallIntent): ChatCall => {
+  // The gate hands `estimate` and `doExecute` the same frozen intent: parse it and count its
+  // input tokens once (the tokenizer is the costly part of a large prompt).
+  const chatCalls = new WeakMap<SyscallIntent, ChatCall & { readonly inputTokens: number }>();
+  const embedCalls = new WeakMap<SyscallIntent, EmbedCall & { readonly inputTokens: number }>();
+  const chatCall = (intent: SyscallIntent) => {
     let call = chatCalls.get(intent);
     if (call === undefined) {
-      call = chatCallOf(intent, dependencies.maxOutputTokens);
+      const parsed = chatCallOf(intent, dependencies.maxOutputTokens);
+      call = { ...parsed, inputTokens: dependencies.estimator.estimateInput(parsed.request) };
       chatCalls.set(intent, call);
     }
     return call;
   };
-  const embedCall = (intent: SyscallIntent): EmbedCall => {
+  const embedCall = (intent: SyscallIntent) => {
     let call = embedCalls.get(intent);
     if (call === undefined) {
-      call = embedCallOf(intent);
+      const parsed = embedCallOf(intent);
+      call = { ...parsed, inputTokens: dependencies.estimator.estimateEmbedding(parsed.inputs) };
       embedCalls.set(intent, call);
     }
     return call;
@@ -104,7 +108,7 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
     timeoutMs,
     estimate(intent) {
       const call = chatCall(intent);
-      const inputTokens = dependencies.estimator.estimateInput(call.request);
+      const { inputTokens } = call;
       const outputTokens = call.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens;
       const costMicros = accounting.worstCost(call.alias, { inputTokens, outputTokens });
       return {
@@ -121,7 +125,7 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
         requested.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens;
       const call = { ...requested, request: { ...requested.request, maxOutputTokens } };
       const exclude = await accounting.exclusion(call.alias, context);
-      const inputEstimate = dependencies.estimator.estimateInput(call.request);
+      const inputEstimate = requested.inputTokens;
       const options = {
         signal: context.signal,
         agentId: context.agentId,
@@ -186,14 +190,14 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
     timeoutMs,
     estimate(intent) {
       const call = embedCall(intent);
-      const inputTokens = dependencies.estimator.estimateEmbedding(call.inputs);
+      const { inputTokens } = call;
       const costMicros = accounting.worstCost(call.alias, { inputTokens, outputTokens: 0 });
       return { tokens: inputTokens, calls: 1, ...(costMicros === undefined ? {} : { costMicros }) };
     },
     async doExecute(intent, context) {
       const call = embedCall(intent);
       const exclude = await accounting.exclusion(call.alias, context);
-      const inputEstimate = dependencies.estimator.estimateEmbedding(call.inputs);
+      const inputEstimate = call.inputTokens;
       let response: Awaited<ReturnType<ModelRouter['embed']>>;
       try {
         response = await dependencies.router.embed(
@@ -341,7 +345,7 @@ class ModelAccounting {
   async exclusion(
     alias: string,
     context: ExecutionContext,
-  ): Promise<((target: RouteTarget) => string | undefined) | undefined> {
+  ): Promise<((target: RouteTarget) => KeelError | undefined) | undefined> {
     const unpriced = this.#dependencies.router
       .resolve(alias)
       .filter((target) => this.#price(target) === undefined);
@@ -352,7 +356,11 @@ class ModelAccounting {
     if (!limited) return undefined;
     return (target) =>
       this.#price(target) === undefined
-        ? 'the model has no price and the budget limits cost'
+        ? new KeelError(
+            'KEEL_MODEL_UNPRICED',
+            `${target.provider}/${target.model} has no price and a budget of the caller limits cost`,
+            { details: { provider: target.provider, model: target.model } },
+          )
         : undefined;
   }
 

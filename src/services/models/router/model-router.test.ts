@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { rejectsWithCode, throwsWithCode } from '../../../../test/support/assertions.ts';
 import { chatOf, startRouterRig, waitUntil } from '../../../../test/support/model-router-rig.ts';
 import { silentLogger } from '../../../../test/support/silent-logger.ts';
+import { KeelError } from '../../../platform/errors/keel-error.ts';
 import { parseMockScript } from '../mock/mock-script.ts';
 import { OpenAiCompatibleProvider } from '../providers/openai-compatible-provider.ts';
 import { ManualScheduler } from './manual-scheduler.ts';
@@ -103,6 +104,29 @@ describe('ModelRouter failover', () => {
         .map((request) => request.status),
       [503],
     );
+  });
+
+  it('skips an excluded target without calling it, and fails with its reason when none is left', async (t) => {
+    const rig = await startRouterRig({ logger });
+    t.after(() => rig.close());
+    const unpriced = new KeelError('KEEL_MODEL_UNPRICED', 'alpha has no price');
+    const skipAlpha = (target: { provider: string }) =>
+      target.provider === 'alpha' ? unpriced : undefined;
+
+    const answer = await rig.router.chat('smart', chatOf('hello'), {
+      ...open(),
+      exclude: skipAlpha,
+    });
+
+    assert.deepEqual(answer.target, { provider: 'beta', model: 'mock-small' });
+    assert.equal(answer.attempts[0]?.outcome, 'excluded: KEEL_MODEL_UNPRICED');
+    assert.equal(rig.mock('alpha').requests().length, 0);
+    const error = await rejectsWithCode(
+      rig.router.chat('smart', chatOf('hello'), { ...open(), exclude: () => unpriced }),
+      'KEEL_MODEL_UNPRICED',
+    );
+    assert.equal((error.details.attempts as unknown[]).length, 2);
+    assert.equal(rig.mock('beta').requests().length, 1);
   });
 
   it('tries the first provider maxAttempts times before failing over', async (t) => {

@@ -50,8 +50,11 @@ export interface RouteOptions {
   readonly estimatedTokens?: number;
   /** A shorter total deadline than the router's. */
   readonly deadlineMs?: number;
-  /** Why a target may not serve this call (e.g. it has no price), or undefined when it may. */
-  readonly exclude?: (target: RouteTarget) => string | undefined;
+  /**
+   * Why a target may not serve this call (e.g. `KEEL_MODEL_UNPRICED`), or undefined when it
+   * may. The call fails with the first such error when no target is left.
+   */
+  readonly exclude?: (target: RouteTarget) => KeelError | undefined;
 }
 
 /** How one target was tried. */
@@ -298,11 +301,8 @@ export class ModelRouter {
       for (const target of targets) {
         const excluded = options.exclude?.(target);
         if (excluded !== undefined) {
-          attempts.push({ ...target, outcome: `excluded: ${excluded}` });
-          lastError ??= new KeelError(
-            'KEEL_MODEL_UNPRICED',
-            `${target.provider}/${target.model}: ${excluded}`,
-          );
+          attempts.push({ ...target, outcome: `excluded: ${excluded.code}` });
+          lastError ??= excluded;
           continue;
         }
         const provider = this.#options.providers.get(target.provider) as ModelProviderV1;
