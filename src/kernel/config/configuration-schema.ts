@@ -2,6 +2,12 @@ import { z } from 'zod';
 import { DEFAULT_LOCAL_SERVICES } from '../../platform/net/probe-tcp-service.ts';
 import { TRUST_LEVELS, type TrustLevel } from '../../platform/storage/ports/agent-store.ts';
 import { type ModelsConfiguration, ModelsSection } from './models-configuration.ts';
+import {
+  type AgentsConfiguration,
+  AgentsSection,
+  type RuntimeConfiguration,
+  RuntimeSection,
+} from './runtime-configuration.ts';
 
 /**
  * The schema of `config.toml`, in the file's own shape (snake_case sections). Unknown keys are
@@ -93,6 +99,8 @@ export const ConfigurationFileSchema = z.strictObject({
   gate: GateSection.prefault({}),
   doctor: DoctorSection.prefault({}),
   models: ModelsSection.prefault({}),
+  agents: AgentsSection.prefault({}),
+  runtime: RuntimeSection.prefault({}),
 });
 
 export type ConfigurationFile = z.output<typeof ConfigurationFileSchema>;
@@ -135,6 +143,8 @@ export interface Configuration {
     }[];
   };
   readonly models: ModelsConfiguration;
+  readonly agents: AgentsConfiguration;
+  readonly runtime: RuntimeConfiguration;
 }
 
 /** The config file Keel writes into a new data directory. */
@@ -186,4 +196,21 @@ default_timeout_ms = 30000
 #
 # [models.aliases]
 # default = ["openai/gpt-4o-mini", "local/llama3.1"]   # fails over in this order
+
+[agents]
+development = false     # accept unsigned agent manifests (never with --production)
+# Publishers whose signed manifests this node deploys (keel keygen prints the entry):
+# [[agents.trusted_keys]]
+# name = "my-team"
+# public_key = "<base64 from keel keygen>"
+
+[runtime]
+production = false      # refuse to start without every isolation layer (also --production, KEEL_PRODUCTION=1)
+sandbox = "auto"        # auto: every layer this host offers; off: plain child processes (development only)
+max_concurrent_runs = 16
+worker_memory_mb = 256
+heartbeat_interval_ms = 1000
+watchdog_timeout_ms = 10000
+restart_budget = 10     # restarts of one agent per window before it stays crashed
+restart_window_seconds = 60
 `;

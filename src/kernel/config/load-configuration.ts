@@ -21,6 +21,7 @@ import {
 } from './configuration-schema.ts';
 import { toModelsConfiguration } from './models-configuration.ts';
 import { readPrivateToml, statOrUndefined } from './read-private-toml.ts';
+import { toAgentsConfiguration, toRuntimeConfiguration } from './runtime-configuration.ts';
 import { SecretStore } from './secrets.ts';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -30,6 +31,10 @@ export interface ConfigurationOverrides {
   readonly port?: number;
   readonly logLevel?: string;
   readonly logFormat?: string;
+  /** `--production`: refuse to start without every isolation layer. */
+  readonly production?: boolean;
+  /** `--development`: accept unsigned agent manifests. */
+  readonly development?: boolean;
 }
 
 export interface LoadConfigurationOptions {
@@ -68,6 +73,7 @@ const ENVIRONMENT_OVERRIDES = [
   { variable: 'KEEL_PORT', section: 'node', key: 'port', type: 'integer' },
   { variable: 'KEEL_LOG_LEVEL', section: 'log', key: 'level', type: 'string' },
   { variable: 'KEEL_LOG_FORMAT', section: 'log', key: 'format', type: 'string' },
+  { variable: 'KEEL_PRODUCTION', section: 'runtime', key: 'production', type: 'boolean' },
 ] as const;
 
 /**
@@ -112,6 +118,15 @@ function applyEnvironment(
     const text = nonEmpty(environment[override.variable]);
     if (text === undefined) continue;
     let value: unknown = text;
+    if (override.type === 'boolean') {
+      if (!['0', '1', 'true', 'false'].includes(text)) {
+        throw new KeelError(
+          'KEEL_CONFIG_INVALID',
+          `${override.variable} must be 1 or 0 (true or false), got '${text}'`,
+        );
+      }
+      value = text === '1' || text === 'true';
+    }
     if (override.type === 'integer') {
       value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
       if (Number.isNaN(value)) {
@@ -136,6 +151,8 @@ function applyOverrides(
     ['port', 'node', 'port', '--port'],
     ['logLevel', 'log', 'level', '--log-level'],
     ['logFormat', 'log', 'format', '--log-format'],
+    ['production', 'runtime', 'production', '--production'],
+    ['development', 'agents', 'development', '--development'],
   ];
   for (const [option, section, key, flag] of table) {
     const value = overrides[option];
@@ -258,6 +275,8 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
     },
     doctor: { services: file.doctor.services },
     models: toModelsConfiguration(file.models),
+    agents: toAgentsConfiguration(file.agents),
+    runtime: toRuntimeConfiguration(file.runtime),
   });
 }
 

@@ -18,6 +18,7 @@ const FINISHED_RUNS: ReadonlySet<RunRecord['status']> = new Set([
   'succeeded',
   'failed',
   'cancelled',
+  'dead-lettered',
 ]);
 const AGENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -144,8 +145,19 @@ export class AgentDirectory {
   }
 
   /** Moves an agent's lifecycle state (persisted; compare-and-set with `expected`). */
-  async setState(agentId: string, state: AgentState, expected?: AgentState): Promise<AgentRecord> {
-    const record = await this.#agents.updateState(agentId, state, this.#clock.now(), expected);
+  async setState(
+    agentId: string,
+    state: AgentState,
+    expected?: AgentState,
+    reason?: string,
+  ): Promise<AgentRecord> {
+    const record = await this.#agents.updateState(
+      agentId,
+      state,
+      this.#clock.now(),
+      expected,
+      reason,
+    );
     this.#agentCache.delete(agentId);
     return record;
   }
@@ -172,6 +184,26 @@ export class AgentDirectory {
 
   get(agentId: string): Promise<AgentRecord | undefined> {
     return this.#agents.get(agentId);
+  }
+
+  getByName(name: string): Promise<AgentRecord | undefined> {
+    return this.#agents.getByName(name);
+  }
+
+  /** A new deployment of an agent: its manifest metadata and the trust level it declares. */
+  async updateDeployment(
+    agentId: string,
+    metadata: JsonObject,
+    trustLevel: TrustLevel,
+  ): Promise<AgentRecord> {
+    const record = await this.#agents.updateMetadata(
+      agentId,
+      metadata,
+      trustLevel,
+      this.#clock.now(),
+    );
+    this.#agentCache.delete(agentId);
+    return record;
   }
 
   list(): Promise<readonly AgentRecord[]> {

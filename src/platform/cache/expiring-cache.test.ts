@@ -21,4 +21,14 @@ describe('ExpiringCache', () => {
     await cache.get('c', load);
     assert.equal(await cache.get('a', load), 6, 'cleared when full');
   });
+
+  it('does not keep a value loaded while the entry was deleted', async () => {
+    const cache = new ExpiringCache<string, string>(1_000, () => 0);
+    let release: (value: string) => void = () => undefined;
+    const slow = cache.get('agent', () => new Promise<string>((resolve) => (release = resolve)));
+    cache.delete('agent'); // the owner changed the agent while the read was in flight
+    release('stale');
+    assert.equal(await slow, 'stale');
+    assert.equal(await cache.get('agent', async () => 'fresh'), 'fresh');
+  });
 });

@@ -15,6 +15,8 @@ export class ExpiringCache<Key, Value> {
   readonly #now: () => number;
   readonly #maxEntries: number;
   readonly #entries = new Map<Key, { readonly value: Value; readonly until: number }>();
+  /** Bumped by every `delete`: a load that overlapped one must not cache what it read. */
+  #generation = 0;
 
   constructor(ttlMs: number, now: () => number, maxEntries = 10_000) {
     this.#ttlMs = ttlMs;
@@ -27,13 +29,18 @@ export class ExpiringCache<Key, Value> {
     const now = this.#now();
     const hit = this.#entries.get(key);
     if (hit !== undefined && hit.until > now) return hit.value;
+    const generation = this.#generation;
     const value = await load();
+    // The owner changed something while this load was reading: the value may be the old one,
+    // so it is returned but not kept.
+    if (generation !== this.#generation) return value;
     if (this.#entries.size >= this.#maxEntries) this.#entries.clear();
     this.#entries.set(key, { value, until: now + this.#ttlMs });
     return value;
   }
 
   delete(key: Key): void {
+    this.#generation += 1;
     this.#entries.delete(key);
   }
 }

@@ -289,6 +289,90 @@ export const ERROR_CATALOGUE = Object.freeze({
     'a Keel rate limit refused the call',
     'wait for retryAfterMs, or raise the limit in config.toml',
   ),
+  KEEL_MANIFEST_INVALID: entry(
+    400,
+    false,
+    'the agent manifest is not valid',
+    'fix the field the message names; docs/agents.md describes every manifest field',
+  ),
+  KEEL_MANIFEST_UNSIGNED: entry(
+    403,
+    false,
+    'the agent manifest is not signed',
+    'sign it with `keel agent sign <manifest> --key <key>`, or run the node in development mode',
+  ),
+  KEEL_MANIFEST_SIGNATURE_INVALID: entry(
+    403,
+    false,
+    'the agent manifest signature does not verify',
+    'the manifest changed after it was signed, or the signature is not from the named key; sign it again',
+  ),
+  KEEL_MANIFEST_UNTRUSTED_KEY: entry(
+    403,
+    false,
+    'the agent manifest is signed by a key this node does not trust',
+    'add the publisher key to [agents] trusted_keys in config.toml, or sign with a trusted key',
+  ),
+  KEEL_MANIFEST_DOWNGRADE: entry(
+    409,
+    false,
+    'the agent manifest is not newer than the version this node has deployed',
+    'raise the manifest version and sign it again; an older signed version cannot be replayed',
+  ),
+  KEEL_SANDBOX_UNAVAILABLE: entry(
+    503,
+    false,
+    'an isolation layer that agent workers need is not available',
+    'install bubblewrap and enable the layers `keel doctor` reports missing, or start without --production',
+  ),
+  KEEL_WORKER_CRASHED: entry(
+    503,
+    true,
+    'the agent worker process ended unexpectedly',
+    'the supervisor restarts it and resumes its runs; see `keel agent show` for the restart history',
+  ),
+  KEEL_WORKER_PROTOCOL: entry(
+    502,
+    false,
+    'the agent worker sent a message that breaks the worker protocol',
+    'the worker was stopped; this is a bug in the agent program or in Keel',
+  ),
+  KEEL_AGENT_NOT_RUNNING: entry(
+    409,
+    false,
+    'the agent is not in a state that accepts this action',
+    'check its state with `keel agent show <agent>`; resume or restart it first',
+  ),
+  KEEL_RUN_FAILED: entry(
+    500,
+    false,
+    'the run failed',
+    'see `keel runs show <run>` for the step that failed and its error',
+  ),
+  KEEL_RUN_CANCELLED: entry(
+    409,
+    false,
+    'the run was cancelled',
+    'nothing to do; start a new run if you still want the task done',
+  ),
+  KEEL_RUN_LIMIT_REACHED: entry(
+    422,
+    false,
+    'the run reached its step or iteration limit',
+    'raise limits.max_steps in the agent manifest, or split the task',
+  ),
+  KEEL_NODE_NOT_RUNNING: entry(
+    503,
+    true,
+    'no Keel node is running on this data directory',
+    'start one with `keel start` (or `keel start --demo`) and run the command again',
+  ),
+  KEEL_LLM_NOT_CONFIGURED: entry(
+    503,
+    false,
+    'no model provider is configured',
+    'add a provider and an alias under [models] in config.toml (an API key secret or an Ollama URL), or try `keel start --demo`',
+  ),
 } satisfies Record<string, ErrorCatalogueEntry>);
 
 /** A stable Keel error code. */

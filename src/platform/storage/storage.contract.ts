@@ -209,6 +209,37 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 1);
       });
 
+      it('keeps every transition in the agent history, newest last', async () => {
+        const agent = await newAgent();
+        await storage.agents.updateState(agent.id, 'starting', T0 + 1, 'created', 'deployed');
+        await storage.agents.updateState(agent.id, 'running', T0 + 2, 'starting', 'worker ready');
+        await rejectsWithCode(
+          storage.agents.updateState(agent.id, 'paused', T0 + 3, 'created', 'stale'),
+          'KEEL_CONFLICT',
+        );
+        const history = await storage.agents.history(agent.id, 10);
+        assert.deepEqual(
+          history.map((change) => [change.from, change.to, change.reason, change.at]),
+          [
+            ['created', 'starting', 'deployed', T0 + 1],
+            ['starting', 'running', 'worker ready', T0 + 2],
+          ],
+        );
+        assert.equal((await storage.agents.history(agent.id, 1))[0]?.to, 'running');
+      });
+
+      it('replaces metadata and trust level together', async () => {
+        const agent = await newAgent();
+        const updated = await storage.agents.updateMetadata(
+          agent.id,
+          { version: '1.2.0' },
+          'untrusted',
+          T0 + 4,
+        );
+        assert.deepEqual(updated.metadata, { version: '1.2.0' });
+        assert.equal(updated.trustLevel, 'untrusted');
+      });
+
       it('changes the trust level', async () => {
         const agent = await newAgent();
         const trusted = await storage.agents.setTrustLevel(agent.id, 'trusted', T0 + 5);
@@ -243,6 +274,40 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           [run.id],
         );
         assert.deepEqual(await storage.runs.list({ status: 'failed' }), []);
+      });
+
+      it('counts attempts, keeps errors and filters by several statuses', async () => {
+        const agent = await newAgent();
+        const run = await storage.runs.create({
+          id: createId('run'),
+          agentId: agent.id,
+          task: {},
+          now: T0,
+          priority: 8,
+          origin: 'schedule:0',
+        });
+        assert.deepEqual(
+          [run.priority, run.attempts, run.origin, run.error],
+          [8, 0, 'schedule:0', null],
+        );
+        const first = await storage.runs.recordAttempt(run.id, T0 + 1);
+        assert.deepEqual([first.status, first.attempts], ['running', 1]);
+        assert.equal((await storage.runs.recordAttempt(run.id, T0 + 2)).attempts, 2);
+        const failed = await storage.runs.updateStatus(run.id, 'dead-lettered', T0 + 3, undefined, {
+          code: 'KEEL_WORKER_CRASHED',
+        });
+        assert.deepEqual(failed.error, { code: 'KEEL_WORKER_CRASHED' });
+        // An ended run is not started again.
+        const ended = await storage.runs.recordAttempt(run.id, T0 + 4);
+        assert.deepEqual([ended.status, ended.attempts], ['dead-lettered', 2]);
+        assert.deepEqual(
+          (await storage.runs.list({ statuses: ['pending', 'dead-lettered'] })).map(
+            (listed) => listed.id,
+          ),
+          [run.id],
+        );
+        assert.deepEqual(await storage.runs.list({ statuses: [] }), []);
+        assert.deepEqual(await storage.runs.journalCounts([run.id]), { [run.id]: 0 });
       });
 
       it('writes each journal sequence number once', async () => {

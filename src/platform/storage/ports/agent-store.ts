@@ -17,7 +17,17 @@ export type AgentState =
   | 'stopped'
   | 'crashed'
   | 'restarting'
-  | 'disabled';
+  | 'disabled'
+  | 'removed';
+
+/** One persisted lifecycle transition. */
+export interface AgentStateChange {
+  readonly agentId: string;
+  readonly from: AgentState;
+  readonly to: AgentState;
+  readonly reason: string;
+  readonly at: number;
+}
 
 export interface AgentRecord {
   readonly id: string;
@@ -52,14 +62,25 @@ export interface AgentStore {
   getByName(name: string): Promise<AgentRecord | undefined>;
   list(): Promise<readonly AgentRecord[]>;
   /**
-   * Moves an agent to `state`. With `expected`, only from that state (else `KEEL_CONFLICT`), so
-   * two supervisors cannot both win a transition. Unknown id: `KEEL_NOT_FOUND`.
+   * Moves an agent to `state` and records the transition (with `reason`) in its history, in
+   * one transaction. With `expected`, only from that state (else `KEEL_CONFLICT`), so two
+   * supervisors cannot both win a transition. Unknown id: `KEEL_NOT_FOUND`.
    */
   updateState(
     id: string,
     state: AgentState,
     now: number,
     expected?: AgentState,
+    reason?: string,
   ): Promise<AgentRecord>;
+  /** Replaces the metadata (the deployed manifest, its digest and signer) and trust level. */
+  updateMetadata(
+    id: string,
+    metadata: JsonObject,
+    trustLevel: TrustLevel,
+    now: number,
+  ): Promise<AgentRecord>;
+  /** The agent's most recent transitions, newest last (at most `limit`, ≤ 1000). */
+  history(id: string, limit: number): Promise<readonly AgentStateChange[]>;
   setTrustLevel(id: string, trustLevel: TrustLevel, now: number): Promise<AgentRecord>;
 }

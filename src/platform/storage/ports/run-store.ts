@@ -1,6 +1,26 @@
 import type { JsonObject, JsonValue } from './json-value.ts';
 
-export type RunStatus = 'pending' | 'running' | 'suspended' | 'succeeded' | 'failed' | 'cancelled';
+/**
+ * `pending`: queued, waiting for a worker; `running`: a worker runs (or will resume) it;
+ * `suspended`: waiting for an operator (its agent was stopped or paused); the last four end it.
+ * `dead-lettered`: its worker failed on it more times than the agent's `maxAttempts`.
+ */
+export type RunStatus =
+  | 'pending'
+  | 'running'
+  | 'suspended'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'dead-lettered';
+
+/** Statuses a run never leaves. */
+export const FINAL_RUN_STATUSES: readonly RunStatus[] = [
+  'succeeded',
+  'failed',
+  'cancelled',
+  'dead-lettered',
+];
 
 export interface RunRecord {
   readonly id: string;
@@ -8,6 +28,14 @@ export interface RunRecord {
   readonly status: RunStatus;
   readonly task: JsonObject;
   readonly result: JsonValue | null;
+  /** The error (a KeelError's JSON) that ended it, or the last worker failure. */
+  readonly error: JsonValue | null;
+  /** 0–9, higher first. */
+  readonly priority: number;
+  /** How many times a worker started (or resumed) it. */
+  readonly attempts: number;
+  /** Who asked for it: `cli`, `api`, `schedule:<n>`, `demo`… */
+  readonly origin: string;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -17,6 +45,8 @@ export interface NewRun {
   readonly agentId: string;
   readonly task: JsonObject;
   readonly now: number;
+  readonly priority?: number;
+  readonly origin?: string;
 }
 
 /** One syscall's recorded result in a run's journal, keyed by `(runId, seq)`. */
@@ -35,6 +65,8 @@ export interface JournalEntry {
 export interface RunListFilter {
   readonly agentId?: string;
   readonly status?: RunStatus;
+  /** Any of these statuses (combined with `status` when both are given). */
+  readonly statuses?: readonly RunStatus[];
   readonly limit?: number;
 }
 
@@ -51,7 +83,20 @@ export interface RunStore {
   create(run: NewRun): Promise<RunRecord>;
   get(id: string): Promise<RunRecord | undefined>;
   list(filter?: RunListFilter): Promise<readonly RunRecord[]>;
-  updateStatus(id: string, status: RunStatus, now: number, result?: JsonValue): Promise<RunRecord>;
+  updateStatus(
+    id: string,
+    status: RunStatus,
+    now: number,
+    result?: JsonValue,
+    error?: JsonValue,
+  ): Promise<RunRecord>;
+  /**
+   * A worker starts (or resumes) the run: `attempts` goes up by one and the status becomes
+   * `running`, unless the run already ended (then it is returned unchanged).
+   */
+  recordAttempt(id: string, now: number): Promise<RunRecord>;
+  /** How many syscalls each run has journaled, for listings. */
+  journalCounts(runIds: readonly string[]): Promise<Readonly<Record<string, number>>>;
   /** Fails with `KEEL_CONFLICT` when `(runId, seq)` is already recorded: results are written once. */
   appendJournal(entry: JournalEntry): Promise<void>;
   getJournal(runId: string, seq: number): Promise<JournalEntry | undefined>;

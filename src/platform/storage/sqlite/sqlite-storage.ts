@@ -98,12 +98,16 @@ export class SqliteStorage implements Storage {
       'list',
       'updateState',
       'setTrustLevel',
+      'updateMetadata',
+      'history',
     ]);
     this.runs = bindStore<RunStore>(client, 'runs', [
       'create',
       'get',
       'list',
       'updateStatus',
+      'recordAttempt',
+      'journalCounts',
       'appendJournal',
       'getJournal',
       'journalHead',

@@ -1,5 +1,10 @@
 import { KeelError } from '../../../errors/keel-error.ts';
-import type { AgentRecord, AgentState, TrustLevel } from '../../ports/agent-store.ts';
+import type {
+  AgentRecord,
+  AgentState,
+  AgentStateChange,
+  TrustLevel,
+} from '../../ports/agent-store.ts';
 import type { JsonObject } from '../../ports/json-value.ts';
 import {
   fromJsonColumn,
@@ -73,7 +78,7 @@ export const agentOperations: HandlersFor<'agents'> = {
     (context.statements.get(`SELECT ${COLUMNS} FROM agents ORDER BY name`).all() as Row[]).map(
       toRecord,
     ),
-  'agents.updateState': (context, id, state, now, expected) => {
+  'agents.updateState': (context, id, state, now, expected, reason) => {
     const current = required(context, id);
     if (expected !== undefined && current.state !== expected) {
       throw new KeelError('KEEL_CONFLICT', `agent ${id} is ${current.state}, not ${expected}`, {
@@ -83,7 +88,35 @@ export const agentOperations: HandlersFor<'agents'> = {
     context.statements
       .get('UPDATE agents SET state = ?, updated_at = ? WHERE id = ?')
       .run(state, now, id);
+    context.statements
+      .get(
+        'INSERT INTO agent_state_history (agent_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(id, current.state, state, (reason ?? '').slice(0, 500), now);
     return required(context, id);
+  },
+  'agents.updateMetadata': (context, id, metadata, trustLevel, now) => {
+    required(context, id);
+    context.statements
+      .get('UPDATE agents SET metadata = ?, trust_level = ?, updated_at = ? WHERE id = ?')
+      .run(toJsonColumn(metadata, 'metadata'), trustLevel, now, id);
+    return required(context, id);
+  },
+  'agents.history': (context, id, limit) => {
+    const rows = context.statements
+      .get(
+        'SELECT agent_id, from_state, to_state, reason, at FROM agent_state_history WHERE agent_id = ? ORDER BY seq DESC LIMIT ?',
+      )
+      .all(id, Math.max(1, Math.min(1000, Math.floor(limit)))) as Row[];
+    return rows.reverse().map(
+      (row): AgentStateChange => ({
+        agentId: String(row.agent_id),
+        from: String(row.from_state) as AgentState,
+        to: String(row.to_state) as AgentState,
+        reason: String(row.reason),
+        at: Number(row.at),
+      }),
+    );
   },
   'agents.setTrustLevel': (context, id, trustLevel, now) => {
     required(context, id);

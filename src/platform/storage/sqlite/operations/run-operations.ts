@@ -1,6 +1,11 @@
 import { KeelError } from '../../../errors/keel-error.ts';
 import type { JsonObject, JsonValue } from '../../ports/json-value.ts';
-import type { JournalEntry, RunRecord, RunStatus } from '../../ports/run-store.ts';
+import {
+  FINAL_RUN_STATUSES,
+  type JournalEntry,
+  type RunRecord,
+  type RunStatus,
+} from '../../ports/run-store.ts';
 import {
   fromJsonColumn,
   type HandlersFor,
@@ -10,7 +15,8 @@ import {
   toJsonColumn,
 } from './operation-context.ts';
 
-const RUN_COLUMNS = 'id, agent_id, status, task, result, created_at, updated_at';
+const RUN_COLUMNS =
+  'id, agent_id, status, task, result, error, priority, attempts, origin, created_at, updated_at';
 const JOURNAL_COLUMNS = 'run_id, seq, kind, intent_digest, outcome, result, recorded_at';
 
 function toRun(row: Row): RunRecord {
@@ -20,6 +26,10 @@ function toRun(row: Row): RunRecord {
     status: String(row.status) as RunStatus,
     task: fromJsonColumn<JsonObject>(row.task),
     result: row.result === null ? null : fromJsonColumn<JsonValue>(row.result),
+    error: row.error === null ? null : fromJsonColumn<JsonValue>(row.error),
+    priority: Number(row.priority),
+    attempts: Number(row.attempts),
+    origin: String(row.origin),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
@@ -64,8 +74,18 @@ export const runOperations: HandlersFor<'runs'> = {
       throw new KeelError('KEEL_CONFLICT', `run ${run.id} exists`);
     }
     context.statements
-      .get(`INSERT INTO runs (${RUN_COLUMNS}) VALUES (?, ?, 'pending', ?, NULL, ?, ?)`)
-      .run(run.id, run.agentId, toJsonColumn(run.task, 'task'), run.now, run.now);
+      .get(
+        `INSERT INTO runs (${RUN_COLUMNS}) VALUES (?, ?, 'pending', ?, NULL, NULL, ?, 0, ?, ?, ?)`,
+      )
+      .run(
+        run.id,
+        run.agentId,
+        toJsonColumn(run.task, 'task'),
+        run.priority ?? 5,
+        run.origin ?? 'api',
+        run.now,
+        run.now,
+      );
     return required(context, run.id);
   },
   'runs.get': (context, id) => byId(context, id),
@@ -80,24 +100,51 @@ export const runOperations: HandlersFor<'runs'> = {
       conditions.push('status = ?');
       values.push(filter.status);
     }
+    if (filter.statuses !== undefined) {
+      if (filter.statuses.length === 0) return [];
+      conditions.push(`status IN (${filter.statuses.map(() => '?').join(', ')})`);
+      values.push(...filter.statuses);
+    }
     const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
     const rows = context.statements
       .get(`SELECT ${RUN_COLUMNS} FROM runs ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
       .all(...values, pageSize(filter.limit, 100, 1000)) as Row[];
     return rows.map(toRun);
   },
-  'runs.updateStatus': (context, id, status, now, result) => {
+  'runs.updateStatus': (context, id, status, now, result, error) => {
     required(context, id);
-    if (result === undefined) {
-      context.statements
-        .get('UPDATE runs SET status = ?, updated_at = ? WHERE id = ?')
-        .run(status, now, id);
-    } else {
-      context.statements
-        .get('UPDATE runs SET status = ?, result = ?, updated_at = ? WHERE id = ?')
-        .run(status, toJsonColumn(result, 'result'), now, id);
-    }
+    context.statements
+      .get(
+        'UPDATE runs SET status = ?, result = coalesce(?, result), error = coalesce(?, error), updated_at = ? WHERE id = ?',
+      )
+      .run(
+        status,
+        result === undefined ? null : toJsonColumn(result, 'result'),
+        error === undefined ? null : toJsonColumn(error, 'error'),
+        now,
+        id,
+      );
     return required(context, id);
+  },
+  'runs.recordAttempt': (context, id, now) => {
+    const run = required(context, id);
+    if (FINAL_RUN_STATUSES.includes(run.status)) return run;
+    context.statements
+      .get(
+        "UPDATE runs SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+      )
+      .run(now, id);
+    return required(context, id);
+  },
+  'runs.journalCounts': (context, runIds) => {
+    const counts: Record<string, number> = {};
+    const statement = context.statements.get(
+      'SELECT count(*) AS steps FROM run_journal WHERE run_id = ?',
+    );
+    for (const runId of runIds.slice(0, 1000)) {
+      counts[runId] = Number((statement.get(runId) as Row).steps);
+    }
+    return counts;
   },
   'runs.appendJournal': (context, entry) => {
     required(context, entry.runId);
