@@ -27,6 +27,20 @@ else
   fi
 fi
 
+# Agent workers run inside bubblewrap (Debian package `bubblewrap`); its tests need it.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "keel setup: installing bubblewrap from apt (agent worker sandbox)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; }
+  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "keel setup: installing bubblewrap from apt with sudo (agent worker sandbox)"
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null
+  else
+    echo "keel setup: bubblewrap is not installed and cannot be installed here; agent workers will run with fewer isolation layers and the sandbox tests will fail (install the bubblewrap package)" >&2
+  fi
+fi
+
 echo "keel setup: installing dependencies with npm on $("$runtime_bin/node" -v)"
 # `npm install` with the committed lockfile installs exactly the locked versions. Not
 # `npm ci`: the registry mirror here lacks other platforms' optional packages (Biome's

