@@ -1,0 +1,215 @@
+import type { AgentsConfiguration } from '../../kernel/config/runtime-configuration.ts';
+import type { Kernel } from '../../kernel/kernel.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
+import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
+import type { KeyValueStore } from '../../platform/storage/ports/key-value-store.ts';
+import {
+  type AgentManifest,
+  compareVersions,
+  parseAgentManifest,
+  trustLevelOf,
+} from '../manifests/agent-manifest.ts';
+import { publicKeyIdOf, verifySignedManifest } from '../manifests/manifest-signing.ts';
+import { locateModule } from './module-location.ts';
+
+/** What a deployed agent's record keeps of its manifest. */
+export interface DeploymentMetadata {
+  readonly manifest: AgentManifest;
+  readonly digest: string;
+  /** The publisher key that signed it; `null` when development mode accepted it unsigned. */
+  readonly keyId: string | null;
+  /** The program module's real path, for `program.module` manifests (see `locateModule`). */
+  readonly modulePath: string | null;
+}
+
+export interface DeployResult {
+  readonly agent: AgentRecord;
+  readonly deployment: DeploymentMetadata;
+  readonly outcome: 'created' | 'updated' | 'unchanged' | 'redeployed';
+}
+
+export interface AgentDeployerOptions {
+  readonly kernel: Kernel;
+  readonly keyValues: KeyValueStore;
+  readonly configuration: AgentsConfiguration;
+  /** Where relative `program.module` paths are found (the data directory's `agents/`). */
+  readonly modulesDirectory: string;
+  /** Keel's data directory, which no program module's folder may expose. */
+  readonly dataDirectory: string;
+  /** Tools this node has; a manifest that allows another is refused. */
+  readonly toolNames: () => readonly string[];
+  readonly now: () => number;
+}
+
+/**
+ * Reads the deployment a record carries (its manifest is parsed again: stored data is input).
+ *
+ * @example
+ * ```ts
+ * const { manifest } = deploymentOf(agentRecord);
+ * ```
+ */
+export function deploymentOf(record: AgentRecord): DeploymentMetadata {
+  const metadata = record.metadata;
+  return {
+    manifest: parseAgentManifest(metadata.manifest),
+    digest: String(metadata.digest ?? ''),
+    keyId: typeof metadata.keyId === 'string' ? metadata.keyId : null,
+    modulePath: typeof metadata.modulePath === 'string' ? metadata.modulePath : null,
+  };
+}
+
+/**
+ * Deploys agent manifests: verifies the signature against the trusted publisher keys (unsigned
+ * only in development mode), refuses a version older than — or equal to but different from —
+ * the one deployed before (so an old signed manifest cannot be replayed), then registers or
+ * updates the agent, replaces its capability grants with the manifest's, sets its budget, and
+ * audits the deployment. A refusal is audited too.
+ *
+ * @example
+ * ```ts
+ * const { agent, outcome } = await deployer.deploy(JSON.parse(text), 'operator:local');
+ * ```
+ */
+export class AgentDeployer {
+  readonly #options: AgentDeployerOptions;
+
+  constructor(options: AgentDeployerOptions) {
+    this.#options = options;
+  }
+
+  async deploy(value: unknown, actor: string): Promise<DeployResult> {
+    try {
+      return await this.#deploy(value, actor);
+    } catch (error) {
+      const failure = toKeelError(error);
+      await this.#options.kernel.audit.record({
+        kind: 'agent.deploy',
+        actor,
+        subject: manifestName(value),
+        outcome: 'denied',
+        code: failure.code,
+        data: { reason: failure.message },
+      });
+      throw failure;
+    }
+  }
+
+  async #deploy(value: unknown, actor: string): Promise<DeployResult> {
+    const { kernel, configuration } = this.#options;
+    const verified = verifySignedManifest(value, {
+      trustedKeys: configuration.trustedKeys.map((key) => ({
+        keyId: publicKeyIdOf(key.publicKey),
+        publicKey: key.publicKey,
+        name: key.name,
+      })),
+      allowUnsigned: configuration.development,
+    });
+    const { manifest, digest, keyId } = verified;
+    const versionKey = `agents.version.${manifest.id}`;
+    const previous = await this.#options.keyValues.get(versionKey);
+    let sameAsBefore = false;
+    if (typeof previous === 'object' && previous !== null && !Array.isArray(previous)) {
+      const before = previous as { version?: unknown; digest?: unknown };
+      const order = compareVersions(manifest.version, String(before.version));
+      if (order < 0 || (order === 0 && before.digest !== digest)) {
+        throw new KeelError(
+          'KEEL_MANIFEST_DOWNGRADE',
+          order < 0
+            ? `${manifest.id} ${manifest.version} is older than the deployed ${String(before.version)}`
+            : `${manifest.id} ${manifest.version} was deployed before with different content`,
+          {
+            details: {
+              agent: manifest.id,
+              version: manifest.version,
+              deployed: String(before.version),
+            },
+          },
+        );
+      }
+      sameAsBefore = order === 0;
+    }
+    const unknownTools = manifest.tools.filter((tool) => !this.#options.toolNames().includes(tool));
+    if (unknownTools.length > 0) {
+      throw new KeelError(
+        'KEEL_MANIFEST_INVALID',
+        `manifest tools: this node has no tool ${unknownTools.join(', ')}`,
+        { details: { field: 'tools', unknown: unknownTools } },
+      );
+    }
+    const modulePath = await this.#modulePath(manifest);
+    const deployment: DeploymentMetadata = { manifest, digest, keyId, modulePath };
+    const metadata = {
+      manifest: manifest as unknown as JsonObject,
+      digest,
+      keyId,
+      modulePath,
+      deployedBy: actor,
+    } satisfies JsonObject;
+    const existing = await kernel.agents.getByName(manifest.id);
+    if (sameAsBefore && existing !== undefined && existing.state !== 'removed') {
+      return { agent: existing, deployment, outcome: 'unchanged' };
+    }
+    const trustLevel = trustLevelOf(manifest.trust);
+    const agent =
+      existing === undefined
+        ? await kernel.agents.register({ name: manifest.id, trustLevel, metadata }, actor)
+        : await kernel.agents.updateDeployment(existing.id, metadata, trustLevel);
+    await this.#replaceGrants(agent.id, manifest, actor);
+    if (manifest.budgets?.agent !== undefined) {
+      await kernel.budgets.setLimits(`agent:${agent.id}`, manifest.budgets.agent, actor);
+    }
+    await this.#options.keyValues.set(
+      versionKey,
+      { version: manifest.version, digest },
+      this.#options.now(),
+    );
+    const outcome = existing === undefined ? 'created' : sameAsBefore ? 'redeployed' : 'updated';
+    await kernel.audit.record({
+      kind: 'agent.deploy',
+      actor,
+      agentId: agent.id,
+      subject: manifest.id,
+      outcome,
+      data: {
+        version: manifest.version,
+        digest,
+        keyId,
+        trust: manifest.trust,
+        capabilities: manifest.capabilities.length,
+      },
+    });
+    return { agent, deployment, outcome };
+  }
+
+  async #replaceGrants(agentId: string, manifest: AgentManifest, actor: string): Promise<void> {
+    const { capabilities } = this.#options.kernel;
+    for (const grant of await capabilities.list(agentId)) {
+      if (grant.revokedAt === null) await capabilities.revoke(grant.id, actor);
+    }
+    for (const grant of manifest.capabilities) {
+      await capabilities.grant(
+        agentId,
+        grant,
+        `${actor} (manifest ${manifest.id}@${manifest.version})`,
+      );
+    }
+  }
+
+  async #modulePath(manifest: AgentManifest): Promise<string | null> {
+    if (!('module' in manifest.program)) return null;
+    const location = await locateModule(manifest.program.module, this.#options);
+    return location.path;
+  }
+}
+
+function manifestName(value: unknown): string | null {
+  const candidate =
+    typeof value === 'object' && value !== null && 'manifest' in value
+      ? (value as { manifest: unknown }).manifest
+      : value;
+  if (typeof candidate !== 'object' || candidate === null) return null;
+  const id = (candidate as { id?: unknown }).id;
+  return typeof id === 'string' ? id.slice(0, 64) : null;
+}
