@@ -3,10 +3,12 @@
  * a known order. Everything stateful here belongs to the KeelNode instance.
  */
 
+import { join } from 'node:path';
 import { claimDataDirectory } from '../kernel/config/data-directory.ts';
 import {
   AUDIT_KEY_SECRET,
   decodeAuditKey,
+  executableSearchPath,
   type LoadedConfiguration,
 } from '../kernel/config/load-configuration.ts';
 import type { SyscallExecutor } from '../kernel/gate/syscall.ts';
@@ -28,7 +30,13 @@ import {
   logExecutor,
   randomExecutor,
 } from '../services/system/system-executors.ts';
+import { createNotesTools } from '../services/tools/builtin/notes-tools.ts';
+import { type ToolDefinition, ToolRegistry } from '../services/tools/tool-registry.ts';
+import { AgentRuntime } from './agent-runtime.ts';
+import { AgentDeployer } from './agents/agent-deployer.ts';
+import { ControlServer } from './control/control-server.ts';
 import { KEEL_VERSION } from './keel-version.ts';
+import { createWorkerLauncher } from './worker/worker-launcher.ts';
 
 export interface ComponentHealth {
   readonly name: string;
@@ -47,6 +55,10 @@ export interface StartNodeOptions {
   readonly clock?: Clock;
   /** Executors beyond the built-in ones (services register theirs here). */
   readonly executors?: readonly SyscallExecutor[];
+  /** Tools beyond the built-in ones (the `tool.call` executor serves them). */
+  readonly tools?: readonly ToolDefinition<never>[];
+  /** Where the executable search path for sandbox tools comes from (default: PATH). */
+  readonly searchPath?: string;
   /** Called once if a component fails beyond repair (the storage worker died). */
   readonly onFatal?: (error: KeelError) => void;
 }
@@ -70,7 +82,9 @@ export class KeelNode implements AsyncDisposable {
   readonly storage: SqliteStorage;
   readonly bus: MemoryEventBus;
   readonly kernel: Kernel;
+  readonly runtime: AgentRuntime;
   readonly logger: Logger;
+  readonly #control: ControlServer;
   readonly #lock: LockHandle;
   #closing: Promise<void> | undefined;
 
@@ -80,6 +94,8 @@ export class KeelNode implements AsyncDisposable {
     storage: SqliteStorage;
     bus: MemoryEventBus;
     kernel: Kernel;
+    runtime: AgentRuntime;
+    control: ControlServer;
     logger: Logger;
     lock: LockHandle;
   }) {
@@ -88,6 +104,8 @@ export class KeelNode implements AsyncDisposable {
     this.storage = parts.storage;
     this.bus = parts.bus;
     this.kernel = parts.kernel;
+    this.runtime = parts.runtime;
+    this.#control = parts.control;
     this.logger = parts.logger;
     this.#lock = parts.lock;
   }
@@ -127,6 +145,8 @@ export class KeelNode implements AsyncDisposable {
     this.logger.info({ reason }, 'stopping');
     await closeInOrder(
       [
+        () => this.#control.close(),
+        () => this.runtime.close(),
         () => this.kernel.close(),
         () =>
           this.kernel.audit
@@ -149,6 +169,18 @@ export class KeelNode implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close('disposed');
   }
+}
+
+/**
+ * Where a node's control socket lives: in its data directory, which only its user can enter.
+ *
+ * @example
+ * ```ts
+ * const client = await ControlClient.connect(controlSocketPath(configuration.dataDirectory));
+ * ```
+ */
+export function controlSocketPath(dataDirectory: string): string {
+  return join(dataDirectory, 'keel.sock');
 }
 
 /** Runs every step even if one fails; reports all failures and rethrows the first. */
@@ -196,6 +228,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       },
     });
     closers.push(() => storage.close());
+    const redactor = new SecretRedactor(loaded.secrets.values());
     const bus = new MemoryEventBus();
     closers.push(() => bus.close());
     const kernel = new Kernel({
@@ -203,7 +236,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       bus,
       clock,
       logger: options.logger,
-      redactor: new SecretRedactor(loaded.secrets.values()),
+      redactor,
       auditKey,
       actor: `node:${configuration.node.name}`,
       approvals: configuration.approvals,
@@ -217,10 +250,15 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       logger: options.logger.child({ component: 'models' }),
     });
     closers.push(() => models.close());
+    const tools = new ToolRegistry([
+      ...createNotesTools(storage.keyValues, clock),
+      ...(options.tools ?? []),
+    ]);
     for (const executor of [
       createClockExecutor(clock),
       randomExecutor,
       logExecutor,
+      tools.executor(configuration.gate.defaultTimeoutMs),
       ...models.executors,
       ...(options.executors ?? []),
     ]) {
@@ -228,6 +266,36 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
     }
     await kernel.start();
     models.start();
+    const modulePlaces = {
+      dataDirectory: configuration.dataDirectory,
+      modulesDirectory: join(configuration.dataDirectory, 'agents'),
+    };
+    const launcher = await createWorkerLauncher({
+      configuration: configuration.runtime,
+      modulePlaces,
+      searchPath: options.searchPath ?? executableSearchPath(),
+      logger: options.logger.child({ component: 'sandbox' }),
+    });
+    const runtime = new AgentRuntime({
+      kernel,
+      storage,
+      bus,
+      clock,
+      logger: options.logger.child({ component: 'runtime' }),
+      configuration: configuration.runtime,
+      deployer: new AgentDeployer({
+        kernel,
+        keyValues: storage.keyValues,
+        configuration: configuration.agents,
+        ...modulePlaces,
+        toolNames: () => tools.names(),
+        now: () => clock.now(),
+      }),
+      launch: launcher.launch,
+      describeTools: (names) => tools.describe(names),
+      actor: `node:${configuration.node.name}`,
+    });
+    closers.push(() => runtime.close());
 
     const actor = `node:${configuration.node.name}`;
     let id = await storage.keyValues.get('node.id');
@@ -258,8 +326,17 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
         configDigest: loaded.digest,
       },
     });
+    await runtime.start();
+    const control = await ControlServer.listen({
+      path: controlSocketPath(configuration.dataDirectory),
+      runtime,
+      bus,
+      logger,
+      redactor,
+    });
+    closers.push(() => control.close());
     logger.info({ nodeId: id, dataDirectory: configuration.dataDirectory }, 'node started');
-    return new KeelNode({ id, loaded, storage, bus, kernel, logger, lock });
+    return new KeelNode({ id, loaded, storage, bus, kernel, runtime, control, logger, lock });
   } catch (error) {
     await closeInOrder([...closers].reverse(), logger).catch((closeError: unknown) =>
       logger.error({ err: closeError }, 'cleaning up after a failed start also failed'),

@@ -59,7 +59,7 @@ const MAX_RECORDS = 1_000;
  * await mock.close();
  * ```
  */
-export class MockLlmServer {
+export class MockLlmServer implements AsyncDisposable {
   readonly #server: Server;
   readonly #player: MockConversationPlayer;
   readonly #options: MockLlmServerOptions;
@@ -137,6 +137,10 @@ export class MockLlmServer {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     await closed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {

@@ -1,0 +1,14 @@
+import type { AgentProgram } from '../runtime/worker/agent-program.ts';
+import { toolLoopProgram } from './tool-loop/tool-loop-program.ts';
+
+/**
+ * The agent programs every node ships, by the name a manifest's `program.builtin` uses.
+ *
+ * @example
+ * ```ts
+ * BUILTIN_PROGRAMS.get('tool-loop');
+ * ```
+ */
+export const BUILTIN_PROGRAMS: ReadonlyMap<string, AgentProgram> = new Map([
+  [toolLoopProgram.name, toolLoopProgram],
+]);

@@ -1,0 +1,422 @@
+import type { RuntimeConfiguration } from '../kernel/config/runtime-configuration.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+import type { EventBus } from '../platform/bus/event-bus.ts';
+import type { Clock } from '../platform/clock/clock.ts';
+import { KeelError } from '../platform/errors/keel-error.ts';
+import type { Logger } from '../platform/observability/logger.ts';
+import type { AgentRecord, AgentStateChange } from '../platform/storage/ports/agent-store.ts';
+import type { JsonObject } from '../platform/storage/ports/json-value.ts';
+import type { JournalEntry, RunRecord } from '../platform/storage/ports/run-store.ts';
+import type { Storage } from '../platform/storage/storage.ts';
+import {
+  type AgentDeployer,
+  type DeploymentMetadata,
+  type DeployResult,
+  deploymentOf,
+} from './agents/agent-deployer.ts';
+import { RunManager } from './runs/run-manager.ts';
+import { ScheduleRunner } from './runs/schedule-runner.ts';
+import { AgentSupervisor } from './supervisor/agent-supervisor.ts';
+import { RestartPolicy } from './supervisor/restart-policy.ts';
+import type { ToolDescriptor } from './worker/agent-program.ts';
+import { AgentWorker, type LaunchedProcess } from './worker/agent-worker.ts';
+
+export interface AgentRuntimeOptions {
+  readonly kernel: Kernel;
+  readonly storage: Storage;
+  readonly bus: EventBus;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly configuration: RuntimeConfiguration;
+  readonly deployer: AgentDeployer;
+  /** Launches a worker process for an agent (sandboxed as the host allows). */
+  readonly launch: (agent: AgentRecord, deployment: DeploymentMetadata) => Promise<LaunchedProcess>;
+  /** Describes the tools an agent's manifest allows (those the node has). */
+  readonly describeTools: (names: readonly string[]) => readonly ToolDescriptor[];
+  readonly actor: string;
+}
+
+/** An agent as `keel agent list|show` prints it. */
+export interface AgentView {
+  readonly id: string;
+  readonly name: string;
+  readonly version: string;
+  readonly state: AgentRecord['state'];
+  readonly trust: string;
+  readonly program: string;
+  readonly signedBy: string | null;
+  readonly digest: string;
+  readonly worker: {
+    readonly pid: number | null;
+    readonly heapUsed: number;
+    readonly rss: number;
+    readonly isolation: readonly string[];
+    readonly missing: readonly string[];
+  } | null;
+  readonly activeRuns: number;
+}
+
+const INACTIVE = new Set<AgentRecord['state']>(['stopped', 'removed', 'disabled']);
+
+/**
+ * The agent runtime of one node: deployed agents with a supervised worker each, the run
+ * manager that feeds them, and the schedules that submit runs. Every operator action is
+ * audited; every lifecycle transition is persisted with its reason.
+ *
+ * @example
+ * ```ts
+ * const runtime = new AgentRuntime({ kernel, storage, bus, clock, logger, configuration, deployer, launch, describeTools, actor });
+ * await runtime.start();
+ * const run = await runtime.submitRun('demo', { prompt: 'hello' }, { origin: 'cli', actor: 'operator:local' });
+ * ```
+ */
+export class AgentRuntime {
+  readonly #options: AgentRuntimeOptions;
+  readonly #supervisors = new Map<string, AgentSupervisor>();
+  readonly #deployments = new Map<string, DeploymentMetadata>();
+  /** Each deployment's tool descriptions, computed once when it is deployed or loaded. */
+  readonly #tools = new Map<string, readonly ToolDescriptor[]>();
+  readonly runs: RunManager;
+  readonly #schedules: ScheduleRunner;
+  #closed = false;
+
+  constructor(options: AgentRuntimeOptions) {
+    this.#options = options;
+    const { kernel } = options;
+    this.runs = new RunManager({
+      runs: options.storage.runs,
+      budgets: kernel.budgets,
+      audit: kernel.audit,
+      bus: options.bus,
+      clock: options.clock,
+      logger: options.logger,
+      actor: options.actor,
+      maxConcurrent: options.configuration.maxConcurrentRuns,
+      agent: (agentId) => {
+        const deployment = this.#deployments.get(agentId);
+        if (deployment === undefined) return undefined;
+        const { limits, budgets } = deployment.manifest;
+        return {
+          concurrency: limits.concurrency,
+          maxAttempts: limits.maxAttempts,
+          runBudget: budgets?.run,
+        };
+      },
+      dispatch: (run) => this.#dispatch(run),
+      cancelInWorker: (agentId, runId, reason) =>
+        this.#supervisors.get(agentId)?.cancel(runId, reason),
+    });
+    this.#schedules = new ScheduleRunner({
+      keyValues: options.storage.keyValues,
+      clock: options.clock,
+      logger: options.logger,
+      tickMs: options.configuration.scheduleTickMs,
+      submit: (agentId, task, priority, origin) =>
+        this.runs.submit({ agentId, task, priority, origin, actor: `schedule:${agentId}` }),
+    });
+  }
+
+  /** Starts the workers of agents that were running, and resumes unfinished runs. */
+  async start(): Promise<void> {
+    const agents = await this.#options.kernel.agents.list();
+    for (const agent of agents) {
+      if (agent.state === 'removed') continue;
+      let deployment: DeploymentMetadata;
+      try {
+        deployment = deploymentOf(agent);
+      } catch (error) {
+        this.#options.logger.error(
+          { agent: agent.name, err: error },
+          'an agent record holds an invalid manifest; it is left stopped',
+        );
+        continue;
+      }
+      this.#remember(agent.id, deployment);
+      const supervisor = this.#supervisorFor(agent);
+      this.runs.setAvailable(agent.id, false);
+      this.#schedules.register(agent.id, deployment.manifest.schedule ?? []);
+      if (!INACTIVE.has(agent.state)) {
+        const pausedBefore = agent.state === 'paused';
+        await supervisor.start('node started');
+        if (pausedBefore) await supervisor.pause('paused before the node stopped');
+      }
+    }
+    const recovered = await this.runs.recover();
+    if (recovered > 0) {
+      this.#options.logger.info({ runs: recovered }, 'resuming runs left unfinished');
+    }
+    this.#schedules.start();
+  }
+
+  async deploy(value: unknown, actor: string): Promise<DeployResult> {
+    const result = await this.#options.deployer.deploy(value, actor);
+    if (result.outcome === 'unchanged') return result;
+    const { agent, deployment } = result;
+    this.#remember(agent.id, deployment);
+    this.#schedules.register(agent.id, deployment.manifest.schedule ?? []);
+    const supervisor = this.#supervisorFor(agent);
+    if (result.outcome === 'created' || supervisor.state === 'removed') {
+      await supervisor.start(`deployed ${deployment.manifest.version}`);
+      await this.runs.resumeSuspended(agent.id);
+    } else {
+      // A new version replaces the worker; its runs resume on the new one.
+      await supervisor.restart(`deployed ${deployment.manifest.version}`);
+    }
+    return { ...result, agent: (await this.#options.kernel.agents.get(agent.id)) ?? agent };
+  }
+
+  async list(): Promise<readonly AgentView[]> {
+    const agents = await this.#options.kernel.agents.list();
+    return agents.filter((agent) => agent.state !== 'removed').map((agent) => this.#view(agent));
+  }
+
+  async show(
+    name: string,
+  ): Promise<{ agent: AgentView; manifest: JsonObject; history: readonly AgentStateChange[] }> {
+    const agent = await this.#agent(name);
+    const history = await this.#options.storage.agents.history(agent.id, 50);
+    return {
+      agent: this.#view(agent),
+      manifest: agent.metadata.manifest as JsonObject,
+      history,
+    };
+  }
+
+  async lifecycle(
+    name: string,
+    action: 'pause' | 'resume' | 'stop' | 'start' | 'restart' | 'remove',
+    actor: string,
+  ): Promise<AgentView> {
+    const agent = await this.#agent(name);
+    const supervisor = this.#supervisorFor(agent);
+    const reason = `${action} by ${actor}`;
+    switch (action) {
+      case 'pause':
+        await supervisor.pause(reason);
+        break;
+      case 'resume':
+        await supervisor.resume(reason);
+        break;
+      case 'stop':
+        await supervisor.stop(reason);
+        break;
+      case 'start':
+        await supervisor.start(reason);
+        await this.runs.resumeSuspended(agent.id);
+        break;
+      case 'restart':
+        await supervisor.restart(reason);
+        await this.runs.resumeSuspended(agent.id);
+        break;
+      case 'remove':
+        await this.#remove(agent, supervisor, actor);
+        break;
+    }
+    await this.#options.kernel.audit.record({
+      kind: `agent.${action}`,
+      actor,
+      agentId: agent.id,
+      subject: agent.name,
+      outcome: supervisor.state,
+      data: {},
+    });
+    const updated = (await this.#options.kernel.agents.get(agent.id)) ?? agent;
+    return this.#view(updated);
+  }
+
+  async submitRun(
+    name: string,
+    task: JsonObject,
+    options: { readonly priority?: number; readonly origin: string; readonly actor: string },
+  ): Promise<RunRecord> {
+    const agent = await this.#agent(name);
+    if (agent.state === 'stopped' || agent.state === 'removed') {
+      throw new KeelError(
+        'KEEL_AGENT_NOT_RUNNING',
+        `agent ${name} is ${agent.state}; start it with \`keel agent restart ${name}\``,
+      );
+    }
+    return this.runs.submit({ agentId: agent.id, task, ...options });
+  }
+
+  async listRuns(filter: {
+    readonly agent?: string;
+    readonly status?: RunRecord['status'];
+    readonly limit?: number;
+  }): Promise<readonly (RunRecord & { readonly steps: number })[]> {
+    const agentId = filter.agent === undefined ? undefined : (await this.#agent(filter.agent)).id;
+    const runs = await this.#options.storage.runs.list({
+      ...(agentId === undefined ? {} : { agentId }),
+      ...(filter.status === undefined ? {} : { status: filter.status }),
+      limit: filter.limit ?? 50,
+    });
+    const counts = await this.#options.storage.runs.journalCounts(runs.map((run) => run.id));
+    return runs.map((run) => ({ ...run, steps: counts[run.id] ?? 0 }));
+  }
+
+  async showRun(runId: string): Promise<{ run: RunRecord; journal: readonly JournalEntry[] }> {
+    const run = await this.#options.storage.runs.get(runId);
+    if (run === undefined) throw new KeelError('KEEL_NOT_FOUND', `no run ${runId}`);
+    return { run, journal: await this.#options.storage.runs.listJournal(runId) };
+  }
+
+  cancelRun(runId: string, actor: string): Promise<RunRecord> {
+    return this.runs.cancel(runId, actor, `cancelled by ${actor}`);
+  }
+
+  /** Stops schedules and workers; runs keep their status so the next start resumes them. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#schedules.close();
+    this.runs.close();
+    await Promise.all([...this.#supervisors.values()].map((supervisor) => supervisor.close()));
+  }
+
+  async #agent(name: string): Promise<AgentRecord> {
+    const agent = await this.#options.kernel.agents.getByName(name);
+    if (agent === undefined || agent.state === 'removed') {
+      throw new KeelError('KEEL_NOT_FOUND', `no agent named ${name}`, {
+        hint: 'list the deployed agents with `keel agent list`',
+      });
+    }
+    return agent;
+  }
+
+  async #remove(agent: AgentRecord, supervisor: AgentSupervisor, actor: string): Promise<void> {
+    await supervisor.stop(`removed by ${actor}`, 'removed');
+    const { capabilities } = this.#options.kernel;
+    for (const grant of await capabilities.list(agent.id)) {
+      if (grant.revokedAt === null) await capabilities.revoke(grant.id, actor);
+    }
+    this.#schedules.register(agent.id, []);
+    const open = await this.#options.storage.runs.list({
+      agentId: agent.id,
+      statuses: ['pending', 'running', 'suspended'],
+      limit: 1000,
+    });
+    for (const run of open) await this.runs.cancel(run.id, actor, 'the agent was removed');
+    this.#deployments.delete(agent.id);
+    this.#tools.delete(agent.id);
+    this.#supervisors.delete(agent.id);
+  }
+
+  #view(agent: AgentRecord): AgentView {
+    const deployment = this.#deployments.get(agent.id);
+    const worker = this.#supervisors.get(agent.id)?.worker;
+    const program = deployment?.manifest.program;
+    return {
+      id: agent.id,
+      name: agent.name,
+      version: deployment?.manifest.version ?? '?',
+      state: agent.state,
+      trust: deployment?.manifest.trust ?? agent.trustLevel,
+      program:
+        program === undefined ? '?' : 'builtin' in program ? program.builtin : program.module,
+      signedBy: deployment?.keyId ?? null,
+      digest: deployment?.digest ?? '',
+      worker:
+        worker === undefined
+          ? null
+          : {
+              pid: worker.pid,
+              heapUsed: worker.memory.heapUsed,
+              rss: worker.memory.rss,
+              isolation: worker.layers.applied,
+              missing: worker.layers.missing,
+            },
+      activeRuns: worker?.runIds.length ?? 0,
+    };
+  }
+
+  #supervisorFor(agent: AgentRecord): AgentSupervisor {
+    const existing = this.#supervisors.get(agent.id);
+    if (existing !== undefined) return existing;
+    const { configuration, clock, logger } = this.#options;
+    const supervisor = new AgentSupervisor(
+      {
+        agent: { id: agent.id, name: agent.name },
+        directory: this.#options.kernel.agents,
+        policy: new RestartPolicy({
+          initialDelayMs: configuration.restartInitialDelayMs,
+          maxDelayMs: configuration.restartMaxDelayMs,
+          budget: configuration.restartBudget,
+          windowMs: configuration.restartWindowMs,
+        }),
+        clock,
+        logger,
+        stopGraceMs: 5_000,
+        createWorker: (events) => {
+          const deployment = this.#deployments.get(agent.id);
+          if (deployment === undefined) {
+            throw new KeelError('KEEL_NOT_FOUND', `agent ${agent.name} has no deployment`);
+          }
+          return new AgentWorker({
+            agent: { id: agent.id, name: agent.name, version: deployment.manifest.version },
+            launch: () => this.#options.launch(agent, deployment),
+            gate: this.#options.kernel.gate,
+            clock,
+            logger: logger.child({ agent: agent.name }),
+            watchdogTimeoutMs: configuration.watchdogTimeoutMs,
+            startTimeoutMs: 15_000,
+            ...events,
+          });
+        },
+        onStep: (event) => this.runs.step(agent.id, event),
+        onRunDone: (runId, outcome) => {
+          void this.runs
+            .finished(runId, outcome)
+            .catch((error: unknown) =>
+              logger.error({ err: error, runId }, 'recording a run end failed'),
+            );
+        },
+        onRunsInterrupted: (runIds, exit) => {
+          void this.runs
+            .interrupted(runIds, exit)
+            .catch((error: unknown) => logger.error({ err: error }, 'requeueing runs failed'));
+        },
+        onAvailability: (agentId, available) => this.runs.setAvailable(agentId, available),
+      },
+      agent.state,
+    );
+    this.#supervisors.set(agent.id, supervisor);
+    return supervisor;
+  }
+
+  #remember(agentId: string, deployment: DeploymentMetadata): void {
+    this.#deployments.set(agentId, deployment);
+    this.#tools.set(agentId, this.#options.describeTools(deployment.manifest.tools));
+  }
+
+  #dispatch(run: RunRecord): void {
+    const supervisor = this.#supervisors.get(run.agentId);
+    const deployment = this.#deployments.get(run.agentId);
+    if (supervisor === undefined || deployment === undefined) {
+      throw new KeelError('KEEL_AGENT_NOT_RUNNING', `agent ${run.agentId} has no worker`);
+    }
+    const { manifest } = deployment;
+    const program =
+      'builtin' in manifest.program
+        ? { builtin: manifest.program.builtin }
+        : { module: deployment.modulePath ?? manifest.program.module };
+    const settings: JsonObject =
+      'builtin' in manifest.program && manifest.program.builtin === 'tool-loop'
+        ? {
+            maxSteps: manifest.limits.maxSteps,
+            maxIterations: manifest.limits.maxIterations,
+            ...(manifest.models?.maxOutputTokens === undefined
+              ? {}
+              : { maxOutputTokens: manifest.models.maxOutputTokens }),
+            ...(manifest.program.settings as JsonObject),
+          }
+        : (manifest.program.settings as JsonObject);
+    supervisor.assign({
+      runId: run.id,
+      program,
+      task: run.task,
+      tools: this.#tools.get(run.agentId) ?? [],
+      settings,
+      model: manifest.models?.default ?? null,
+    });
+  }
+}

@@ -1,0 +1,361 @@
+import type { AuditLog } from '../../kernel/audit/audit-log.ts';
+import type { BudgetLedger } from '../../kernel/budgets/budget-ledger.ts';
+import type { EventBus } from '../../platform/bus/event-bus.ts';
+import type { Clock } from '../../platform/clock/clock.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { createId } from '../../platform/ids/create-id.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
+import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import {
+  FINAL_RUN_STATUSES,
+  type RunRecord,
+  type RunStatus,
+  type RunStore,
+} from '../../platform/storage/ports/run-store.ts';
+import { FairRunQueue } from '../scheduler/fair-run-queue.ts';
+import type { RunOutcome, StepEvent, WorkerExit } from '../worker/agent-worker.ts';
+import { RUN_STATUS, RUN_STEPS } from './run-topics.ts';
+
+/** What the run manager needs to know about an agent to schedule its runs. */
+export interface SchedulableAgent {
+  readonly concurrency: number;
+  readonly maxAttempts: number;
+  readonly runBudget: Partial<BudgetAmounts> | undefined;
+}
+
+export interface RunManagerOptions {
+  readonly runs: RunStore;
+  readonly budgets: BudgetLedger;
+  readonly audit: AuditLog;
+  readonly bus: EventBus;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly actor: string;
+  readonly maxConcurrent: number;
+  readonly agent: (agentId: string) => SchedulableAgent | undefined;
+  /** Hands a run to the agent's worker; throws when the agent cannot take it now. */
+  readonly dispatch: (run: RunRecord) => void;
+  readonly cancelInWorker: (agentId: string, runId: string, reason: string) => void;
+}
+
+export interface SubmitRun {
+  readonly agentId: string;
+  readonly task: JsonObject;
+  readonly priority?: number;
+  readonly origin: string;
+  readonly actor: string;
+}
+
+/**
+ * Runs from submission to their end: persists them, queues them fairly (priority, then agents
+ * in turn, under global and per-agent caps), hands them to agent workers, requeues the runs a
+ * crashed worker was running (they resume by replay), dead-letters a run that keeps failing
+ * past its agent's `maxAttempts`, and publishes each step and status change on the bus.
+ *
+ * @example
+ * ```ts
+ * const run = await runs.submit({ agentId, task: { prompt: 'hi' }, origin: 'cli', actor: 'operator:local' });
+ * ```
+ */
+export class RunManager {
+  readonly #options: RunManagerOptions;
+  readonly #queue: FairRunQueue;
+  #pumping = false;
+  #pumpAgain = false;
+  #closing = false;
+
+  constructor(options: RunManagerOptions) {
+    this.#options = options;
+    this.#queue = new FairRunQueue({
+      maxConcurrent: options.maxConcurrent,
+      maxPerAgent: (agentId) => options.agent(agentId)?.concurrency ?? 1,
+    });
+  }
+
+  get pendingCount(): number {
+    return this.#queue.pendingCount;
+  }
+
+  get activeCount(): number {
+    return this.#queue.activeCount;
+  }
+
+  async submit(request: SubmitRun): Promise<RunRecord> {
+    const agent = this.#options.agent(request.agentId);
+    if (agent === undefined) {
+      throw new KeelError('KEEL_NOT_FOUND', `agent ${request.agentId} is not deployed`);
+    }
+    const { clock } = this.#options;
+    const run = await this.#options.runs.create({
+      id: createId('run'),
+      agentId: request.agentId,
+      task: request.task,
+      now: clock.now(),
+      priority: request.priority ?? 5,
+      origin: request.origin,
+    });
+    if (agent.runBudget !== undefined) {
+      const scope = `run:${run.id}` as const;
+      await this.#options.budgets.setLimits(scope, agent.runBudget, request.actor);
+      await this.#options.budgets.inherit(scope, `agent:${request.agentId}`, request.actor);
+    }
+    await this.#options.audit.record({
+      kind: 'run.submit',
+      actor: request.actor,
+      agentId: run.agentId,
+      runId: run.id,
+      subject: run.id,
+      outcome: 'pending',
+      data: { origin: run.origin, priority: run.priority },
+    });
+    this.#enqueue(run);
+    await this.#publish(run);
+    this.pump();
+    return run;
+  }
+
+  /** At boot: queues every run a previous process left pending or running. */
+  async recover(): Promise<number> {
+    const runs = await this.#options.runs.list({ statuses: ['pending', 'running'], limit: 1000 });
+    for (const run of runs) this.#enqueue(run);
+    this.pump();
+    return runs.length;
+  }
+
+  /** An agent started: its suspended runs go back in the queue. */
+  async resumeSuspended(agentId: string): Promise<void> {
+    const runs = await this.#options.runs.list({ agentId, status: 'suspended', limit: 1000 });
+    for (const run of runs) {
+      const updated = await this.#options.runs.updateStatus(
+        run.id,
+        'pending',
+        this.#options.clock.now(),
+      );
+      this.#enqueue(updated);
+      await this.#publish(updated);
+    }
+    this.pump();
+  }
+
+  setAvailable(agentId: string, available: boolean): void {
+    if (available) {
+      this.#queue.resume(agentId);
+      this.pump();
+    } else {
+      this.#queue.pause(agentId);
+    }
+  }
+
+  step(agentId: string, event: StepEvent): void {
+    void this.#options.bus
+      .publish(RUN_STEPS, { ...event, agentId, at: this.#options.clock.now() })
+      .catch((error: unknown) =>
+        this.#options.logger.debug({ err: error }, 'could not publish a run step'),
+      );
+  }
+
+  /** A worker reported a run's end. */
+  async finished(runId: string, outcome: RunOutcome): Promise<void> {
+    this.#release(runId);
+    try {
+      const run = await this.#options.runs.get(runId);
+      if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) return;
+      const updated = outcome.ok
+        ? await this.#options.runs.updateStatus(
+            runId,
+            'succeeded',
+            this.#options.clock.now(),
+            outcome.result,
+          )
+        : await this.#options.runs.updateStatus(
+            runId,
+            outcome.error.code === 'KEEL_RUN_CANCELLED' ? 'cancelled' : 'failed',
+            this.#options.clock.now(),
+            undefined,
+            outcome.error.toJSON() as unknown as JsonValue,
+          );
+      await this.#options.audit.record({
+        kind: 'run.end',
+        actor: `agent:${updated.agentId}`,
+        agentId: updated.agentId,
+        runId,
+        subject: runId,
+        outcome: updated.status,
+        code: outcome.ok ? null : outcome.error.code,
+        data: { attempts: updated.attempts },
+      });
+      await this.#publish(updated);
+    } finally {
+      this.pump();
+    }
+  }
+
+  /**
+   * A worker ended with runs on it. After a crash they go back in the queue and resume by
+   * replay; after an operator stopped the agent they wait, suspended, until it starts again.
+   */
+  async interrupted(runIds: readonly string[], exit: WorkerExit): Promise<void> {
+    for (const runId of runIds) this.#release(runId);
+    if (this.#closing) return;
+    for (const runId of runIds) {
+      const run = await this.#options.runs.get(runId);
+      if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) continue;
+      const error = new KeelError('KEEL_WORKER_CRASHED', `${exit.reason}: ${exit.detail}`);
+      if (exit.expected) {
+        const updated = await this.#options.runs.updateStatus(
+          runId,
+          'suspended',
+          this.#options.clock.now(),
+        );
+        await this.#publish(updated);
+      } else {
+        const updated = await this.#options.runs.updateStatus(
+          runId,
+          'pending',
+          this.#options.clock.now(),
+          undefined,
+          error.toJSON() as unknown as JsonValue,
+        );
+        this.#enqueue(updated);
+        await this.#publish(updated);
+      }
+    }
+    this.pump();
+  }
+
+  async cancel(runId: string, actor: string, reason: string): Promise<RunRecord> {
+    const run = await this.#options.runs.get(runId);
+    if (run === undefined) throw new KeelError('KEEL_NOT_FOUND', `no run ${runId}`);
+    if (FINAL_RUN_STATUSES.includes(run.status)) {
+      throw new KeelError('KEEL_CONFLICT', `run ${runId} has already ended (${run.status})`);
+    }
+    this.#queue.remove(runId);
+    const error = new KeelError('KEEL_RUN_CANCELLED', reason);
+    const updated = await this.#options.runs.updateStatus(
+      runId,
+      'cancelled',
+      this.#options.clock.now(),
+      undefined,
+      error.toJSON() as unknown as JsonValue,
+    );
+    this.#options.cancelInWorker(run.agentId, runId, reason);
+    this.#release(runId);
+    await this.#options.audit.record({
+      kind: 'run.cancel',
+      actor,
+      agentId: run.agentId,
+      runId,
+      subject: runId,
+      outcome: 'cancelled',
+      data: { reason },
+    });
+    await this.#publish(updated);
+    this.pump();
+    return updated;
+  }
+
+  /** Takes runs off the queue while there is capacity, and hands them to their workers. */
+  pump(): void {
+    if (this.#closing) return;
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = true;
+    void this.#drain()
+      .catch((error: unknown) =>
+        this.#options.logger.error({ err: error }, 'dispatching runs failed'),
+      )
+      .finally(() => {
+        this.#pumping = false;
+        if (this.#pumpAgain) {
+          this.#pumpAgain = false;
+          this.pump();
+        }
+      });
+  }
+
+  close(): void {
+    this.#closing = true;
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const ready = this.#queue.takeReady();
+      if (ready.length === 0) return;
+      for (const queued of ready) await this.#start(queued.runId);
+    }
+  }
+
+  async #start(runId: string): Promise<void> {
+    const { runs, clock } = this.#options;
+    const run = await runs.get(runId);
+    if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) {
+      this.#release(runId);
+      return;
+    }
+    const agent = this.#options.agent(run.agentId);
+    if (agent === undefined) {
+      this.#release(runId);
+      return;
+    }
+    if (run.attempts >= agent.maxAttempts) {
+      const updated = await runs.updateStatus(runId, 'dead-lettered', clock.now());
+      this.#release(runId);
+      await this.#options.audit.record({
+        kind: 'run.dead-letter',
+        actor: this.#options.actor,
+        agentId: run.agentId,
+        runId,
+        subject: runId,
+        outcome: 'dead-lettered',
+        data: { attempts: run.attempts, lastError: run.error },
+      });
+      this.#options.logger.warn(
+        { runId, attempts: run.attempts },
+        'a run failed too many times; moved to the dead-letter list',
+      );
+      await this.#publish(updated);
+      return;
+    }
+    const started = await runs.recordAttempt(runId, clock.now());
+    try {
+      this.#options.dispatch(started);
+      await this.#publish(started);
+    } catch (error) {
+      // The agent stopped between the queue and here: the run waits for it.
+      this.#options.logger.debug({ err: toKeelError(error), runId }, 'run returned to the queue');
+      this.#release(runId);
+      const waiting = await runs.updateStatus(runId, 'pending', clock.now());
+      this.#enqueue(waiting);
+      this.#queue.pause(run.agentId);
+    }
+  }
+
+  #enqueue(run: RunRecord): void {
+    this.#queue.enqueue({
+      runId: run.id,
+      agentId: run.agentId,
+      priority: run.priority,
+      enqueuedAt: run.createdAt,
+    });
+  }
+
+  #release(runId: string): void {
+    this.#queue.release(runId);
+    this.#queue.remove(runId);
+  }
+
+  async #publish(run: RunRecord): Promise<void> {
+    await this.#options.bus.publish(RUN_STATUS, {
+      runId: run.id,
+      agentId: run.agentId,
+      status: run.status as RunStatus,
+      attempts: run.attempts,
+      result: run.result,
+      error: run.error,
+      at: this.#options.clock.now(),
+    });
+  }
+}

@@ -1,0 +1,241 @@
+import type { AgentDirectory } from '../../kernel/identity/agent-directory.ts';
+import type { Clock } from '../../platform/clock/clock.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { AgentState } from '../../platform/storage/ports/agent-store.ts';
+import type {
+  AgentWorker,
+  RunAssignment,
+  RunOutcome,
+  StepEvent,
+  WorkerExit,
+} from '../worker/agent-worker.ts';
+import type { RestartPolicy } from './restart-policy.ts';
+
+export interface AgentSupervisorOptions {
+  readonly agent: { readonly id: string; readonly name: string };
+  readonly directory: AgentDirectory;
+  readonly policy: RestartPolicy;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Makes a new (unstarted) worker whose events come back through the three callbacks. */
+  readonly createWorker: (events: {
+    readonly onStep: (event: StepEvent) => void;
+    readonly onRunDone: (runId: string, outcome: RunOutcome) => void;
+    readonly onExit: (exit: WorkerExit) => void;
+  }) => AgentWorker;
+  /** A step of one of this agent's runs. */
+  readonly onStep: (event: StepEvent) => void;
+  readonly onRunDone: (runId: string, outcome: RunOutcome) => void;
+  /** Runs that lost their worker (crash or stop); the run manager requeues or suspends them. */
+  readonly onRunsInterrupted: (runIds: readonly string[], exit: WorkerExit) => void;
+  /** The agent can (again, or no longer) take runs. */
+  readonly onAvailability: (agentId: string, available: boolean) => void;
+  readonly stopGraceMs: number;
+}
+
+/**
+ * Supervises one agent's worker through the lifecycle of DESIGN.md —
+ * `created → starting → running ⇄ paused → stopping → stopped`, and `crashed → restarting`
+ * with exponential backoff and a restart budget — persisting every transition (with its
+ * reason) through the agent directory.
+ *
+ * @example
+ * ```ts
+ * const supervisor = new AgentSupervisor({ agent, directory: kernel.agents, policy, clock, logger, createWorker, onStep, onRunDone, onRunsInterrupted, onAvailability, stopGraceMs: 5_000 });
+ * await supervisor.start('deployed');
+ * ```
+ */
+export class AgentSupervisor {
+  readonly #options: AgentSupervisorOptions;
+  #state: AgentState = 'created';
+  #worker: AgentWorker | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #operation: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: AgentSupervisorOptions, state: AgentState) {
+    this.#options = options;
+    this.#state = state;
+  }
+
+  get state(): AgentState {
+    return this.#state;
+  }
+
+  /** Whether the agent can take a run now. */
+  get available(): boolean {
+    return this.#state === 'running' && this.#worker !== undefined;
+  }
+
+  get worker(): AgentWorker | undefined {
+    return this.#worker;
+  }
+
+  /** Starts the worker (from created, stopped or crashed). */
+  start(reason: string): Promise<void> {
+    return this.#serialise(async () => {
+      if (this.#worker !== undefined) return;
+      this.#options.policy.reset();
+      await this.#launch(reason);
+    });
+  }
+
+  /** Holds the agent's syscalls until `resume`; no new runs start. */
+  pause(reason: string): Promise<void> {
+    return this.#serialise(async () => {
+      this.#require(['running'], 'pause');
+      this.#worker?.pause();
+      await this.#transition('paused', reason);
+      this.#options.onAvailability(this.#options.agent.id, false);
+    });
+  }
+
+  resume(reason: string): Promise<void> {
+    return this.#serialise(async () => {
+      this.#require(['paused'], 'resume');
+      // Running first: the held syscalls reach the gate only once the agent may make them.
+      await this.#transition('running', reason);
+      this.#worker?.resume();
+      this.#options.onAvailability(this.#options.agent.id, true);
+    });
+  }
+
+  /** Stops the worker; its runs are interrupted (the run manager suspends them). */
+  stop(reason: string, final: AgentState = 'stopped'): Promise<void> {
+    return this.#serialise(() => this.#stop(reason, final));
+  }
+
+  restart(reason: string): Promise<void> {
+    return this.#serialise(async () => {
+      if (this.#worker !== undefined) await this.#stop(reason, 'stopped');
+      this.#options.policy.reset();
+      await this.#launch(reason);
+    });
+  }
+
+  assign(run: RunAssignment): void {
+    if (!this.available || this.#worker === undefined) {
+      throw new KeelError(
+        'KEEL_AGENT_NOT_RUNNING',
+        `agent ${this.#options.agent.name} is ${this.#state}`,
+      );
+    }
+    this.#worker.assign(run);
+  }
+
+  cancel(runId: string, reason: string): void {
+    this.#worker?.cancel(runId, reason);
+  }
+
+  /** Stops for node shutdown: the persisted state stays as it was so the next start resumes. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    // The chain never rejects (see #serialise): a failed operation was reported to its caller.
+    await this.#operation;
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    await worker.stop(this.#options.stopGraceMs);
+  }
+
+  #serialise(operation: () => Promise<void>): Promise<void> {
+    const next = this.#operation.then(operation);
+    // The caller gets the failure through `next`; the chain itself goes on with the next one.
+    this.#operation = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
+  #require(states: readonly AgentState[], action: string): void {
+    if (!states.includes(this.#state)) {
+      throw new KeelError(
+        'KEEL_AGENT_NOT_RUNNING',
+        `agent ${this.#options.agent.name} is ${this.#state}; it cannot ${action}`,
+        { details: { state: this.#state } },
+      );
+    }
+  }
+
+  async #transition(to: AgentState, reason: string): Promise<void> {
+    if (this.#state === to) return;
+    await this.#options.directory.setState(this.#options.agent.id, to, undefined, reason);
+    this.#state = to;
+  }
+
+  async #launch(reason: string): Promise<void> {
+    if (this.#closed) return;
+    // A pending restart after a crash is superseded by this launch, and one worker at a time.
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
+    if (this.#worker !== undefined) return;
+    await this.#transition('starting', reason);
+    const worker = this.#options.createWorker({
+      onStep: this.#options.onStep,
+      onRunDone: this.#options.onRunDone,
+      onExit: (exit) => {
+        if (this.#worker === worker) this.#worker = undefined;
+        void this.#serialise(() => this.#onExit(exit));
+      },
+    });
+    this.#worker = worker;
+    try {
+      await worker.start();
+    } catch (error) {
+      this.#worker = undefined;
+      this.#options.logger.error(
+        { agent: this.#options.agent.name, err: error },
+        'the agent worker failed to start',
+      );
+      await this.#crashed(toKeelError(error).message);
+      return;
+    }
+    await this.#transition('running', 'worker ready');
+    this.#options.onAvailability(this.#options.agent.id, true);
+  }
+
+  async #stop(reason: string, final: AgentState): Promise<void> {
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
+    this.#options.onAvailability(this.#options.agent.id, false);
+    const worker = this.#worker;
+    if (worker !== undefined) {
+      await this.#transition('stopping', reason);
+      await worker.stop(this.#options.stopGraceMs);
+      await worker.ended;
+    }
+    await this.#transition(final, reason);
+  }
+
+  async #onExit(exit: WorkerExit): Promise<void> {
+    if (exit.runs.length > 0) this.#options.onRunsInterrupted(exit.runs, exit);
+    if (exit.expected || this.#closed) return;
+    this.#options.onAvailability(this.#options.agent.id, false);
+    this.#options.logger.warn(
+      { agent: this.#options.agent.name, reason: exit.reason, detail: exit.detail },
+      'agent worker crashed',
+    );
+    await this.#crashed(`${exit.reason}: ${exit.detail}`);
+  }
+
+  async #crashed(detail: string): Promise<void> {
+    await this.#transition('crashed', detail);
+    const decision = this.#options.policy.next(this.#options.clock.monotonic());
+    if (!decision.restart) {
+      this.#options.logger.error(
+        { agent: this.#options.agent.name },
+        'agent crashed more often than its restart budget allows; it stays crashed until restarted',
+      );
+      return;
+    }
+    await this.#transition('restarting', `restart in ${decision.delayMs} ms`);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      void this.#serialise(() => this.#launch('restart after crash')).catch((error: unknown) =>
+        this.#options.logger.error({ err: error }, 'restarting the agent failed'),
+      );
+    }, decision.delayMs);
+  }
+}

@@ -1,0 +1,152 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { RuntimeConfiguration } from '../../kernel/config/runtime-configuration.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { detectSandbox, type SandboxReport } from '../../platform/sandbox/detect-sandbox.ts';
+import {
+  assertProductionSandbox,
+  launchSandboxedWorker,
+} from '../../platform/sandbox/worker-sandbox.ts';
+import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
+import type { DeploymentMetadata } from '../agents/agent-deployer.ts';
+import { locateModule } from '../agents/module-location.ts';
+import type { LaunchedProcess } from './agent-worker.ts';
+
+/** The project's root: bound read-only into every worker so it can load Keel's code. */
+const PROJECT_ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
+/** The worker's entry point (in the agents layer, which holds the built-in programs). */
+const WORKER_ENTRY = fileURLToPath(new URL('../../agents/agent-worker-main.ts', import.meta.url));
+const MEBIBYTE = 1024 * 1024;
+
+export interface WorkerLauncher {
+  /** What isolation this host offers (detection runs once, at start). */
+  readonly report: Promise<SandboxReport | undefined>;
+  launch(agent: AgentRecord, deployment: DeploymentMetadata): Promise<LaunchedProcess>;
+}
+
+/**
+ * Decides how agent workers start on this node. With `sandbox = "auto"` it detects the
+ * host's isolation layers once (in the background, unless production mode needs the answer
+ * before the node may start) and launches each worker under every layer available, warning
+ * once about the rest; production mode refuses to start without them. With `sandbox = "off"`
+ * workers are plain child processes with an empty environment (development only).
+ *
+ * @example
+ * ```ts
+ * const launcher = await createWorkerLauncher({ configuration: configuration.runtime, searchPath, logger });
+ * const process = await launcher.launch(agent, deployment);
+ * ```
+ */
+export async function createWorkerLauncher(options: {
+  readonly configuration: RuntimeConfiguration;
+  readonly searchPath: string;
+  readonly logger: Logger;
+  /** Where program modules may be (see `locateModule`), checked again at every launch. */
+  readonly modulePlaces: { readonly dataDirectory: string; readonly modulesDirectory: string };
+}): Promise<WorkerLauncher> {
+  const { configuration, searchPath, logger, modulePlaces } = options;
+  if (configuration.production && configuration.sandbox === 'off') {
+    throw new KeelError(
+      'KEEL_SANDBOX_UNAVAILABLE',
+      'production mode cannot run with [runtime] sandbox = "off"',
+    );
+  }
+  const report: Promise<SandboxReport | undefined> =
+    configuration.sandbox === 'off' ? Promise.resolve(undefined) : detectSandbox({ searchPath });
+  if (configuration.production) assertProductionSandbox((await report) as SandboxReport);
+  let warned = false;
+  const nodeArguments = (deployment: DeploymentMetadata): string[] => [
+    `--max-old-space-size=${Math.max(16, Math.floor(deployment.manifest.limits.memoryMb * 0.75))}`,
+    '--disable-warning=ExperimentalWarning',
+    WORKER_ENTRY,
+    `--heartbeat-ms=${configuration.heartbeatIntervalMs}`,
+  ];
+  return {
+    report,
+    async launch(agent, deployment) {
+      const moduleFolder = await checkedModuleFolder(deployment, modulePlaces);
+      const detected = await report;
+      if (detected === undefined) {
+        if (!warned) {
+          logger.warn('agent workers run without a sandbox ([runtime] sandbox = "off")');
+          warned = true;
+        }
+        return launchPlain(nodeArguments(deployment));
+      }
+      const worker = await launchSandboxedWorker({
+        nodePath: process.execPath,
+        nodeArguments: nodeArguments(deployment),
+        readOnlyPaths: [PROJECT_ROOT, ...(moduleFolder === undefined ? [] : [moduleFolder])],
+        name: `${agent.name.slice(0, 40)}-${randomBytes(6).toString('hex')}`,
+        memoryBytes: deployment.manifest.limits.memoryMb * MEBIBYTE,
+        maxProcesses: configuration.workerMaxProcesses,
+        maxOpenFiles: configuration.workerMaxOpenFiles,
+        report: detected,
+        searchPath,
+        required: configuration.production,
+      });
+      if (!warned && worker.missing.length > 0) {
+        logger.warn(
+          { missing: worker.missing },
+          'agent workers run without some isolation layers; `keel doctor` says how to add them',
+        );
+        warned = true;
+      }
+      return worker;
+    },
+  };
+}
+
+/**
+ * The folder to bind for a module program, checked again: the file may have been replaced by
+ * a symlink, or moved, since it was deployed.
+ */
+async function checkedModuleFolder(
+  deployment: DeploymentMetadata,
+  places: { readonly dataDirectory: string; readonly modulesDirectory: string },
+): Promise<string | undefined> {
+  if (deployment.modulePath === null) return undefined;
+  const location = await locateModule(deployment.modulePath, places);
+  if (location.path !== deployment.modulePath) {
+    throw new KeelError(
+      'KEEL_MANIFEST_INVALID',
+      `manifest program.module: ${deployment.modulePath} now leads to ${location.path}; redeploy the agent to accept that`,
+      { details: { field: 'program.module' } },
+    );
+  }
+  return location.folder;
+}
+
+/** A worker as a plain child process: empty environment, own process group, IPC on fd 3. */
+function launchPlain(nodeArguments: readonly string[]): Promise<LaunchedProcess> {
+  const child = spawn(process.execPath, nodeArguments, {
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: {},
+    detached: true,
+    cwd: '/',
+  });
+  const channel = child.stdio[3] as Duplex;
+  let disposed = false;
+  return Promise.resolve({
+    child,
+    channel,
+    applied: [],
+    missing: [{ layer: 'bubblewrap', reason: 'sandbox disabled by configuration' }],
+    oomKills: () => Promise.resolve(0),
+    dispose: async () => {
+      if (disposed) return;
+      disposed = true;
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+      }
+    },
+  });
+}

@@ -1,0 +1,105 @@
+import { z } from 'zod';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import type { ToolDescriptor } from './agent-program.ts';
+
+/** The worker protocol's version; a worker that speaks another is stopped. */
+export const WORKER_PROTOCOL_VERSION = 1;
+
+/** The largest frame a worker may send (an intent is capped by the gate below this). */
+export const WORKER_FRAME_LIMIT = 20 * 1024 * 1024;
+
+/** Which program a worker runs: a built-in one by name, or a module the manifest names. */
+export type ProgramReference = { readonly builtin: string } | { readonly module: string };
+
+/** Host → worker. */
+export type HostMessage =
+  | {
+      readonly type: 'start';
+      readonly runId: string;
+      readonly agent: { readonly id: string; readonly name: string; readonly version: string };
+      readonly program: ProgramReference;
+      readonly task: JsonObject;
+      readonly tools: readonly ToolDescriptor[];
+      readonly settings: JsonObject;
+      readonly model: string | null;
+    }
+  | {
+      readonly type: 'result';
+      readonly runId: string;
+      readonly call: number;
+      readonly ok: true;
+      readonly value: JsonValue;
+    }
+  | {
+      readonly type: 'result';
+      readonly runId: string;
+      readonly call: number;
+      readonly ok: false;
+      readonly error: JsonObject;
+    }
+  | { readonly type: 'cancel'; readonly runId: string; readonly reason: string }
+  | { readonly type: 'shutdown' };
+
+const RUN_ID = z.string().min(1).max(64);
+
+const HelloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.number().int(),
+  pid: z.number().int(),
+});
+const HeartbeatSchema = z.strictObject({
+  type: z.literal('heartbeat'),
+  /** Heap in use, bytes: the supervisor reports it. */
+  heapUsed: z.number().int().nonnegative(),
+  rss: z.number().int().nonnegative(),
+});
+const SyscallSchema = z.strictObject({
+  type: z.literal('syscall'),
+  runId: RUN_ID,
+  /** The worker's own number for the call, echoed in the result. */
+  call: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  intent: z.strictObject({
+    kind: z.string().max(64),
+    resource: z.string().max(256),
+    params: z.record(z.string(), z.unknown()),
+  }),
+});
+const DoneSchema = z.discriminatedUnion('ok', [
+  z.strictObject({ type: z.literal('done'), runId: RUN_ID, ok: z.literal(true), result: z.json() }),
+  z.strictObject({
+    type: z.literal('done'),
+    runId: RUN_ID,
+    ok: z.literal(false),
+    error: z.strictObject({
+      code: z.string().max(64),
+      message: z.string().max(8192),
+      details: z.record(z.string(), z.json()).optional(),
+    }),
+  }),
+]);
+
+const WorkerMessageSchema = z.union([HelloSchema, HeartbeatSchema, SyscallSchema, DoneSchema]);
+
+/** Worker → host: validated, because the worker runs code the node does not trust. */
+export type WorkerMessage = z.output<typeof WorkerMessageSchema>;
+
+/**
+ * Validates a message from a worker; anything else is `KEEL_WORKER_PROTOCOL`.
+ *
+ * @example
+ * ```ts
+ * const message = parseWorkerMessage(JSON.parse(text));
+ * ```
+ */
+export function parseWorkerMessage(value: unknown): WorkerMessage {
+  const parsed = WorkerMessageSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new KeelError(
+      'KEEL_WORKER_PROTOCOL',
+      `the worker sent an invalid message (${issue?.path.join('.') || 'message'}: ${issue?.message ?? 'invalid'})`,
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
+import { isKeelError } from '../../src/platform/errors/keel-error.ts';
+import type { JsonObject } from '../../src/platform/storage/ports/json-value.ts';
+import { FINAL_RUN_STATUSES, type RunRecord } from '../../src/platform/storage/ports/run-store.ts';
+import { parseAgentManifest } from '../../src/runtime/manifests/agent-manifest.ts';
+import {
+  generateSigningKeyPair,
+  signManifest,
+} from '../../src/runtime/manifests/manifest-signing.ts';
+import { type KeelNode, startNode } from '../../src/runtime/node.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
+
+const AGENT_PROGRAM = fileURLToPath(
+  new URL('../../src/runtime/worker/agent-program.ts', import.meta.url),
+);
+
+const publisher = generateSigningKeyPair();
+
+async function withNode(
+  test: (node: KeelNode, modules: string) => Promise<void>,
+  options: { readonly development?: boolean } = {},
+): Promise<void> {
+  await using directory = await temporaryDirectory('keel-runtime-');
+  const dataDirectory = join(directory.path, 'data');
+  const modules = join(directory.path, 'modules');
+  await mkdir(dataDirectory, { mode: 0o700 });
+  await mkdir(modules);
+  // The worker runs as an unprivileged user: its program must be readable by it.
+  await chmod(directory.path, 0o755);
+  await chmod(modules, 0o755);
+  await writeFile(
+    join(dataDirectory, 'config.toml'),
+    `[log]
+level = "silent"
+
+[agents]
+development = ${options.development === true}
+
+[[agents.trusted_keys]]
+name = "test"
+public_key = "${publisher.publicKey}"
+
+[runtime]
+heartbeat_interval_ms = 100
+watchdog_timeout_ms = 1500
+restart_initial_delay_ms = 20
+restart_max_delay_ms = 200
+restart_budget = 100
+`,
+    { mode: 0o600 },
+  );
+  const loaded = await loadConfiguration({ dataDirectory });
+  const node = await startNode({ loaded, logger: silentLogger() });
+  try {
+    await test(node, modules);
+  } finally {
+    await node.close('test done');
+  }
+}
+
+function manifest(overrides: JsonObject = {}): JsonObject {
+  return {
+    apiVersion: 'keel.dev/v1',
+    id: 'probe',
+    version: '1.0.0',
+    program: { builtin: 'tool-loop' },
+    trust: 'supervised',
+    capabilities: [{ kind: 'log' }, { kind: 'clock.now' }],
+    ...overrides,
+  };
+}
+
+function signed(value: JsonObject): JsonObject {
+  return signManifest(parseAgentManifest(value), publisher.privateKeyPem, new Date()) as never;
+}
+
+async function writeModule(modules: string, name: string, body: string): Promise<string> {
+  const path = join(modules, `${name}.ts`);
+  await writeFile(
+    path,
+    `import { defineAgent } from '${AGENT_PROGRAM}';\nexport default defineAgent({ name: '${name}', async run(context) {\n${body}\n} });\n`,
+  );
+  await chmod(path, 0o644);
+  return path;
+}
+
+async function runToEnd(node: KeelNode, agent: string, prompt: string): Promise<RunRecord> {
+  const run = await node.runtime.submitRun(agent, { prompt }, { origin: 'test', actor: 'test' });
+  for (let waited = 0; waited < 60_000; waited += 50) {
+    const current = await node.storage.runs.get(run.id);
+    if (current !== undefined && FINAL_RUN_STATUSES.includes(current.status)) return current;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`run ${run.id} did not end`);
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => isKeelError(error) && error.code === code);
+}
+
+describe('agent runtime', { timeout: 120_000 }, () => {
+  it('deploys a signed manifest and refuses unsigned, altered, untrusted and replayed older ones', async () => {
+    await withNode(async (node) => {
+      await rejectsWith(node.runtime.deploy(manifest(), 'test'), 'KEEL_MANIFEST_UNSIGNED');
+      const altered = signed(manifest()) as { manifest: JsonObject };
+      await rejectsWith(
+        node.runtime.deploy(
+          { ...altered, manifest: { ...altered.manifest, trust: 'autonomous' } },
+          'test',
+        ),
+        'KEEL_MANIFEST_SIGNATURE_INVALID',
+      );
+      const stranger = generateSigningKeyPair();
+      await rejectsWith(
+        node.runtime.deploy(
+          signManifest(parseAgentManifest(manifest()), stranger.privateKeyPem, new Date()),
+          'test',
+        ),
+        'KEEL_MANIFEST_UNTRUSTED_KEY',
+      );
+      const first = await node.runtime.deploy(signed(manifest({ version: '1.1.0' })), 'test');
+      assert.equal(first.outcome, 'created');
+      assert.equal(first.agent.trustLevel, 'untrusted');
+      await rejectsWith(
+        node.runtime.deploy(signed(manifest({ version: '1.0.9' })), 'test'),
+        'KEEL_MANIFEST_DOWNGRADE',
+      );
+      await rejectsWith(
+        node.runtime.deploy(signed(manifest({ version: '1.1.0', description: 'changed' })), 'test'),
+        'KEEL_MANIFEST_DOWNGRADE',
+      );
+      const again = await node.runtime.deploy(signed(manifest({ version: '1.1.0' })), 'test');
+      assert.equal(again.outcome, 'unchanged');
+      const denials = (await node.storage.audit.tail(50)).filter(
+        (entry) => entry.kind === 'agent.deploy' && entry.outcome === 'denied',
+      );
+      assert.equal(denials.length, 5);
+    });
+  });
+
+  it('runs a defineAgent module in a sandbox where files, network, secrets and processes are out of reach', async () => {
+    await withNode(
+      async (node, modules) => {
+        const path = await writeModule(
+          modules,
+          'prober',
+          `
+  const { readFile } = await import('node:fs/promises');
+  const net = await import('node:net');
+  const { spawnSync } = await import('node:child_process');
+  const observed = {};
+  observed.passwd = await readFile('/etc/passwd', 'utf8').then(() => 'read', (error) => error.code);
+  observed.socket = await new Promise((resolve) => {
+    const socket = net.connect(5432, '127.0.0.1');
+    socket.on('connect', () => { socket.destroy(); resolve('connected'); });
+    socket.on('error', (error) => resolve(error.code));
+  });
+  observed.environment = Object.keys(process.env);
+  const child = spawnSync('/bin/sh', ['-c', 'echo escaped']);
+  observed.spawn = child.error === undefined ? 'spawned' : child.error.code;
+  observed.now = await context.now();
+  return observed;`,
+        );
+        await node.runtime.deploy(
+          manifest({ id: 'prober', program: { module: path }, trust: 'autonomous' }),
+          'test',
+        );
+        const run = await runToEnd(node, 'prober', 'probe the sandbox');
+        assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+        const observed = run.result as Record<string, unknown>;
+        assert.equal(observed.passwd, 'ENOENT');
+        assert.notEqual(observed.socket, 'connected');
+        assert.deepEqual(
+          (observed.environment as string[]).filter((key) => key !== 'PWD'),
+          [],
+        );
+        assert.equal(observed.spawn, 'EPERM');
+        assert.equal(typeof observed.now, 'number');
+        const shown = await node.runtime.show('prober');
+        assert.ok(shown.agent.worker?.isolation.includes('bubblewrap'), 'bwrap must be applied');
+        assert.ok(shown.agent.worker?.isolation.includes('seccomp'));
+      },
+      { development: true },
+    );
+  });
+
+  it('dead-letters a run whose worker keeps crashing, and records each crash in the history', async () => {
+    await withNode(
+      async (node, modules) => {
+        const path = await writeModule(
+          modules,
+          'crasher',
+          '  await context.now();\n  process.exit(3);',
+        );
+        await node.runtime.deploy(
+          manifest({
+            id: 'crasher',
+            program: { module: path },
+            capabilities: [{ kind: 'clock.now' }],
+            limits: { maxAttempts: 2 },
+          }),
+          'test',
+        );
+        const run = await runToEnd(node, 'crasher', 'crash');
+        assert.equal(run.status, 'dead-lettered');
+        assert.equal(run.attempts, 2);
+        assert.equal((run.error as { code?: string }).code, 'KEEL_WORKER_CRASHED');
+        // The journal kept the first call once, although the program ran twice.
+        assert.equal((await node.storage.runs.listJournal(run.id)).length, 1);
+        const history = (await node.runtime.show('crasher')).history;
+        assert.ok(history.filter((change) => change.to === 'crashed').length >= 2);
+        assert.ok(history.some((change) => change.to === 'restarting'));
+      },
+      { development: true },
+    );
+  });
+
+  it('kills a silent worker with the watchdog and contains one over its memory cap', async () => {
+    await withNode(
+      async (node, modules) => {
+        const spinner = await writeModule(modules, 'spinner', '  for (;;) {}');
+        const hog = await writeModule(
+          modules,
+          'hog',
+          '  const kept = [];\n  for (;;) kept.push(Buffer.alloc(1024 * 1024, 1));',
+        );
+        for (const [id, path] of [
+          ['spinner', spinner],
+          ['hog', hog],
+        ] as const) {
+          await node.runtime.deploy(
+            manifest({ id, program: { module: path }, limits: { maxAttempts: 1, memoryMb: 64 } }),
+            'test',
+          );
+        }
+        const [spun, hogged] = await Promise.all([
+          runToEnd(node, 'spinner', 'spin'),
+          runToEnd(node, 'hog', 'allocate'),
+        ]);
+        assert.equal(spun.status, 'dead-lettered');
+        assert.match(String((spun.error as { message?: string }).message), /watchdog/);
+        assert.equal(hogged.status, 'dead-lettered');
+        const hogHistory = (await node.runtime.show('hog')).history;
+        assert.ok(hogHistory.some((change) => change.to === 'crashed'));
+        // The node itself is fine and still answers.
+        assert.equal(node.health().ready, true);
+      },
+      { development: true },
+    );
+  });
+
+  it('pauses, resumes, stops and removes an agent, keeping every transition', async () => {
+    await withNode(
+      async (node) => {
+        await node.runtime.deploy(manifest({ id: 'lifecycle' }), 'test');
+        assert.equal((await node.runtime.lifecycle('lifecycle', 'pause', 'test')).state, 'paused');
+        assert.equal(
+          (await node.runtime.lifecycle('lifecycle', 'resume', 'test')).state,
+          'running',
+        );
+        assert.equal((await node.runtime.lifecycle('lifecycle', 'stop', 'test')).state, 'stopped');
+        await rejectsWith(
+          node.runtime.submitRun('lifecycle', { prompt: 'x' }, { origin: 'test', actor: 'test' }),
+          'KEEL_AGENT_NOT_RUNNING',
+        );
+        assert.equal(
+          (await node.runtime.lifecycle('lifecycle', 'restart', 'test')).state,
+          'running',
+        );
+        const agentId = (await node.runtime.show('lifecycle')).agent.id;
+        await node.runtime.lifecycle('lifecycle', 'remove', 'test');
+        await rejectsWith(node.runtime.show('lifecycle'), 'KEEL_NOT_FOUND');
+        const grants = await node.kernel.capabilities.list(agentId);
+        assert.ok(grants.length > 0 && grants.every((grant) => grant.revokedAt !== null));
+        const history = await node.storage.agents.history(agentId, 100);
+        assert.deepEqual(
+          history.map((change) => change.to),
+          [
+            'starting',
+            'running',
+            'paused',
+            'running',
+            'stopping',
+            'stopped',
+            'starting',
+            'running',
+            'stopping',
+            'removed',
+          ],
+        );
+      },
+      { development: true },
+    );
+  });
+});
