@@ -1,10 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { KEEL_VERSION } from '../../runtime/keel-version.ts';
 import { EXIT_OK, EXIT_USAGE } from './cli-support.ts';
+import { registerAgentCommands } from './commands/agent-commands.ts';
 import { registerAuditCommand } from './commands/audit-command.ts';
 import { registerBudgetCommands } from './commands/budget-commands.ts';
 import { registerDoctorCommand } from './commands/doctor-command.ts';
+import { registerKeygenCommand } from './commands/keygen-command.ts';
 import { registerMockLlmCommand } from './commands/mock-llm-command.ts';
+import { registerRunCommands } from './commands/run-commands.ts';
 import { registerStartCommand } from './commands/start-command.ts';
 import { registerStorageCommands } from './commands/storage-commands.ts';
 
@@ -29,6 +32,9 @@ export function createProgram(): Command {
   registerStorageCommands(program);
   registerBudgetCommands(program);
   registerMockLlmCommand(program);
+  registerKeygenCommand(program);
+  registerAgentCommands(program);
+  registerRunCommands(program);
   program.addHelpText(
     'after',
     `

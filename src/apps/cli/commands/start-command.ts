@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import { loadConfiguration } from '../../../kernel/config/load-configuration.ts';
-import { toKeelError } from '../../../platform/errors/keel-error.ts';
+import { KeelError, toKeelError } from '../../../platform/errors/keel-error.ts';
 import { createLogger, type LogLevel } from '../../../platform/observability/logger.ts';
 import { SecretRedactor } from '../../../platform/observability/secret-redactor.ts';
 import { TraceContext } from '../../../platform/observability/trace-context.ts';
 import { type KeelNode, type NodeHealth, startNode } from '../../../runtime/node.ts';
 import { type RunningHttpServer, startHttpServer } from '../../gateway/http-server.ts';
 import { action, EXIT_FAILURE, EXIT_OK, parsePort, withCommonOptions } from '../cli-support.ts';
+import { startDemoModelServer, withDemoModels } from '../demo/demo-mode.ts';
+import { runDemo } from '../demo/demo-run.ts';
 import type { Output } from '../output.ts';
 
 interface StartOptions {
@@ -15,20 +17,36 @@ interface StartOptions {
   readonly port?: number;
   readonly logLevel?: string;
   readonly logFormat?: string;
+  readonly demo?: boolean;
+  readonly production?: boolean;
+  readonly development?: boolean;
 }
 
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
 async function start(output: Output, options: StartOptions): Promise<number> {
-  const loaded = await loadConfiguration({
+  if (options.demo === true && options.production === true) {
+    throw new KeelError(
+      'KEEL_USAGE',
+      '--demo runs in development mode and cannot be combined with --production',
+    );
+  }
+  const configured = await loadConfiguration({
     ...(options.dataDir === undefined ? {} : { dataDirectory: options.dataDir }),
     overrides: {
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(options.port === undefined ? {} : { port: options.port }),
       ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
       ...(options.logFormat === undefined ? {} : { logFormat: options.logFormat }),
+      ...(options.production === true ? { production: true } : {}),
+      ...(options.development === true ? { development: true } : {}),
     },
   });
+  // Demo mode: a mock LLM in this process, its alias, and development mode for the unsigned
+  // demo manifest.
+  const demoModels = options.demo === true ? await startDemoModelServer() : undefined;
+  const loaded =
+    demoModels === undefined ? configured : withDemoModels(configured, demoModels.openAiBaseUrl);
   const { configuration } = loaded;
   const redactor = new SecretRedactor(loaded.secrets.values());
   output.redactor = redactor;
@@ -82,6 +100,7 @@ async function start(output: Output, options: StartOptions): Promise<number> {
       try {
         await server.close();
         await node?.close(reason);
+        await demoModels?.close();
       } catch (error) {
         output.error(toKeelError(error));
         exitCode = EXIT_FAILURE;
@@ -103,6 +122,7 @@ async function start(output: Output, options: StartOptions): Promise<number> {
     });
   } catch (error) {
     await server.close();
+    await demoModels?.close();
     throw error;
   }
 
@@ -127,6 +147,14 @@ async function start(output: Output, options: StartOptions): Promise<number> {
   } else {
     output.line(`Keel ready at ${server.url}`);
   }
+  if (options.demo === true) {
+    await runDemo(output, node).catch((error: unknown) => output.error(toKeelError(error)));
+  } else if (configuration.models.providers.length === 0 && !output.json) {
+    output.status(
+      'info',
+      'no model provider is configured: add one under [models] in config.toml (an API key secret, or an Ollama URL), or try `keel start --demo`',
+    );
+  }
   const code = await stopped;
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
@@ -144,7 +172,10 @@ export function registerStartCommand(program: Command): void {
       .option('--host <host>', 'address to listen on (default 127.0.0.1; non-loopback needs TLS)')
       .option('--port <port>', 'port to listen on (default 7420; 0 picks a free port)', parsePort)
       .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
-      .option('--log-format <format>', 'auto, json or pretty'),
+      .option('--log-format <format>', 'auto, json or pretty')
+      .option('--demo', 'add a mock LLM and a demo agent, and show one run end to end')
+      .option('--production', 'refuse to start unless every worker isolation layer is available')
+      .option('--development', 'accept unsigned agent manifests (never with --production)'),
   )
     .addHelpText(
       'after',
@@ -154,6 +185,8 @@ Logs go to standard error (pretty on a terminal, JSON otherwise).
 
 Examples:
   keel start
+  keel start --demo
+  keel start --production --data-dir /srv/keel
   keel start --data-dir /srv/keel --port 0
   KEEL_SECRET_OPENAI_API_KEY=… keel start --json`,
     )

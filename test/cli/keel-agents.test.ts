@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runKeel, startKeel } from '../support/keel-process.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
+
+async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
+  for (let waited = 0; waited < timeoutMs; waited += 100) {
+    if (check()) return;
+    await sleep(100);
+  }
+}
+
+describe('keel start --demo, keel run, keel runs, keel agent', { timeout: 120_000 }, () => {
+  it('shows a complete demo run, then runs the demo agent again from another terminal', async () => {
+    await using directory = await temporaryDirectory();
+    const dataDirectory = join(directory.path, 'data');
+    await using keel = await startKeel(['--demo', '--data-dir', dataDirectory, '--port', '0']);
+    await waitFor(() => /demo run run_\S+ (succeeded|failed)/.test(keel.stdout()), 30_000);
+    const demo = keel.stdout();
+    assert.match(demo, /demo run run_\S+ succeeded/);
+    assert.match(demo, /#1 llm\.chat demo/);
+    assert.match(demo, /tool\.call notes\.add/);
+    assert.match(demo, /Your first hour/);
+
+    const followed = await runKeel([
+      'run',
+      'demo',
+      'Plan my first hour with Keel',
+      '--follow',
+      '--data-dir',
+      dataDirectory,
+    ]);
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.match(followed.stdout, /✓ #2 tool\.call notes\.add/);
+    assert.match(followed.stdout, /run run_\S+ succeeded/);
+
+    const listed = await runKeel(['runs', 'list', '--json', '--data-dir', dataDirectory]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const runs = JSON.parse(listed.stdout) as { status: string; steps: number; origin: string }[];
+    assert.equal(runs.length, 2);
+    assert.ok(runs.every((run) => run.status === 'succeeded' && run.steps === 7));
+    assert.deepEqual(runs.map((run) => run.origin).sort(), ['cli', 'demo']);
+
+    const agents = await runKeel(['agent', 'list', '--data-dir', dataDirectory]);
+    assert.equal(agents.code, 0, agents.stderr);
+    assert.match(agents.stdout, /demo\s+1\.0\.0\s+running/);
+
+    const unknown = await runKeel(['run', 'nobody', 'hello', '--data-dir', dataDirectory]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /KEEL_NOT_FOUND/);
+
+    await keel.stop();
+    const stopped = await runKeel(['runs', 'list', '--data-dir', dataDirectory]);
+    assert.equal(stopped.code, 1);
+    assert.match(stopped.stderr, /KEEL_NODE_NOT_RUNNING/);
+    assert.match(stopped.stderr, /keel start/);
+  });
+});
