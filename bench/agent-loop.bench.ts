@@ -1,0 +1,385 @@
+/**
+ * Per-step cost of a 10-step tool-calling run against an instant mock LLM (Keel's own, in this
+ * process, no artificial latency), in one run:
+ * - baseline: a raw loop with the `openai` client calling the tool in-process;
+ * - peers: the Vercel AI SDK's tool loop and the OpenAI Agents SDK;
+ * - Keel: a deployed agent (the built-in tool-loop program) in its sandboxed worker process,
+ *   every LLM and tool call a syscall through the gate (capability, budget, journal, audit).
+ * Also: 50 runs in parallel (throughput against the raw loop's), recovery after `kill -9` of a
+ * worker mid-run (time until the run makes progress again), and worker memory.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import {
+  Agent,
+  tool as agentTool,
+  OpenAIChatCompletionsModel,
+  run as runAgent,
+  setTracingDisabled,
+} from '@openai/agents';
+import { generateText, isStepCount, tool } from 'ai';
+import OpenAI from 'openai';
+import { z } from 'zod';
+import { loadConfiguration } from '../src/kernel/config/load-configuration.ts';
+import { FINAL_RUN_STATUSES } from '../src/platform/storage/ports/run-store.ts';
+import { type KeelNode, startNode } from '../src/runtime/node.ts';
+import { RUN_STATUS, RUN_STEPS } from '../src/runtime/runs/run-topics.ts';
+import { MockLlmServer } from '../src/services/models/mock/mock-llm-server.ts';
+import { parseMockScript } from '../src/services/models/mock/mock-script.ts';
+import { defineTool } from '../src/services/tools/tool-registry.ts';
+import { silentLogger } from '../test/support/silent-logger.ts';
+import { type BenchRow, median, percentile, round } from './bench-support.ts';
+
+const STEPS = 10;
+const SEQUENTIAL_RUNS = 40;
+const WARMUP_RUNS = 5;
+const PARALLEL_RUNS = 50;
+const RECOVERY_SAMPLES = 10;
+const MODEL = 'bench-model';
+
+const script = parseMockScript({
+  conversations: [
+    {
+      name: 'bench',
+      match: { contains: 'bench run' },
+      turns: [
+        ...Array.from({ length: STEPS }, (_, index) => ({
+          reply: { toolCalls: [{ name: 'bench_step', arguments: { step: index + 1 } }] },
+        })),
+        { reply: { text: 'done' } },
+      ],
+    },
+    {
+      name: 'recovery',
+      match: { contains: 'recovery run' },
+      turns: [
+        ...Array.from({ length: 4 }, (_, index) => ({
+          reply: { toolCalls: [{ name: 'bench_wait', arguments: { step: index + 1 } }] },
+        })),
+        { reply: { text: 'done' } },
+      ],
+    },
+  ],
+});
+
+const stepResult = (step: number) => ({ step, ok: true });
+
+async function rawLoop(client: OpenAI, prompt: string): Promise<void> {
+  const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
+    { role: 'system', content: 'You are a benchmark agent.' },
+    { role: 'user', content: prompt },
+  ];
+  const tools: OpenAI.Chat.ChatCompletionTool[] = [
+    {
+      type: 'function',
+      function: {
+        name: 'bench_step',
+        parameters: { type: 'object', properties: { step: { type: 'number' } } },
+      },
+    },
+  ];
+  for (let turn = 0; turn <= STEPS; turn += 1) {
+    const completion = await client.chat.completions.create({ model: MODEL, messages, tools });
+    const message = completion.choices[0]?.message;
+    if (message === undefined) throw new Error('no choice');
+    const calls = message.tool_calls ?? [];
+    if (calls.length === 0) return;
+    messages.push(message);
+    for (const call of calls) {
+      if (call.type !== 'function') continue;
+      const args = JSON.parse(call.function.arguments) as { step: number };
+      messages.push({
+        role: 'tool',
+        tool_call_id: call.id,
+        content: JSON.stringify(stepResult(args.step)),
+      });
+    }
+  }
+}
+
+async function timeRuns(runs: number, once: (index: number) => Promise<void>): Promise<number[]> {
+  for (let index = 0; index < WARMUP_RUNS; index += 1) await once(-1 - index);
+  const times: number[] = [];
+  for (let index = 0; index < runs; index += 1) {
+    const started = performance.now();
+    await once(index);
+    times.push(performance.now() - started);
+  }
+  return times;
+}
+
+async function startKeel(baseUrl: string, directory: string): Promise<KeelNode> {
+  const dataDirectory = join(directory, 'data');
+  await mkdir(dataDirectory, { mode: 0o700 });
+  await writeFile(
+    join(dataDirectory, 'config.toml'),
+    `[agents]\ndevelopment = true\n\n[runtime]\nmax_concurrent_runs = 64\n\n[models.providers.bench]\nkind = "openai-compatible"\nbase_url = "${baseUrl}"\nmax_tokens_field = "max_tokens"\n\n[models.aliases]\nbench = ["bench/${MODEL}"]\n`,
+    { mode: 0o600 },
+  );
+  const loaded = await loadConfiguration({ dataDirectory });
+  return startNode({
+    loaded,
+    logger: silentLogger(),
+    tools: [
+      defineTool({
+        name: 'bench_step',
+        description: 'A benchmark step',
+        input: z.strictObject({ step: z.number() }),
+        execute: async ({ step }) => stepResult(step),
+      }) as never,
+      defineTool({
+        name: 'bench_wait',
+        description: 'A slow benchmark step',
+        input: z.strictObject({ step: z.number() }),
+        execute: async ({ step }) => {
+          await sleep(300);
+          return stepResult(step);
+        },
+      }) as never,
+    ],
+  });
+}
+
+/**
+ * Submits a run, having subscribed to run statuses first so that even a fast run's end is seen;
+ * `ended` resolves with its final status.
+ */
+async function startRun(
+  node: KeelNode,
+  prompt: string,
+): Promise<{ readonly runId: string; readonly ended: Promise<string> }> {
+  const controller = new AbortController();
+  const statuses = node.bus.subscribe(RUN_STATUS, {
+    signal: controller.signal,
+    maxPending: 100_000,
+  });
+  const run = await node.runtime.submitRun(
+    'bench',
+    { prompt },
+    { origin: 'bench', actor: 'operator:bench' },
+  );
+  const ended = (async () => {
+    try {
+      for await (const message of statuses) {
+        if (message.runId === run.id && FINAL_RUN_STATUSES.includes(message.status)) {
+          return message.status;
+        }
+      }
+      return 'aborted';
+    } finally {
+      controller.abort();
+    }
+  })();
+  return { runId: run.id, ended };
+}
+
+async function keelRun(node: KeelNode, prompt: string): Promise<void> {
+  const { runId, ended } = await startRun(node, prompt);
+  const status = await ended;
+  if (status !== 'succeeded') throw new Error(`keel run ${runId} ended ${status}`);
+}
+
+export async function run(): Promise<BenchRow[]> {
+  setTracingDisabled(true);
+  const mock = await MockLlmServer.start({ script, models: [MODEL] });
+  const directory = await mkdtemp(join(tmpdir(), 'keel-bench-agent-'));
+  const client = new OpenAI({ baseURL: mock.openAiBaseUrl, apiKey: 'bench', maxRetries: 0 });
+  const aiProvider = createOpenAICompatible({ name: 'mock', baseURL: mock.openAiBaseUrl });
+  const aiTools = {
+    bench_step: tool({
+      inputSchema: z.object({ step: z.number() }),
+      execute: async ({ step }: { step: number }) => stepResult(step),
+    }),
+  };
+  const agentsModel = new OpenAIChatCompletionsModel(client as never, MODEL);
+  const peerAgent = new Agent({
+    name: 'bench',
+    instructions: 'You are a benchmark agent.',
+    model: agentsModel,
+    tools: [
+      agentTool({
+        name: 'bench_step',
+        description: 'A benchmark step',
+        parameters: z.object({ step: z.number() }),
+        execute: async ({ step }) => JSON.stringify(stepResult(step)),
+      }),
+    ],
+  });
+  let node: KeelNode | undefined;
+  try {
+    node = await startKeel(mock.openAiBaseUrl, directory);
+    await node.runtime.deploy(
+      {
+        apiVersion: 'keel.dev/v1',
+        id: 'bench',
+        version: '1.0.0',
+        program: { builtin: 'tool-loop' },
+        trust: 'autonomous',
+        capabilities: [
+          { kind: 'llm.chat', resource: 'bench' },
+          { kind: 'tool.call', resource: 'bench_*' },
+          { kind: 'log' },
+        ],
+        models: { default: 'bench' },
+        tools: ['bench_step', 'bench_wait'],
+        limits: { maxSteps: 40, maxIterations: 15, concurrency: 64, maxAttempts: 100 },
+      },
+      'operator:bench',
+    );
+    const keel = node;
+
+    const raw = await timeRuns(SEQUENTIAL_RUNS, (index) => rawLoop(client, `bench run ${index}`));
+    const aiSdk = await timeRuns(SEQUENTIAL_RUNS, async (index) => {
+      await generateText({
+        model: aiProvider.chatModel(MODEL),
+        system: 'You are a benchmark agent.',
+        prompt: `bench run ${index}`,
+        tools: aiTools,
+        stopWhen: isStepCount(STEPS + 2),
+      });
+    });
+    const agentsSdk = await timeRuns(SEQUENTIAL_RUNS, async (index) => {
+      await runAgent(peerAgent, `bench run ${index}`, { maxTurns: STEPS + 2 });
+    });
+    const keelTimes = await timeRuns(SEQUENTIAL_RUNS, (index) =>
+      keelRun(keel, `bench run ${index}`),
+    );
+
+    const rawMedian = median(raw);
+    const perStep = (times: number[]) => round((median(times) - rawMedian) / STEPS, 3);
+    const keelPerStep = perStep(keelTimes);
+
+    // 50 runs at once, each way.
+    const rawParallelStarted = performance.now();
+    await Promise.all(
+      Array.from({ length: PARALLEL_RUNS }, (_, index) => rawLoop(client, `bench run p${index}`)),
+    );
+    const rawParallelMs = performance.now() - rawParallelStarted;
+    const keelParallelStarted = performance.now();
+    let peakRss = 0;
+    const sampler = setInterval(() => {
+      void keel.runtime.list().then((agents) => {
+        peakRss = Math.max(peakRss, agents[0]?.worker?.rss ?? 0);
+      });
+    }, 100);
+    await Promise.all(
+      Array.from({ length: PARALLEL_RUNS }, (_, index) => keelRun(keel, `bench run p${index}`)),
+    );
+    clearInterval(sampler);
+    const keelParallelMs = performance.now() - keelParallelStarted;
+    const throughputRatio = round(rawParallelMs / keelParallelMs, 2);
+
+    // Idle worker memory (heartbeats report the worker's own RSS).
+    await sleep(2_500);
+    const idleRss = (await keel.runtime.list())[0]?.worker?.rss ?? 0;
+
+    // Recovery: kill -9 the worker while a run waits in a slow tool call.
+    const recoveries: number[] = [];
+    for (let sample = 0; sample < RECOVERY_SAMPLES; sample += 1) {
+      const controller = new AbortController();
+      const steps = keel.bus.subscribe(RUN_STEPS, {
+        signal: controller.signal,
+        maxPending: 100_000,
+      });
+      const submitted = await startRun(keel, `recovery run ${sample}`);
+      const { ended } = submitted;
+      let killedAt = 0;
+      for await (const step of steps) {
+        if (step.runId !== submitted.runId) continue;
+        if (killedAt === 0 && step.kind === 'llm.chat' && step.seq >= 3) {
+          await sleep(50);
+          const pid = (await keel.runtime.list())[0]?.worker?.pid;
+          if (pid === null || pid === undefined) break;
+          process.kill(pid, 'SIGKILL');
+          killedAt = performance.now();
+          continue;
+        }
+        if (killedAt > 0) {
+          recoveries.push(performance.now() - killedAt);
+          break;
+        }
+      }
+      controller.abort();
+      if ((await ended) !== 'succeeded') throw new Error('a recovery run did not succeed');
+      await sleep(300);
+    }
+    const sortedRecoveries = [...recoveries].sort((left, right) => left - right);
+    const recoveryP95 = round(percentile(sortedRecoveries, 0.95), 1);
+
+    const details = (times: number[]) => ({
+      medianRunMs: round(median(times), 2),
+      p95RunMs: round(
+        percentile(
+          [...times].sort((a, b) => a - b),
+          0.95,
+        ),
+        2,
+      ),
+    });
+    return [
+      {
+        name: `raw openai client loop, ${STEPS}-step run`,
+        value: round(rawMedian, 2),
+        unit: 'ms/run',
+        details: details(raw),
+      },
+      {
+        name: 'Vercel AI SDK tool loop: added per step',
+        value: perStep(aiSdk),
+        unit: 'ms/step',
+        baseline: 'raw loop',
+        details: details(aiSdk),
+      },
+      {
+        name: 'OpenAI Agents SDK: added per step',
+        value: perStep(agentsSdk),
+        unit: 'ms/step',
+        baseline: 'raw loop',
+        details: details(agentsSdk),
+      },
+      {
+        name: 'Keel (sandboxed worker, gate, journal, audit): added per step',
+        value: keelPerStep,
+        unit: 'ms/step',
+        baseline: 'raw loop',
+        target: '≤ 0.35 ms/step',
+        met: keelPerStep <= 0.35,
+        details: details(keelTimes),
+      },
+      {
+        name: `${PARALLEL_RUNS} runs in parallel: Keel throughput ÷ raw loop's`,
+        value: throughputRatio,
+        unit: '×',
+        target: '≥ 0.75×',
+        met: throughputRatio >= 0.75,
+        details: { rawMs: round(rawParallelMs, 1), keelMs: round(keelParallelMs, 1) },
+      },
+      {
+        name: 'recovery after kill -9 of a worker mid-run, p95',
+        value: recoveryP95,
+        unit: 'ms',
+        target: '< 1000 ms',
+        met: recoveryP95 < 1000,
+        details: { samples: recoveries.length, medianMs: round(median(recoveries), 1) },
+      },
+      {
+        name: 'worker resident memory, idle agent',
+        value: round(idleRss / (1024 * 1024), 1),
+        unit: 'MiB',
+        details: { agentsPerGiB: idleRss > 0 ? Math.floor((1024 * 1024 * 1024) / idleRss) : 0 },
+      },
+      {
+        name: `worker resident memory, peak with ${PARALLEL_RUNS} runs`,
+        value: round(peakRss / (1024 * 1024), 1),
+        unit: 'MiB',
+      },
+    ];
+  } finally {
+    await node?.close('bench done');
+    await mock.close();
+    await rm(directory, { recursive: true, force: true });
+  }
+}
