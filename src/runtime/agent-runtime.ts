@@ -159,8 +159,10 @@ export class AgentRuntime {
       await supervisor.start(`deployed ${deployment.manifest.version}`);
       await this.runs.resumeSuspended(agent.id);
     } else {
-      // A new version replaces the worker; its runs resume on the new one.
+      // A new version replaces the worker; its runs resume on the new one (a run whose journal
+      // the new program does not replay the same way fails with KEEL_REPLAY_MISMATCH).
       await supervisor.restart(`deployed ${deployment.manifest.version}`);
+      await this.runs.resumeSuspended(agent.id);
     }
     return { ...result, agent: (await this.#options.kernel.agents.get(agent.id)) ?? agent };
   }
@@ -370,11 +372,10 @@ export class AgentRuntime {
               logger.error({ err: error, runId }, 'recording a run end failed'),
             );
         },
-        onRunsInterrupted: (runIds, exit) => {
-          void this.runs
+        onRunsInterrupted: (runIds, exit) =>
+          this.runs
             .interrupted(runIds, exit)
-            .catch((error: unknown) => logger.error({ err: error }, 'requeueing runs failed'));
-        },
+            .catch((error: unknown) => logger.error({ err: error }, 'requeueing runs failed')),
         onAvailability: (agentId, available) => this.runs.setAvailable(agentId, available),
       },
       agent.state,

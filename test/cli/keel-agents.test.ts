@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runKeel, startKeel } from '../support/keel-process.ts';
+import { childEnvironment, runKeel, startKeel } from '../support/keel-process.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
 async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
@@ -56,5 +56,24 @@ describe('keel start --demo, keel run, keel runs, keel agent', { timeout: 120_00
     assert.equal(stopped.code, 1);
     assert.match(stopped.stderr, /KEEL_NODE_NOT_RUNNING/);
     assert.match(stopped.stderr, /keel start/);
+  });
+
+  it('refuses --demo in production mode and production with development, saying why', async () => {
+    await using directory = await temporaryDirectory('keel-cli-modes-');
+    const dataDirectory = join(directory.path, 'data');
+    const demo = await runKeel(['start', '--demo', '--data-dir', dataDirectory], {
+      env: childEnvironment({ KEEL_PRODUCTION: '1' }),
+    });
+    assert.equal(demo.code, 1);
+    assert.match(demo.stderr, /--demo runs in development mode and cannot run in production mode/);
+    const both = await runKeel([
+      'start',
+      '--production',
+      '--development',
+      '--data-dir',
+      dataDirectory,
+    ]);
+    assert.notEqual(both.code, 0);
+    assert.match(both.stderr, /production mode \(--production\) cannot accept unsigned manifests/);
   });
 });

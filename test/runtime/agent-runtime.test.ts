@@ -137,6 +137,13 @@ describe('agent runtime', { timeout: 120_000 }, () => {
       );
       const again = await node.runtime.deploy(signed(manifest({ version: '1.1.0' })), 'test');
       assert.equal(again.outcome, 'unchanged');
+      const deploys = (await node.storage.audit.tail(50)).filter(
+        (entry) => entry.kind === 'agent.deploy' && entry.outcome !== 'denied',
+      );
+      assert.deepEqual(
+        deploys.map((entry) => entry.outcome),
+        ['created', 'unchanged'],
+      );
       const denials = (await node.storage.audit.tail(50)).filter(
         (entry) => entry.kind === 'agent.deploy' && entry.outcome === 'denied',
       );
@@ -294,6 +301,58 @@ describe('agent runtime', { timeout: 120_000 }, () => {
             'removed',
           ],
         );
+      },
+      { development: true },
+    );
+  });
+
+  it('resumes the runs of an agent on its new version when it is redeployed', async () => {
+    await withNode(
+      async (node, modules) => {
+        const module = await writeModule(
+          modules,
+          'slow',
+          `const startedAt = await context.now();
+await new Promise((resolve) => setTimeout(resolve, 1500));
+return { startedAt };`,
+        );
+        await node.runtime.deploy(manifest({ id: 'slow', program: { module } }), 'test');
+        const run = await node.runtime.submitRun(
+          'slow',
+          { prompt: 'x' },
+          { origin: 'test', actor: 'test' },
+        );
+        for (let waited = 0; waited < 10_000; waited += 20) {
+          if ((await node.storage.runs.journalHead(run.id)) >= 1) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        const updated = await node.runtime.deploy(
+          manifest({ id: 'slow', version: '1.0.1', program: { module } }),
+          'test',
+        );
+        assert.equal(updated.outcome, 'updated');
+        let ended: RunRecord | undefined;
+        for (let waited = 0; waited < 30_000 && ended === undefined; waited += 50) {
+          const current = await node.storage.runs.get(run.id);
+          if (current !== undefined && FINAL_RUN_STATUSES.includes(current.status)) ended = current;
+          else await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        assert.equal(
+          ended?.status,
+          'succeeded',
+          JSON.stringify([
+            ended,
+            await node.storage.runs.get(run.id),
+            (await node.runtime.show('slow')).history,
+          ]),
+        );
+        const journal = await node.storage.runs.listJournal(run.id);
+        assert.deepEqual(
+          journal.map((entry) => entry.kind),
+          ['clock.now'],
+          'the replay on the new worker reused the recorded time',
+        );
+        assert.deepEqual(ended?.result, { startedAt: journal[0]?.result });
       },
       { development: true },
     );

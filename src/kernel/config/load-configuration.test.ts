@@ -249,6 +249,29 @@ describe('loadConfiguration', () => {
     assert.match(flag.message, /^--port: /);
   });
 
+  it('refuses production mode together with development mode, naming where each came from', async () => {
+    await using directory = await temporaryDirectory();
+    const dataDirectory = join(directory.path, 'none');
+    const flags = await rejectsWithCode(
+      loadConfiguration({
+        dataDirectory,
+        environment: {},
+        overrides: { production: true, development: true },
+      }),
+      'KEEL_CONFIG_INVALID',
+    );
+    assert.match(flags.message, /production mode \(--production\) .*from --development/);
+    const mixed = await rejectsWithCode(
+      loadConfiguration({
+        dataDirectory,
+        environment: { KEEL_PRODUCTION: '1' },
+        overrides: { development: true },
+      }),
+      'KEEL_CONFIG_INVALID',
+    );
+    assert.match(mixed.message, /production mode \(KEEL_PRODUCTION\)/);
+  });
+
   it('reads secrets from the file, KEEL_SECRET_* and KEEL_SECRET_*_FILE, environment first', async () => {
     await using directory = await temporaryDirectory();
     const dataDirectory = await privateDirectory(directory.path);

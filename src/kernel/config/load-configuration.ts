@@ -338,6 +338,16 @@ export async function loadConfiguration(
     applyOverrides(raw, options.overrides ?? {}, sources);
     const parsed = ConfigurationFileSchema.safeParse(raw);
     if (!parsed.success) throw describeIssue(parsed.error, configFile, sources);
+    if (parsed.data.runtime.production && parsed.data.agents.development) {
+      const from = (path: string): string => sources.get(path) ?? configFile;
+      throw new KeelError(
+        'KEEL_CONFIG_INVALID',
+        `production mode (${from('runtime.production')}) cannot accept unsigned manifests ([agents] development from ${from('agents.development')})`,
+        {
+          hint: 'sign the manifests with `keel agent sign` and turn development off, or start without --production',
+        },
+      );
+    }
     return toConfiguration(parsed.data, dataDirectory);
   });
   const auditKey = secretValues.get(AUDIT_KEY_SECRET);

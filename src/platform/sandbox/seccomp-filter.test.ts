@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
@@ -208,6 +209,10 @@ describe('the seccomp filter in the kernel', () => {
         '/dev',
         '--tmpfs',
         '/tmp',
+        // node itself may live under /tmp (a clone there): show its folder through the tmpfs.
+        '--ro-bind',
+        dirname(process.execPath),
+        dirname(process.execPath),
         '--seccomp',
         '3',
         '--',

@@ -149,6 +149,14 @@ export class AgentDeployer {
     } satisfies JsonObject;
     const existing = await kernel.agents.getByName(manifest.id);
     if (sameAsBefore && existing !== undefined && existing.state !== 'removed') {
+      await kernel.audit.record({
+        kind: 'agent.deploy',
+        actor,
+        agentId: existing.id,
+        subject: manifest.id,
+        outcome: 'unchanged',
+        data: { version: manifest.version, digest, keyId },
+      });
       return { agent: existing, deployment, outcome: 'unchanged' };
     }
     const trustLevel = trustLevelOf(manifest.trust);

@@ -28,7 +28,7 @@ export interface AgentSupervisorOptions {
   readonly onStep: (event: StepEvent) => void;
   readonly onRunDone: (runId: string, outcome: RunOutcome) => void;
   /** Runs that lost their worker (crash or stop); the run manager requeues or suspends them. */
-  readonly onRunsInterrupted: (runIds: readonly string[], exit: WorkerExit) => void;
+  readonly onRunsInterrupted: (runIds: readonly string[], exit: WorkerExit) => Promise<void>;
   /** The agent can (again, or no longer) take runs. */
   readonly onAvailability: (agentId: string, available: boolean) => void;
   readonly stopGraceMs: number;
@@ -53,6 +53,8 @@ export class AgentSupervisor {
   #restartTimer: NodeJS.Timeout | undefined;
   #operation: Promise<void> = Promise.resolve();
   #closed = false;
+  /** The run manager taking back the runs of the worker that last exited. */
+  #handedBack: Promise<void> | undefined;
 
   constructor(options: AgentSupervisorOptions, state: AgentState) {
     this.#options = options;
@@ -177,6 +179,10 @@ export class AgentSupervisor {
       onRunDone: this.#options.onRunDone,
       onExit: (exit) => {
         if (this.#worker === worker) this.#worker = undefined;
+        // The runs go back at once (not behind queued operations), so that a stop or restart
+        // returns with them already suspended and can resume them.
+        this.#handedBack =
+          exit.runs.length > 0 ? this.#options.onRunsInterrupted(exit.runs, exit) : undefined;
         void this.#serialise(() => this.#onExit(exit));
       },
     });
@@ -205,12 +211,12 @@ export class AgentSupervisor {
       await this.#transition('stopping', reason);
       await worker.stop(this.#options.stopGraceMs);
       await worker.ended;
+      await this.#handedBack;
     }
     await this.#transition(final, reason);
   }
 
   async #onExit(exit: WorkerExit): Promise<void> {
-    if (exit.runs.length > 0) this.#options.onRunsInterrupted(exit.runs, exit);
     if (exit.expected || this.#closed) return;
     this.#options.onAvailability(this.#options.agent.id, false);
     this.#options.logger.warn(

@@ -42,6 +42,12 @@ async function start(output: Output, options: StartOptions): Promise<number> {
       ...(options.development === true ? { development: true } : {}),
     },
   });
+  if (options.demo === true && configured.configuration.runtime.production) {
+    throw new KeelError(
+      'KEEL_USAGE',
+      '--demo runs in development mode and cannot run in production mode (KEEL_PRODUCTION or [runtime] production)',
+    );
+  }
   // Demo mode: a mock LLM in this process, its alias, and development mode for the unsigned
   // demo manifest.
   const demoModels = options.demo === true ? await startDemoModelServer() : undefined;
