@@ -329,6 +329,8 @@ describe('toolLoopProgram', () => {
     'KEEL_SHUTTING_DOWN',
     'KEEL_ABORTED',
     'KEEL_APPROVAL_REQUIRED',
+    'KEEL_IDENTITY_UNKNOWN',
+    'KEEL_STORAGE_UNAVAILABLE',
   ] as const) {
     it(`ends the run on a tool call refused with ${code}`, async () => {
       const { context, calls } = scriptedContext({

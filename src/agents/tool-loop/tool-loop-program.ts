@@ -56,9 +56,17 @@ export type ToolLoopResult = ToolLoopProgress &
 /**
  * Errors of a tool call that end the run instead of going back to the model: it cannot
  * recover from them, and a resumed run must meet them again (an approval, once granted, lets
- * the replayed call through).
+ * the replayed call through). The node's own troubles (its storage, the agent's state, a run
+ * it no longer knows) are among them: such a refusal is not journaled, so a model that went
+ * on past it would leave a history no replay reproduces, and a step silently undone.
  */
 const FATAL_TOOL_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'KEEL_IDENTITY_UNKNOWN',
+  'KEEL_AGENT_NOT_RUNNING',
+  'KEEL_NOT_READY',
+  'KEEL_STORAGE_UNAVAILABLE',
+  'KEEL_STORAGE_CORRUPT',
+  'KEEL_STORAGE_FULL',
   'KEEL_BUDGET_EXHAUSTED',
   'KEEL_ABORTED',
   'KEEL_RUN_CANCELLED',

@@ -53,6 +53,8 @@ export class AgentSupervisor {
   #restartTimer: NodeJS.Timeout | undefined;
   #operation: Promise<void> = Promise.resolve();
   #closed = false;
+  /** The worker whose launch failed; its exit was handled as that failure. */
+  #failedLaunch: AgentWorker | undefined;
   /** The run manager taking back the runs of the worker that last exited. */
   #handedBack: Promise<void> | undefined;
 
@@ -178,19 +180,24 @@ export class AgentSupervisor {
       onStep: this.#options.onStep,
       onRunDone: this.#options.onRunDone,
       onExit: (exit) => {
-        if (this.#worker === worker) this.#worker = undefined;
         // The runs go back at once (not behind queued operations), so that a stop or restart
         // returns with them already suspended and can resume them.
         this.#handedBack =
           exit.runs.length > 0 ? this.#options.onRunsInterrupted(exit.runs, exit) : undefined;
-        void this.#serialise(() => this.#onExit(exit));
+        // Only the current worker's end changes the agent's state: one that a newer worker
+        // replaced no longer speaks for the agent.
+        if (this.#worker !== worker) return;
+        this.#worker = undefined;
+        void this.#serialise(() => this.#onExit(worker, exit));
       },
     });
     this.#worker = worker;
     try {
       await worker.start();
     } catch (error) {
-      this.#worker = undefined;
+      if (this.#worker === worker) this.#worker = undefined;
+      // Its exit (queued behind this launch) is this failure, not a second crash.
+      this.#failedLaunch = worker;
       this.#options.logger.error(
         { agent: this.#options.agent.name, err: error },
         'the agent worker failed to start',
@@ -216,7 +223,8 @@ export class AgentSupervisor {
     await this.#transition(final, reason);
   }
 
-  async #onExit(exit: WorkerExit): Promise<void> {
+  async #onExit(worker: AgentWorker, exit: WorkerExit): Promise<void> {
+    if (worker === this.#failedLaunch) return;
     if (exit.expected || this.#closed) return;
     this.#options.onAvailability(this.#options.agent.id, false);
     this.#options.logger.warn(
@@ -237,6 +245,8 @@ export class AgentSupervisor {
       return;
     }
     await this.#transition('restarting', `restart in ${decision.delayMs} ms`);
+    // One pending restart at a time.
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       void this.#serialise(() => this.#launch('restart after crash')).catch((error: unknown) =>

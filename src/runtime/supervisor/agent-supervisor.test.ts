@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '../../../test/support/silent-logger.ts';
+import type { AgentDirectory } from '../../kernel/identity/agent-directory.ts';
+import { systemClock } from '../../platform/clock/clock.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { AgentState } from '../../platform/storage/ports/agent-store.ts';
+import type { AgentWorker, WorkerExit } from '../worker/agent-worker.ts';
+import { AgentSupervisor } from './agent-supervisor.ts';
+import { RestartPolicy } from './restart-policy.ts';
+
+/**
+ * A worker whose start and exit the test drives, so that the order of events — which real
+ * processes make a matter of timing — is fixed. The supervisor sees it through the same
+ * callbacks a real worker uses.
+ */
+class ScriptedWorker {
+  readonly #onExit: (exit: WorkerExit) => void;
+  #started = Promise.withResolvers<void>();
+  #ended = Promise.withResolvers<void>();
+  runs: string[] = [];
+
+  constructor(onExit: (exit: WorkerExit) => void) {
+    this.#onExit = onExit;
+  }
+
+  start(): Promise<void> {
+    return this.#started.promise;
+  }
+
+  ready(): void {
+    this.#started.resolve();
+  }
+
+  /** Dies as a `kill -9` makes it: the exit is reported, then a pending start fails. */
+  kill(): void {
+    this.#onExit({
+      expected: false,
+      reason: 'exited',
+      code: null,
+      signal: 'SIGKILL',
+      detail: 'exit code none, signal SIGKILL',
+      runs: this.runs,
+    });
+    this.#ended.resolve();
+    this.#started.reject(new KeelError('KEEL_WORKER_CRASHED', 'the worker did not start: ended'));
+  }
+
+  get ended(): Promise<void> {
+    return this.#ended.promise;
+  }
+
+  stop(): Promise<void> {
+    this.#onExit({
+      expected: true,
+      reason: 'stopped',
+      code: 0,
+      signal: null,
+      detail: 'stopped',
+      runs: this.runs,
+    });
+    this.#ended.resolve();
+    return Promise.resolve();
+  }
+}
+
+function supervised() {
+  const transitions: AgentState[] = [];
+  const workers: ScriptedWorker[] = [];
+  const interrupted: string[][] = [];
+  const directory = {
+    setState: async (_agentId: string, state: AgentState) => {
+      transitions.push(state);
+      return {};
+    },
+  } as unknown as AgentDirectory;
+  const supervisor = new AgentSupervisor(
+    {
+      agent: { id: 'agt_1', name: 'probe' },
+      directory,
+      policy: new RestartPolicy({
+        initialDelayMs: 5,
+        maxDelayMs: 5,
+        budget: 100,
+        windowMs: 60_000,
+      }),
+      clock: systemClock,
+      logger: silentLogger(),
+      createWorker: (events) => {
+        const worker = new ScriptedWorker(events.onExit);
+        workers.push(worker);
+        return worker as unknown as AgentWorker;
+      },
+      onStep: () => undefined,
+      onRunDone: () => undefined,
+      onRunsInterrupted: async (runIds) => {
+        interrupted.push([...runIds]);
+      },
+      onAvailability: () => undefined,
+      stopGraceMs: 100,
+    },
+    'created',
+  );
+  return { supervisor, transitions, workers, interrupted };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let waited = 0; waited < 5000; waited += 5) {
+    if (check()) return;
+    await sleep(5);
+  }
+  assert.fail('the supervisor did not get there');
+}
+
+describe('AgentSupervisor', () => {
+  it('counts a worker killed while it starts as one crash, and runs the next one', async () => {
+    const { supervisor, transitions, workers } = supervised();
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.kill();
+    await starting;
+    await until(() => workers.length === 2);
+    workers[1]?.ready();
+    await until(() => supervisor.state === 'running');
+    // Give a second (stale) restart time to fire: there must be none.
+    await sleep(50);
+    assert.equal(workers.length, 2);
+    assert.equal(supervisor.state, 'running');
+    assert.equal(supervisor.available, true);
+    assert.deepEqual(transitions, ['starting', 'crashed', 'restarting', 'starting', 'running']);
+  });
+
+  it('keeps a running worker running when an older worker exits late', async () => {
+    const { supervisor, transitions, workers, interrupted } = supervised();
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.ready();
+    await starting;
+    const restarting = supervisor.restart('operator');
+    await until(() => workers.length === 2);
+    workers[1]?.ready();
+    await restarting;
+    assert.equal(supervisor.state, 'running');
+    // The replaced worker reports a late crash with a run on it: its run goes back, and the
+    // agent stays running on the new worker.
+    if (workers[0] !== undefined) workers[0].runs = ['run_late'];
+    workers[0]?.kill();
+    await sleep(50);
+    assert.equal(supervisor.state, 'running');
+    assert.equal(workers.length, 2);
+    assert.deepEqual(interrupted.at(-1), ['run_late']);
+    assert.deepEqual(transitions.slice(-2), ['starting', 'running']);
+  });
+});
