@@ -14,6 +14,7 @@ import {
   type DeployResult,
   deploymentOf,
 } from './agents/agent-deployer.ts';
+import { toolLoopSettingsOf } from './agents/tool-loop-settings-of.ts';
 import { RunManager } from './runs/run-manager.ts';
 import { ScheduleRunner } from './runs/schedule-runner.ts';
 import { AgentSupervisor } from './supervisor/agent-supervisor.ts';
@@ -402,14 +403,7 @@ export class AgentRuntime {
         : { module: deployment.modulePath ?? manifest.program.module };
     const settings: JsonObject =
       'builtin' in manifest.program && manifest.program.builtin === 'tool-loop'
-        ? {
-            maxSteps: manifest.limits.maxSteps,
-            maxIterations: manifest.limits.maxIterations,
-            ...(manifest.models?.maxOutputTokens === undefined
-              ? {}
-              : { maxOutputTokens: manifest.models.maxOutputTokens }),
-            ...(manifest.program.settings as JsonObject),
-          }
+        ? toolLoopSettingsOf(manifest.program.settings as JsonObject, manifest)
         : (manifest.program.settings as JsonObject);
     supervisor.assign({
       runId: run.id,
