@@ -135,6 +135,13 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         node.runtime.deploy(signed(manifest({ version: '1.1.0', description: 'changed' })), 'test'),
         'KEEL_MANIFEST_DOWNGRADE',
       );
+      await rejectsWith(
+        node.runtime.deploy(
+          signed(manifest({ id: 'unknown', program: { builtin: 'react-agent' } })),
+          'test',
+        ),
+        'KEEL_MANIFEST_INVALID',
+      );
       const again = await node.runtime.deploy(signed(manifest({ version: '1.1.0' })), 'test');
       assert.equal(again.outcome, 'unchanged');
       const deploys = (await node.storage.audit.tail(50)).filter(
@@ -147,7 +154,7 @@ describe('agent runtime', { timeout: 120_000 }, () => {
       const denials = (await node.storage.audit.tail(50)).filter(
         (entry) => entry.kind === 'agent.deploy' && entry.outcome === 'denied',
       );
-      assert.equal(denials.length, 5);
+      assert.equal(denials.length, 6);
     });
   });
 

@@ -10,6 +10,7 @@ import {
   parseAgentManifest,
   trustLevelOf,
 } from '../manifests/agent-manifest.ts';
+import { BUILTIN_PROGRAM_NAMES } from '../manifests/builtin-program-names.ts';
 import { publicKeyIdOf, verifySignedManifest } from '../manifests/manifest-signing.ts';
 import { locateModule } from './module-location.ts';
 
@@ -136,6 +137,16 @@ export class AgentDeployer {
         'KEEL_MANIFEST_INVALID',
         `manifest tools: this node has no tool ${unknownTools.join(', ')}`,
         { details: { field: 'tools', unknown: unknownTools } },
+      );
+    }
+    if (
+      'builtin' in manifest.program &&
+      !BUILTIN_PROGRAM_NAMES.includes(manifest.program.builtin)
+    ) {
+      throw new KeelError(
+        'KEEL_MANIFEST_INVALID',
+        `manifest program.builtin: this node has no program ${manifest.program.builtin} (it has ${BUILTIN_PROGRAM_NAMES.join(', ')})`,
+        { details: { field: 'program.builtin' } },
       );
     }
     const modulePath = await this.#modulePath(manifest);
