@@ -112,8 +112,14 @@ export class AgentRuntime {
       clock: options.clock,
       logger: options.logger,
       tickMs: options.configuration.scheduleTickMs,
-      submit: (agentId, task, priority, origin) =>
-        this.runs.submit({ agentId, task, priority, origin, actor: `schedule:${agentId}` }),
+      submit: async (agentId, task, priority, origin) => {
+        // A stopped or removed agent's schedule does not pile runs up for its next start.
+        const state = this.#supervisors.get(agentId)?.state;
+        if (state === 'stopped' || state === 'removed' || state === 'stopping') {
+          throw new KeelError('KEEL_AGENT_NOT_RUNNING', `agent ${agentId} is ${state}`);
+        }
+        return this.runs.submit({ agentId, task, priority, origin, actor: `schedule:${agentId}` });
+      },
     });
   }
 

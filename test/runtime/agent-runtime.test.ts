@@ -364,4 +364,40 @@ return { startedAt };`,
       { development: true },
     );
   });
+
+  it('starts runs on an interval schedule, and none while the agent is stopped', async () => {
+    await withNode(
+      async (node, modules) => {
+        const module = await writeModule(modules, 'ticker', 'return { ticked: true };');
+        await node.runtime.deploy(
+          manifest({
+            id: 'ticker',
+            program: { module },
+            schedule: [{ every: '1s', task: { prompt: 'tick' } }],
+          }),
+          'test',
+        );
+        const scheduled = async () =>
+          (await node.storage.runs.list({ limit: 1000 })).filter(
+            (run) => run.origin === 'schedule:0',
+          );
+        for (let waited = 0; waited < 15_000; waited += 100) {
+          const runs = await scheduled();
+          if (runs.filter((run) => run.status === 'succeeded').length >= 2) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        const fired = await scheduled();
+        assert.ok(
+          fired.filter((run) => run.status === 'succeeded').length >= 2,
+          `scheduled runs: ${JSON.stringify(fired.map((run) => run.status))}`,
+        );
+        assert.ok(fired.every((run) => (run.task as { prompt?: string }).prompt === 'tick'));
+        await node.runtime.lifecycle('ticker', 'stop', 'test');
+        const atStop = (await scheduled()).length;
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        assert.equal((await scheduled()).length, atStop, 'no run was created while stopped');
+      },
+      { development: true },
+    );
+  });
 });

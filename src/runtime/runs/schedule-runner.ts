@@ -1,4 +1,5 @@
 import type { Clock } from '../../platform/clock/clock.ts';
+import { isKeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
 import type { KeyValueStore } from '../../platform/storage/ports/key-value-store.ts';
@@ -134,9 +135,12 @@ export class ScheduleRunner {
             `schedule:${entry.index}`,
           );
         } catch (error) {
-          this.#options.logger.warn(
+          const stopped = isKeelError(error) && error.code === 'KEEL_AGENT_NOT_RUNNING';
+          this.#options.logger[stopped ? 'info' : 'warn'](
             { err: error, agentId: entry.agentId, schedule: entry.index },
-            'a scheduled run could not be submitted',
+            stopped
+              ? 'a schedule fired for an agent that is not running; no run was started'
+              : 'a scheduled run could not be submitted',
           );
         }
       }
