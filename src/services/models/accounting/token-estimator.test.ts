@@ -94,4 +94,17 @@ describe('token estimator', () => {
     assert.equal(bounded.countText(text), Buffer.byteLength(text));
     assert.ok(bounded.countText(text) >= exact.countText(text));
   });
+
+  it('counts a text the same when it comes again, also after many others went through', async () => {
+    const fresh = await loadTokenEstimator({ margin: 1 });
+    const history = 'A long conversation message about the build. '.repeat(200);
+    const first = fresh.countText(history);
+    assert.equal(fresh.countText(history), first);
+    // More distinct text than the memory holds: the first text's count is still right.
+    for (let index = 0; index < 200; index += 1) {
+      fresh.countText(`${index} ${'filler text for the memo '.repeat(1000)}`);
+    }
+    assert.equal(fresh.countText(history), first);
+    assert.equal(first, exact.countText(history));
+  });
 });

@@ -127,9 +127,38 @@ export function deferredTokenEstimator(options: TokenEstimatorOptions = {}): {
     load() {
       loading ??= import('gpt-tokenizer/encoding/o200k_base').then(({ countTokens }) => {
         const encodeOptions = { disallowedSpecial: new Set<string>() };
-        count = (text) => countTokens(text, encodeOptions);
+        count = memoisedCounter((text) => countTokens(text, encodeOptions));
       });
       return loading;
     },
+  };
+}
+
+/** Texts longer than this are counted each time (their hash would cost a noticeable share). */
+const MEMO_MAX_TEXT = 65_536;
+/** Characters the memo holds at most, over all its texts (about 8 MiB of UTF-16). */
+const MEMO_MAX_CHARACTERS = 4_194_304;
+
+/**
+ * Remembers the counts of recent texts. A conversation is sent again at every turn with one
+ * message more, so without it each call would tokenize the whole history again (quadratic in
+ * the run's length); with it, only the new messages are tokenized. Oldest texts go first.
+ */
+function memoisedCounter(count: TokenCounter): TokenCounter {
+  const memo = new Map<string, number>();
+  let characters = 0;
+  return (text) => {
+    if (text.length > MEMO_MAX_TEXT) return count(text);
+    const known = memo.get(text);
+    if (known !== undefined) return known;
+    const counted = count(text);
+    memo.set(text, counted);
+    characters += text.length;
+    for (const oldest of memo.keys()) {
+      if (characters <= MEMO_MAX_CHARACTERS) break;
+      memo.delete(oldest);
+      characters -= oldest.length;
+    }
+    return counted;
   };
 }
