@@ -288,6 +288,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
         keyValues: storage.keyValues,
         configuration: configuration.agents,
         ...modulePlaces,
+        maxWorkerMemoryMb: configuration.runtime.workerMemoryMb,
         toolNames: () => tools.names(),
         now: () => clock.now(),
       }),

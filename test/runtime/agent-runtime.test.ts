@@ -142,6 +142,11 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         ),
         'KEEL_MANIFEST_INVALID',
       );
+      // More memory than [runtime] worker_memory_mb (256 by default) allows.
+      await rejectsWith(
+        node.runtime.deploy(signed(manifest({ id: 'big', limits: { memoryMb: 1024 } })), 'test'),
+        'KEEL_MANIFEST_INVALID',
+      );
       const again = await node.runtime.deploy(signed(manifest({ version: '1.1.0' })), 'test');
       assert.equal(again.outcome, 'unchanged');
       const deploys = (await node.storage.audit.tail(50)).filter(
@@ -154,7 +159,7 @@ describe('agent runtime', { timeout: 120_000 }, () => {
       const denials = (await node.storage.audit.tail(50)).filter(
         (entry) => entry.kind === 'agent.deploy' && entry.outcome === 'denied',
       );
-      assert.equal(denials.length, 6);
+      assert.equal(denials.length, 7);
     });
   });
 

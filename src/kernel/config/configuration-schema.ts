@@ -208,7 +208,7 @@ development = false     # accept unsigned agent manifests (never with --producti
 production = false      # refuse to start without every isolation layer (also --production, KEEL_PRODUCTION=1)
 sandbox = "auto"        # auto: every layer this host offers; off: plain child processes (development only)
 max_concurrent_runs = 16
-worker_memory_mb = 256
+worker_memory_mb = 256   # the most memory a worker may have; larger limits.memoryMb are refused
 heartbeat_interval_ms = 1000
 watchdog_timeout_ms = 10000
 restart_budget = 10     # restarts of one agent per window before it stays crashed

@@ -24,7 +24,7 @@ export const RuntimeSection = z.strictObject({
   /** `auto`: every layer the host offers; `off`: plain child processes (development only). */
   sandbox: z.enum(['auto', 'off']).default('auto'),
   max_concurrent_runs: z.number().int().min(1).max(1024).default(16),
-  /** Memory cap of one worker process, unless its manifest sets `limits.memoryMb`. */
+  /** The most memory a worker may have: a manifest asking more (`limits.memoryMb`) is refused. */
   worker_memory_mb: z.number().int().min(64).max(65_536).default(256),
   worker_max_processes: z.number().int().min(16).max(4096).default(64),
   worker_max_open_files: z.number().int().min(64).max(65_536).default(256),

@@ -38,6 +38,8 @@ export interface AgentDeployerOptions {
   readonly modulesDirectory: string;
   /** Keel's data directory, which no program module's folder may expose. */
   readonly dataDirectory: string;
+  /** The most memory a worker may have (`[runtime] worker_memory_mb`). */
+  readonly maxWorkerMemoryMb: number;
   /** Tools this node has; a manifest that allows another is refused. */
   readonly toolNames: () => readonly string[];
   readonly now: () => number;
@@ -137,6 +139,16 @@ export class AgentDeployer {
         'KEEL_MANIFEST_INVALID',
         `manifest tools: this node has no tool ${unknownTools.join(', ')}`,
         { details: { field: 'tools', unknown: unknownTools } },
+      );
+    }
+    if (manifest.limits.memoryMb > this.#options.maxWorkerMemoryMb) {
+      throw new KeelError(
+        'KEEL_MANIFEST_INVALID',
+        `manifest limits.memoryMb: ${manifest.limits.memoryMb} MiB is more than this node gives a worker (${this.#options.maxWorkerMemoryMb} MiB)`,
+        {
+          details: { field: 'limits.memoryMb' },
+          hint: 'lower limits.memoryMb, or raise [runtime] worker_memory_mb in config.toml',
+        },
       );
     }
     if (
