@@ -293,6 +293,9 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         const first = await storage.runs.recordAttempt(run.id, T0 + 1);
         assert.deepEqual([first.status, first.attempts], ['running', 1]);
         assert.equal((await storage.runs.recordAttempt(run.id, T0 + 2)).attempts, 2);
+        const returned = await storage.runs.returnAttempt(run.id, T0 + 2);
+        assert.deepEqual([returned.status, returned.attempts], ['pending', 1]);
+        assert.equal((await storage.runs.recordAttempt(run.id, T0 + 2)).attempts, 2);
         const failed = await storage.runs.updateStatus(run.id, 'dead-lettered', T0 + 3, undefined, {
           code: 'KEEL_WORKER_CRASHED',
         });
@@ -300,6 +303,8 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         // An ended run is not started again.
         const ended = await storage.runs.recordAttempt(run.id, T0 + 4);
         assert.deepEqual([ended.status, ended.attempts], ['dead-lettered', 2]);
+        const kept = await storage.runs.returnAttempt(run.id, T0 + 4);
+        assert.deepEqual([kept.status, kept.attempts], ['dead-lettered', 2]);
         assert.deepEqual(
           (await storage.runs.list({ statuses: ['pending', 'dead-lettered'] })).map(
             (listed) => listed.id,

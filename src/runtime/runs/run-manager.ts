@@ -322,15 +322,20 @@ export class RunManager {
     const started = await runs.recordAttempt(runId, clock.now());
     try {
       this.#options.dispatch(started);
-      await this.#publish(started);
     } catch (error) {
-      // The agent stopped between the queue and here: the run waits for it.
+      // The agent stopped between the queue and here: the run waits for it, and this attempt,
+      // which never reached a worker, does not count towards the dead-letter list.
       this.#options.logger.debug({ err: toKeelError(error), runId }, 'run returned to the queue');
       this.#release(runId);
-      const waiting = await runs.updateStatus(runId, 'pending', clock.now());
+      const waiting = await runs.returnAttempt(runId, clock.now());
       this.#enqueue(waiting);
       this.#queue.pause(run.agentId);
+      return;
     }
+    // The run is on its worker: a status nobody could be told about changes nothing of that.
+    await this.#publish(started).catch((error: unknown) =>
+      this.#options.logger.debug({ err: error, runId }, 'could not publish a run status'),
+    );
   }
 
   #enqueue(run: RunRecord): void {

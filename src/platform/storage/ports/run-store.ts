@@ -95,6 +95,11 @@ export interface RunStore {
    * `running`, unless the run already ended (then it is returned unchanged).
    */
   recordAttempt(id: string, now: number): Promise<RunRecord>;
+  /**
+   * Undoes `recordAttempt` for a run that never reached a worker: back to `pending`, one
+   * attempt fewer. A run no longer `running` is returned unchanged.
+   */
+  returnAttempt(id: string, now: number): Promise<RunRecord>;
   /** How many syscalls each run has journaled, for listings. */
   journalCounts(runIds: readonly string[]): Promise<Readonly<Record<string, number>>>;
   /** Fails with `KEEL_CONFLICT` when `(runId, seq)` is already recorded: results are written once. */

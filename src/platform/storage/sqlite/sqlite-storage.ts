@@ -107,6 +107,7 @@ export class SqliteStorage implements Storage {
       'list',
       'updateStatus',
       'recordAttempt',
+      'returnAttempt',
       'journalCounts',
       'appendJournal',
       'getJournal',

@@ -136,6 +136,15 @@ export const runOperations: HandlersFor<'runs'> = {
       .run(now, id);
     return required(context, id);
   },
+  'runs.returnAttempt': (context, id, now) => {
+    required(context, id);
+    context.statements
+      .get(
+        "UPDATE runs SET status = 'pending', attempts = max(0, attempts - 1), updated_at = ? WHERE id = ? AND status = 'running'",
+      )
+      .run(now, id);
+    return required(context, id);
+  },
   'runs.journalCounts': (context, runIds) => {
     const counts: Record<string, number> = {};
     const statement = context.statements.get(
