@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { text } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { rejectsWithCode, throwsWithCode } from '../../../test/support/assertions.ts';
+import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
 import { isKeelError } from '../errors/keel-error.ts';
 import { detectSandbox, type SandboxReport } from './detect-sandbox.ts';
 import {
@@ -612,15 +613,33 @@ describe('planSandbox', () => {
 });
 
 describe('assertProductionSandbox', () => {
-  it('accepts a host without landlock', () => {
-    assertProductionSandbox(FULL_REPORT);
+  it('accepts a host without landlock', async () => {
+    await assertProductionSandbox(FULL_REPORT, { searchPath: SEARCH_PATH });
   });
 
-  it('names every missing required layer', () => {
-    const error = throwsWithCode(
-      () => assertProductionSandbox(withoutBubblewrap()),
+  it('names every missing required layer', async () => {
+    const error = await rejectsWithCode(
+      assertProductionSandbox(withoutBubblewrap(), { searchPath: SEARCH_PATH, uid: 1000 }),
       'KEEL_SANDBOX_UNAVAILABLE',
     );
     assert.match(error.message, /bubblewrap, cgroups$/);
+  });
+
+  it('needs prlimit, and setpriv when Keel is root, but no user namespaces then', async () => {
+    await using empty = await temporaryDirectory('keel-no-tools-');
+    const noUserNamespaces: SandboxReport = {
+      ...FULL_REPORT,
+      userNamespaces: { available: false, detail: 'user namespaces are off' },
+    };
+    const asRoot = await rejectsWithCode(
+      assertProductionSandbox(noUserNamespaces, { searchPath: empty.path, uid: 0 }),
+      'KEEL_SANDBOX_UNAVAILABLE',
+    );
+    assert.match(asRoot.message, /missing: prlimit, setpriv$/);
+    const asUser = await rejectsWithCode(
+      assertProductionSandbox(noUserNamespaces, { searchPath: empty.path, uid: 1000 }),
+      'KEEL_SANDBOX_UNAVAILABLE',
+    );
+    assert.match(asUser.message, /missing: userNamespaces, prlimit$/);
   });
 });

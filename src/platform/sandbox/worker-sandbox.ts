@@ -142,19 +142,36 @@ const START_DEADLINE_MS = 10_000;
 const EXIT_WAIT_MS = 2000;
 
 /**
- * Throws `KEEL_SANDBOX_UNAVAILABLE` unless the host offers the layers production requires of
- * agent workers: bubblewrap, user namespaces, cgroups and seccomp. Landlock is optional.
+ * Throws `KEEL_SANDBOX_UNAVAILABLE` unless the host offers every layer production requires of
+ * agent workers, so that a production node refuses to start rather than start and then refuse
+ * each worker: bubblewrap, cgroups, seccomp and `prlimit`; user namespaces when Keel is not
+ * root; `setpriv` when it is (to drop the worker's uid). Landlock is optional.
  *
  * @example
  * ```ts
- * if (configuration.production) assertProductionSandbox(await detectSandbox({ searchPath }));
+ * if (configuration.production) await assertProductionSandbox(report, { searchPath });
  * ```
  */
-export function assertProductionSandbox(report: SandboxReport): void {
-  const required: readonly SandboxLayer[] = ['bubblewrap', 'userNamespaces', 'cgroups', 'seccomp'];
-  const missing = required
+export async function assertProductionSandbox(
+  report: SandboxReport,
+  host: { readonly searchPath: string; readonly uid?: number },
+): Promise<void> {
+  const uid = host.uid ?? process.getuid?.() ?? -1;
+  const layers: readonly SandboxLayer[] = [
+    'bubblewrap',
+    ...(uid === 0 ? [] : (['userNamespaces'] as const)),
+    'cgroups',
+    'seccomp',
+  ];
+  const missing: { layer: string; reason: string }[] = layers
     .filter((layer) => !report[layer].available)
     .map((layer) => ({ layer, reason: report[layer].detail }));
+  const tools = ['prlimit', ...(uid === 0 ? ['setpriv'] : [])];
+  for (const tool of tools) {
+    if ((await findExecutable(tool, host.searchPath)) === undefined) {
+      missing.push({ layer: tool, reason: `${tool} (util-linux) not found on the search path` });
+    }
+  }
   if (missing.length === 0) return;
   throw new KeelError(
     'KEEL_SANDBOX_UNAVAILABLE',

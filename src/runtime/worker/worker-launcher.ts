@@ -57,7 +57,9 @@ export async function createWorkerLauncher(options: {
   }
   const report: Promise<SandboxReport | undefined> =
     configuration.sandbox === 'off' ? Promise.resolve(undefined) : detectSandbox({ searchPath });
-  if (configuration.production) assertProductionSandbox((await report) as SandboxReport);
+  if (configuration.production) {
+    await assertProductionSandbox((await report) as SandboxReport, { searchPath });
+  }
   let warned = false;
   const nodeArguments = (deployment: DeploymentMetadata): string[] => [
     `--max-old-space-size=${Math.max(16, Math.floor(deployment.manifest.limits.memoryMb * 0.75))}`,
