@@ -1,6 +1,6 @@
-import { realpath, stat } from 'node:fs/promises';
+import { lstat, realpath, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 
 /**
@@ -77,16 +77,51 @@ export async function locateModule(
       `${path} is in Keel's data directory outside ${modulesDirectory}; ${inOwnFolder}`,
     );
   }
+  // One folder per agent under the modules folder, or every worker would see every module.
+  if (folder === modulesDirectory) {
+    throw invalid(
+      `${path} sits in ${modulesDirectory} itself; give it a folder of its own there, e.g. ${join(modulesDirectory, '<agent>', basename(path))}`,
+    );
+  }
   for (const host of HOST_FOLDERS) {
     if (contains(folder, host.path) || (!host.below && contains(host.path, folder))) {
       throw invalid(`${path}: its folder ${folder} would expose ${host.path}; ${inOwnFolder}`);
     }
   }
-  // A home folder holds its user's keys (~/.ssh, ~/.aws): never bind one whole.
+  // A home folder holds its user's keys (~/.ssh, ~/.aws): never bind one whole, nor a
+  // dot-folder (configuration and credentials live in those).
   if (folder === homedir() || /^\/home\/[^/]+$/.test(folder)) {
     throw invalid(`${path}: its folder ${folder} is a home folder; ${inOwnFolder}`);
   }
+  if (folder.split(sep).some((part) => part.startsWith('.'))) {
+    throw invalid(`${path}: its folder ${folder} is or lies in a hidden folder; ${inOwnFolder}`);
+  }
+  await assertNobodyElseCanSwap(path, folder);
   return { path, folder };
+}
+
+/**
+ * The folder is bound by its path when the worker starts, after this check: if anyone but root
+ * or Keel's own user could rename or replace a folder on the way (write access to its parent
+ * without the sticky bit, or owning it), they could swap it for a link to `/` in between. So
+ * every folder from `/` down must be owned by root or Keel's user, and one that others may
+ * write to must be sticky (like `/tmp`), where only an entry's owner can move it.
+ */
+async function assertNobodyElseCanSwap(path: string, folder: string): Promise<void> {
+  const trusted = new Set([0, process.getuid?.() ?? 0]);
+  const parts = folder.split(sep).filter((part) => part !== '');
+  for (let depth = 0; depth <= parts.length; depth += 1) {
+    const current = `${sep}${parts.slice(0, depth).join(sep)}`;
+    const info = await lstat(current);
+    const refuse = (problem: string): KeelError =>
+      invalid(`${path}: ${current} ${problem}, so it could be swapped after this check`);
+    if (!info.isDirectory()) throw refuse('is not a folder');
+    if (!trusted.has(info.uid))
+      throw refuse(`belongs to uid ${info.uid}, not root nor Keel's user`);
+    if ((info.mode & 0o022) !== 0 && (info.mode & 0o1000) === 0) {
+      throw refuse(`is writable by others without the sticky bit (chmod go-w ${current})`);
+    }
+  }
 }
 
 /** Whether `inner` is `outer` or lies below it. */
