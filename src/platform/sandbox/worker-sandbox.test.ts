@@ -13,7 +13,7 @@ import {
 } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { text } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
@@ -174,6 +174,14 @@ async function nodeProcessOf(name: string): Promise<number> {
     if (program === process.execPath && args.includes(probePath)) return pid;
   }
   assert.fail(`no node process in the cgroup of ${name}`);
+}
+
+/** Whether other users can pass every folder from `/` down to `path` (o+x). */
+async function everyFolderPassable(path: string): Promise<boolean> {
+  for (let current = path; ; current = dirname(current)) {
+    if (((await stat(current)).mode & 0o001) === 0) return false;
+    if (dirname(current) === current) return true;
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -338,31 +346,52 @@ describe('launchSandboxedWorker', () => {
   });
 
   it('without bubblewrap still applies cgroups and rlimits and names what is missing', async () => {
-    const { worker, name, ask } = await launchProbe({
+    const options = {
       report: { ...withoutBubblewrap(), cgroups: report.cgroups },
       required: false,
+    };
+    // Spawned directly as the unprivileged uid, node must pass every folder above the probe,
+    // and the probe sits in a 0700 one: as root that is a refusal, never a root worker.
+    if (RUNNING_AS_ROOT) {
+      const error = await rejectsWithCode(
+        launchSandboxedWorker(optionsFor(options)),
+        'KEEL_SANDBOX_UNAVAILABLE',
+      );
+      assert.match(error.message, /as root: .*chmod o\+x its parents/);
+    }
+    // A probe others can reach (and node, when its checkout is reachable).
+    await using open = await temporaryDirectory('keel-open-probe-');
+    await chmod(open.path, 0o755);
+    const openProbe = join(open.path, 'probe.mjs');
+    await writeFile(openProbe, PROBE_PROGRAM, { mode: 0o644 });
+    const reachable = optionsFor({
+      ...options,
+      nodeArguments: [openProbe],
+      readOnlyPaths: [PROJECT_ROOT, open.path],
     });
-    // Spawned directly, node itself must pass the probe's 0700 parent: root keeps its uid.
-    const uidLayer = RUNNING_AS_ROOT ? [] : (['unprivileged-uid'] as const);
+    if (RUNNING_AS_ROOT && !(await everyFolderPassable(PROJECT_ROOT))) {
+      await rejectsWithCode(launchSandboxedWorker(reachable), 'KEEL_SANDBOX_UNAVAILABLE');
+      return;
+    }
+    const worker = await launchSandboxedWorker(reachable);
+    workers.push(worker);
     assert.deepEqual(
       worker.missing.map((entry) => entry.layer),
-      [
-        'bubblewrap',
-        'network-namespace',
-        'read-only-root',
-        ...(RUNNING_AS_ROOT ? ['unprivileged-uid'] : []),
-        'seccomp',
-      ],
+      ['bubblewrap', 'network-namespace', 'read-only-root', 'seccomp'],
     );
-    if (RUNNING_AS_ROOT) {
-      const reason = worker.missing.find((entry) => entry.layer === 'unprivileged-uid')?.reason;
-      assert.match(reason ?? '', /chmod o\+x its parents/);
-    }
-    assert.deepEqual(worker.applied, [...uidLayer, 'cgroup-memory', 'cgroup-pids', 'rlimits']);
-    const { limits } = (await ask('limits')) as { limits: string };
+    assert.deepEqual(worker.applied, [
+      'unprivileged-uid',
+      'cgroup-memory',
+      'cgroup-pids',
+      'rlimits',
+    ]);
+    const lines = createInterface({ input: worker.channel })[Symbol.asyncIterator]();
+    worker.channel.write(`${JSON.stringify({ probe: 'limits' })}\n`);
+    const { limits } = JSON.parse((await lines.next()).value as string) as { limits: string };
     assert.match(limits, /^Max open files\s+256\s+256\s/m);
-    const pid = await nodeProcessOf(name);
-    assert.equal(pid, worker.child.pid);
+    const status = await readFile(`/proc/${worker.child.pid}/status`, 'utf8');
+    const expected = RUNNING_AS_ROOT ? 65534 : process.getuid?.();
+    assert.match(status, new RegExp(`^Uid:\\s+${expected}\\s`, 'm'));
   });
 
   it('rejects a read-only path that does not exist, leaving no cgroup', async () => {
@@ -575,27 +604,38 @@ describe('planSandbox', () => {
     assert.doesNotMatch(plan.args.join(' '), /setpriv|CAP_SETUID/);
   });
 
-  it('keeps root, and says why, when the worker could not run as the unprivileged uid', () => {
-    const cases: readonly [Partial<SandboxHost>, RegExp, number | undefined][] = [
-      [{ setprivPath: undefined }, /setpriv/, undefined],
-      [{ othersCanRead: false }, /chmod o\+rX/, undefined],
-      // bubblewrap binds as root: folders above the paths need not be passable...
-      [{ othersCanReach: false }, /^$/, undefined],
-      // ...but node spawned directly as the unprivileged uid must pass them.
-      [{ othersCanReach: false, bubblewrapPath: undefined }, /chmod o\+x its parents/, undefined],
-      [{ bubblewrapPath: undefined }, /^$/, 65534],
+  it('never plans a worker as root: it says what keeps it from the unprivileged uid', () => {
+    const refusals: readonly [Partial<SandboxHost>, RegExp][] = [
+      [{ setprivPath: undefined }, /setpriv/],
+      [{ othersCanRead: false }, /chmod o\+rX/],
+      // Node spawned directly as the unprivileged uid must pass the folders above the paths.
+      [{ othersCanReach: false, bubblewrapPath: undefined }, /chmod o\+x its parents/],
     ];
-    for (const [overrides, reason, uid] of cases) {
-      const report = overrides.bubblewrapPath === undefined && 'bubblewrapPath' in overrides;
-      const plan = planSandbox(
-        planOptions({ required: false, ...(report ? { report: withoutBubblewrap() } : {}) }),
-        host(overrides),
+    for (const [overrides, reason] of refusals) {
+      const withoutBwrap = 'bubblewrapPath' in overrides;
+      const error = throwsWithCode(
+        () =>
+          planSandbox(
+            planOptions({
+              required: false,
+              ...(withoutBwrap ? { report: withoutBubblewrap() } : {}),
+            }),
+            host(overrides),
+          ),
+        'KEEL_SANDBOX_UNAVAILABLE',
       );
-      const problem = plan.missing.find((entry) => entry.layer === 'unprivileged-uid');
-      assert.match(problem?.reason ?? '', reason, JSON.stringify(overrides));
-      assert.equal(plan.uid, uid, JSON.stringify(overrides));
-      if (problem !== undefined) assert.doesNotMatch(plan.args.join(' '), /setpriv/);
+      assert.match(error.message, /will not run worker agent-1 as root: /);
+      assert.match(error.message, reason, JSON.stringify(overrides));
     }
+    // bubblewrap binds as root: the folders above the paths need not be passable.
+    const bound = planSandbox(planOptions(), host({ othersCanReach: false }));
+    assert.ok(bound.applied.includes('unprivileged-uid'));
+    assert.match(bound.args.join(' '), /setpriv --reuid=65534/);
+    const direct = planSandbox(
+      planOptions({ required: false, report: withoutBubblewrap() }),
+      host({ bubblewrapPath: undefined }),
+    );
+    assert.equal(direct.uid, 65534);
   });
 
   it('rejects read-only paths that would expose the host or are not absolute', () => {

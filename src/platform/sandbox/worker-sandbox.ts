@@ -214,7 +214,7 @@ export function planSandbox(options: WorkerSandboxOptions, host: SandboxHost): S
   const uidProblem = unprivilegedUidProblem(host, bubblewrap !== undefined);
   if (uidProblem === undefined) applied.push('unprivileged-uid');
   else missing.push({ layer: 'unprivileged-uid', reason: uidProblem });
-  const dropUid = host.uid === 0 && uidProblem === undefined;
+  const dropUid = host.uid === 0;
   // Root runs bubblewrap itself, which binds as root and has setpriv drop the worker's uid;
   // only a worker without bubblewrap is spawned as the unprivileged uid directly.
   const uid = dropUid && !privileged ? unprivilegedUid : undefined;
@@ -241,6 +241,14 @@ export function planSandbox(options: WorkerSandboxOptions, host: SandboxHost): S
     throw new KeelError(
       'KEEL_SANDBOX_UNAVAILABLE',
       `cannot confine worker ${options.name}; missing: ${missing.map((entry) => entry.layer).join(', ')}`,
+      { details: { name: options.name, missing } },
+    );
+  }
+  if (uidProblem !== undefined) {
+    // Whatever else may be missing outside production, agent code never runs as root.
+    throw new KeelError(
+      'KEEL_SANDBOX_UNAVAILABLE',
+      `will not run worker ${options.name} as root: ${uidProblem}`,
       { details: { name: options.name, missing } },
     );
   }
