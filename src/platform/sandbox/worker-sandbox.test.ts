@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmod,
@@ -18,6 +19,7 @@ import { createInterface } from 'node:readline';
 import { text } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { rejectsWithCode, throwsWithCode } from '../../../test/support/assertions.ts';
+import { childEnvironment } from '../../../test/support/keel-process.ts';
 import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
 import { isKeelError } from '../errors/keel-error.ts';
 import { detectSandbox, type SandboxReport } from './detect-sandbox.ts';
@@ -34,6 +36,7 @@ const SEARCH_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 const PROJECT_ROOT = join(import.meta.dirname, '../../..');
 const MIB = 2 ** 20;
 const RUNNING_AS_ROOT = process.getuid?.() === 0;
+const INHERITED_LAUNCHER = join(PROJECT_ROOT, 'test/fixtures/inherited-descriptor-launcher.ts');
 
 /** The worker program: answers one JSON request per line on descriptor 3 with one JSON line. */
 const PROBE_PROGRAM = `
@@ -392,6 +395,39 @@ describe('launchSandboxedWorker', () => {
     const status = await readFile(`/proc/${worker.child.pid}/status`, 'utf8');
     const expected = RUNNING_AS_ROOT ? 65534 : process.getuid?.();
     assert.match(status, new RegExp(`^Uid:\\s+${expected}\\s`, 'm'));
+  });
+
+  it('gives the worker none of the descriptors Keel inherited without close-on-exec', async () => {
+    requireBubblewrap();
+    await using folder = await temporaryDirectory('keel-fd-probe-');
+    await chmod(folder.path, 0o755);
+    const secret = join(folder.path, 'root-only.log');
+    await writeFile(secret, 'before\n', { mode: 0o600 });
+    // A shell redirect, as an init script or a terminal would leave one: no close-on-exec.
+    const launcher = spawn(
+      '/bin/bash',
+      [
+        '-c',
+        'exec "$0" "$@" 100>>"$KEEL_TEST_LOG"',
+        process.execPath,
+        INHERITED_LAUNCHER,
+        folder.path,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...childEnvironment(), KEEL_TEST_LOG: secret } },
+    );
+    const [output, errors, [code]] = await Promise.all([
+      text(launcher.stdout),
+      text(launcher.stderr),
+      once(launcher, 'exit'),
+    ]);
+    assert.equal(code, 0, errors);
+    const seen = JSON.parse(output) as { descriptors: Record<string, string>; wrote: string };
+    assert.notEqual(seen.wrote, 'yes');
+    assert.ok(
+      Object.values(seen.descriptors).every((target) => !target.includes('root-only.log')),
+      JSON.stringify(seen.descriptors),
+    );
+    assert.equal(await readFile(secret, 'utf8'), 'before\n');
   });
 
   it('rejects a read-only path that does not exist, leaving no cgroup', async () => {

@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type IOType, type StdioOptions, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, lstat, readlink, realpath, stat } from 'node:fs/promises';
+import { access, lstat, open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join, normalize } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { KeelError, toKeelError } from '../errors/keel-error.ts';
@@ -520,27 +520,65 @@ export async function launchSandboxedWorker(
 
 async function start(plan: SandboxPlan): Promise<ChildProcess> {
   const bubblewrapped = plan.applied.includes('bubblewrap');
-  const stdio = bubblewrapped
-    ? (['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'] as const)
-    : (['ignore', 'pipe', 'pipe', 'pipe'] as const);
-  const child = spawn(plan.command, plan.args, {
-    stdio: [...stdio],
-    env: {},
-    // Its own process group, so that dispose can kill the group.
-    detached: true,
-    ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.uid }),
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('spawn', () => {
-      child.off('error', reject);
-      resolve();
+  const stdio: (IOType | number | undefined)[] = bubblewrapped
+    ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe']
+    : ['ignore', 'pipe', 'pipe', 'pipe'];
+  // Descriptors this process inherited without close-on-exec (a shell redirect, a
+  // supervisor's socket) would pass through prlimit, bubblewrap and setpriv into the worker:
+  // /dev/null goes in their place (`ignore` would leave such a descriptor open).
+  const inherited = (await inheritableDescriptors()).filter((fd) => fd >= stdio.length);
+  const devNull = inherited.length > 0 ? await open('/dev/null', 'r') : undefined;
+  try {
+    const count = Math.max(stdio.length, ...inherited.map((fd) => fd + 1));
+    // Dense: Node skips the holes of a sparse list, which would shift the descriptors.
+    for (let fd = stdio.length; fd < count; fd += 1) {
+      stdio[fd] = inherited.includes(fd) ? devNull?.fd : 'ignore';
+    }
+    const child: ChildProcess = spawn(plan.command, plan.args, {
+      stdio: stdio as StdioOptions,
+      env: {},
+      // Its own process group, so that dispose can kill the group.
+      detached: true,
+      ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.uid }),
     });
-    child.once('error', reject);
-  });
-  // Node drains unwatched stdio when a child exits; bubblewrap's message on a failed start
-  // must survive that. Data stays buffered for the caller when the start succeeds.
-  child.stderr?.on('readable', keepBuffered);
-  return child;
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', () => {
+        child.off('error', reject);
+        resolve();
+      });
+      child.once('error', reject);
+    });
+    // Node drains unwatched stdio when a child exits; bubblewrap's message on a failed start
+    // must survive that. Data stays buffered for the caller when the start succeeds.
+    child.stderr?.on('readable', keepBuffered);
+    return child;
+  } finally {
+    await devNull?.close();
+  }
+}
+
+/** This process's descriptors above 2 that a new program would inherit (no close-on-exec). */
+async function inheritableDescriptors(): Promise<number[]> {
+  const O_CLOEXEC = 0o2000000;
+  let names: string[];
+  try {
+    names = await readdir('/proc/self/fdinfo');
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  for (const name of names) {
+    const fd = Number(name);
+    if (!Number.isSafeInteger(fd) || fd <= 2) continue;
+    try {
+      const info = await readFile(`/proc/self/fdinfo/${name}`, 'utf8');
+      const flags = Number.parseInt(/^flags:\s+([0-7]+)/m.exec(info)?.[1] ?? '', 8);
+      if (Number.isSafeInteger(flags) && (flags & O_CLOEXEC) === 0) found.push(fd);
+    } catch {
+      // Closed meanwhile (the listing's own descriptor, or another task's).
+    }
+  }
+  return found;
 }
 
 /** A `readable` listener that reads nothing: its presence alone keeps the data buffered. */
