@@ -1,3 +1,5 @@
+import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import { isIP } from 'node:net';
 import { isKeelError, KeelError, toKeelError } from '../../../platform/errors/keel-error.ts';
 import { readBoundedText } from '../http/bounded-body.ts';
@@ -97,13 +99,26 @@ export function isLoopbackHost(hostname: string): boolean {
 export class ProviderHttp {
   readonly options: ProviderHttpOptions;
   readonly #base: string;
+  readonly #transport: typeof http | typeof https;
+  readonly #agent: http.Agent;
+  readonly #target: { hostname: string; port: string; path: string };
 
   constructor(options: ProviderHttpOptions) {
     this.options = options;
-    this.#base = assertProviderEndpoint(options.providerId, options.baseUrl).href.replace(
-      /\/+$/,
-      '',
-    );
+    const endpoint = assertProviderEndpoint(options.providerId, options.baseUrl);
+    this.#base = endpoint.href.replace(/\/+$/, '');
+    const secure = endpoint.protocol === 'https:';
+    this.#transport = secure ? https : http;
+    // Idle connections close before a typical server's 5 s keep-alive would close them.
+    const agentOptions = { keepAlive: true, timeout: 4_000 };
+    this.#agent = secure
+      ? new https.Agent({ ...agentOptions, minVersion: 'TLSv1.2' })
+      : new http.Agent(agentOptions);
+    this.#target = {
+      hostname: endpoint.hostname.replace(/^\[|\]$/g, ''),
+      port: endpoint.port,
+      path: endpoint.pathname.replace(/\/+$/, ''),
+    };
   }
 
   /** Sends a request and resolves with a 2xx response; anything else throws typed. */
@@ -161,27 +176,157 @@ export class ProviderHttp {
     return { response, signal, finish, failure };
   }
 
-  /** A request whose whole body is JSON; returns the parsed value. */
+  /**
+   * A request whose whole body is JSON; returns the parsed value. It goes through `node:http`
+   * (`https` for a remote provider) on a keep-alive agent rather than `fetch`, whose WHATWG
+   * machinery costs about 0.2 ms more a call; streams keep `request`.
+   */
   async json(
     path: string,
     body: unknown,
     signal: AbortSignal,
     method: 'GET' | 'POST' = 'POST',
   ): Promise<unknown> {
-    const call = await this.request(path, { method, body, signal });
+    const { timeoutMs, providerId } = this.options;
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException(
+            `provider ${providerId} took longer than ${timeoutMs} ms`,
+            'TimeoutError',
+          ),
+        ),
+      timeoutMs,
+    );
     try {
-      const text = await readBoundedText(call.response.body, this.options.maxResponseBytes);
-      return parseProviderJson(this.options.providerId, text, 'body');
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+      const answer = await this.#exchange(path, method, payload, signal, deadline.signal);
+      if (answer.status < 200 || answer.status >= 300) {
+        throw this.#statusErrorOf(answer.status, answer.headers, answer.text);
+      }
+      return parseProviderJson(providerId, answer.text ?? '', 'body');
     } catch (error) {
-      throw call.failure(error, false);
+      throw this.#failure(error, signal, deadline.signal, false);
     } finally {
-      call.finish();
+      clearTimeout(timer);
     }
   }
 
+  /**
+   * One request and its whole answer: a 2xx body up to `maxResponseBytes` (past it the
+   * response is dropped and `KEEL_PROVIDER_RESPONSE_TOO_LARGE` thrown), an error body up to
+   * 16 KiB (past it, `text` is `undefined`: unreadable). Rejects when either signal aborts.
+   */
+  #exchange(
+    path: string,
+    method: 'GET' | 'POST',
+    payload: Buffer | undefined,
+    callerSignal: AbortSignal,
+    deadline: AbortSignal,
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string | undefined }> {
+    const { maxResponseBytes } = this.options;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: () => void): void => {
+        if (settled) return;
+        settled = true;
+        callerSignal.removeEventListener('abort', onAbort);
+        deadline.removeEventListener('abort', onAbort);
+        outcome();
+      };
+      const request = this.#transport.request(
+        {
+          ...this.#target,
+          path: `${this.#target.path}${path}`,
+          method,
+          agent: this.#agent,
+          headers: {
+            accept: 'application/json',
+            ...(payload === undefined
+              ? {}
+              : { 'content-type': 'application/json', 'content-length': payload.length }),
+            ...this.options.headers,
+          },
+        },
+        (response) => {
+          const status = response.statusCode ?? 0;
+          const ok = status >= 200 && status < 300;
+          const limit = ok ? maxResponseBytes : ERROR_BODY_LIMIT;
+          const chunks: Buffer[] = [];
+          let total = 0;
+          response.on('data', (chunk: Buffer) => {
+            total += chunk.length;
+            if (total <= limit) {
+              chunks.push(chunk);
+              return;
+            }
+            // Settled first: destroying the response reports it as aborted.
+            if (ok) {
+              settle(() =>
+                reject(
+                  new KeelError(
+                    'KEEL_PROVIDER_RESPONSE_TOO_LARGE',
+                    `the provider response exceeded ${maxResponseBytes} bytes`,
+                    { details: { limit: maxResponseBytes } },
+                  ),
+                ),
+              );
+            } else {
+              settle(() => resolve({ status, headers: response.headers, text: undefined }));
+            }
+            response.destroy();
+          });
+          response.once('end', () =>
+            settle(() =>
+              resolve({
+                status,
+                headers: response.headers,
+                text: Buffer.concat(chunks).toString('utf8'),
+              }),
+            ),
+          );
+          // The body broke off after the headers: as `readBoundedText` reports a failed read.
+          const interrupted = (error: unknown): void =>
+            settle(() => reject(toKeelError(error, 'KEEL_PROVIDER_STREAM_INTERRUPTED')));
+          response.once('error', interrupted);
+          response.once('aborted', () => interrupted(new Error('aborted')));
+        },
+      );
+      const onAbort = (): void => {
+        request.destroy();
+        settle(() => reject(new KeelError('KEEL_ABORTED', 'the request was aborted')));
+      };
+      if (callerSignal.aborted || deadline.aborted) {
+        onAbort();
+        return;
+      }
+      callerSignal.addEventListener('abort', onAbort, { once: true });
+      deadline.addEventListener('abort', onAbort, { once: true });
+      request.once('error', (error) => settle(() => reject(error)));
+      request.end(payload);
+    });
+  }
+
+  /** The typed error for a non-2xx answer; `text` is the error body, if it could be read. */
+  #statusErrorOf(
+    status: number,
+    headers: IncomingHttpHeaders,
+    text: string | undefined,
+  ): KeelError {
+    const retryHeaders = new Headers();
+    const retryAfter = headers['retry-after'];
+    if (typeof retryAfter === 'string') retryHeaders.set('retry-after', retryAfter);
+    return this.#classify(
+      status,
+      retryHeaders,
+      text === undefined
+        ? '(error body unreadable: KEEL_PROVIDER_RESPONSE_TOO_LARGE)'
+        : extractProviderMessage(text),
+    );
+  }
+
   async #statusError(response: Response, signal: AbortSignal): Promise<KeelError> {
-    const { providerId } = this.options;
-    const status = response.status;
     let providerMessage = '';
     try {
       const text = await readBoundedText(response.body, ERROR_BODY_LIMIT);
@@ -190,7 +335,12 @@ export class ProviderHttp {
       // The status already says what happened; a body we cannot read only loses the detail.
       providerMessage = signal.aborted ? '' : `(error body unreadable: ${toKeelError(error).code})`;
     }
-    const retryAfterMs = parseRetryAfter(response.headers, Date.now());
+    return this.#classify(response.status, response.headers, providerMessage);
+  }
+
+  #classify(status: number, headers: Headers, providerMessage: string): KeelError {
+    const { providerId } = this.options;
+    const retryAfterMs = parseRetryAfter(headers, Date.now());
     const details = {
       provider: providerId,
       status,
