@@ -318,6 +318,16 @@ describe('keel migrate and doctor', () => {
       report.services.map((service) => service.name),
       ['postgres', 'redis', 'nats', 'mqtt'],
     );
+    const tools = report.checks.filter((check) => ['prlimit', 'setpriv'].includes(check.name));
+    assert.deepEqual(
+      tools.map((check) => [check.name, check.status]),
+      process.getuid?.() === 0
+        ? [
+            ['prlimit', 'ok'],
+            ['setpriv', 'ok'],
+          ]
+        : [['prlimit', 'ok']],
+    );
     const database = report.checks.find((check) => check.name === 'database');
     assert.equal(database?.status, 'ok');
     assert.match(database?.detail ?? '', /sound \(SQLite quick check\), 5 audit entries/);

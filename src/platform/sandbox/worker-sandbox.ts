@@ -181,6 +181,26 @@ export async function assertProductionSandbox(
 }
 
 /**
+ * Where the util-linux helpers a worker launch uses are found: `prlimit` (open-file and core
+ * limits) and `setpriv` (drops a root node's workers to the unprivileged uid). For
+ * `keel doctor`.
+ *
+ * @example
+ * ```ts
+ * const { prlimit, setpriv } = await findSandboxTools('/usr/bin:/bin');
+ * ```
+ */
+export async function findSandboxTools(
+  searchPath: string,
+): Promise<{ readonly prlimit: string | undefined; readonly setpriv: string | undefined }> {
+  const [prlimit, setpriv] = await Promise.all([
+    findExecutable('prlimit', searchPath),
+    findExecutable('setpriv', searchPath),
+  ]);
+  return { prlimit, setpriv };
+}
+
+/**
  * Decides how to start a worker on a host: the `bwrap` (or, without it, plain `node`) command
  * line behind a `prlimit` prefix, which layers that applies and which are missing. Pure.
  * Throws `KEEL_INVALID_ARGUMENT` for invalid options, and `KEEL_SANDBOX_UNAVAILABLE` naming

@@ -20,6 +20,7 @@ import {
   SANDBOX_LAYERS,
   type SandboxReport,
 } from '../../platform/sandbox/detect-sandbox.ts';
+import { findSandboxTools } from '../../platform/sandbox/worker-sandbox.ts';
 import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.ts';
 import { createModelProviders } from '../../services/models/model-service.ts';
 import type { ModelProviderV1 } from '../../services/models/provider/model-provider.ts';
@@ -289,6 +290,27 @@ export async function runDoctor(
       name: layer,
       status: report.available ? 'ok' : 'warn',
       detail: report.detail,
+    });
+  }
+  const tools = await findSandboxTools(searchPath);
+  checks.push({
+    area: 'sandbox',
+    name: 'prlimit',
+    status: tools.prlimit === undefined ? 'warn' : 'ok',
+    detail:
+      tools.prlimit === undefined
+        ? 'not found: workers get no open-file or core-dump limits (install util-linux); production refuses to start'
+        : `at ${tools.prlimit}`,
+  });
+  if (process.getuid?.() === 0) {
+    checks.push({
+      area: 'sandbox',
+      name: 'setpriv',
+      status: tools.setpriv === undefined ? 'warn' : 'ok',
+      detail:
+        tools.setpriv === undefined
+          ? 'not found: as root, no worker can drop to uid 65534, so none starts (install util-linux)'
+          : `at ${tools.setpriv}; workers drop from root to uid 65534`,
     });
   }
   for (const probe of probes) {
