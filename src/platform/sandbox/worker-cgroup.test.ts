@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { access, constants, readFile, stat } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
-import { createWorkerCgroup, type WorkerCgroup } from './worker-cgroup.ts';
+import { createWorkerCgroup, sweepEmptyWorkerCgroups, type WorkerCgroup } from './worker-cgroup.ts';
 
 const ROOT = '/sys/fs/cgroup';
 const MIB = 2 ** 20;
@@ -164,5 +164,39 @@ describe('createWorkerCgroup', () => {
       createWorkerCgroup({ name: 'ok', memoryBytes: MIB, maxProcesses: 1.5 }),
       'KEEL_INVALID_ARGUMENT',
     );
+  });
+});
+
+describe('sweepEmptyWorkerCgroups', () => {
+  // A tree shaped like the cgroup mount: sweeping the real one would race other tests' cgroups.
+  it('removes old empty worker cgroups and keeps busy, young and foreign ones', async () => {
+    await using root = await temporaryDirectory('keel-cgroup-sweep-');
+    for (const controller of ['memory', 'pids']) {
+      const keel = join(root.path, controller, 'keel');
+      await mkdir(join(keel, 'orphan-1a2b'), { recursive: true });
+      await mkdir(join(keel, 'busy-3c4d'));
+      await writeFile(join(keel, 'busy-3c4d', 'cgroup.procs'), '4242\n');
+      await mkdir(join(keel, 'Not A Worker'));
+    }
+    const young = await sweepEmptyWorkerCgroups({ olderThanMs: 60_000, root: root.path });
+    assert.equal(young, 0);
+    const later = Date.now() + 120_000;
+    const removed = await sweepEmptyWorkerCgroups({
+      olderThanMs: 60_000,
+      root: root.path,
+      now: later,
+    });
+    assert.equal(removed, 2);
+    for (const controller of ['memory', 'pids']) {
+      const keel = join(root.path, controller, 'keel');
+      assert.equal(await exists(join(keel, 'orphan-1a2b')), false);
+      assert.equal(await exists(join(keel, 'busy-3c4d')), true);
+      assert.equal(await exists(join(keel, 'Not A Worker')), true);
+    }
+  });
+
+  it('finds nothing to do on a host without the folders', async () => {
+    await using root = await temporaryDirectory('keel-cgroup-sweep-');
+    assert.equal(await sweepEmptyWorkerCgroups({ olderThanMs: 0, root: root.path }), 0);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KeelError } from '../errors/keel-error.ts';
@@ -107,6 +107,52 @@ export async function createWorkerCgroup(
     });
   }
   return { cgroup: workerCgroup(options.name, directories) };
+}
+
+/**
+ * Removes the empty worker cgroups older than `olderThanMs` that a node killed with `kill -9`
+ * left behind (its workers died with it; nobody disposed of their cgroups). A cgroup with a
+ * process in it is kept, and so is a young one, which another node may be about to fill.
+ * Resolves with how many were removed; a host without Keel's cgroup folders has none.
+ *
+ * @example
+ * ```ts
+ * const removed = await sweepEmptyWorkerCgroups({ olderThanMs: 60_000 });
+ * ```
+ */
+export async function sweepEmptyWorkerCgroups(options: {
+  readonly olderThanMs: number;
+  readonly root?: string;
+  readonly now?: number;
+}): Promise<number> {
+  const root = options.root ?? '/sys/fs/cgroup';
+  const now = options.now ?? Date.now();
+  let removed = 0;
+  for (const controller of ['memory', 'pids'] as const) {
+    const folder = join(root, controller, KEEL_FOLDER);
+    let names: string[];
+    try {
+      names = await readdir(folder);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT' || errorCode(error) === 'EACCES') continue;
+      throw error;
+    }
+    for (const name of names) {
+      if (!WORKER_CGROUP_NAME_PATTERN.test(name)) continue;
+      const directory = join(folder, name);
+      try {
+        const info = await stat(directory);
+        if (!info.isDirectory() || now - info.ctimeMs < options.olderThanMs) continue;
+        if ((await readProcesses(directory)).length > 0) continue;
+        await rmdir(directory);
+        removed += 1;
+      } catch (error) {
+        // Gone meanwhile, or a process arrived (EBUSY): either way it is not an orphan now.
+        if (!['ENOENT', 'EBUSY'].includes(errorCode(error) ?? '')) throw error;
+      }
+    }
+  }
+  return removed;
 }
 
 function validateWorkerCgroupOptions(options: WorkerCgroupOptions): void {

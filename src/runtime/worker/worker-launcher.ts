@@ -7,6 +7,7 @@ import type { RuntimeConfiguration } from '../../kernel/config/runtime-configura
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { detectSandbox, type SandboxReport } from '../../platform/sandbox/detect-sandbox.ts';
+import { sweepEmptyWorkerCgroups } from '../../platform/sandbox/worker-cgroup.ts';
 import {
   assertProductionSandbox,
   launchSandboxedWorker,
@@ -59,6 +60,15 @@ export async function createWorkerLauncher(options: {
     configuration.sandbox === 'off' ? Promise.resolve(undefined) : detectSandbox({ searchPath });
   if (configuration.production) {
     await assertProductionSandbox((await report) as SandboxReport, { searchPath });
+  }
+  if (configuration.sandbox !== 'off') {
+    // Cgroups of workers that died with an earlier node killed by `kill -9`.
+    void sweepEmptyWorkerCgroups({ olderThanMs: 60_000 }).then(
+      (removed) => {
+        if (removed > 0) logger.info({ removed }, 'removed worker cgroups an earlier node left');
+      },
+      (error: unknown) => logger.warn({ err: error }, 'could not sweep old worker cgroups'),
+    );
   }
   let warned = false;
   const nodeArguments = (deployment: DeploymentMetadata): string[] => [
