@@ -20,7 +20,7 @@ import {
   SANDBOX_LAYERS,
   type SandboxReport,
 } from '../../platform/sandbox/detect-sandbox.ts';
-import { findSandboxTools } from '../../platform/sandbox/worker-sandbox.ts';
+import { findSandboxTools } from '../../platform/sandbox/sandbox-host.ts';
 import { openSqliteStorage } from '../../platform/storage/sqlite/sqlite-storage.ts';
 import { createModelProviders } from '../../services/models/model-service.ts';
 import type { ModelProviderV1 } from '../../services/models/provider/model-provider.ts';

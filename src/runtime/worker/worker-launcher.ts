@@ -7,11 +7,9 @@ import type { RuntimeConfiguration } from '../../kernel/config/runtime-configura
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { detectSandbox, type SandboxReport } from '../../platform/sandbox/detect-sandbox.ts';
+import { assertProductionSandbox } from '../../platform/sandbox/sandbox-host.ts';
 import { sweepEmptyWorkerCgroups } from '../../platform/sandbox/worker-cgroup.ts';
-import {
-  assertProductionSandbox,
-  launchSandboxedWorker,
-} from '../../platform/sandbox/worker-sandbox.ts';
+import { launchSandboxedWorker } from '../../platform/sandbox/worker-sandbox.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
 import type { DeploymentMetadata } from '../agents/agent-deployer.ts';
 import { locateModule } from '../agents/module-location.ts';
