@@ -147,8 +147,9 @@ export async function sweepEmptyWorkerCgroups(options: {
         await rmdir(directory);
         removed += 1;
       } catch (error) {
-        // Gone meanwhile, or a process arrived (EBUSY): either way it is not an orphan now.
-        if (!['ENOENT', 'EBUSY'].includes(errorCode(error) ?? '')) throw error;
+        // Gone meanwhile, a process arrived (EBUSY), or another user's node made it (EACCES,
+        // EPERM): none of them is this node's orphan to remove.
+        if (!['ENOENT', 'EBUSY', 'EACCES', 'EPERM'].includes(errorCode(error) ?? '')) throw error;
       }
     }
   }

@@ -35,7 +35,7 @@ class ScriptedWorker {
 
   /** Dies as a `kill -9` makes it: the exit is reported, then a pending start fails. */
   kill(): void {
-    this.#onExit({
+    this.#end({
       expected: false,
       reason: 'exited',
       code: null,
@@ -43,16 +43,27 @@ class ScriptedWorker {
       detail: 'exit code none, signal SIGKILL',
       runs: this.runs,
     });
-    this.#ended.resolve();
-    this.#started.reject(new KeelError('KEEL_WORKER_CRASHED', 'the worker did not start: ended'));
   }
 
   get ended(): Promise<void> {
     return this.#ended.promise;
   }
 
+  /** Whether the supervisor asked it to stop (it stops when the test says, see `stopped`). */
+  stopRequested = false;
+
   stop(): Promise<void> {
-    this.#onExit({
+    this.stopRequested = true;
+    if (this.holdStop) return this.#ended.promise;
+    this.stopped();
+    return Promise.resolve();
+  }
+
+  /** When set, `stop` waits for the test to end the worker (`stopped` or `kill`). */
+  holdStop = false;
+
+  stopped(): void {
+    this.#end({
       expected: true,
       reason: 'stopped',
       code: 0,
@@ -60,8 +71,17 @@ class ScriptedWorker {
       detail: 'stopped',
       runs: this.runs,
     });
+  }
+
+  #done = false;
+
+  /** One end per worker, as a process exits once. */
+  #end(exit: WorkerExit): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#onExit(exit);
     this.#ended.resolve();
-    return Promise.resolve();
+    this.#started.reject(new KeelError('KEEL_WORKER_CRASHED', 'the worker did not start: ended'));
   }
 }
 
@@ -131,25 +151,42 @@ describe('AgentSupervisor', () => {
     assert.deepEqual(transitions, ['starting', 'crashed', 'restarting', 'starting', 'running']);
   });
 
-  it('keeps a running worker running when an older worker exits late', async () => {
-    const { supervisor, transitions, workers, interrupted } = supervised();
+  it('keeps an operator stop when the worker dies on its own while stopping', async () => {
+    const { supervisor, workers } = supervised();
     const starting = supervisor.start('deployed');
     await until(() => workers.length === 1);
     workers[0]?.ready();
     await starting;
+    if (workers[0] !== undefined) workers[0].holdStop = true;
+    const stopping = supervisor.stop('operator');
+    await until(() => workers[0]?.stopRequested === true);
+    // The watchdog (say) kills it before the stop's own exit: still the stop's end.
+    workers[0]?.kill();
+    await stopping;
+    await sleep(50);
+    assert.equal(supervisor.state, 'stopped');
+    assert.equal(workers.length, 1, 'no restart after a stop');
+  });
+
+  it('ends a restart running when the old worker dies on its own while stopping', async () => {
+    const { supervisor, workers, interrupted } = supervised();
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.ready();
+    await starting;
+    if (workers[0] !== undefined) workers[0].holdStop = true;
     const restarting = supervisor.restart('operator');
+    await until(() => workers[0]?.stopRequested === true);
+    if (workers[0] !== undefined) workers[0].runs = ['run_late'];
+    workers[0]?.kill();
     await until(() => workers.length === 2);
     workers[1]?.ready();
     await restarting;
-    assert.equal(supervisor.state, 'running');
-    // The replaced worker reports a late crash with a run on it: its run goes back, and the
-    // agent stays running on the new worker.
-    if (workers[0] !== undefined) workers[0].runs = ['run_late'];
-    workers[0]?.kill();
     await sleep(50);
     assert.equal(supervisor.state, 'running');
+    assert.equal(supervisor.available, true);
     assert.equal(workers.length, 2);
-    assert.deepEqual(interrupted.at(-1), ['run_late']);
-    assert.deepEqual(transitions.slice(-2), ['starting', 'running']);
+    // Its run went back to the run manager before the restart returned.
+    assert.deepEqual(interrupted, [['run_late']]);
   });
 });

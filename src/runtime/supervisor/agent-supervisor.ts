@@ -53,8 +53,11 @@ export class AgentSupervisor {
   #restartTimer: NodeJS.Timeout | undefined;
   #operation: Promise<void> = Promise.resolve();
   #closed = false;
-  /** The worker whose launch failed; its exit was handled as that failure. */
-  #failedLaunch: AgentWorker | undefined;
+  /**
+   * Workers whose end is already accounted for: a launch that failed (its exit is that
+   * failure) or a stop (its exit is expected, whatever caused it).
+   */
+  readonly #settled = new WeakSet<AgentWorker>();
   /** The run manager taking back the runs of the worker that last exited. */
   #handedBack: Promise<void> | undefined;
 
@@ -197,7 +200,7 @@ export class AgentSupervisor {
     } catch (error) {
       if (this.#worker === worker) this.#worker = undefined;
       // Its exit (queued behind this launch) is this failure, not a second crash.
-      this.#failedLaunch = worker;
+      this.#settled.add(worker);
       this.#options.logger.error(
         { agent: this.#options.agent.name, err: error },
         'the agent worker failed to start',
@@ -215,6 +218,8 @@ export class AgentSupervisor {
     this.#options.onAvailability(this.#options.agent.id, false);
     const worker = this.#worker;
     if (worker !== undefined) {
+      // Whatever ends it from here (this stop, or a crash racing it) is part of the stop.
+      this.#settled.add(worker);
       await this.#transition('stopping', reason);
       await worker.stop(this.#options.stopGraceMs);
       await worker.ended;
@@ -224,7 +229,8 @@ export class AgentSupervisor {
   }
 
   async #onExit(worker: AgentWorker, exit: WorkerExit): Promise<void> {
-    if (worker === this.#failedLaunch) return;
+    // Stale by now: its launch failed, an operator stopped it, or a newer worker replaced it.
+    if (this.#settled.has(worker) || this.#worker !== undefined) return;
     if (exit.expected || this.#closed) return;
     this.#options.onAvailability(this.#options.agent.id, false);
     this.#options.logger.warn(
@@ -235,6 +241,8 @@ export class AgentSupervisor {
   }
 
   async #crashed(detail: string): Promise<void> {
+    // A node shutting down restarts nothing (nor keeps its event loop alive for a timer).
+    if (this.#closed) return;
     await this.#transition('crashed', detail);
     const decision = this.#options.policy.next(this.#options.clock.monotonic());
     if (!decision.restart) {

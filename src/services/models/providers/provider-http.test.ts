@@ -2,14 +2,23 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { rejectsWithCode } from '../../../../test/support/assertions.ts';
 import { childEnvironment } from '../../../../test/support/keel-process.ts';
 import { temporaryDirectory } from '../../../../test/support/temporary-directory.ts';
+import { KeelError } from '../../../platform/errors/keel-error.ts';
+import { ProviderHttp } from './provider-http.ts';
 
 const PROVIDER_HTTP = join(import.meta.dirname, 'provider-http.ts');
 
@@ -96,5 +105,69 @@ describe('ProviderHttp over https', () => {
       server.close();
       server.closeAllConnections();
     }
+  });
+});
+
+describe('ProviderHttp.json', () => {
+  async function withServer(
+    handler: (request: IncomingMessage, response: ServerResponse) => void,
+    test: (baseUrl: string) => Promise<void>,
+  ): Promise<void> {
+    const server = createHttpServer(handler);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      await test(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`);
+    } finally {
+      server.close();
+      server.closeAllConnections();
+    }
+  }
+
+  const options = (baseUrl: string) => ({
+    providerId: 'local',
+    baseUrl,
+    timeoutMs: 5_000,
+    maxResponseBytes: 65_536,
+    headers: {},
+  });
+
+  it('refuses at once a call whose signal is already aborted, and nothing escapes', async () => {
+    let requests = 0;
+    await withServer(
+      (_request, response) => {
+        requests += 1;
+        response.end('{}');
+      },
+      async (baseUrl) => {
+        const http = new ProviderHttp(options(baseUrl));
+        const controller = new AbortController();
+        controller.abort(new KeelError('KEEL_RUN_CANCELLED', 'the run was cancelled'));
+        await rejectsWithCode(
+          http.json('/chat/completions', {}, controller.signal),
+          'KEEL_RUN_CANCELLED',
+        );
+        // An 'error' event with no listener would have been thrown by now, failing this file.
+        await sleep(50);
+        assert.equal(requests, 0);
+      },
+    );
+  });
+
+  it('says that a redirect is not followed and what to configure instead', async () => {
+    await withServer(
+      (_request, response) => {
+        response.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' });
+        response.end();
+      },
+      async (baseUrl) => {
+        const http = new ProviderHttp(options(baseUrl));
+        const error = await rejectsWithCode(
+          http.json('/models', undefined, new AbortController().signal, 'GET'),
+          'KEEL_PROVIDER_REJECTED',
+        );
+        assert.match(error.message, /redirect \(302\), which Keel does not follow: set base_url/);
+      },
+    );
   });
 });

@@ -297,13 +297,15 @@ export class ProviderHttp {
         request.destroy();
         settle(() => reject(new KeelError('KEEL_ABORTED', 'the request was aborted')));
       };
+      // Before anything can destroy the request: an error with no listener would be thrown
+      // by the emitter and take the whole node down.
+      request.on('error', (error) => settle(() => reject(error)));
       if (callerSignal.aborted || deadline.aborted) {
         onAbort();
         return;
       }
       callerSignal.addEventListener('abort', onAbort, { once: true });
       deadline.addEventListener('abort', onAbort, { once: true });
-      request.once('error', (error) => settle(() => reject(error)));
       request.end(payload);
     });
   }
@@ -359,6 +361,13 @@ export class ProviderHttp {
         'KEEL_PROVIDER_UNAVAILABLE',
         `provider ${providerId} answered ${status}${suffix}`,
         { details, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+      );
+    }
+    if (status >= 300 && status < 400) {
+      return new KeelError(
+        'KEEL_PROVIDER_REJECTED',
+        `provider ${providerId} answered with a redirect (${status}), which Keel does not follow: set base_url to the address it redirects to`,
+        { details },
       );
     }
     return new KeelError(
