@@ -23,6 +23,8 @@ describe('keel start --demo, keel run, keel runs, keel agent', { timeout: 120_00
     assert.match(demo, /#1 llm\.chat demo/);
     assert.match(demo, /tool\.call notes\.add/);
     assert.match(demo, /Your first hour/);
+    // A newcomer's first run shows no warning: the demo model is priced (at zero).
+    assert.doesNotMatch(keel.stderr(), /has no price/);
 
     const followed = await runKeel([
       'run',
