@@ -81,6 +81,9 @@ function read(context: OperationContext, scope: BudgetScope): BudgetState | unde
 }
 
 function ensure(context: OperationContext, scope: BudgetScope, now: number): BudgetState {
+  // Read first: the row nearly always exists, and a read costs less than an upsert.
+  const existing = read(context, scope);
+  if (existing !== undefined) return existing;
   context.statements
     .get('INSERT INTO budgets (scope, updated_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING')
     .run(scope, now);
