@@ -164,13 +164,12 @@ export class AgentRuntime {
     const supervisor = this.#supervisorFor(agent);
     if (result.outcome === 'created' || supervisor.state === 'removed') {
       await supervisor.start(`deployed ${deployment.manifest.version}`);
-      await this.runs.resumeSuspended(agent.id);
     } else {
       // A new version replaces the worker; its runs resume on the new one (a run whose journal
       // the new program does not replay the same way fails with KEEL_REPLAY_MISMATCH).
       await supervisor.restart(`deployed ${deployment.manifest.version}`);
-      await this.runs.resumeSuspended(agent.id);
     }
+    await this.runs.resumeSuspended(agent.id);
     return { ...result, agent: (await this.#options.kernel.agents.get(agent.id)) ?? agent };
   }
 

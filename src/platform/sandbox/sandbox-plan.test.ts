@@ -9,7 +9,6 @@ import { planSandbox, type SandboxHost, type WorkerSandboxOptions } from './sand
 
 const SEARCH_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const MIB = 2 ** 20;
-const FULL_REPORT = FULL_SANDBOX_REPORT;
 
 function host(overrides: Partial<SandboxHost> = {}): SandboxHost {
   return {
@@ -38,7 +37,7 @@ function planOptions(overrides: Partial<WorkerSandboxOptions> = {}): WorkerSandb
     memoryBytes: 256 * MIB,
     maxProcesses: 64,
     maxOpenFiles: 256,
-    report: FULL_REPORT,
+    report: FULL_SANDBOX_REPORT,
     searchPath: '/usr/bin',
     required: true,
     ...overrides,
@@ -187,7 +186,7 @@ describe('planSandbox', () => {
 
 describe('assertProductionSandbox', () => {
   it('accepts a host without landlock', async () => {
-    await assertProductionSandbox(FULL_REPORT, { searchPath: SEARCH_PATH });
+    await assertProductionSandbox(FULL_SANDBOX_REPORT, { searchPath: SEARCH_PATH });
   });
 
   it('names every missing required layer', async () => {
@@ -201,7 +200,7 @@ describe('assertProductionSandbox', () => {
   it('needs prlimit, and setpriv when Keel is root, but no user namespaces then', async () => {
     await using empty = await temporaryDirectory('keel-no-tools-');
     const noUserNamespaces: SandboxReport = {
-      ...FULL_REPORT,
+      ...FULL_SANDBOX_REPORT,
       userNamespaces: { available: false, detail: 'user namespaces are off' },
     };
     const asRoot = await rejectsWithCode(

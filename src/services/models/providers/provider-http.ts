@@ -130,22 +130,10 @@ export class ProviderHttp {
       readonly signal: AbortSignal;
     },
   ): Promise<ProviderResponse> {
-    const deadline = new AbortController();
-    const { timeoutMs, providerId } = this.options;
-    const timer = setTimeout(
-      () =>
-        deadline.abort(
-          new DOMException(
-            `provider ${providerId} took longer than ${timeoutMs} ms`,
-            'TimeoutError',
-          ),
-        ),
-      timeoutMs,
-    );
-    const signal = AbortSignal.any([init.signal, deadline.signal]);
-    const finish = (): void => clearTimeout(timer);
+    const { deadline, finish } = this.#deadline();
+    const signal = AbortSignal.any([init.signal, deadline]);
     const failure = (error: unknown, streaming: boolean): KeelError =>
-      this.#failure(error, init.signal, deadline.signal, streaming);
+      this.#failure(error, init.signal, deadline, streaming);
     let response: Response;
     try {
       response = await fetch(`${this.#base}${path}`, {
@@ -187,11 +175,29 @@ export class ProviderHttp {
     signal: AbortSignal,
     method: 'GET' | 'POST' = 'POST',
   ): Promise<unknown> {
+    const { deadline, finish } = this.#deadline();
+    try {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+      const answer = await this.#exchange(path, method, payload, signal, deadline);
+      if (answer.status < 200 || answer.status >= 300) {
+        throw this.#statusErrorOf(answer.status, answer.headers, answer.text);
+      }
+      return parseProviderJson(this.options.providerId, answer.text ?? '', 'body');
+    } catch (error) {
+      throw this.#failure(error, signal, deadline, false);
+    } finally {
+      finish();
+    }
+  }
+
+  /** The call's deadline: a signal that aborts after `timeoutMs`, and `finish` to clear it. */
+  #deadline(): { readonly deadline: AbortSignal; finish(): void } {
     const { timeoutMs, providerId } = this.options;
-    const deadline = new AbortController();
+    const controller = new AbortController();
+    // A timer cleared when the call ends (AbortSignal.timeout would keep it alive until then).
     const timer = setTimeout(
       () =>
-        deadline.abort(
+        controller.abort(
           new DOMException(
             `provider ${providerId} took longer than ${timeoutMs} ms`,
             'TimeoutError',
@@ -199,18 +205,7 @@ export class ProviderHttp {
         ),
       timeoutMs,
     );
-    try {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
-      const answer = await this.#exchange(path, method, payload, signal, deadline.signal);
-      if (answer.status < 200 || answer.status >= 300) {
-        throw this.#statusErrorOf(answer.status, answer.headers, answer.text);
-      }
-      return parseProviderJson(providerId, answer.text ?? '', 'body');
-    } catch (error) {
-      throw this.#failure(error, signal, deadline.signal, false);
-    } finally {
-      clearTimeout(timer);
-    }
+    return { deadline: controller.signal, finish: () => clearTimeout(timer) };
   }
 
   /**
