@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { access, constants, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
+import { pathExists } from '../files/path-exists.ts';
 import { createWorkerCgroup, sweepEmptyWorkerCgroups, type WorkerCgroup } from './worker-cgroup.ts';
 
 const ROOT = '/sys/fs/cgroup';
@@ -58,16 +59,6 @@ function startIdle(program = ''): ChildProcess {
   return child;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
-
 describe('createWorkerCgroup', () => {
   it('creates memory and pids cgroups with the given caps', async () => {
     const cgroup = await create('caps', 48 * MIB);
@@ -113,8 +104,8 @@ describe('createWorkerCgroup', () => {
     const exited = once(child, 'exit');
     await Promise.all([cgroup.dispose(), cgroup.dispose()]);
     await exited;
-    assert.equal(await exists(cgroup.directories.memory), false);
-    assert.equal(await exists(cgroup.directories.pids), false);
+    assert.equal(await pathExists(cgroup.directories.memory), false);
+    assert.equal(await pathExists(cgroup.directories.pids), false);
     await cgroup.dispose();
   });
 
@@ -189,9 +180,9 @@ describe('sweepEmptyWorkerCgroups', () => {
     assert.equal(removed, 2);
     for (const controller of ['memory', 'pids']) {
       const keel = join(root.path, controller, 'keel');
-      assert.equal(await exists(join(keel, 'orphan-1a2b')), false);
-      assert.equal(await exists(join(keel, 'busy-3c4d')), true);
-      assert.equal(await exists(join(keel, 'Not A Worker')), true);
+      assert.equal(await pathExists(join(keel, 'orphan-1a2b')), false);
+      assert.equal(await pathExists(join(keel, 'busy-3c4d')), true);
+      assert.equal(await pathExists(join(keel, 'Not A Worker')), true);
     }
   });
 

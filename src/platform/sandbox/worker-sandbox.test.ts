@@ -23,6 +23,7 @@ import { childEnvironment } from '../../../test/support/keel-process.ts';
 import { withoutBubblewrap } from '../../../test/support/sandbox-reports.ts';
 import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
 import { isKeelError } from '../errors/keel-error.ts';
+import { pathExists } from '../files/path-exists.ts';
 import { detectSandbox, type SandboxReport } from './detect-sandbox.ts';
 import { WORKER_SANDBOX_LAYERS, type WorkerSandboxOptions } from './sandbox-plan.ts';
 import { launchSandboxedWorker, type SandboxedWorker } from './worker-sandbox.ts';
@@ -182,16 +183,6 @@ async function everyFolderPassable(path: string): Promise<boolean> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
-
 /** The kill count of this test process's own memory cgroup (outside the worker's). */
 async function ownOomKills(): Promise<number> {
   const memberships = await readFile('/proc/self/cgroup', 'utf8');
@@ -279,7 +270,7 @@ describe('launchSandboxedWorker', () => {
     for (const path of [join(PROJECT_ROOT, 'sandbox-was-here'), join(probeDirectory, 'x')]) {
       assert.deepEqual(await ask('write', { path }), { ok: false, code: 'EROFS' }, path);
     }
-    assert.equal(await exists(join(PROJECT_ROOT, 'sandbox-was-here')), false);
+    assert.equal(await pathExists(join(PROJECT_ROOT, 'sandbox-was-here')), false);
   });
 
   it('runs the worker as uid 65534 on the host when Keel is root', async () => {
@@ -329,8 +320,8 @@ describe('launchSandboxedWorker', () => {
     for (const pid of pids) {
       assert.equal(await isAlive(pid), false, `process ${pid} survived dispose`);
     }
-    assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${name}`), false);
-    assert.equal(await exists(`/sys/fs/cgroup/pids/keel/${name}`), false);
+    assert.equal(await pathExists(`/sys/fs/cgroup/memory/keel/${name}`), false);
+    assert.equal(await pathExists(`/sys/fs/cgroup/pids/keel/${name}`), false);
     await worker.dispose();
   });
 
@@ -422,7 +413,7 @@ describe('launchSandboxedWorker', () => {
     const options = optionsFor({ readOnlyPaths: [PROJECT_ROOT, missingPath] });
     const error = await rejectsWithCode(launchSandboxedWorker(options), 'KEEL_INVALID_ARGUMENT');
     assert.match(error.message, /does-not-exist/);
-    assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
+    assert.equal(await pathExists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
   });
 
   it('passes on what bubblewrap says when it cannot set the sandbox up', async (context) => {
@@ -454,7 +445,7 @@ describe('launchSandboxedWorker', () => {
       assert.ok(isKeelError(error), String(error));
       assert.equal(error.code, 'KEEL_SANDBOX_UNAVAILABLE');
       said = error.message;
-      assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
+      assert.equal(await pathExists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
     }
     assert.match(said, /bwrap: .*\/lib64/);
   });
@@ -464,7 +455,7 @@ describe('launchSandboxedWorker', () => {
     const options = optionsFor({ report: { ...withoutBubblewrap(), cgroups: report.cgroups } });
     const error = await rejectsWithCode(launchSandboxedWorker(options), 'KEEL_SANDBOX_UNAVAILABLE');
     assert.match(error.message, /bubblewrap/);
-    assert.equal(await exists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
+    assert.equal(await pathExists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
   });
 });
 

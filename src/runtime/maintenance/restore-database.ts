@@ -1,4 +1,4 @@
-import { rename, rm, stat } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   AuditLog,
@@ -9,6 +9,7 @@ import { claimDataDirectory } from '../../kernel/config/data-directory.ts';
 import type { LoadedConfiguration } from '../../kernel/config/load-configuration.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
+import { pathExists } from '../../platform/files/path-exists.ts';
 import { syncDirectory } from '../../platform/files/write-file-exclusive.ts';
 import {
   openSqliteStorage,
@@ -21,16 +22,6 @@ export interface RestoreResult {
   /** Where the database that was replaced now lives (`null` if there was none). */
   readonly previousDatabase: string | null;
   readonly audit: AuditVerification;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
 }
 
 async function openCandidate(file: string, shownAs: string): Promise<SqliteStorage> {
@@ -105,7 +96,7 @@ export async function restoreDatabase(
   const file = resolve(source);
   const { configuration } = loaded;
   const key = existingAuditKey(loaded);
-  if (!(await exists(file))) throw new KeelError('KEEL_NOT_FOUND', `there is no file ${file}`);
+  if (!(await pathExists(file))) throw new KeelError('KEEL_NOT_FOUND', `there is no file ${file}`);
   const lock = await claimDataDirectory(loaded);
   const staged = join(configuration.dataDirectory, `.keel.db.restore-${process.pid}`);
   try {
@@ -120,7 +111,7 @@ export async function restoreDatabase(
     // Past this point the swap runs to its end: an interruption would leave no database.
     options.signal?.throwIfAborted();
     let previousDatabase: string | null = null;
-    if (await exists(configuration.databaseFile)) {
+    if (await pathExists(configuration.databaseFile)) {
       // Opening and closing the current database as its writer checkpoints its WAL into the
       // main file, so that the file moved aside is complete on its own.
       await (

@@ -1,7 +1,9 @@
-import { lstat, mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
+import { pathExists } from '../../../platform/files/path-exists.ts';
+import { writeFileExclusive } from '../../../platform/files/write-file-exclusive.ts';
 import { generateSigningKeyPair } from '../../../runtime/manifests/manifest-signing.ts';
 import { action, EXIT_OK } from '../cli-support.ts';
 
@@ -30,16 +32,6 @@ function parseKeyName(value: string): string {
   return value;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
-
 function alreadyExists(path: string, cause?: unknown): KeelError {
   return new KeelError('KEEL_CONFLICT', `${path} already exists`, {
     details: { path },
@@ -48,22 +40,13 @@ function alreadyExists(path: string, cause?: unknown): KeelError {
   });
 }
 
-/** Creates a file that must not exist yet (`wx`: never follows or replaces anything). */
+/** Creates a file that must not exist yet: complete, flushed, never replacing anything. */
 async function writeNewFile(path: string, data: string, mode: number): Promise<void> {
-  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, 'wx', mode);
+    await writeFileExclusive(path, data, mode);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw alreadyExists(path, error);
     throw error;
-  }
-  try {
-    await handle.writeFile(data, 'utf8');
-    // The umask may have taken bits off `mode`; the files must have exactly these modes.
-    await handle.chmod(mode);
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -95,7 +78,7 @@ export async function writeSigningKeyFiles(
     await rm(publicKeyFile, { force: true });
   } else {
     for (const path of [privateKeyFile, publicKeyFile]) {
-      if (await exists(path)) throw alreadyExists(path);
+      if (await pathExists(path)) throw alreadyExists(path);
     }
   }
   const pair = generateSigningKeyPair();
