@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -18,7 +16,7 @@ import {
   verifySignedManifest,
 } from '../../src/runtime/manifests/manifest-signing.ts';
 import { rejectsWithCode } from '../support/assertions.ts';
-import { childEnvironment } from '../support/keel-process.ts';
+import { runKeel } from '../support/keel-process.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
 const MANIFEST_YAML = `apiVersion: keel.dev/v1
@@ -189,44 +187,9 @@ describe('signManifestFile', () => {
   });
 });
 
-/**
- * Runs `keel keygen` and `keel agent sign` as real commands in a child process. They are not in
- * the `keel` program yet (main.ts registers them), so a small entry point registers them on a
- * fresh program, as main.ts will.
- */
-async function runCommands(
-  args: readonly string[],
-  cwd: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const entry = `
-    const { Command } = await import(${JSON.stringify(import.meta.resolve('commander'))});
-    const { registerKeygenCommand } = await import(${JSON.stringify(import.meta.resolve('../../src/apps/cli/commands/keygen-command.ts'))});
-    const { registerAgentSignCommand } = await import(${JSON.stringify(import.meta.resolve('../../src/apps/cli/commands/agent-sign-command.ts'))});
-    const program = new Command('keel').exitOverride();
-    registerKeygenCommand(program);
-    registerAgentSignCommand(program.command('agent'));
-    try {
-      await program.parseAsync(process.argv.slice(1), { from: 'user' });
-    } catch {
-      process.exitCode = 2;
-    }
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '--eval', entry, ...args], {
-    cwd,
-    env: childEnvironment(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 60_000,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr };
+/** Runs `keel …` (keygen, agent sign) in `cwd`, as a user would from that folder. */
+function runCommands(args: readonly string[], cwd: string) {
+  return runKeel(args, { cwd });
 }
 
 describe('keel keygen and keel agent sign', () => {

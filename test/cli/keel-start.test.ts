@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { connect } from 'node:tls';
-import { promisify } from 'node:util';
 import { childEnvironment, runKeel, startKeel } from '../support/keel-process.ts';
+import { selfSignedCertificate } from '../support/self-signed-certificate.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
-
-const run = promisify(execFile);
 
 /** Asserts the one-line error contract: exit 1, exactly one line on stderr naming the code. */
 function assertOneLineError(
@@ -231,25 +228,7 @@ describe('keel start', () => {
     await using directory = await temporaryDirectory();
     const dataDirectory = join(directory.path, 'keel');
     await mkdir(dataDirectory, { mode: 0o700 });
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      join(dataDirectory, 'tls.key'),
-      '-out',
-      join(dataDirectory, 'tls.crt'),
-    ]);
+    await selfSignedCertificate(dataDirectory);
     await writeFile(
       join(dataDirectory, 'config.toml'),
       '[tls]\ncert_file = "tls.crt"\nkey_file = "tls.key"\n',

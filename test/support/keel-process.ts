@@ -19,9 +19,15 @@ export interface KeelRun {
 /** Runs `keel …` to completion (bounded by a timeout) and captures its output. */
 export async function runKeel(
   args: readonly string[],
-  options: { readonly env?: Record<string, string>; readonly timeoutMs?: number } = {},
+  options: {
+    readonly env?: Record<string, string>;
+    readonly timeoutMs?: number;
+    /** The working directory (default: this process's). */
+    readonly cwd?: string;
+  } = {},
 ): Promise<KeelRun> {
   const child = spawn(process.execPath, [KEEL_BIN, ...args], {
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     env: options.env ?? childEnvironment(),
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: options.timeoutMs ?? 60_000,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import {
@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { rejectsWithCode } from '../../../../test/support/assertions.ts';
 import { childEnvironment } from '../../../../test/support/keel-process.ts';
+import { selfSignedCertificate } from '../../../../test/support/self-signed-certificate.ts';
 import { temporaryDirectory } from '../../../../test/support/temporary-directory.ts';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
 import { ProviderHttp } from './provider-http.ts';
@@ -47,27 +47,7 @@ try {
 describe('ProviderHttp over https', () => {
   it('verifies the provider certificate, and calls it once it is trusted', async () => {
     await using directory = await temporaryDirectory('keel-provider-tls-');
-    const keyFile = join(directory.path, 'tls.key');
-    const certFile = join(directory.path, 'tls.crt');
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ]);
+    const { keyFile, certFile } = await selfSignedCertificate(directory.path);
     const seen: { path?: string; authorization?: string; body?: string }[] = [];
     const server = createServer(
       { key: await readFile(keyFile), cert: await readFile(certFile), minVersion: 'TLSv1.2' },
