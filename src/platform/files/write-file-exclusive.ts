@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, rm } from 'node:fs/promises';
+import { link, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -12,22 +12,51 @@ import { basename, dirname, join } from 'node:path';
  * await writeFileExclusive('/home/ana/.keel/secrets.toml', text, 0o600);
  * ```
  */
-export async function writeFileExclusive(
+export function writeFileExclusive(
   path: string,
   data: string | Uint8Array,
   mode: number,
+): Promise<void> {
+  return writeThroughTemporary(path, data, mode, (temporary) => link(temporary, path));
+}
+
+/**
+ * Replaces (or creates) a file atomically: a reader sees the old content or the new, never
+ * part of either, and the new content is on disk before it takes the name (temporary file,
+ * fsync, rename, fsync of the folder).
+ *
+ * @example
+ * ```ts
+ * await replaceFileAtomically('/srv/agents/coder.signed.json', text, 0o644);
+ * ```
+ */
+export function replaceFileAtomically(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+): Promise<void> {
+  return writeThroughTemporary(path, data, mode, (temporary) => rename(temporary, path));
+}
+
+/** Writes a flushed temporary file beside `path`, `publish`es it, then flushes the folder. */
+async function writeThroughTemporary(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+  publish: (temporary: string) => Promise<void>,
 ): Promise<void> {
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temporary, 'wx', mode);
   try {
     try {
       await handle.writeFile(data);
+      // The umask may have taken bits off `mode`.
       await handle.chmod(mode);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await link(temporary, path);
+    await publish(temporary);
   } finally {
     await rm(temporary, { force: true });
   }

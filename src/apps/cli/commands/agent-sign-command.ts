@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { type FileHandle, open } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
 import { assertPrivate } from '../../../platform/files/private-mode.ts';
+import { replaceFileAtomically } from '../../../platform/files/write-file-exclusive.ts';
 import {
   MAX_MANIFEST_BYTES,
   parseAgentManifest,
@@ -80,24 +80,6 @@ async function readSmallFile(
   }
 }
 
-/** Replaces `path` atomically: a reader sees the old file or the new one, never half of one. */
-async function writeFileAtomically(path: string, data: string, mode: number): Promise<void> {
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temporary, 'wx', mode);
-    try {
-      await handle.writeFile(data, 'utf8');
-      await handle.chmod(mode);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
-  } finally {
-    await rm(temporary, { force: true });
-  }
-}
-
 /**
  * Signs a manifest file (YAML when it ends in `.yaml` or `.yml`, else JSON) with a private key
  * file that only its owner can read (else `KEEL_CONFIG_PERMISSIONS`), and writes the signed
@@ -133,7 +115,7 @@ export async function signManifestFile(
   }
   const manifest = parseAgentManifest(value);
   const signed = signManifest(manifest, privateKeyPem, now);
-  await writeFileAtomically(outputFile, `${JSON.stringify(signed, null, 2)}\n`, 0o644);
+  await replaceFileAtomically(outputFile, `${JSON.stringify(signed, null, 2)}\n`, 0o644);
   return {
     id: manifest.id,
     version: manifest.version,
