@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -98,7 +98,6 @@ describe('chaos: durable runs under kill -9', () => {
     const dataDirectory = join(directory.path, 'data');
     const linesFile = join(directory.path, 'lines.txt');
     await using mock = await MockLlmServer.start({ script });
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(dataDirectory, { mode: 0o700 });
     await writeFile(
       join(dataDirectory, 'config.toml'),

@@ -1,5 +1,12 @@
+import {
+  type ChildProcess,
+  type IOType,
+  type SpawnOptions,
+  type StdioOptions,
+  spawn,
+} from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { access, lstat, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { KeelError } from '../errors/keel-error.ts';
 import type { SandboxLayer, SandboxReport } from './detect-sandbox.ts';
@@ -67,7 +74,7 @@ export async function findSandboxTools(
 }
 
 /** This process's descriptors above 2 that a new program would inherit (no close-on-exec). */
-export async function inheritableDescriptors(): Promise<number[]> {
+async function inheritableDescriptors(): Promise<number[]> {
   const O_CLOEXEC = 0o2000000;
   let names: string[];
   try {
@@ -163,4 +170,43 @@ export async function reachableByOthers(paths: readonly string[]): Promise<boole
     }
   }
   return true;
+}
+
+/**
+ * Spawns a worker's process and resolves once it runs, with `stdio` as given for its first
+ * descriptors. Descriptors this process inherited without close-on-exec (a shell redirect, a
+ * supervisor's socket) would otherwise pass into it, and on through bubblewrap and setpriv:
+ * /dev/null takes their place (`ignore` would leave such a descriptor open).
+ *
+ * @example
+ * ```ts
+ * const child = await spawnWorkerProcess(node, [entry], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: {}, detached: true });
+ * ```
+ */
+export async function spawnWorkerProcess(
+  command: string,
+  args: readonly string[],
+  options: Omit<SpawnOptions, 'stdio'> & { readonly stdio: readonly IOType[] },
+): Promise<ChildProcess> {
+  const stdio: (IOType | number)[] = [...options.stdio];
+  const inherited = (await inheritableDescriptors()).filter((fd) => fd >= stdio.length);
+  const devNull = inherited.length > 0 ? await open('/dev/null', 'r') : undefined;
+  try {
+    const count = Math.max(stdio.length, ...inherited.map((fd) => fd + 1));
+    // Dense: Node skips the holes of a sparse list, which would shift the descriptors.
+    for (let fd = stdio.length; fd < count; fd += 1) {
+      stdio[fd] = devNull !== undefined && inherited.includes(fd) ? devNull.fd : 'ignore';
+    }
+    const child = spawn(command, args, { ...options, stdio: stdio as StdioOptions });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', () => {
+        child.off('error', reject);
+        resolve();
+      });
+      child.once('error', reject);
+    });
+    return child;
+  } finally {
+    await devNull?.close();
+  }
 }

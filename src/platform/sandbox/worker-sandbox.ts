@@ -1,5 +1,5 @@
-import { type ChildProcess, type IOType, type StdioOptions, spawn } from 'node:child_process';
-import { open, realpath, stat } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { KeelError, toKeelError } from '../errors/keel-error.ts';
@@ -7,9 +7,9 @@ import {
   existingPath,
   findExecutable,
   findSystemLibraries,
-  inheritableDescriptors,
   reachableByOthers,
   readableByOthers,
+  spawnWorkerProcess,
 } from './sandbox-host.ts';
 import {
   BLOCK_FD,
@@ -142,41 +142,19 @@ export async function launchSandboxedWorker(
 
 async function start(plan: SandboxPlan): Promise<ChildProcess> {
   const bubblewrapped = plan.applied.includes('bubblewrap');
-  const stdio: (IOType | number | undefined)[] = bubblewrapped
-    ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe']
-    : ['ignore', 'pipe', 'pipe', 'pipe'];
-  // Descriptors this process inherited without close-on-exec (a shell redirect, a
-  // supervisor's socket) would pass through prlimit, bubblewrap and setpriv into the worker:
-  // /dev/null goes in their place (`ignore` would leave such a descriptor open).
-  const inherited = (await inheritableDescriptors()).filter((fd) => fd >= stdio.length);
-  const devNull = inherited.length > 0 ? await open('/dev/null', 'r') : undefined;
-  try {
-    const count = Math.max(stdio.length, ...inherited.map((fd) => fd + 1));
-    // Dense: Node skips the holes of a sparse list, which would shift the descriptors.
-    for (let fd = stdio.length; fd < count; fd += 1) {
-      stdio[fd] = inherited.includes(fd) ? devNull?.fd : 'ignore';
-    }
-    const child: ChildProcess = spawn(plan.command, plan.args, {
-      stdio: stdio as StdioOptions,
-      env: {},
-      // Its own process group, so that dispose can kill the group.
-      detached: true,
-      ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.uid }),
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', () => {
-        child.off('error', reject);
-        resolve();
-      });
-      child.once('error', reject);
-    });
-    // Node drains unwatched stdio when a child exits; bubblewrap's message on a failed start
-    // must survive that. Data stays buffered for the caller when the start succeeds.
-    child.stderr?.on('readable', keepBuffered);
-    return child;
-  } finally {
-    await devNull?.close();
-  }
+  const child = await spawnWorkerProcess(plan.command, plan.args, {
+    stdio: bubblewrapped
+      ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe']
+      : ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: {},
+    // Its own process group, so that dispose can kill the group.
+    detached: true,
+    ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.uid }),
+  });
+  // Node drains unwatched stdio when a child exits; bubblewrap's message on a failed start
+  // must survive that. Data stays buffered for the caller when the start succeeds.
+  child.stderr?.on('readable', keepBuffered);
+  return child;
 }
 
 /** A `readable` listener that reads nothing: its presence alone keeps the data buffered. */

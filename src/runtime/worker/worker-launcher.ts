@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -7,7 +6,10 @@ import type { RuntimeConfiguration } from '../../kernel/config/runtime-configura
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { detectSandbox, type SandboxReport } from '../../platform/sandbox/detect-sandbox.ts';
-import { assertProductionSandbox } from '../../platform/sandbox/sandbox-host.ts';
+import {
+  assertProductionSandbox,
+  spawnWorkerProcess,
+} from '../../platform/sandbox/sandbox-host.ts';
 import { sweepEmptyWorkerCgroups } from '../../platform/sandbox/worker-cgroup.ts';
 import { launchSandboxedWorker } from '../../platform/sandbox/worker-sandbox.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
@@ -132,8 +134,8 @@ async function checkedModuleFolder(
 }
 
 /** A worker as a plain child process: empty environment, own process group, IPC on fd 3. */
-function launchPlain(nodeArguments: readonly string[]): Promise<LaunchedProcess> {
-  const child = spawn(process.execPath, nodeArguments, {
+async function launchPlain(nodeArguments: readonly string[]): Promise<LaunchedProcess> {
+  const child = await spawnWorkerProcess(process.execPath, nodeArguments, {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     env: {},
     detached: true,
@@ -141,7 +143,7 @@ function launchPlain(nodeArguments: readonly string[]): Promise<LaunchedProcess>
   });
   const channel = child.stdio[3] as Duplex;
   let disposed = false;
-  return Promise.resolve({
+  return {
     child,
     channel,
     applied: [],
@@ -158,5 +160,5 @@ function launchPlain(nodeArguments: readonly string[]): Promise<LaunchedProcess>
         }
       }
     },
-  });
+  };
 }
