@@ -403,3 +403,21 @@ function describeCommandFailure(error: unknown, timeoutMs: number): string {
   if (typeof failure.code === 'number') return `exited with status ${failure.code}${said}`;
   return `failed: ${String(failure.message)}`;
 }
+
+/**
+ * The report of a node whose configuration turns the sandbox off (`[runtime] sandbox = "off"`,
+ * development only): every layer unavailable, and that setting named as the reason.
+ *
+ * @example
+ * ```ts
+ * const report = (await launcher.report) ?? SANDBOX_OFF_REPORT;
+ * ```
+ */
+export const SANDBOX_OFF_REPORT: SandboxReport = Object.freeze(
+  Object.fromEntries(
+    SANDBOX_LAYERS.map((layer) => [
+      layer,
+      Object.freeze({ available: false, detail: 'sandbox = "off" in [runtime]' }),
+    ]),
+  ) as Record<SandboxLayer, SandboxLayerReport>,
+);

@@ -44,10 +44,11 @@ const SYSCALL_CLONE = 56;
 const SYSCALL_CLONE3 = 435;
 const SYSCALL_SOCKET = 41;
 
-/** x86-64 numbers of the syscalls the filter refuses outright with `EPERM`. */
+/** x86-64 numbers of `fork` and `vfork`, which only the worker profile refuses. */
+const PROCESS_CREATION_X86_64 = Object.freeze({ fork: 57, vfork: 58 });
+
+/** x86-64 numbers of the syscalls every profile refuses outright with `EPERM`. */
 const DENIED_X86_64 = Object.freeze({
-  fork: 57,
-  vfork: 58,
   ptrace: 101,
   mount: 165,
   umount2: 166,
@@ -90,7 +91,21 @@ const DENIED_X86_64 = Object.freeze({
  * SECCOMP_DENIED_SYSCALLS.includes('ptrace'); // true
  * ```
  */
-export const SECCOMP_DENIED_SYSCALLS: readonly string[] = Object.freeze(Object.keys(DENIED_X86_64));
+export const SECCOMP_DENIED_SYSCALLS: readonly string[] = Object.freeze([
+  ...Object.keys(PROCESS_CREATION_X86_64),
+  ...Object.keys(DENIED_X86_64),
+]);
+
+/**
+ * What a filter is for. `worker`: an agent worker, which may run threads but never another
+ * program, and only local sockets. `command`: a tool's command (a test run, git), which may
+ * start processes (without new namespaces) and, when its grant allows the network, open
+ * sockets of any family; everything else the worker filter refuses it refuses too.
+ */
+export interface SeccompProfile {
+  readonly kind: 'worker' | 'command';
+  readonly network?: boolean;
+}
 
 /**
  * The syscalls the worker filter allows only in part, each with the rule in one line.
@@ -142,8 +157,12 @@ function returnErrno(errno: number): Instruction {
  * if (filter !== undefined) seccompPipe.end(filter); // the pipe bwrap reads as `--seccomp 4`
  * ```
  */
-export function buildSeccompFilter(arch: string = process.arch): Buffer | undefined {
+export function buildSeccompFilter(
+  arch: string = process.arch,
+  profile: SeccompProfile = { kind: 'worker' },
+): Buffer | undefined {
   if (arch !== 'x64') return undefined;
+  const worker = profile.kind === 'worker';
   const program: Instruction[] = [
     statement(BPF_LD_W_ABS, OFFSET_ARCH),
     jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
@@ -156,21 +175,28 @@ export function buildSeccompFilter(arch: string = process.arch): Buffer | undefi
     // whose flags the rule below checks.
     jump(BPF_JMP_JEQ_K, SYSCALL_CLONE3, 0, 1),
     returnErrno(ENOSYS),
-    // clone: a new thread is allowed; a new process (fork, posix_spawn) or namespace is not.
+    // clone: never new namespaces; for a worker only a new thread, not a new process.
     jump(BPF_JMP_JEQ_K, SYSCALL_CLONE, 0, 5),
     statement(BPF_LD_W_ABS, OFFSET_FIRST_ARGUMENT),
     jump(BPF_JMP_JSET_K, CLONE_NAMESPACE_FLAGS, 2, 0),
-    jump(BPF_JMP_JSET_K, CLONE_THREAD, 0, 1),
+    // A command may also fork: its thread test is a jump that goes on either way, which keeps
+    // the offsets above the same for both profiles.
+    worker ? jump(BPF_JMP_JSET_K, CLONE_THREAD, 0, 1) : jump(BPF_JMP_JEQ_K, 0, 0, 0),
     statement(BPF_RET_K, SECCOMP_RET_ALLOW),
     returnErrno(EPERM),
-    // socket: only local (AF_UNIX) sockets.
-    jump(BPF_JMP_JEQ_K, SYSCALL_SOCKET, 0, 4),
-    statement(BPF_LD_W_ABS, OFFSET_FIRST_ARGUMENT),
-    jump(BPF_JMP_JEQ_K, AF_UNIX, 0, 1),
-    statement(BPF_RET_K, SECCOMP_RET_ALLOW),
-    returnErrno(EAFNOSUPPORT),
   ];
-  for (const number of Object.values(DENIED_X86_64)) {
+  if (profile.network !== true) {
+    // socket: only local (AF_UNIX) sockets.
+    program.push(
+      jump(BPF_JMP_JEQ_K, SYSCALL_SOCKET, 0, 4),
+      statement(BPF_LD_W_ABS, OFFSET_FIRST_ARGUMENT),
+      jump(BPF_JMP_JEQ_K, AF_UNIX, 0, 1),
+      statement(BPF_RET_K, SECCOMP_RET_ALLOW),
+      returnErrno(EAFNOSUPPORT),
+    );
+  }
+  const denied = worker ? { ...PROCESS_CREATION_X86_64, ...DENIED_X86_64 } : DENIED_X86_64;
+  for (const number of Object.values(denied)) {
     program.push(jump(BPF_JMP_JEQ_K, number, 0, 1), returnErrno(EPERM));
   }
   program.push(statement(BPF_RET_K, SECCOMP_RET_ALLOW));
