@@ -1,4 +1,5 @@
 import type { AgentProgram } from '../runtime/worker/agent-program.ts';
+import { coderProgram } from './coder/coder-program.ts';
 import { toolLoopProgram } from './tool-loop/tool-loop-program.ts';
 
 /**
@@ -11,4 +12,5 @@ import { toolLoopProgram } from './tool-loop/tool-loop-program.ts';
  */
 export const BUILTIN_PROGRAMS: ReadonlyMap<string, AgentProgram> = new Map([
   [toolLoopProgram.name, toolLoopProgram],
+  [coderProgram.name, coderProgram],
 ]);

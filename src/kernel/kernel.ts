@@ -59,6 +59,8 @@ export class Kernel {
   readonly approvals: ApprovalService;
   readonly verifier: Verifier;
   readonly executors: ExecutorRegistry;
+  /** Which calls need a human: the configured rules, then services' own (see `addSource`). */
+  readonly approvalPolicy: ApprovalPolicy;
   readonly #logger: Logger;
   readonly #actor: string;
   readonly #sweepIntervalMs: number;
@@ -99,13 +101,14 @@ export class Kernel {
     for (const rule of [pathPolicyRule, commandPolicyRule, urlPolicyRule])
       this.verifier.register(rule);
     this.executors = new ExecutorRegistry();
+    this.approvalPolicy = new ApprovalPolicy(options.approvals.rules);
     this.gate = new Gate({
       agents: this.agents,
       capabilities: this.capabilities,
       verifier: this.verifier,
       budgets: this.budgets,
       approvals: this.approvals,
-      approvalPolicy: new ApprovalPolicy(options.approvals.rules),
+      approvalPolicy: this.approvalPolicy,
       journal: new RunJournal(storage.runs),
       executors: this.executors,
       audit: this.audit,

@@ -1,5 +1,6 @@
 import type { RuntimeConfiguration } from '../kernel/config/runtime-configuration.ts';
 import type { Kernel } from '../kernel/kernel.ts';
+import { APPROVAL_DECIDED } from '../kernel/kernel-topics.ts';
 import type { EventBus } from '../platform/bus/event-bus.ts';
 import type { Clock } from '../platform/clock/clock.ts';
 import { KeelError } from '../platform/errors/keel-error.ts';
@@ -15,6 +16,7 @@ import {
   deploymentOf,
 } from './agents/agent-deployer.ts';
 import { toolLoopSettingsOf } from './agents/tool-loop-settings-of.ts';
+import type { AgentManifest } from './manifests/agent-manifest.ts';
 import { RunManager } from './runs/run-manager.ts';
 import { ScheduleRunner } from './runs/schedule-runner.ts';
 import { AgentSupervisor } from './supervisor/agent-supervisor.ts';
@@ -34,6 +36,11 @@ export interface AgentRuntimeOptions {
   readonly launch: (agent: AgentRecord, deployment: DeploymentMetadata) => Promise<LaunchedProcess>;
   /** Describes the tools an agent's manifest allows (those the node has). */
   readonly describeTools: (names: readonly string[]) => readonly ToolDescriptor[];
+  /** Gives an agent's tools the workspace its manifest names (or none). */
+  readonly assignWorkspace?: (
+    agentId: string,
+    workspace: AgentManifest['workspace'] | undefined,
+  ) => Promise<void>;
   readonly actor: string;
 }
 
@@ -56,6 +63,9 @@ export interface AgentView {
   } | null;
   readonly activeRuns: number;
 }
+
+/** Built-in programs that run the tool loop, whose settings the manifest's limits cap. */
+const TOOL_LOOP_PROGRAMS = new Set(['tool-loop', 'coder']);
 
 const INACTIVE = new Set<AgentRecord['state']>(['stopped', 'removed', 'disabled']);
 
@@ -80,6 +90,7 @@ export class AgentRuntime {
   readonly runs: RunManager;
   readonly #schedules: ScheduleRunner;
   #closed = false;
+  readonly #approvalsFollowed = new AbortController();
 
   constructor(options: AgentRuntimeOptions) {
     this.#options = options;
@@ -139,6 +150,7 @@ export class AgentRuntime {
         continue;
       }
       this.#remember(agent.id, deployment);
+      await this.#assignWorkspace(agent.id, deployment);
       const supervisor = this.#supervisorFor(agent);
       this.runs.setAvailable(agent.id, false);
       this.#schedules.register(agent.id, deployment.manifest.schedule ?? []);
@@ -148,6 +160,7 @@ export class AgentRuntime {
         if (pausedBefore) await supervisor.pause('paused before the node stopped');
       }
     }
+    this.#followApprovals();
     const recovered = await this.runs.recover();
     if (recovered > 0) {
       this.#options.logger.info({ runs: recovered }, 'resuming runs left unfinished');
@@ -160,6 +173,7 @@ export class AgentRuntime {
     if (result.outcome === 'unchanged') return result;
     const { agent, deployment } = result;
     this.#remember(agent.id, deployment);
+    await this.#assignWorkspace(agent.id, deployment);
     this.#schedules.register(agent.id, deployment.manifest.schedule ?? []);
     const supervisor = this.#supervisorFor(agent);
     if (result.outcome === 'created' || supervisor.state === 'removed') {
@@ -276,6 +290,7 @@ export class AgentRuntime {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#approvalsFollowed.abort();
     this.#schedules.close();
     this.runs.close();
     await Promise.all([...this.#supervisors.values()].map((supervisor) => supervisor.close()));
@@ -390,6 +405,43 @@ export class AgentRuntime {
     return supervisor;
   }
 
+  /** Resumes a run waiting for an approval once somebody (or the expiry) decides it. */
+  #followApprovals(): void {
+    const decided = this.#options.bus.subscribe(APPROVAL_DECIDED, {
+      signal: this.#approvalsFollowed.signal,
+    });
+    void (async () => {
+      for await (const decision of decided) {
+        if (decision.runId === null) continue;
+        await this.runs
+          .approvalDecided(decision.runId)
+          .catch((error: unknown) =>
+            this.#options.logger.error(
+              { err: error, runId: decision.runId },
+              'could not resume a run after its approval was decided',
+            ),
+          );
+      }
+    })().catch((error: unknown) => {
+      if (!this.#closed) {
+        this.#options.logger.error({ err: error }, 'stopped following approval decisions');
+      }
+    });
+  }
+
+  /** A workspace that cannot be opened leaves the agent without one: its tools say so. */
+  async #assignWorkspace(agentId: string, deployment: DeploymentMetadata): Promise<void> {
+    try {
+      await this.#options.assignWorkspace?.(agentId, deployment.manifest.workspace);
+    } catch (error) {
+      this.#options.logger.error(
+        { agentId, err: error },
+        "the agent's workspace cannot be opened; its file, shell and git tools are refused",
+      );
+      await this.#options.assignWorkspace?.(agentId, undefined);
+    }
+  }
+
   #remember(agentId: string, deployment: DeploymentMetadata): void {
     this.#deployments.set(agentId, deployment);
     this.#tools.set(agentId, this.#options.describeTools(deployment.manifest.tools));
@@ -407,7 +459,7 @@ export class AgentRuntime {
         ? { builtin: manifest.program.builtin }
         : { module: deployment.modulePath ?? manifest.program.module };
     const settings: JsonObject =
-      'builtin' in manifest.program && manifest.program.builtin === 'tool-loop'
+      'builtin' in manifest.program && TOOL_LOOP_PROGRAMS.has(manifest.program.builtin)
         ? toolLoopSettingsOf(manifest.program.settings as JsonObject, manifest)
         : (manifest.program.settings as JsonObject);
     supervisor.assign({

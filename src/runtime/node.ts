@@ -20,6 +20,7 @@ import type { LockHandle } from '../platform/files/lock-file.ts';
 import { createId } from '../platform/ids/create-id.ts';
 import type { Logger } from '../platform/observability/logger.ts';
 import { SecretRedactor } from '../platform/observability/secret-redactor.ts';
+import { SANDBOX_OFF_REPORT } from '../platform/sandbox/detect-sandbox.ts';
 import {
   openSqliteStorage,
   type SqliteStorage,
@@ -30,7 +31,12 @@ import {
   logExecutor,
   randomExecutor,
 } from '../services/system/system-executors.ts';
+import { AgentWorkspaces } from '../services/tools/agent-workspaces.ts';
+import { createCommandTools } from '../services/tools/builtin/command-tools.ts';
+import { createFetchTool } from '../services/tools/builtin/fetch-tool.ts';
+import { createFileTools } from '../services/tools/builtin/file-tools.ts';
 import { createNotesTools } from '../services/tools/builtin/notes-tools.ts';
+import { RunTaint, toolApprovalSource } from '../services/tools/tool-approval-policy.ts';
 import { type ToolDefinition, ToolRegistry } from '../services/tools/tool-registry.ts';
 import { AgentRuntime } from './agent-runtime.ts';
 import { AgentDeployer } from './agents/agent-deployer.ts';
@@ -250,15 +256,37 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       logger: options.logger.child({ component: 'models' }),
     });
     closers.push(() => models.close());
+    const modulePlaces = {
+      dataDirectory: configuration.dataDirectory,
+      modulesDirectory: join(configuration.dataDirectory, 'agents'),
+    };
+    const searchPath = options.searchPath ?? executableSearchPath();
+    const launcher = await createWorkerLauncher({
+      configuration: configuration.runtime,
+      modulePlaces,
+      searchPath,
+      logger: options.logger.child({ component: 'sandbox' }),
+    });
+    const workspaces = new AgentWorkspaces();
     const tools = new ToolRegistry([
       ...createNotesTools(storage.keyValues, clock),
+      ...createFileTools(workspaces),
+      ...createCommandTools(workspaces, {
+        report: async () => (await launcher.report) ?? SANDBOX_OFF_REPORT,
+        searchPath,
+        required: configuration.runtime.production,
+        ...configuration.tools.commands,
+      }),
+      createFetchTool(configuration.tools.fetch),
       ...(options.tools ?? []),
     ]);
+    const taint = new RunTaint(storage.keyValues, () => clock.now());
+    kernel.approvalPolicy.addSource(toolApprovalSource(tools, taint));
     for (const executor of [
       createClockExecutor(clock),
       randomExecutor,
       logExecutor,
-      tools.executor(configuration.gate.defaultTimeoutMs),
+      tools.executor(configuration.gate.defaultTimeoutMs, (runId, tool) => taint.mark(runId, tool)),
       ...models.executors,
       ...(options.executors ?? []),
     ]) {
@@ -266,16 +294,6 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
     }
     await kernel.start();
     models.start();
-    const modulePlaces = {
-      dataDirectory: configuration.dataDirectory,
-      modulesDirectory: join(configuration.dataDirectory, 'agents'),
-    };
-    const launcher = await createWorkerLauncher({
-      configuration: configuration.runtime,
-      modulePlaces,
-      searchPath: options.searchPath ?? executableSearchPath(),
-      logger: options.logger.child({ component: 'sandbox' }),
-    });
     const runtime = new AgentRuntime({
       kernel,
       storage,
@@ -294,6 +312,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       }),
       launch: launcher.launch,
       describeTools: (names) => tools.describe(names),
+      assignWorkspace: (agentId, workspace) => workspaces.assign(agentId, workspace),
       actor: `node:${configuration.node.name}`,
     });
     closers.push(() => runtime.close());
@@ -329,6 +348,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
     });
     await runtime.start();
     const control = await ControlServer.listen({
+      approvals: kernel.approvals,
       path: controlSocketPath(configuration.dataDirectory),
       runtime,
       bus,

@@ -48,10 +48,25 @@ export type ToolLoopResult = ToolLoopProgress &
       }
     | {
         readonly status: 'failed';
-        readonly reason: 'invalid_result';
+        readonly reason: 'invalid_result' | 'unverified';
         readonly error: { readonly code: ErrorCode; readonly message: string };
       }
   );
+
+/**
+ * A program's check of the model's final answer (the coding agent runs the tests): accept it
+ * (with data for the result), send the model back to work with a message, or give up.
+ */
+export type AnswerReview =
+  | { readonly verdict: 'accept'; readonly data?: JsonObject }
+  | { readonly verdict: 'retry'; readonly message: string }
+  | { readonly verdict: 'give-up'; readonly message: string };
+
+/** What a program built on the tool loop can add to it. */
+export interface ToolLoopExtensions {
+  /** Called when the model answers without a tool call (and no result schema is set). */
+  readonly review?: (context: AgentContext, answer: string) => Promise<AnswerReview>;
+}
 
 /**
  * Errors of a tool call that end the run instead of going back to the model: it cannot
@@ -229,7 +244,18 @@ function stuckResult(state: LoopState, repetition: Repetition): ToolLoopResult {
       };
 }
 
-async function runToolLoop(context: AgentContext): Promise<ToolLoopResult> {
+/**
+ * Runs the standard tool loop, with a program's extensions (see {@link ToolLoopExtensions}).
+ *
+ * @example
+ * ```ts
+ * const result = await runToolLoop(context, { review: async () => ({ verdict: 'accept' }) });
+ * ```
+ */
+export async function runToolLoop(
+  context: AgentContext,
+  extensions: ToolLoopExtensions = {},
+): Promise<ToolLoopResult> {
   const settings = parseToolLoopSettings(context.settings);
   const model = context.model ?? settings.model;
   if (model === undefined) {
@@ -286,7 +312,26 @@ async function runToolLoop(context: AgentContext): Promise<ToolLoopResult> {
     state.messages.push(assistantMessageOf(turn));
 
     if (turn.toolCalls.length === 0 || correcting) {
-      if (resultSchema === undefined) return { status: 'completed', ...progressOf(state) };
+      if (resultSchema === undefined) {
+        const review = await extensions.review?.(context, turn.text);
+        if (review === undefined || review.verdict === 'accept') {
+          return {
+            status: 'completed',
+            ...(review?.data === undefined ? {} : { data: review.data }),
+            ...progressOf(state),
+          };
+        }
+        if (review.verdict === 'give-up') {
+          return {
+            status: 'failed',
+            reason: 'unverified',
+            error: { code: 'KEEL_RUN_FAILED', message: review.message },
+            ...progressOf(state),
+          };
+        }
+        state.messages.push({ role: 'user', content: review.message });
+        continue;
+      }
       const parsed = parseJsonAnswer(turn.text, resultSchema);
       if (parsed.ok) return { status: 'completed', data: parsed.data, ...progressOf(state) };
       if (correcting) {

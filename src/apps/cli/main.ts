@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { KEEL_VERSION } from '../../runtime/keel-version.ts';
 import { EXIT_OK, EXIT_USAGE } from './cli-support.ts';
 import { registerAgentCommands } from './commands/agent-commands.ts';
+import { registerApprovalCommands } from './commands/approval-commands.ts';
 import { registerAuditCommand } from './commands/audit-command.ts';
 import { registerBudgetCommands } from './commands/budget-commands.ts';
 import { registerDoctorCommand } from './commands/doctor-command.ts';
@@ -35,6 +36,7 @@ export function createProgram(): Command {
   registerKeygenCommand(program);
   registerAgentCommands(program);
   registerRunCommands(program);
+  registerApprovalCommands(program);
   program.addHelpText(
     'after',
     `

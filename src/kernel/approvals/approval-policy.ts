@@ -10,6 +10,22 @@ export interface ApprovalRule {
   readonly reason: string | null;
 }
 
+/** What a requirement source is asked about: who calls, in which run, with which intent. */
+export interface ApprovalQuestion {
+  readonly agentId: string;
+  readonly trustLevel: TrustLevel;
+  readonly runId: string | undefined;
+  readonly intent: { readonly kind: string; readonly resource: string };
+}
+
+/**
+ * A service's own approval rules (a tool that always needs a human, content-tainted runs):
+ * why approval is needed, or `undefined`. Registered at boot by the composition root.
+ */
+export type ApprovalRequirementSource = (
+  question: ApprovalQuestion,
+) => string | undefined | Promise<string | undefined>;
+
 interface CompiledRule {
   readonly rule: ApprovalRule;
   readonly matchesKind: Matcher;
@@ -28,6 +44,7 @@ interface CompiledRule {
  */
 export class ApprovalPolicy {
   readonly #rules: readonly CompiledRule[];
+  readonly #sources: ApprovalRequirementSource[] = [];
 
   constructor(rules: readonly ApprovalRule[]) {
     this.#rules = rules.map((rule) => ({
@@ -38,7 +55,23 @@ export class ApprovalPolicy {
   }
 
   get empty(): boolean {
-    return this.#rules.length === 0;
+    return this.#rules.length === 0 && this.#sources.length === 0;
+  }
+
+  /** Adds a service's rules, asked after the configured ones. */
+  addSource(source: ApprovalRequirementSource): void {
+    this.#sources.push(source);
+  }
+
+  /** Why approval is needed for this call, from the configured rules then the sources. */
+  async requirementFor(question: ApprovalQuestion): Promise<string | undefined> {
+    const configured = this.requirement(question.trustLevel, question.intent);
+    if (configured !== undefined) return configured;
+    for (const source of this.#sources) {
+      const reason = await source(question);
+      if (reason !== undefined) return reason;
+    }
+    return undefined;
   }
 
   /** Why approval is needed, or `undefined` when it is not. */

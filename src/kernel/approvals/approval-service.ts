@@ -59,7 +59,8 @@ export class ApprovalService {
   /**
    * Lets the call proceed if an approved, unused approval exists for exactly this call (and
    * uses it up); otherwise throws `KEEL_APPROVAL_REQUIRED` (creating the pending record once),
-   * `KEEL_APPROVAL_DENIED` or, after expiry, asks again.
+   * `KEEL_APPROVAL_DENIED`, or `KEEL_APPROVAL_EXPIRED` once the request expired undecided.
+   * An approved approval that was used or expired unused asks again.
    */
   async authorise(request: ApprovalRequestContext): Promise<ApprovalRecord> {
     const now = this.#clock.now();
@@ -83,6 +84,17 @@ export class ApprovalService {
         return used;
       }
       if (existing.state === 'pending' && existing.expiresAt > now) throw required(existing);
+      if (
+        existing.state === 'expired' ||
+        (existing.state === 'pending' && existing.expiresAt <= now)
+      ) {
+        // Nobody decided in time: the call is refused, never silently asked again.
+        throw new KeelError(
+          'KEEL_APPROVAL_EXPIRED',
+          `approval ${existing.id} expired before anyone decided; the call is refused`,
+          { details: { approvalId: existing.id } },
+        );
+      }
       if (existing.state === 'denied') {
         throw new KeelError(
           'KEEL_APPROVAL_DENIED',

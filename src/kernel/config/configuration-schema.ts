@@ -74,6 +74,28 @@ const GateSection = z.strictObject({
   default_timeout_ms: z.number().int().min(1).max(3_600_000).default(30_000),
 });
 
+const ToolsSection = z.strictObject({
+  command_timeout_ms: z.number().int().min(100).max(3_600_000).default(300_000),
+  command_output_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(65_536),
+  command_memory_mb: z.number().int().min(32).max(65_536).default(2048),
+  command_max_processes: z.number().int().min(8).max(65_536).default(512),
+  protected_branches: z.array(z.string().min(1).max(200)).max(100).default(['main', 'master']),
+  fetch_timeout_ms: z.number().int().min(100).max(600_000).default(15_000),
+  fetch_max_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(262_144),
+  fetch_max_redirects: z.number().int().min(0).max(20).default(5),
+  fetch_allowed_addresses: z.array(z.string().min(1).max(64)).max(100).default([]),
+});
+
 const ServiceTarget = z.strictObject({
   name: z.string().min(1).max(64),
   host: z.string().min(1).max(253),
@@ -97,6 +119,7 @@ export const ConfigurationFileSchema = z.strictObject({
   tls: TlsSection.prefault({}),
   approvals: ApprovalsSection.prefault({}),
   gate: GateSection.prefault({}),
+  tools: ToolsSection.prefault({}),
   doctor: DoctorSection.prefault({}),
   models: ModelsSection.prefault({}),
   agents: AgentsSection.prefault({}),
@@ -135,6 +158,21 @@ export interface Configuration {
     }[];
   };
   readonly gate: { readonly maxIntentBytes: number; readonly defaultTimeoutMs: number };
+  readonly tools: {
+    readonly commands: {
+      readonly timeoutMs: number;
+      readonly maxOutputBytes: number;
+      readonly memoryBytes: number;
+      readonly maxProcesses: number;
+      readonly protectedBranches: readonly string[];
+    };
+    readonly fetch: {
+      readonly timeoutMs: number;
+      readonly maxBytes: number;
+      readonly maxRedirects: number;
+      readonly allowedAddresses: readonly string[];
+    };
+  };
   readonly doctor: {
     readonly services: readonly {
       readonly name: string;
@@ -181,6 +219,17 @@ sweep_interval_seconds = 5
 [gate]
 max_intent_bytes = 262144
 default_timeout_ms = 30000
+
+[tools]
+command_timeout_ms = 300000     # run_command, verify and git, each call (the sandbox is killed)
+command_output_bytes = 65536    # kept of stdout and of stderr each
+command_memory_mb = 2048
+command_max_processes = 512
+protected_branches = ["main", "master"]   # agents never commit here
+fetch_timeout_ms = 15000
+fetch_max_bytes = 262144
+fetch_max_redirects = 5
+fetch_allowed_addresses = []    # private ranges fetch_url may reach anyway, e.g. ["10.1.2.0/24"]
 
 # Model providers and aliases. Nothing is configured by default: agents that call a model
 # get KEEL_MODEL_UNKNOWN until a provider and an alias exist. Two examples:

@@ -259,6 +259,21 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
     log: { level: file.log.level, format: file.log.format },
     storage: { synchronous: file.storage.synchronous },
     tls,
+    tools: {
+      commands: {
+        timeoutMs: file.tools.command_timeout_ms,
+        maxOutputBytes: file.tools.command_output_bytes,
+        memoryBytes: file.tools.command_memory_mb * 1024 * 1024,
+        maxProcesses: file.tools.command_max_processes,
+        protectedBranches: file.tools.protected_branches,
+      },
+      fetch: {
+        timeoutMs: file.tools.fetch_timeout_ms,
+        maxBytes: file.tools.fetch_max_bytes,
+        maxRedirects: file.tools.fetch_max_redirects,
+        allowedAddresses: file.tools.fetch_allowed_addresses,
+      },
+    },
     approvals: {
       ttlMs: file.approvals.ttl_seconds * 1000,
       sweepIntervalMs: file.approvals.sweep_interval_seconds * 1000,

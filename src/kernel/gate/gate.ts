@@ -272,7 +272,12 @@ export class Gate {
     try {
       const requirement = dependencies.approvalPolicy.empty
         ? undefined
-        : dependencies.approvalPolicy.requirement(agent.trustLevel, intent);
+        : await dependencies.approvalPolicy.requirementFor({
+            agentId: agent.id,
+            trustLevel: agent.trustLevel,
+            runId: identity.runId,
+            intent,
+          });
       if (requirement !== undefined) {
         const approval = await this.#step('approval', () =>
           dependencies.approvals.authorise({
@@ -362,6 +367,7 @@ export class Gate {
     let failure: KeelError | undefined;
     let usage: Partial<BudgetAmounts> | undefined;
     let accounting: UsageAccounting | undefined;
+    let effect: JsonObject | undefined;
     try {
       if (signal.aborted) throw signal.reason;
       const execution = executor.doExecute(intent, context);
@@ -375,6 +381,7 @@ export class Gate {
       );
       // What was consumed is kept even if the value then proves not to be JSON.
       accounting = result.accounting;
+      effect = result.effect;
       usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
       canonicalJson(result.value);
       value = result.value;
@@ -434,6 +441,7 @@ export class Gate {
           digest: parsed.digest,
           params: summariseParameters(intent.params),
           durationMs: Math.ceil(dependencies.clock.monotonic() - admitted.started),
+          ...(effect === undefined ? {} : { effect }),
         },
       }),
     );

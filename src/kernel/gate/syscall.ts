@@ -4,7 +4,7 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
-import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import { SYSCALL_KIND_PATTERN } from '../capabilities/capability-grant.ts';
 
 /**
@@ -65,6 +65,8 @@ export interface ExecutorResult {
   readonly usage?: Partial<BudgetAmounts>;
   /** Model usage to record in the same transaction as the journal entry and the audit entry. */
   readonly accounting?: UsageAccounting;
+  /** What the call changed, for its audit entry (a written file's path and checksum). */
+  readonly effect?: JsonObject;
 }
 
 /**

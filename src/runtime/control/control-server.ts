@@ -1,6 +1,7 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
+import type { ApprovalService } from '../../kernel/approvals/approval-service.ts';
 import type { EventBus } from '../../platform/bus/event-bus.ts';
 import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
@@ -27,6 +28,8 @@ const RUN_STATUSES = [
 ] as const;
 const NAME = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'an agent name');
 const RUN_ID = z.string().regex(/^run_[A-Za-z0-9_-]{1,60}$/, 'a run id such as run_…');
+
+const APPROVAL_ID = z.string().regex(/^apr_[A-Za-z0-9_-]{1,64}$/, 'an approval id (apr_…)');
 
 const RequestSchema = z.discriminatedUnion('method', [
   z.strictObject({
@@ -89,6 +92,28 @@ const RequestSchema = z.discriminatedUnion('method', [
     method: z.literal('runs.follow'),
     params: z.strictObject({ runId: RUN_ID }),
   }),
+  z.strictObject({
+    id: z.number().int(),
+    method: z.literal('approvals.list'),
+    params: z.strictObject({
+      state: z.enum(['pending', 'approved', 'denied', 'expired']).optional(),
+      limit: z.number().int().min(1).max(1000).optional(),
+    }),
+  }),
+  z.strictObject({
+    id: z.number().int(),
+    method: z.literal('approvals.show'),
+    params: z.strictObject({ approvalId: APPROVAL_ID }),
+  }),
+  z.strictObject({
+    id: z.number().int(),
+    method: z.literal('approvals.decide'),
+    params: z.strictObject({
+      approvalId: APPROVAL_ID,
+      decision: z.enum(['approved', 'denied']),
+      note: z.string().max(2000).optional(),
+    }),
+  }),
 ]);
 
 type ControlRequest = z.output<typeof RequestSchema>;
@@ -96,6 +121,7 @@ type ControlRequest = z.output<typeof RequestSchema>;
 export interface ControlServerOptions {
   readonly path: string;
   readonly runtime: AgentRuntime;
+  readonly approvals: ApprovalService;
   readonly bus: EventBus;
   readonly logger: Logger;
   readonly redactor: SecretRedactor;
@@ -258,6 +284,27 @@ export class ControlServer {
         return runtime.cancelRun(request.params.runId, actor);
       case 'runs.follow':
         return this.#follow(request.id, request.params.runId, send, signal);
+      case 'approvals.list':
+        return this.#options.approvals.list({
+          ...(request.params.state === undefined ? {} : { state: request.params.state }),
+          limit: request.params.limit ?? 100,
+        });
+      case 'approvals.show': {
+        const found = await this.#options.approvals.get(request.params.approvalId);
+        if (found === undefined) {
+          throw new KeelError('KEEL_NOT_FOUND', `no approval ${request.params.approvalId}`, {
+            hint: 'list pending approvals with `keel approvals list`',
+          });
+        }
+        return found;
+      }
+      case 'approvals.decide':
+        return this.#options.approvals.decide(
+          request.params.approvalId,
+          request.params.decision,
+          actor,
+          request.params.note,
+        );
     }
   }
 

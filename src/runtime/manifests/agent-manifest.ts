@@ -207,6 +207,16 @@ export const AgentManifestSchema = z.strictObject({
     })
     .exactOptional(),
   schedule: z.array(ScheduleSchema).max(32).exactOptional(),
+  /** The folder the agent's file, shell and git tools work in, and its verification command. */
+  workspace: z
+    .strictObject({
+      path: z
+        .string()
+        .max(4096)
+        .refine((value) => value.startsWith('/') && !value.includes('\0'), 'an absolute path'),
+      verify: z.string().min(1).max(1000).exactOptional(),
+    })
+    .exactOptional(),
   tools: z
     .array(TOOL_NAME)
     .max(256)

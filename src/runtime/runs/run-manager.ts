@@ -119,6 +119,13 @@ export class RunManager {
   async recover(): Promise<number> {
     const runs = await this.#options.runs.list({ statuses: ['pending', 'running'], limit: 1000 });
     for (const run of runs) this.#enqueue(run);
+    // A decision taken while the node was down reached no one: the runs that waited for one
+    // replay up to their call, which runs, is refused, or suspends them again.
+    const waiting = await this.#options.runs.list({ status: 'suspended', limit: 1000 });
+    for (const run of waiting) {
+      const code = (run.error as { code?: unknown } | null)?.code;
+      if (code === 'KEEL_APPROVAL_REQUIRED') await this.approvalDecided(run.id);
+    }
     this.pump();
     return runs.length;
   }
@@ -161,6 +168,10 @@ export class RunManager {
     try {
       const run = await this.#options.runs.get(runId);
       if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) return;
+      if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
+        await this.#awaitApproval(run, outcome.error);
+        return;
+      }
       const updated = outcome.ok
         ? await this.#options.runs.updateStatus(
             runId,
@@ -189,6 +200,52 @@ export class RunManager {
     } finally {
       this.pump();
     }
+  }
+
+  /**
+   * A run stopped at a call that needs a human: it waits, suspended, with the approval's id in
+   * its error, and resumes by replay when the approval is decided (see {@link approvalDecided}).
+   * Waiting does not count as a failed attempt.
+   */
+  async #awaitApproval(run: RunRecord, error: KeelError): Promise<void> {
+    const { runs, clock } = this.#options;
+    await runs.returnAttempt(run.id, clock.now());
+    const updated = await runs.updateStatus(
+      run.id,
+      'suspended',
+      clock.now(),
+      undefined,
+      error.toJSON() as unknown as JsonValue,
+    );
+    await this.#options.audit.record({
+      kind: 'run.suspend',
+      actor: `agent:${run.agentId}`,
+      agentId: run.agentId,
+      runId: run.id,
+      subject: run.id,
+      outcome: 'suspended',
+      code: error.code,
+      data: { approvalId: (error.details.approvalId as string | undefined) ?? null },
+    });
+    await this.#publish(updated);
+  }
+
+  /**
+   * An approval was decided (approved, denied or expired): the suspended run it belongs to goes
+   * back in the queue. Its replay reaches the same call, which now runs, or is refused.
+   */
+  async approvalDecided(runId: string): Promise<void> {
+    if (this.#closing) return;
+    const run = await this.#options.runs.get(runId);
+    if (run === undefined || run.status !== 'suspended') return;
+    const updated = await this.#options.runs.updateStatus(
+      runId,
+      'pending',
+      this.#options.clock.now(),
+    );
+    this.#enqueue(updated);
+    await this.#publish(updated);
+    this.pump();
   }
 
   /**

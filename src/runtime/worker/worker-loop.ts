@@ -191,7 +191,9 @@ function createContext(
         model,
         parameters as unknown as JsonObject,
       )) as unknown as ChatResult,
-    callTool: (name, args) => syscall('tool.call', name, { arguments: args }),
+    // A tool's arguments are the intent's params, so grants' limits (paths, commands, domains)
+    // and the verifier's rules see them.
+    callTool: (name, args) => syscall('tool.call', name, args),
     now: async () => Number(await syscall('clock.now', '', {})),
     randomInt: async (min, max) => Number(await syscall('random', '', { min, max })),
     log: async (level, text, fields) => {

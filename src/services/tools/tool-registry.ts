@@ -18,7 +18,15 @@ export interface ToolDefinition<Input = unknown> {
   readonly description: string;
   readonly input: z.ZodType<Input>;
   readonly timeoutMs?: number;
+  /** Whether a call changes anything (a file, a repository, a process); default false. */
+  readonly sideEffects?: boolean;
+  /** Whether its result brings content from outside the agent's workspace (a web page). */
+  readonly untrustedContent?: boolean;
+  /** Whether every call needs a human's approval for agents below `trusted`. */
+  readonly requiresApproval?: boolean;
   execute(input: Input, context: ExecutionContext): Promise<JsonValue>;
+  /** What the call changed, for its audit entry (computed from its result). */
+  effectOf?(value: JsonValue): JsonObject | undefined;
 }
 
 /** What the model is shown of a tool. */
@@ -47,7 +55,7 @@ export function defineTool<Input>(definition: ToolDefinition<Input>): ToolDefini
 
 /**
  * The node's tools by name, and the `tool.call` executor over them: the intent's resource is
- * the tool name, its params `{ arguments }`. Unknown tools and invalid arguments are refused
+ * the tool name, its params the tool's arguments. Unknown tools and invalid arguments are refused
  * with a typed error before anything runs.
  *
  * @example
@@ -74,6 +82,11 @@ export class ToolRegistry {
     return [...this.#tools.keys()].sort();
   }
 
+  /** A tool by name, or `undefined`. */
+  get(name: string): ToolDefinition | undefined {
+    return this.#tools.get(name);
+  }
+
   /** The descriptions of the named tools that exist (unknown names are left out). */
   describe(names: readonly string[]): readonly ToolDescription[] {
     const descriptions: ToolDescription[] = [];
@@ -87,7 +100,14 @@ export class ToolRegistry {
     return descriptions;
   }
 
-  executor(defaultTimeoutMs: number): SyscallExecutor {
+  /**
+   * The `tool.call` executor. `markUntrusted` is told (and awaited) when a tool that brings
+   * untrusted content succeeded in a run, before the gate journals its result.
+   */
+  executor(
+    defaultTimeoutMs: number,
+    markUntrusted?: (runId: string, tool: string) => Promise<void>,
+  ): SyscallExecutor {
     return {
       specificationVersion: 'v1',
       kind: 'tool.call',
@@ -100,7 +120,7 @@ export class ToolRegistry {
             details: { tool: intent.resource },
           });
         }
-        const parsed = tool.input.safeParse(intent.params.arguments ?? {});
+        const parsed = tool.input.safeParse(intent.params);
         if (!parsed.success) {
           const issue = parsed.error.issues[0];
           const field = issue?.path.join('.') || 'arguments';
@@ -110,7 +130,12 @@ export class ToolRegistry {
             { details: { tool: tool.name, field } },
           );
         }
-        return { value: await tool.execute(parsed.data, context) };
+        const value = await tool.execute(parsed.data, context);
+        if (tool.untrustedContent === true && context.runId !== undefined) {
+          await markUntrusted?.(context.runId, tool.name);
+        }
+        const effect = tool.effectOf?.(value);
+        return effect === undefined ? { value } : { value, effect };
       },
     };
   }

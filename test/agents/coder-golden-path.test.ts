@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
+import type { JsonObject } from '../../src/platform/storage/ports/json-value.ts';
+import { FINAL_RUN_STATUSES, type RunRecord } from '../../src/platform/storage/ports/run-store.ts';
+import { type KeelNode, startNode } from '../../src/runtime/node.ts';
+import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
+import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
+
+const run = promisify(execFile);
+const UNPRIVILEGED = 65534;
+
+/** A small repository whose test fails: `add` subtracts. */
+async function createRepository(path: string): Promise<void> {
+  await mkdir(path, { recursive: true });
+  await writeFile(join(path, 'sum.js'), 'export function add(a, b) {\n  return a - b;\n}\n');
+  await writeFile(
+    join(path, 'sum.test.js'),
+    "import assert from 'node:assert/strict';\nimport { test } from 'node:test';\nimport { add } from './sum.js';\n\ntest('adds', () => assert.equal(add(2, 3), 5));\n",
+  );
+  await writeFile(join(path, 'package.json'), '{ "type": "module" }\n');
+  const git = (...args: string[]) =>
+    run('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.invalid', ...args], {
+      cwd: path,
+    });
+  await git('init', '--quiet', '--initial-branch=main');
+  await git('add', '.');
+  await git('commit', '--quiet', '-m', 'initial');
+  // Commands run as the workspace's owner, never as root.
+  if (process.getuid?.() === 0) await run('chown', ['-R', `${UNPRIVILEGED}:${UNPRIVILEGED}`, path]);
+}
+
+async function gitOutput(path: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run('git', ['-c', `safe.directory=${path}`, ...args], { cwd: path });
+  return stdout.trim();
+}
+
+const script = parseMockScript({
+  conversations: [
+    {
+      name: 'fix',
+      match: { contains: 'Fix the failing test' },
+      turns: [
+        { reply: { toolCalls: [{ name: 'read_file', arguments: { path: 'sum.js' } }] } },
+        // Claims success too early: the program runs the tests and sends it back.
+        { reply: { text: 'The code looks right to me.' } },
+        {
+          reply: {
+            toolCalls: [
+              {
+                name: 'edit_file',
+                arguments: { path: 'sum.js', old: 'return a - b;', new: 'return a + b;' },
+              },
+            ],
+          },
+        },
+        { reply: { text: 'Fixed: add now adds.' } },
+      ],
+    },
+  ],
+});
+
+async function withCoderNode(
+  trust: 'autonomous' | 'supervised',
+  test: (node: KeelNode, repository: string) => Promise<void>,
+): Promise<void> {
+  await using directory = await temporaryDirectory('keel-coder-');
+  await using mock = await MockLlmServer.start({ script });
+  const dataDirectory = join(directory.path, 'data');
+  const repository = join(directory.path, 'repository');
+  await mkdir(dataDirectory, { mode: 0o700 });
+  await createRepository(repository);
+  await writeFile(
+    join(dataDirectory, 'config.toml'),
+    `[log]
+level = "silent"
+
+[agents]
+development = true
+
+[models.providers.mock]
+kind = "openai-compatible"
+base_url = "${mock.openAiBaseUrl}"
+max_tokens_field = "max_tokens"
+
+[models.aliases]
+coder = ["mock/coder-model"]
+`,
+    { mode: 0o600 },
+  );
+  const node = await startNode({
+    loaded: await loadConfiguration({ dataDirectory }),
+    logger: silentLogger(),
+  });
+  try {
+    await node.runtime.deploy(
+      {
+        apiVersion: 'keel.dev/v1',
+        id: 'coder',
+        version: '1.0.0',
+        program: { builtin: 'coder' },
+        trust,
+        capabilities: [
+          { kind: 'llm.chat', resource: 'coder' },
+          { kind: 'tool.call', resource: 'read_file' },
+          { kind: 'tool.call', resource: 'edit_file', limits: { paths: ['*.js'] } },
+          { kind: 'tool.call', resource: 'verify' },
+          { kind: 'tool.call', resource: 'git_checkpoint' },
+          { kind: 'log' },
+        ],
+        models: { default: 'coder' },
+        tools: ['read_file', 'edit_file', 'verify', 'git_checkpoint'],
+        workspace: { path: repository, verify: 'node --test' },
+      } satisfies JsonObject,
+      'test',
+    );
+    await test(node, repository);
+  } finally {
+    await node.close('test done');
+  }
+}
+
+async function waitFor(
+  node: KeelNode,
+  runId: string,
+  done: (run: RunRecord) => boolean,
+): Promise<RunRecord> {
+  for (let waited = 0; waited < 90_000; waited += 50) {
+    const current = await node.storage.runs.get(runId);
+    if (current !== undefined && done(current)) return current;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`run ${runId} did not get there`);
+}
+
+describe('the coding agent', { timeout: 180_000 }, () => {
+  it('fixes a failing test, verifies in the sandbox before claiming success, and checkpoints on its branch', async () => {
+    await withCoderNode('autonomous', async (node, repository) => {
+      const submitted = await node.runtime.submitRun(
+        'coder',
+        { prompt: 'Fix the failing test in this repository.' },
+        { origin: 'test', actor: 'test' },
+      );
+      const ended = await waitFor(node, submitted.id, (run) =>
+        FINAL_RUN_STATUSES.includes(run.status),
+      );
+      assert.equal(ended.status, 'succeeded', JSON.stringify(ended.error));
+      const result = ended.result as { status: string; data: JsonObject };
+      assert.equal(result.status, 'completed');
+      assert.equal(result.data.verified, true);
+      assert.equal(result.data.branch, `keel/${ended.agentId}`);
+
+      // The repository: fixed on the agent's branch, main untouched.
+      assert.match(await readFile(join(repository, 'sum.js'), 'utf8'), /return a \+ b;/);
+      assert.equal(
+        await gitOutput(repository, 'rev-parse', '--abbrev-ref', 'HEAD'),
+        result.data.branch,
+      );
+      assert.equal(await gitOutput(repository, 'rev-parse', 'HEAD'), result.data.commit);
+      assert.match(await gitOutput(repository, 'show', 'main:sum.js'), /return a - b;/);
+      assert.equal(await gitOutput(repository, 'status', '--porcelain'), '');
+
+      // Verification ran twice, in the sandbox: failed after the premature claim, then passed.
+      const { journal } = await node.runtime.showRun(submitted.id);
+      const verifications = journal
+        .filter((entry) => entry.kind === 'tool.call' && entry.outcome === 'ok')
+        .map((entry) => entry.result as JsonObject)
+        .filter((value) => 'passed' in value);
+      assert.deepEqual(
+        verifications.map((value) => value.passed),
+        [false, true],
+      );
+      for (const verification of verifications) {
+        const layers = verification.sandbox as string[];
+        assert.ok(layers.includes('bubblewrap'), `layers: ${layers.join(', ')}`);
+        assert.ok(layers.includes('network-namespace'));
+        assert.ok(layers.includes('unprivileged-uid'));
+      }
+
+      // The audit trail: every tool call, the edit with its checksum.
+      const audit = await node.storage.audit.read(0, 10_000);
+      const subjects = audit.map((entry) => entry.subject);
+      for (const tool of ['read_file', 'edit_file', 'verify', 'git_checkpoint']) {
+        assert.ok(subjects.includes(`tool.call ${tool}`), `audited ${tool}`);
+      }
+      const edit = audit.find(
+        (entry) => entry.kind === 'syscall.allow' && entry.subject === 'tool.call edit_file',
+      );
+      assert.ok(edit !== undefined, 'the edit is audited');
+      const effect = (edit.data as { effect?: { sha256?: string } }).effect;
+      assert.match(effect?.sha256 ?? '', /^[0-9a-f]{64}$/);
+    });
+  });
+
+  it('waits for a human before each side effect of a supervised agent, and resumes once approved', async () => {
+    await withCoderNode('supervised', async (node, repository) => {
+      const submitted = await node.runtime.submitRun(
+        'coder',
+        { prompt: 'Fix the failing test in this repository.' },
+        { origin: 'test', actor: 'test' },
+      );
+      const asked: string[] = [];
+      let ended: RunRecord | undefined;
+      for (let waited = 0; ended === undefined && waited < 120_000; waited += 50) {
+        const current = await node.storage.runs.get(submitted.id);
+        if (current !== undefined && FINAL_RUN_STATUSES.includes(current.status)) {
+          ended = current;
+          break;
+        }
+        const [approval, ...more] = await node.kernel.approvals.list({ state: 'pending' });
+        if (approval === undefined) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          continue;
+        }
+        assert.equal(more.length, 0);
+        assert.equal(approval.runId, submitted.id);
+        assert.equal(current?.status, 'suspended');
+        // Nothing happened before the human said yes.
+        if (approval.resource === 'edit_file') {
+          assert.match(await readFile(join(repository, 'sum.js'), 'utf8'), /return a - b;/);
+        }
+        asked.push(approval.resource);
+        await node.kernel.approvals.decide(approval.id, 'approved', 'operator:test');
+      }
+      assert.ok(ended !== undefined, 'the run ended');
+      assert.equal(ended.status, 'succeeded', JSON.stringify(ended.error));
+      // Reading is no side effect; the tests, the edit and the commit are.
+      assert.deepEqual(asked, ['verify', 'edit_file', 'verify', 'git_checkpoint']);
+      assert.match(await readFile(join(repository, 'sum.js'), 'utf8'), /return a \+ b;/);
+      const kinds = (await node.storage.audit.read(0, 10_000)).map((entry) => entry.kind);
+      for (const kind of ['approval.request', 'approval.approve', 'approval.use', 'run.suspend']) {
+        assert.ok(kinds.includes(kind), `audited ${kind}`);
+      }
+    });
+  });
+});
