@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
+import { isKeelError } from '../errors/keel-error.ts';
+import { runSandboxedCommand, type SandboxedCommandOptions } from './command-sandbox.ts';
+import { detectSandbox, type SandboxReport } from './detect-sandbox.ts';
+
+const searchPath = '/usr/local/bin:/usr/bin:/bin';
+const UNPRIVILEGED = 65534;
+
+describe('runSandboxedCommand', { timeout: 60_000 }, () => {
+  let report: SandboxReport;
+  let directory: Awaited<ReturnType<typeof temporaryDirectory>>;
+  let workspace: string;
+  const options = (argv: string[], extra: Partial<SandboxedCommandOptions> = {}) => ({
+    argv,
+    workspace,
+    network: false,
+    timeoutMs: 10_000,
+    maxOutputBytes: 65_536,
+    memoryBytes: 512 * 1024 * 1024,
+    maxProcesses: 128,
+    report,
+    searchPath,
+    required: true,
+    ...extra,
+  });
+
+  before(async () => {
+    report = await detectSandbox({ searchPath });
+    directory = await temporaryDirectory('keel-command-');
+    await chmod(directory.path, 0o755);
+    workspace = join(directory.path, 'workspace');
+    await mkdir(workspace);
+    if (process.getuid?.() === 0) await chown(workspace, UNPRIVILEGED, UNPRIVILEGED);
+  });
+  after(async () => {
+    await directory[Symbol.asyncDispose]();
+  });
+
+  it('runs a command with every layer applied, as an unprivileged user in the workspace', async () => {
+    const result = await runSandboxedCommand(options(['id', '-u']));
+    assert.equal(result.exitCode, 0);
+    assert.notEqual(result.stdout.trim(), '0');
+    assert.deepEqual(result.missing, []);
+    for (const layer of ['bubblewrap', 'network-namespace', 'unprivileged-uid', 'seccomp']) {
+      assert.ok(result.applied.includes(layer as never), layer);
+    }
+    const written = await runSandboxedCommand(options(['touch', 'made-here']));
+    assert.equal(written.exitCode, 0, written.stderr);
+    assert.deepEqual(await readdir(workspace), ['made-here']);
+  });
+
+  it('shows no user database, no secrets of the host and an empty environment', async () => {
+    const passwd = await runSandboxedCommand(options(['cat', '/etc/passwd']));
+    assert.notEqual(passwd.exitCode, 0);
+    assert.match(passwd.stderr, /No such file/);
+    const environment = await runSandboxedCommand(options(['env']));
+    const names = environment.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('=')[0])
+      .sort();
+    assert.deepEqual(names, [
+      'GIT_CONFIG_NOSYSTEM',
+      'GIT_TERMINAL_PROMPT',
+      'HOME',
+      'LANG',
+      'PAGER',
+      'PATH',
+      // env itself sets PWD.
+      'PWD',
+      'TMPDIR',
+    ]);
+  });
+
+  it('gives a command no network unless it is granted', async () => {
+    const script =
+      "require('node:net').connect(4222, '127.0.0.1').on('error', (e) => { console.log(e.code); process.exit(3); }).on('connect', () => process.exit(0));";
+    const refused = await runSandboxedCommand(options(['node', '-e', script]));
+    assert.equal(refused.exitCode, 3, refused.stderr);
+    assert.match(refused.stdout, /EAFNOSUPPORT|ENETUNREACH|ECONNREFUSED/);
+  });
+
+  it('kills the whole sandbox at the deadline, leaving no process behind', async () => {
+    const result = await runSandboxedCommand(
+      options(['sh', '-c', 'sleep 30 & sleep 31'], { timeoutMs: 300 }),
+    );
+    assert.equal(result.timedOut, true);
+    const { stdout } = await promisify(execFile)('ps', ['-eo', 'args']);
+    assert.doesNotMatch(stdout, /sleep 3[01]/);
+  });
+
+  it('keeps at most maxOutputBytes of output and counts the rest', async () => {
+    const result = await runSandboxedCommand(
+      options(['head', '-c', '100000', '/dev/zero'], { maxOutputBytes: 1000 }),
+    );
+    assert.equal(result.truncated, true);
+    assert.equal(result.stdoutBytes, 100_000);
+    assert.equal(Buffer.byteLength(result.stdout), 1000);
+  });
+
+  it('refuses to run a command as root in a workspace that root owns', async (context) => {
+    if (process.getuid?.() !== 0) {
+      context.diagnostic('runs only where Keel is root');
+      return;
+    }
+    const owned = join(directory.path, 'root-owned');
+    await mkdir(owned);
+    await assert.rejects(
+      runSandboxedCommand(options(['true'], { workspace: owned })),
+      (error: unknown) => isKeelError(error) && error.code === 'KEEL_SANDBOX_UNAVAILABLE',
+    );
+  });
+});
