@@ -72,7 +72,7 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
       'LANG',
       'PAGER',
       'PATH',
-      // env itself sets PWD.
+      // bubblewrap sets PWD when it changes folder.
       'PWD',
       'TMPDIR',
     ]);
