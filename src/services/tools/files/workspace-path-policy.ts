@@ -126,6 +126,8 @@ function check(value: unknown): CheckedPath | PathRefusal {
     }
     segments.push(segment);
   }
+  // `./~` names the same `~` as `~`: a shell given the relative path would expand it.
+  if (segments[0]?.startsWith('~') === true) return refuse('home', 'the path names a home folder');
   const relative = segments.length === 0 ? '.' : segments.join('/');
   const denied = deniedPattern(relative);
   if (denied !== undefined) {

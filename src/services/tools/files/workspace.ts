@@ -14,10 +14,17 @@ import {
 import { KeelError } from '../../../platform/errors/keel-error.ts';
 import { checkWorkspacePath } from './workspace-path-policy.ts';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 /** Linux's `O_CLOEXEC` (Node's `constants` leaves it out): no command Keel starts inherits these. */
 const O_CLOEXEC = 0o2000000;
 const DIRECTORY_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+/**
+ * Opening a FIFO for reading blocks until a writer comes, and would hold a thread of the pool
+ * for good: `O_NONBLOCK` returns at once, and the file is refused as not regular after.
+ */
+const PROBE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+/** How much one read call takes at most. */
+const READ_CHUNK_BYTES = 1 << 16;
 
 /** One entry of a folder listing. */
 export interface WorkspaceEntry {
@@ -94,23 +101,15 @@ export class Workspace {
     const folder = await this.#openFolder(segments.slice(0, -1), false);
     let file: FileHandle | undefined;
     try {
-      file = await openIn(
-        folder,
-        segments.at(-1) as string,
-        O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
-        path,
-      );
+      file = await openIn(folder, segments.at(-1) as string, PROBE_FLAGS, path);
       await this.#assertInside(file, path);
       const status = await file.stat();
       if (!status.isFile()) throw notAFile(path);
-      if (status.size > maxBytes) {
-        throw new KeelError(
-          'KEEL_PAYLOAD_TOO_LARGE',
-          `${path} is ${status.size} bytes, more than the ${maxBytes} a read may return; read it in parts with offset and limit`,
-          { details: { path, bytes: status.size, limit: maxBytes } },
-        );
-      }
-      const content = await file.readFile();
+      if (status.size > maxBytes) throw tooLarge(path, status.size, maxBytes);
+      // The file may grow after the size was read (a command in the sandbox writing to it):
+      // read one byte past the cap at most, never to the end.
+      const content = await readAtMost(file, maxBytes + 1);
+      if (content.length > maxBytes) throw tooLarge(path, (await file.stat()).size, maxBytes);
       return { text: content.toString('utf8'), bytes: content.length };
     } finally {
       await file?.close();
@@ -124,7 +123,14 @@ export class Workspace {
       await this.readText(path, Number.MAX_SAFE_INTEGER);
       return true;
     } catch (error) {
-      if (error instanceof KeelError && error.code === 'KEEL_NOT_FOUND') return false;
+      if (
+        error instanceof KeelError &&
+        (error.code === 'KEEL_NOT_FOUND' ||
+          error.code === 'KEEL_INVALID_ARGUMENT' ||
+          error.details.rule === 'symlink')
+      ) {
+        return false;
+      }
       throw error;
     }
   }
@@ -279,7 +285,7 @@ async function openIn(
 
 async function existsIn(folder: FileHandle, name: string): Promise<boolean> {
   try {
-    const handle = await open(inFolder(folder, name), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    const handle = await open(inFolder(folder, name), PROBE_FLAGS);
     await handle.close();
     return true;
   } catch (error) {
@@ -288,6 +294,28 @@ async function existsIn(folder: FileHandle, name: string): Promise<boolean> {
     if (code === 'ELOOP') return true;
     throw error;
   }
+}
+
+/** Reads from the start up to `limit` bytes, or to the end if that comes first. */
+async function readAtMost(file: FileHandle, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  while (total < limit) {
+    const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, limit - total));
+    const { bytesRead } = await file.read(chunk, 0, chunk.length, total);
+    if (bytesRead === 0) break;
+    chunks.push(chunk.subarray(0, bytesRead));
+    total += bytesRead;
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function tooLarge(path: string, bytes: number, limit: number): KeelError {
+  return new KeelError(
+    'KEEL_PAYLOAD_TOO_LARGE',
+    `${path} is ${bytes} bytes, more than the ${limit} a read may return; read it in parts with offset and limit`,
+    { details: { path, bytes, limit } },
+  );
 }
 
 function ignoreMissing(error: unknown): void {
