@@ -70,12 +70,13 @@ describe('kernel', () => {
     const kinds = (await kernel.audit.tail(5)).map((entry) => entry.kind);
     assert.ok(kinds.includes('approval.expire'));
 
-    // Asking again after expiry opens a new approval.
+    // An expired request denies: the same call is refused, and no new approval is opened.
     const again = await rejectsWithCode(
       kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'deploy' }),
-      'KEEL_APPROVAL_REQUIRED',
+      'KEEL_APPROVAL_EXPIRED',
     );
-    assert.notEqual(again.details.approvalId, approvalId);
+    assert.equal(again.details.approvalId, approvalId);
+    assert.equal((await kernel.approvals.list({ state: 'pending' })).length, 0);
     requested.close();
     decided.close();
   });
