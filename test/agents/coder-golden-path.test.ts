@@ -220,7 +220,8 @@ describe('the coding agent', { timeout: 180_000 }, () => {
         }
         assert.equal(more.length, 0);
         assert.equal(approval.runId, submitted.id);
-        assert.equal(current?.status, 'suspended');
+        // The request is recorded a moment before the run reports back and suspends.
+        await waitFor(node, submitted.id, (run) => run.status === 'suspended');
         // Nothing happened before the human said yes.
         if (approval.resource === 'edit_file') {
           assert.match(await readFile(join(repository, 'sum.js'), 'utf8'), /return a - b;/);

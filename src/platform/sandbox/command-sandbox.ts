@@ -438,9 +438,16 @@ async function supervise(
   child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
   const stdio = child.stdio as readonly (Readable | Writable | null | undefined)[];
   for (const stream of stdio) stream?.on('error', () => stream.destroy());
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal })),
-  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    // A fast command can end (and close its pipes) while the spawn still tidies up, before
+    // this listener exists: then its exit status is already there.
+    const finished = child.exitCode !== null || child.signalCode !== null;
+    const drained = [child.stdout, child.stderr].every(
+      (stream) => stream === null || stream.closed,
+    );
+    if (finished && drained) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('close', (code, signal) => resolve({ code, signal }));
+  });
   let timedOut = false;
   let aborted = false;
   const killAll = (): void => {

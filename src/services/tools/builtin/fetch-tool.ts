@@ -14,11 +14,21 @@ export interface FetchToolSettings {
   readonly allowedAddresses: readonly string[];
 }
 
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    // Not a URL: the fetch refuses it with its own reason.
+    return url;
+  }
+}
+
 /**
  * `fetch_url`: an HTTP(S) GET or HEAD through the SSRF-safe client (the host resolved once and
  * the connection pinned to that address; private, loopback, link-local, CGNAT, multicast and
- * metadata addresses refused in every notation; every redirect checked again). Which domains
- * an agent may reach is its grant's `domains` limit, checked by the gate before this runs.
+ * metadata addresses refused in every notation; every redirect checked again, and kept on the
+ * first URL's host). Which domains an agent may reach is its grant's `domains` limit, checked
+ * by the gate before this runs.
  * Its result is untrusted content: after it, a side-effecting call needs approval.
  *
  * @example
@@ -43,6 +53,8 @@ export function createFetchTool(settings: FetchToolSettings): ToolDefinition<nev
         timeoutMs: settings.timeoutMs,
         maxRedirects: settings.maxRedirects,
         allowedAddresses: settings.allowedAddresses,
+        // The grant's domains were checked on this URL only: a redirect stays on its host.
+        allowedDomains: [hostOf(input.url)],
         signal: context.signal,
       });
       return {
