@@ -13,11 +13,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileGrant, matchCapability } from '../src/kernel/capabilities/capability-grant.ts';
 import {
-  type CommandSandboxLayer,
   runSandboxedCommand,
   type SandboxedCommandOptions,
 } from '../src/platform/sandbox/command-sandbox.ts';
 import { detectSandbox } from '../src/platform/sandbox/detect-sandbox.ts';
+import {
+  type MissingSandboxLayer,
+  WORKER_SANDBOX_LAYERS,
+  type WorkerSandboxLayer,
+} from '../src/platform/sandbox/sandbox-plan.ts';
 import { checkWorkspacePath } from '../src/services/tools/files/workspace-path-policy.ts';
 import { checkUrl } from '../src/services/tools/network/address-policy.ts';
 import { scanForSecrets } from '../src/services/tools/secrets/secret-scanner.ts';
@@ -31,16 +35,6 @@ const SANDBOX_WARMUP = 3;
 const SANDBOX_BUDGET_MS = 45_000;
 const POLICY_CALLS = 20_000;
 const POLICY_WARMUP = 2_000;
-const ALL_LAYERS: readonly CommandSandboxLayer[] = [
-  'bubblewrap',
-  'read-only-root',
-  'network-namespace',
-  'unprivileged-uid',
-  'cgroup-memory',
-  'cgroup-pids',
-  'rlimits',
-  'seccomp',
-];
 
 function sorted(values: Iterable<number>): number[] {
   return Array.from(values).sort((left, right) => left - right);
@@ -127,8 +121,8 @@ async function sandboxRows(): Promise<BenchRow[]> {
       searchPath: SEARCH_PATH,
       required: false,
     };
-    let applied: readonly CommandSandboxLayer[] = [];
-    let missing: readonly { layer: CommandSandboxLayer; reason: string }[] = [];
+    let applied: readonly WorkerSandboxLayer[] = [];
+    let missing: readonly MissingSandboxLayer[] = [];
     const sandboxed = async (argv: readonly string[]): Promise<number> => {
       const started = performance.now();
       const result = await settlesWithin(runSandboxedCommand({ ...base, argv }), argv);
@@ -203,7 +197,7 @@ async function sandboxRows(): Promise<BenchRow[]> {
     rows.push({
       name: 'sandbox layers applied',
       value: applied.length,
-      unit: `of ${ALL_LAYERS.length}`,
+      unit: `of ${WORKER_SANDBOX_LAYERS.length}`,
       details: {
         applied: applied.join(',') || 'none',
         missing: missing.map((entry) => entry.layer).join(',') || 'none',

@@ -1,25 +1,20 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { lstat, readlink, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { KeelError, toKeelError } from '../errors/keel-error.ts';
+import { pathExists } from '../files/path-exists.ts';
 import type { SandboxReport } from './detect-sandbox.ts';
-import { findExecutable, spawnWorkerProcess } from './sandbox-host.ts';
-import type { SystemLibraryEntry } from './sandbox-plan.ts';
+import { findExecutable, spawnWorkerProcess, systemEntryOf } from './sandbox-host.ts';
+import {
+  ancestorsOf,
+  type MissingSandboxLayer,
+  type SystemLibraryEntry,
+  type WorkerSandboxLayer,
+} from './sandbox-plan.ts';
 import { buildSeccompFilter } from './seccomp-filter.ts';
 import { createWorkerCgroup, type WorkerCgroup } from './worker-cgroup.ts';
-
-/** The layers a command launch can apply. */
-export type CommandSandboxLayer =
-  | 'bubblewrap'
-  | 'network-namespace'
-  | 'read-only-root'
-  | 'unprivileged-uid'
-  | 'cgroup-memory'
-  | 'cgroup-pids'
-  | 'rlimits'
-  | 'seccomp';
 
 export interface SandboxedCommandOptions {
   /** The program and its arguments; the program is looked up on the sandbox's `PATH`. */
@@ -61,8 +56,8 @@ export interface SandboxedCommandResult {
   readonly truncated: boolean;
   readonly timedOut: boolean;
   readonly durationMs: number;
-  readonly applied: readonly CommandSandboxLayer[];
-  readonly missing: readonly { readonly layer: CommandSandboxLayer; readonly reason: string }[];
+  readonly applied: readonly WorkerSandboxLayer[];
+  readonly missing: readonly MissingSandboxLayer[];
 }
 
 /** What the sandbox sees of `/etc`: name resolution, certificates, alternatives; no users. */
@@ -106,8 +101,8 @@ export interface CommandHost {
 export interface CommandPlan {
   readonly command: string;
   readonly args: readonly string[];
-  readonly applied: readonly CommandSandboxLayer[];
-  readonly missing: readonly { readonly layer: CommandSandboxLayer; readonly reason: string }[];
+  readonly applied: readonly WorkerSandboxLayer[];
+  readonly missing: readonly MissingSandboxLayer[];
   readonly seccomp: Buffer | undefined;
   /** The uid and gid to spawn as (when there is no bubblewrap), or `undefined`. */
   readonly uid: number | undefined;
@@ -130,8 +125,8 @@ export interface CommandPlan {
  */
 export function planCommand(options: SandboxedCommandOptions, host: CommandHost): CommandPlan {
   validateCommandOptions(options);
-  const applied: CommandSandboxLayer[] = [];
-  const missing: { layer: CommandSandboxLayer; reason: string }[] = [];
+  const applied: WorkerSandboxLayer[] = [];
+  const missing: MissingSandboxLayer[] = [];
   const bubblewrap = options.report.bubblewrap.available ? host.bubblewrapPath : undefined;
   if (bubblewrap !== undefined) applied.push('bubblewrap', 'read-only-root');
   else {
@@ -293,12 +288,6 @@ function bubblewrapArguments(
   return args;
 }
 
-/** `/a/b/c` → `['/a', '/a/b']`. */
-function ancestorsOf(path: string): string[] {
-  const parts = path.split('/').filter((part) => part !== '');
-  return parts.slice(0, -1).map((_, index) => `/${parts.slice(0, index + 1).join('/')}`);
-}
-
 function validateCommandOptions(options: SandboxedCommandOptions): void {
   const invalid = (field: string, message: string): KeelError =>
     new KeelError('KEEL_INVALID_ARGUMENT', `${field} ${message}`, { details: { field } });
@@ -345,11 +334,11 @@ async function findCommandHost(
   const etcPaths: string[] = [];
   await Promise.all([
     ...PROGRAM_PATHS.map(async (path) => {
-      const found = await entryOf(path);
+      const found = await systemEntryOf(path);
       if (found !== undefined) programPaths.push(found);
     }),
     ...ETC_PATHS.map(async (path) => {
-      if ((await entryOf(path)) !== undefined) etcPaths.push(path);
+      if (await pathExists(path)) etcPaths.push(path);
     }),
   ]);
   programPaths.sort((left, right) => left.path.localeCompare(right.path));
@@ -366,18 +355,6 @@ async function findCommandHost(
     cgroup,
     arch: process.arch,
   };
-}
-
-/** A folder or a symlink at `path` as the sandbox should reproduce it; `undefined` if absent. */
-async function entryOf(path: string): Promise<SystemLibraryEntry | undefined> {
-  try {
-    const status = await lstat(path);
-    if (status.isSymbolicLink()) return { kind: 'symlink', path, target: await readlink(path) };
-    return { kind: 'directory', path };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
 }
 
 /**

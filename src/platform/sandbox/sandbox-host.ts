@@ -98,19 +98,28 @@ async function inheritableDescriptors(): Promise<number[]> {
 }
 
 export async function findSystemLibraries(): Promise<SystemLibraryEntry[]> {
-  const entries = await Promise.all(
-    SYSTEM_LIBRARY_PATHS.map(async (path): Promise<SystemLibraryEntry | undefined> => {
-      try {
-        const status = await lstat(path);
-        if (status.isSymbolicLink()) return { kind: 'symlink', path, target: await readlink(path) };
-        return status.isDirectory() ? { kind: 'directory', path } : undefined;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw error;
-      }
-    }),
-  );
+  const entries = await Promise.all(SYSTEM_LIBRARY_PATHS.map(systemEntryOf));
   return entries.filter((entry) => entry !== undefined);
+}
+
+/**
+ * A folder or symlink of the host as a sandbox reproduces it: a folder to bind, or a symlink
+ * to recreate (merged `/usr`: `/lib -> usr/lib`). `undefined` when absent or something else.
+ *
+ * @example
+ * ```ts
+ * await systemEntryOf('/lib'); // { kind: 'symlink', path: '/lib', target: 'usr/lib' }
+ * ```
+ */
+export async function systemEntryOf(path: string): Promise<SystemLibraryEntry | undefined> {
+  try {
+    const status = await lstat(path);
+    if (status.isSymbolicLink()) return { kind: 'symlink', path, target: await readlink(path) };
+    return status.isDirectory() ? { kind: 'directory', path } : undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }
 
 export async function findExecutable(

@@ -298,8 +298,15 @@ function bubblewrapArguments(
   return args;
 }
 
-/** `/a/b/c` → `['/a', '/a/b']`; what bubblewrap would have to create before binding it. */
-function ancestorsOf(path: string): string[] {
+/**
+ * `/a/b/c` → `['/a', '/a/b']`; what bubblewrap would have to create before binding it.
+ *
+ * @example
+ * ```ts
+ * ancestorsOf('/srv/keel/app'); // ['/srv', '/srv/keel']
+ * ```
+ */
+export function ancestorsOf(path: string): string[] {
   const parts = path.split('/').filter((part) => part !== '');
   return parts.slice(0, -1).map((_, index) => `/${parts.slice(0, index + 1).join('/')}`);
 }
