@@ -281,7 +281,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       ...(options.tools ?? []),
     ]);
     const taint = new RunTaint(storage.keyValues, () => clock.now());
-    kernel.approvalPolicy.addSource(toolApprovalSource(tools, taint));
+    kernel.approvalPolicy.addSource('tool.call', toolApprovalSource(tools, taint));
     for (const executor of [
       createClockExecutor(clock),
       randomExecutor,

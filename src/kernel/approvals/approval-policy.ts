@@ -44,7 +44,8 @@ interface CompiledRule {
  */
 export class ApprovalPolicy {
   readonly #rules: readonly CompiledRule[];
-  readonly #sources: ApprovalRequirementSource[] = [];
+  /** Services' sources by the syscall kind they judge. */
+  readonly #sources = new Map<string, ApprovalRequirementSource[]>();
 
   constructor(rules: readonly ApprovalRule[]) {
     this.#rules = rules.map((rule) => ({
@@ -54,20 +55,27 @@ export class ApprovalPolicy {
     }));
   }
 
-  get empty(): boolean {
-    return this.#rules.length === 0 && this.#sources.length === 0;
+  /**
+   * Whether any rule or source could ask for approval of this kind of call: the gate skips
+   * the step (and its awaits) for every other kind, such as `llm.chat` on a node whose only
+   * source judges tool calls.
+   */
+  concerns(kind: string): boolean {
+    return this.#rules.length > 0 || this.#sources.has(kind);
   }
 
-  /** Adds a service's rules, asked after the configured ones. */
-  addSource(source: ApprovalRequirementSource): void {
-    this.#sources.push(source);
+  /** Adds a service's rules for one syscall kind, asked after the configured ones. */
+  addSource(kind: string, source: ApprovalRequirementSource): void {
+    const sources = this.#sources.get(kind) ?? [];
+    sources.push(source);
+    this.#sources.set(kind, sources);
   }
 
   /** Why approval is needed for this call, from the configured rules then the sources. */
   async requirementFor(question: ApprovalQuestion): Promise<string | undefined> {
     const configured = this.requirement(question.trustLevel, question.intent);
     if (configured !== undefined) return configured;
-    for (const source of this.#sources) {
+    for (const source of this.#sources.get(question.intent.kind) ?? []) {
       const reason = await source(question);
       if (reason !== undefined) return reason;
     }

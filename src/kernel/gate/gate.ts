@@ -270,14 +270,14 @@ export class Gate {
 
     let approvalId: string | null = null;
     try {
-      const requirement = dependencies.approvalPolicy.empty
-        ? undefined
-        : await dependencies.approvalPolicy.requirementFor({
+      const requirement = dependencies.approvalPolicy.concerns(intent.kind)
+        ? await dependencies.approvalPolicy.requirementFor({
             agentId: agent.id,
             trustLevel: agent.trustLevel,
             runId: identity.runId,
             intent,
-          });
+          })
+        : undefined;
       if (requirement !== undefined) {
         const approval = await this.#step('approval', () =>
           dependencies.approvals.authorise({

@@ -46,7 +46,7 @@ export class RunTaint {
 }
 
 /**
- * The tools' approval rules, asked by the gate after the configured ones:
+ * The tools' approval rules for `tool.call`, asked by the gate after the configured ones:
  *
  * - a `supervised` agent (trust `untrusted`) needs approval for every call with side effects;
  * - a tool marked `requiresApproval` needs it for every agent below `autonomous`;
@@ -55,7 +55,7 @@ export class RunTaint {
  *
  * @example
  * ```ts
- * kernel.approvalPolicy.addSource(toolApprovalSource(tools, taint));
+ * kernel.approvalPolicy.addSource('tool.call', toolApprovalSource(tools, taint));
  * ```
  */
 export function toolApprovalSource(
@@ -63,7 +63,6 @@ export function toolApprovalSource(
   taint: RunTaint,
 ): ApprovalRequirementSource {
   return async (question: ApprovalQuestion) => {
-    if (question.intent.kind !== 'tool.call') return undefined;
     const tool = tools.get(question.intent.resource);
     if (tool === undefined) return undefined;
     if (tool.sideEffects === true && question.trustLevel === 'untrusted') {
