@@ -38,10 +38,6 @@ export class AgentWorkspaces {
     this.#byAgent.set(agentId, { workspace, verify: assignment.verify });
   }
 
-  remove(agentId: string): void {
-    this.#byAgent.delete(agentId);
-  }
-
   /** The agent's workspace; `KEEL_POLICY_VIOLATION` when its manifest gave none. */
   of(agentId: string): AgentWorkspace {
     const found = this.#byAgent.get(agentId);

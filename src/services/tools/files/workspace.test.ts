@@ -360,31 +360,3 @@ describe('Workspace.list', () => {
     await assert.rejects(context.workspace.list('notes.txt'), failsWith('KEEL_INVALID_ARGUMENT'));
   });
 });
-
-describe('Workspace.isFile', () => {
-  it('is true for a regular file only', async () => {
-    await using context = await openWorkspace();
-    await mkdir(join(context.root, 'src'));
-    await writeFile(join(context.root, 'src/app.ts'), 'code');
-    await symlink('app.ts', join(context.root, 'src/link.ts'));
-    assert.equal(await context.workspace.isFile('src/app.ts'), true);
-    assert.equal(await context.workspace.isFile('src/missing.ts'), false);
-    assert.equal(await context.workspace.isFile('missing/app.ts'), false);
-    assert.equal(await context.workspace.isFile('src'), false);
-    assert.equal(await context.workspace.isFile('src/link.ts'), false);
-    assert.equal(await context.workspace.isFile('src/app.ts/inner'), false);
-  });
-
-  it('refuses a path the policy refuses instead of answering', async () => {
-    await using context = await openWorkspace();
-    await writeFile(join(context.root, '.env'), 'TOKEN=x');
-    await assert.rejects(
-      context.workspace.isFile('.env'),
-      failsWith('KEEL_POLICY_VIOLATION', { rule: 'denied-path' }),
-    );
-    await assert.rejects(
-      context.workspace.isFile('../etc/passwd'),
-      failsWith('KEEL_POLICY_VIOLATION', { rule: 'parent-segment' }),
-    );
-  });
-});

@@ -117,24 +117,6 @@ export class Workspace {
     }
   }
 
-  /** Whether a regular file exists at the path (`false` for folders and symlinks). */
-  async isFile(path: string): Promise<boolean> {
-    try {
-      await this.readText(path, Number.MAX_SAFE_INTEGER);
-      return true;
-    } catch (error) {
-      if (
-        error instanceof KeelError &&
-        (error.code === 'KEEL_NOT_FOUND' ||
-          error.code === 'KEEL_INVALID_ARGUMENT' ||
-          error.details.rule === 'symlink')
-      ) {
-        return false;
-      }
-      throw error;
-    }
-  }
-
   /**
    * Replaces (or creates) a file atomically: temporary file, flush, rename, flush the folder.
    * Missing parent folders are created when `createFolders` is set.
