@@ -232,4 +232,26 @@ describe('the seccomp filter in the kernel', () => {
       thread: 42,
     });
   });
+
+  describe('the command profile', () => {
+    const command = buildSeccompFilter('x64', { kind: 'command' });
+    const networked = buildSeccompFilter('x64', { kind: 'command', network: true });
+
+    it('lets a command start processes, but never in new namespaces', () => {
+      assert.equal(run(command!, { nr: 56, firstArgument: 0x11n }), ALLOW); // fork: SIGCHLD
+      assert.equal(run(command!, { nr: 57 }), ALLOW); // fork
+      assert.equal(run(command!, { nr: 58 }), ALLOW); // vfork
+      assert.equal(run(command!, { nr: 56, firstArgument: 0x11n | 0x20000000n }), errno(EPERM));
+      assert.equal(run(command!, { nr: 435 }), errno(ENOSYS));
+      assert.equal(run(command!, { nr: 101 }), errno(EPERM)); // ptrace
+      assert.equal(run(command!, { nr: 272 }), errno(EPERM)); // unshare
+    });
+
+    it('opens only local sockets unless the network is granted', () => {
+      assert.equal(run(command!, { nr: 41, firstArgument: 2n }), errno(EAFNOSUPPORT));
+      assert.equal(run(command!, { nr: 41, firstArgument: 1n }), ALLOW);
+      assert.equal(run(networked!, { nr: 41, firstArgument: 2n }), ALLOW);
+      assert.equal(run(networked!, { nr: 165 }), errno(EPERM)); // mount
+    });
+  });
 });

@@ -176,14 +176,22 @@ export function buildSeccompFilter(
     jump(BPF_JMP_JEQ_K, SYSCALL_CLONE3, 0, 1),
     returnErrno(ENOSYS),
     // clone: never new namespaces; for a worker only a new thread, not a new process.
-    jump(BPF_JMP_JEQ_K, SYSCALL_CLONE, 0, 5),
-    statement(BPF_LD_W_ABS, OFFSET_FIRST_ARGUMENT),
-    jump(BPF_JMP_JSET_K, CLONE_NAMESPACE_FLAGS, 2, 0),
-    // A command may also fork: its thread test is a jump that goes on either way, which keeps
-    // the offsets above the same for both profiles.
-    worker ? jump(BPF_JMP_JSET_K, CLONE_THREAD, 0, 1) : jump(BPF_JMP_JEQ_K, 0, 0, 0),
-    statement(BPF_RET_K, SECCOMP_RET_ALLOW),
-    returnErrno(EPERM),
+    ...(worker
+      ? [
+          jump(BPF_JMP_JEQ_K, SYSCALL_CLONE, 0, 5),
+          statement(BPF_LD_W_ABS, OFFSET_FIRST_ARGUMENT),
+          jump(BPF_JMP_JSET_K, CLONE_NAMESPACE_FLAGS, 2, 0),
+          jump(BPF_JMP_JSET_K, CLONE_THREAD, 0, 1),
+          statement(BPF_RET_K, SECCOMP_RET_ALLOW),
+          returnErrno(EPERM),
+        ]
+      : [
+          jump(BPF_JMP_JEQ_K, SYSCALL_CLONE, 0, 4),
+          statement(BPF_LD_W_ABS, OFFSET_FIRST_ARGUMENT),
+          jump(BPF_JMP_JSET_K, CLONE_NAMESPACE_FLAGS, 1, 0),
+          statement(BPF_RET_K, SECCOMP_RET_ALLOW),
+          returnErrno(EPERM),
+        ]),
   ];
   if (profile.network !== true) {
     // socket: only local (AF_UNIX) sockets.
