@@ -36,6 +36,11 @@ import { createCommandTools } from '../services/tools/builtin/command-tools.ts';
 import { createFetchTool } from '../services/tools/builtin/fetch-tool.ts';
 import { createFileTools } from '../services/tools/builtin/file-tools.ts';
 import { createNotesTools } from '../services/tools/builtin/notes-tools.ts';
+import {
+  createProcessTools,
+  sandboxedProcessLauncher,
+} from '../services/tools/builtin/process-tools.ts';
+import { ProcessSupervisor } from '../services/tools/processes/process-supervisor.ts';
 import { RunTaint, toolApprovalSource } from '../services/tools/tool-approval-policy.ts';
 import { type ToolDefinition, ToolRegistry } from '../services/tools/tool-registry.ts';
 import { AgentRuntime } from './agent-runtime.ts';
@@ -268,15 +273,22 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       logger: options.logger.child({ component: 'sandbox' }),
     });
     const workspaces = new AgentWorkspaces();
+    const commandSettings = {
+      report: async () => (await launcher.report) ?? SANDBOX_OFF_REPORT,
+      searchPath,
+      required: configuration.runtime.production,
+      ...configuration.tools.commands,
+    };
+    const processes = new ProcessSupervisor(
+      sandboxedProcessLauncher(workspaces, commandSettings),
+      configuration.tools.processes,
+    );
+    closers.push(() => processes.close());
     const tools = new ToolRegistry([
       ...createNotesTools(storage.keyValues, clock),
       ...createFileTools(workspaces),
-      ...createCommandTools(workspaces, {
-        report: async () => (await launcher.report) ?? SANDBOX_OFF_REPORT,
-        searchPath,
-        required: configuration.runtime.production,
-        ...configuration.tools.commands,
-      }),
+      ...createCommandTools(workspaces, commandSettings),
+      ...createProcessTools(processes),
       createFetchTool(configuration.tools.fetch),
       ...(options.tools ?? []),
     ]);

@@ -94,6 +94,15 @@ const ToolsSection = z.strictObject({
     .default(262_144),
   fetch_max_redirects: z.number().int().min(0).max(20).default(5),
   fetch_allowed_addresses: z.array(z.string().min(1).max(64)).max(100).default([]),
+  process_max_per_agent: z.number().int().min(1).max(64).default(4),
+  process_lifetime_ms: z.number().int().min(1000).max(86_400_000).default(3_600_000),
+  process_log_bytes: z
+    .number()
+    .int()
+    .min(4096)
+    .max(16 * 1024 * 1024)
+    .default(262_144),
+  process_stop_grace_ms: z.number().int().min(0).max(60_000).default(5000),
 });
 
 const ServiceTarget = z.strictObject({
@@ -172,6 +181,12 @@ export interface Configuration {
       readonly maxRedirects: number;
       readonly allowedAddresses: readonly string[];
     };
+    readonly processes: {
+      readonly maxPerAgent: number;
+      readonly lifetimeMs: number;
+      readonly logBytes: number;
+      readonly stopGraceMs: number;
+    };
   };
   readonly doctor: {
     readonly services: readonly {
@@ -230,6 +245,10 @@ fetch_timeout_ms = 15000
 fetch_max_bytes = 262144
 fetch_max_redirects = 5
 fetch_allowed_addresses = []    # private ranges fetch_url may reach anyway, e.g. ["10.1.2.0/24"]
+process_max_per_agent = 4       # long-running processes (process_start) alive at once, per agent
+process_lifetime_ms = 3600000   # a process is killed after this long
+process_log_bytes = 262144      # the newest output kept per process (process_logs)
+process_stop_grace_ms = 5000    # process_stop waits this long after SIGTERM before SIGKILL
 
 # Model providers and aliases. Nothing is configured by default: agents that call a model
 # get KEEL_MODEL_UNKNOWN until a provider and an alias exist. Two examples:

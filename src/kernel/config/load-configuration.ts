@@ -273,6 +273,12 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
         maxRedirects: file.tools.fetch_max_redirects,
         allowedAddresses: file.tools.fetch_allowed_addresses,
       },
+      processes: {
+        maxPerAgent: file.tools.process_max_per_agent,
+        lifetimeMs: file.tools.process_lifetime_ms,
+        logBytes: file.tools.process_log_bytes,
+        stopGraceMs: file.tools.process_stop_grace_ms,
+      },
     },
     approvals: {
       ttlMs: file.approvals.ttl_seconds * 1000,

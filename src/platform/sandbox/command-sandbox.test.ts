@@ -6,7 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { temporaryDirectory } from '../../../test/support/temporary-directory.ts';
 import { isKeelError } from '../errors/keel-error.ts';
-import { runSandboxedCommand, type SandboxedCommandOptions } from './command-sandbox.ts';
+import {
+  runSandboxedCommand,
+  type SandboxedCommandOptions,
+  startSandboxedCommand,
+} from './command-sandbox.ts';
 import { detectSandbox, type SandboxReport } from './detect-sandbox.ts';
 
 const searchPath = '/usr/local/bin:/usr/bin:/bin';
@@ -115,5 +119,39 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
       runSandboxedCommand(options(['true'], { workspace: owned })),
       (error: unknown) => isKeelError(error) && error.code === 'KEEL_SANDBOX_UNAVAILABLE',
     );
+  });
+
+  it('starts a long-running command whose signals reach it and its children, not the sandbox', async () => {
+    // The shell traps TERM to say so; its child sleeps. Both must get the signal.
+    const script = "trap 'echo got-term; exit 7' TERM; sleep 37 & wait";
+    const lines: string[] = [];
+    const started = await startSandboxedCommand({
+      ...options(['sh', '-c', script], { timeoutMs: 20_000 }),
+      onOutput: (_stream, chunk) => lines.push(chunk.toString('utf8')),
+    });
+    assert.equal(started.ended, false);
+    // Wait until the shell has set its trap and started the sleep (the process list says so).
+    const ps = promisify(execFile);
+    for (let tries = 0; tries < 200; tries += 1) {
+      const { stdout } = await ps('ps', ['-eo', 'args']);
+      if (stdout.includes('sleep 37')) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok((await started.signal('SIGTERM')) >= 2, 'the shell and its sleep got SIGTERM');
+    const result = await started.result;
+    assert.equal(result.exitCode, 7, result.stderr);
+    assert.match(lines.join(''), /got-term/);
+    assert.equal(started.ended, true);
+    assert.equal(await started.signal('SIGTERM'), 0);
+    const { stdout } = await ps('ps', ['-eo', 'args']);
+    assert.doesNotMatch(stdout, /sleep 37/);
+  });
+
+  it('kills a started command with SIGKILL', async () => {
+    const started = await startSandboxedCommand(options(['sleep', '29'], { timeoutMs: 20_000 }));
+    assert.equal(await started.signal('SIGKILL'), 1);
+    const result = await started.result;
+    assert.equal(result.exitCode, null);
+    assert.equal(result.signal, 'SIGKILL');
   });
 });

@@ -372,6 +372,50 @@ async function findCommandHost(
 export async function runSandboxedCommand(
   options: SandboxedCommandOptions,
 ): Promise<SandboxedCommandResult> {
+  return (await startSandboxedCommand(options)).result;
+}
+
+/** A command started in the command sandbox, still running or ended. */
+export interface SandboxedProcess {
+  /** Keel's own child: the sandbox's outer process. */
+  readonly pid: number;
+  readonly applied: readonly WorkerSandboxLayer[];
+  readonly missing: readonly MissingSandboxLayer[];
+  /** Settles when the command has ended and its output is read (never rejects on exit codes). */
+  readonly result: Promise<SandboxedCommandResult>;
+  /** Whether it has ended. */
+  readonly ended: boolean;
+  /**
+   * Sends `signal` to the command and every process it started, and to nothing else: the
+   * command's cgroup is frozen while it is signalled (see `WorkerCgroup.signal`), so a pid that
+   * ended meanwhile can never be a stranger's. Resolves with how many processes got it (0 once
+   * ended). `SIGKILL` always works; other signals need the freezer cgroup
+   * (`KEEL_SANDBOX_UNAVAILABLE` without it).
+   */
+  signal(signal: NodeJS.Signals): Promise<number>;
+}
+
+/** Extra options of a started command. */
+export interface StartSandboxedCommandOptions extends SandboxedCommandOptions {
+  /** Sees every chunk of output as it comes (a long-running process's log). */
+  readonly onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+/**
+ * Starts a command in the command sandbox and resolves once it runs confined (in its cgroup),
+ * with a handle to signal it and its result to come. Same confinement, deadline and caps as
+ * {@link runSandboxedCommand}; the deadline is the process's lifetime.
+ *
+ * @example
+ * ```ts
+ * const server = await startSandboxedCommand({ ...options, argv: ['node', 'server.js'], timeoutMs: 3_600_000 });
+ * await server.signal('SIGTERM');
+ * (await server.result).signal; // 'SIGTERM'
+ * ```
+ */
+export async function startSandboxedCommand(
+  options: StartSandboxedCommandOptions,
+): Promise<SandboxedProcess> {
   if (options.signal?.aborted === true) throw toKeelError(options.signal.reason, 'KEEL_ABORTED');
   const started = performance.now();
   let cgroup: WorkerCgroup | undefined;
@@ -380,6 +424,7 @@ export async function runSandboxedCommand(
       name: `cmd-${randomUUID()}`,
       memoryBytes: options.memoryBytes,
       maxProcesses: options.maxProcesses,
+      freezer: true,
     });
     cgroup = result.cgroup;
   }
@@ -396,23 +441,77 @@ export async function runSandboxedCommand(
       detached: true,
       ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.gid as number }),
     });
-    return await supervise(child, plan, cgroup, options, started);
-  } finally {
+    const supervised = supervise(child, plan, cgroup, options, started);
+    // When confinement fails, the result rejects the same way: that is reported below, once.
+    supervised.result.catch(() => undefined);
+    const sandboxPid = await supervised.confined;
+    let ended = false;
+    const result = supervised.result.finally(() => {
+      ended = true;
+      return cgroup?.dispose();
+    });
+    // Nobody may await the result (a process that is only ever stopped); its end is not an error.
+    result.catch(() => undefined);
+    return {
+      pid: child.pid as number,
+      applied: plan.applied,
+      missing: plan.missing,
+      result,
+      get ended() {
+        return ended;
+      },
+      signal: async (signal) => {
+        if (ended) return 0;
+        if (signal === 'SIGKILL') {
+          supervised.killAll();
+          return 1;
+        }
+        if (!bubblewrapped) {
+          // The command is Keel's own child: Node never signals a child it has reaped.
+          return child.kill(signal) ? 1 : 0;
+        }
+        if (cgroup === undefined) {
+          throw new KeelError(
+            'KEEL_SANDBOX_UNAVAILABLE',
+            'without a cgroup a signal could reach a reused pid; only SIGKILL is possible here',
+          );
+        }
+        const except =
+          sandboxPid === undefined ? [child.pid as number] : [child.pid as number, sandboxPid];
+        return cgroup.signal(signal, except);
+      },
+    };
+  } catch (error) {
     await cgroup?.dispose();
+    throw error;
   }
 }
 
-async function supervise(
+interface Supervision {
+  /** Settles once the command runs in its cgroup, with the sandbox's pid 1 (host numbering). */
+  readonly confined: Promise<number | undefined>;
+  readonly result: Promise<SandboxedCommandResult>;
+  readonly killAll: () => void;
+}
+
+function supervise(
   child: ChildProcess,
   plan: CommandPlan,
   cgroup: WorkerCgroup | undefined,
-  options: SandboxedCommandOptions,
+  options: StartSandboxedCommandOptions,
   started: number,
-): Promise<SandboxedCommandResult> {
+): Supervision {
   const stdout = new CappedText(options.maxOutputBytes);
   const stderr = new CappedText(options.maxOutputBytes);
-  child.stdout?.on('data', (chunk: Buffer) => stdout.add(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
+  const onOutput = options.onOutput;
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout.add(chunk);
+    onOutput?.('stdout', chunk);
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr.add(chunk);
+    onOutput?.('stderr', chunk);
+  });
   const stdio = child.stdio as readonly (Readable | Writable | null | undefined)[];
   for (const stream of stdio) stream?.on('error', () => stream.destroy());
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -446,10 +545,21 @@ async function supervise(
     killAll();
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
+  const finish = (): void => {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+  };
+  const failed = async (error: unknown): Promise<never> => {
+    killAll();
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, EXIT_WAIT_MS))]);
+    finish();
+    throw error;
+  };
+  const confined = (async (): Promise<number | undefined> => {
     (stdio[SECCOMP_FD] as Writable | undefined)?.end(plan.seccomp ?? Buffer.alloc(0));
+    let sandboxPid: number | undefined;
     if (plan.holdsUntilAttached && cgroup !== undefined) {
-      const sandboxPid = await readSandboxPid(stdio[INFO_FD] as Readable);
+      sandboxPid = await readSandboxPid(stdio[INFO_FD] as Readable);
       // No pid: bubblewrap failed to set up, and its exit status says so below.
       if (sandboxPid !== undefined) await attachAll(cgroup, [child.pid as number, sandboxPid]);
       (stdio[BLOCK_FD] as Writable).end('1');
@@ -457,7 +567,11 @@ async function supervise(
       await attachAll(cgroup, [child.pid]);
     }
     child.stdin?.end(options.stdin ?? '');
+    return sandboxPid;
+  })().catch(failed);
+  const result = confined.then(async (): Promise<SandboxedCommandResult> => {
     const exit = await exited;
+    finish();
     if (aborted) throw toKeelError(options.signal?.reason, 'KEEL_ABORTED');
     return {
       exitCode: exit.code,
@@ -472,14 +586,8 @@ async function supervise(
       applied: plan.applied,
       missing: plan.missing,
     };
-  } catch (error) {
-    killAll();
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, EXIT_WAIT_MS))]);
-    throw error;
-  } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
-  }
+  });
+  return { confined, result, killAll };
 }
 
 /** Puts processes in the cgroup; one that has already exited (ESRCH) has nothing to cap. */

@@ -36,12 +36,17 @@ function uniqueName(label: string): string {
   return `test-${label}-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
 }
 
-async function create(label: string, memoryBytes = 64 * MIB): Promise<WorkerCgroup> {
+async function create(
+  label: string,
+  memoryBytes = 64 * MIB,
+  freezer = false,
+): Promise<WorkerCgroup> {
   await requireWritableCgroups();
   const result = await createWorkerCgroup({
     name: uniqueName(label),
     memoryBytes,
     maxProcesses: 32,
+    freezer,
   });
   assert.ok(result.cgroup !== undefined, `no cgroup: ${result.reason}`);
   cgroups.push(result.cgroup);
@@ -107,6 +112,30 @@ describe('createWorkerCgroup', () => {
     assert.equal(await pathExists(cgroup.directories.memory), false);
     assert.equal(await pathExists(cgroup.directories.pids), false);
     await cgroup.dispose();
+  });
+
+  it('signals every process but the excepted ones through a frozen cgroup, then thaws it', async () => {
+    const cgroup = await create('signal', 64 * MIB, true);
+    assert.ok(cgroup.directories.freezer !== undefined, 'this host has a freezer controller');
+    const spared = startIdle();
+    const target = startIdle();
+    await Promise.all([once(spared, 'spawn'), once(target, 'spawn')]);
+    await cgroup.attach(spared.pid!);
+    await cgroup.attach(target.pid!);
+    const exited = once(target, 'exit');
+    assert.equal(await cgroup.signal('SIGTERM', [spared.pid!]), 1);
+    assert.equal((await exited)[1], 'SIGTERM');
+    assert.equal(spared.exitCode, null);
+    const state = await readFile(join(cgroup.directories.freezer, 'freezer.state'), 'utf8');
+    assert.equal(state.trim(), 'THAWED');
+    await cgroup.dispose();
+    assert.equal(await pathExists(cgroup.directories.freezer), false);
+  });
+
+  it('refuses to signal without a freezer cgroup', async () => {
+    const cgroup = await create('no-freezer');
+    assert.equal(cgroup.directories.freezer, undefined);
+    await rejectsWithCode(cgroup.signal('SIGTERM'), 'KEEL_SANDBOX_UNAVAILABLE');
   });
 
   it('reclaims a cgroup of the same name left behind, killing what ran in it', async () => {

@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KeelError } from '../errors/keel-error.ts';
+import { pathExists } from '../files/path-exists.ts';
 
 /**
  * What a worker cgroup may be called: it becomes a directory name under `keel/`.
@@ -28,13 +29,25 @@ export interface WorkerCgroupOptions {
   readonly maxProcesses: number;
   /** Where the cgroup v1 controllers are mounted. Default `/sys/fs/cgroup`. */
   readonly root?: string;
+  /**
+   * Also a freezer cgroup, so that {@link WorkerCgroup.signal} can reach every process
+   * without a pid-reuse race. Left out (and `signal` refuses) where the host has no freezer.
+   */
+  readonly freezer?: boolean;
+}
+
+/** The cgroup directories of a worker, one per controller (`freezer` when asked and given). */
+export interface WorkerCgroupDirectories {
+  readonly memory: string;
+  readonly pids: string;
+  readonly freezer?: string;
 }
 
 /** The memory and pids cgroups (cgroup v1) of one agent worker. */
 export interface WorkerCgroup {
   readonly name: string;
   /** The cgroup directories, one per controller. */
-  readonly directories: { readonly memory: string; readonly pids: string };
+  readonly directories: WorkerCgroupDirectories;
   /** Moves a process (all its threads) into both cgroups; its later children are born there. */
   attach(pid: number): Promise<void>;
   /** The ids of the processes in the cgroups now. */
@@ -43,6 +56,13 @@ export interface WorkerCgroup {
   oomKills(): Promise<number>;
   /** Sends SIGKILL to every process in the cgroups, once. */
   kill(): Promise<void>;
+  /**
+   * Sends `signal` to every process in the cgroup but those in `except`: the cgroup is frozen
+   * first, so no process listed can exit and be reaped (its pid reused by a stranger) before
+   * the signal lands; it is delivered when the cgroup thaws. Resolves with how many processes
+   * were signalled. Rejects with `KEEL_SANDBOX_UNAVAILABLE` without a freezer cgroup.
+   */
+  signal(signal: NodeJS.Signals, except?: readonly number[]): Promise<number>;
   /**
    * Kills every process, waits (up to about 2 s) until none is left and removes both
    * directories. Idempotent. Rejects with `KEEL_INTERNAL` when processes will not leave.
@@ -87,13 +107,7 @@ export async function createWorkerCgroup(
   const created: string[] = [];
   try {
     for (const controller of ['memory', 'pids'] as const) {
-      const base = join(root, controller);
-      // Not `mkdir({ recursive: true })`: on kernel pseudo file systems it has been seen to
-      // spin forever (PLATFORM-NOTES.md); each level is made on its own, tolerating EEXIST.
-      await makeDirectory(join(base, KEEL_FOLDER));
-      await reclaimStale(directories[controller]);
-      await mkdir(directories[controller]);
-      created.push(directories[controller]);
+      created.push(await makeCgroup(join(root, controller), options.name));
     }
     await writeFile(join(directories.memory, 'memory.limit_in_bytes'), String(options.memoryBytes));
     await writeMemoryAndSwapLimit(directories.memory, options.memoryBytes);
@@ -106,7 +120,33 @@ export async function createWorkerCgroup(
       details: { name: options.name, root },
     });
   }
-  return { cgroup: workerCgroup(options.name, directories) };
+  let freezer: string | undefined;
+  if (options.freezer === true) {
+    try {
+      freezer = await makeCgroup(join(root, 'freezer'), options.name);
+    } catch (error) {
+      // No freezer here: the cgroup still caps; only `signal` is refused.
+      if (!isUnavailable(error)) throw error;
+    }
+  }
+  return {
+    cgroup: workerCgroup(
+      options.name,
+      freezer === undefined ? directories : { ...directories, freezer },
+    ),
+  };
+}
+
+/**
+ * Makes `<base>/keel/<name>`, emptying one a crashed run left. Not `mkdir({ recursive })`: on
+ * kernel pseudo file systems it has been seen to spin forever (PLATFORM-NOTES.md).
+ */
+async function makeCgroup(base: string, name: string): Promise<string> {
+  await makeDirectory(join(base, KEEL_FOLDER));
+  const directory = join(base, KEEL_FOLDER, name);
+  await reclaimStale(directory, base.endsWith('/freezer'));
+  await mkdir(directory);
+  return directory;
 }
 
 /**
@@ -128,7 +168,7 @@ export async function sweepEmptyWorkerCgroups(options: {
   const root = options.root ?? '/sys/fs/cgroup';
   const now = options.now ?? Date.now();
   let removed = 0;
-  for (const controller of ['memory', 'pids'] as const) {
+  for (const controller of ['memory', 'pids', 'freezer'] as const) {
     const folder = join(root, controller, KEEL_FOLDER);
     let names: string[];
     try {
@@ -176,16 +216,12 @@ function validateWorkerCgroupOptions(options: WorkerCgroupOptions): void {
   }
 }
 
-function workerCgroup(
-  name: string,
-  directories: { readonly memory: string; readonly pids: string },
-): WorkerCgroup {
+function workerCgroup(name: string, directories: WorkerCgroupDirectories): WorkerCgroup {
   let disposal: Promise<void> | undefined;
+  const all = [directories.memory, directories.pids];
+  if (directories.freezer !== undefined) all.push(directories.freezer);
   const processes = async (): Promise<number[]> => {
-    const lists = await Promise.all([
-      readProcesses(directories.memory),
-      readProcesses(directories.pids),
-    ]);
+    const lists = await Promise.all(all.map(readProcesses));
     return [...new Set(lists.flat())];
   };
   const kill = async (): Promise<void> => {
@@ -204,10 +240,11 @@ function workerCgroup(
           details: { field: 'pid', received: pid },
         });
       }
-      await writeFile(join(directories.memory, 'cgroup.procs'), String(pid));
-      await writeFile(join(directories.pids, 'cgroup.procs'), String(pid));
+      for (const directory of all) await writeFile(join(directory, 'cgroup.procs'), String(pid));
     },
     processes,
+    signal: (signal: NodeJS.Signals, except: readonly number[] = []) =>
+      signalFrozen(name, directories.freezer, signal, except),
     async oomKills(): Promise<number> {
       const control = await readFile(join(directories.memory, 'memory.oom_control'), 'utf8');
       const kills = /^oom_kill (\d+)$/m.exec(control)?.[1];
@@ -221,9 +258,51 @@ function workerCgroup(
   });
 }
 
+/** Freezes the cgroup, signals what is in it but `except`, and thaws it (even on failure). */
+async function signalFrozen(
+  name: string,
+  freezer: string | undefined,
+  signal: NodeJS.Signals,
+  except: readonly number[],
+): Promise<number> {
+  if (freezer === undefined) {
+    throw new KeelError(
+      'KEEL_SANDBOX_UNAVAILABLE',
+      `cgroup ${name} has no freezer, so a signal could reach a reused pid; only a kill is possible`,
+      { details: { name } },
+    );
+  }
+  const state = join(freezer, 'freezer.state');
+  await writeFile(state, 'FROZEN');
+  try {
+    const deadline = Date.now() + DISPOSE_DEADLINE_MS;
+    while ((await readFile(state, 'utf8')).trim() !== 'FROZEN') {
+      if (Date.now() > deadline) {
+        throw new KeelError('KEEL_INTERNAL', `cgroup ${name} did not freeze`, {
+          details: { name, waitedMs: DISPOSE_DEADLINE_MS },
+        });
+      }
+      await delay(1);
+    }
+    let signalled = 0;
+    for (const pid of await readProcesses(freezer)) {
+      if (except.includes(pid)) continue;
+      try {
+        process.kill(pid, signal);
+        signalled += 1;
+      } catch (error) {
+        if (errorCode(error) !== 'ESRCH') throw error;
+      }
+    }
+    return signalled;
+  } finally {
+    await writeFile(state, 'THAWED');
+  }
+}
+
 async function removeWhenEmpty(
   name: string,
-  directories: { readonly memory: string; readonly pids: string },
+  directories: WorkerCgroupDirectories,
   processes: () => Promise<number[]>,
   kill: () => Promise<void>,
 ): Promise<void> {
@@ -240,11 +319,17 @@ async function removeWhenEmpty(
       details: { name, pids: remaining, waitedMs: DISPOSE_DEADLINE_MS },
     });
   }
-  for (const directory of [directories.memory, directories.pids]) await removeDirectory(directory);
+  for (const directory of [directories.memory, directories.pids, directories.freezer]) {
+    if (directory !== undefined) await removeDirectory(directory);
+  }
 }
 
 /** Empties and removes a cgroup a crashed run left under the same name. */
-async function reclaimStale(directory: string): Promise<void> {
+async function reclaimStale(directory: string, freezer: boolean): Promise<void> {
+  if (freezer && (await pathExists(join(directory, 'freezer.state')))) {
+    // A node that died while signalling leaves a frozen cgroup: thaw it, or kills never land.
+    await writeFile(join(directory, 'freezer.state'), 'THAWED');
+  }
   let pids = await readProcesses(directory);
   const deadline = Date.now() + DISPOSE_DEADLINE_MS;
   while (pids.length > 0 && Date.now() < deadline) {

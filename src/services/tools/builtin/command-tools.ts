@@ -74,24 +74,12 @@ export function createCommandTools(
     context: ExecutionContext,
     argv: readonly string[],
     env: Readonly<Record<string, string>> = {},
-  ): Promise<SandboxedCommandResult> => {
-    const { workspace } = workspaces.of(context.agentId);
-    const options: SandboxedCommandOptions = {
-      argv,
-      workspace: workspace.root,
+  ): Promise<SandboxedCommandResult> =>
+    runSandboxedCommand({
+      ...(await commandSandboxOptions(workspaces, settings, context.agentId, argv)),
       env,
-      network: false,
-      timeoutMs: settings.timeoutMs,
-      maxOutputBytes: settings.maxOutputBytes,
-      memoryBytes: settings.memoryBytes,
-      maxProcesses: settings.maxProcesses,
-      report: await settings.report(),
-      searchPath: settings.searchPath,
-      required: settings.required,
       signal: context.signal,
-    };
-    return runSandboxedCommand(options);
-  };
+    });
   const git = async (
     context: ExecutionContext,
     args: readonly string[],
@@ -164,15 +152,8 @@ export function createCommandTools(
       'Runs a command in the workspace, in a sandbox without network. Plain words only: no shell syntax, pipes, quotes or variables.',
     sideEffects: true,
     input: z.strictObject({ command: z.string().min(1).max(8192) }),
-    execute: async (input, context) => {
-      const parsed = parseCommandLine(input.command);
-      if (!parsed.ok) {
-        throw new KeelError('KEEL_POLICY_VIOLATION', `command refused: ${parsed.reason}`, {
-          details: { rule: parsed.rule },
-        });
-      }
-      return commandView(await run(context, parsed.argv));
-    },
+    execute: async (input, context) =>
+      commandView(await run(context, acceptedCommand(input.command))),
   });
   const verify = defineTool({
     name: 'verify',
@@ -302,6 +283,54 @@ export function createCommandTools(
     branch,
     checkpoint,
   ] as unknown as ToolDefinition<never>[];
+}
+
+/**
+ * The command sandbox's options for a command of an agent: its workspace, no network, and the
+ * node's caps and sandbox layers.
+ *
+ * @example
+ * ```ts
+ * await runSandboxedCommand(await commandSandboxOptions(workspaces, settings, agentId, ['ls']));
+ * ```
+ */
+export async function commandSandboxOptions(
+  workspaces: AgentWorkspaces,
+  settings: CommandToolSettings,
+  agentId: string,
+  argv: readonly string[],
+): Promise<SandboxedCommandOptions> {
+  const { workspace } = workspaces.of(agentId);
+  return {
+    argv,
+    workspace: workspace.root,
+    network: false,
+    timeoutMs: settings.timeoutMs,
+    maxOutputBytes: settings.maxOutputBytes,
+    memoryBytes: settings.memoryBytes,
+    maxProcesses: settings.maxProcesses,
+    report: await settings.report(),
+    searchPath: settings.searchPath,
+    required: settings.required,
+  };
+}
+
+/**
+ * A command line the shell policy accepts, as argv; `KEEL_POLICY_VIOLATION` otherwise.
+ *
+ * @example
+ * ```ts
+ * acceptedCommand('npm test'); // ['npm', 'test']
+ * ```
+ */
+export function acceptedCommand(command: string): readonly string[] {
+  const parsed = parseCommandLine(command);
+  if (!parsed.ok) {
+    throw new KeelError('KEEL_POLICY_VIOLATION', `command refused: ${parsed.reason}`, {
+      details: { rule: parsed.rule },
+    });
+  }
+  return parsed.argv;
 }
 
 function validPath(value: string): string {
