@@ -10,6 +10,7 @@ import { FINAL_RUN_STATUSES, type RunRecord } from '../../src/platform/storage/p
 import { type KeelNode, startNode } from '../../src/runtime/node.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
 import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
+import { runKeel } from '../support/keel-process.ts';
 import { silentLogger } from '../support/silent-logger.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
@@ -227,13 +228,44 @@ describe('the coding agent', { timeout: 180_000 }, () => {
           assert.match(await readFile(join(repository, 'sum.js'), 'utf8'), /return a - b;/);
         }
         asked.push(approval.resource);
-        await node.kernel.approvals.decide(approval.id, 'approved', 'operator:test');
+        if (approval.resource === 'edit_file') {
+          // The operator edits the change before approving it, from the command line.
+          const dataDirectory = join(repository, '..', 'data');
+          const shown = await runKeel([
+            'approvals',
+            'show',
+            approval.id,
+            '--data-dir',
+            dataDirectory,
+          ]);
+          assert.equal(shown.code, 0, shown.stderr);
+          assert.match(shown.stdout, /return a \+ b;/);
+          const approved = await runKeel([
+            'approvals',
+            'approve',
+            approval.id,
+            '--set',
+            'new=return a + b; // reviewed',
+            '--note',
+            'keep a review mark',
+            '--data-dir',
+            dataDirectory,
+          ]);
+          assert.equal(approved.code, 0, approved.stderr);
+          assert.match(approved.stdout, /approved with your edits/);
+        } else {
+          await node.kernel.approvals.decide(approval.id, 'approved', 'operator:test');
+        }
       }
       assert.ok(ended !== undefined, 'the run ended');
       assert.equal(ended.status, 'succeeded', JSON.stringify(ended.error));
       // Reading is no side effect; the tests, the edit and the commit are.
       assert.deepEqual(asked, ['verify', 'edit_file', 'verify', 'git_checkpoint']);
-      assert.match(await readFile(join(repository, 'sum.js'), 'utf8'), /return a \+ b;/);
+      assert.match(
+        await readFile(join(repository, 'sum.js'), 'utf8'),
+        /return a \+ b; \/\/ reviewed/,
+        'the edited change is the one made',
+      );
       const kinds = (await node.storage.audit.read(0, 10_000)).map((entry) => entry.kind);
       for (const kind of ['approval.request', 'approval.approve', 'approval.use', 'run.suspend']) {
         assert.ok(kinds.includes(kind), `audited ${kind}`);

@@ -9,6 +9,7 @@ import type {
 } from '../../platform/storage/ports/approval-store.ts';
 import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { summariseParameters } from '../audit/summarise-parameters.ts';
 import { describeIntent } from '../gate/describe-intent.ts';
 import { APPROVAL_DECIDED, APPROVAL_REQUESTED } from '../kernel-topics.ts';
 
@@ -141,12 +142,17 @@ export class ApprovalService {
     throw required(record);
   }
 
-  /** An operator approves or denies a pending approval (audited). */
+  /**
+   * An operator approves or denies a pending approval (audited). Approving with `paramEdits`
+   * (edit-then-approve) runs the call with those top-level parameters replaced; the gate checks
+   * the edited call's capability and rules again before it runs.
+   */
   async decide(
     id: string,
     state: 'approved' | 'denied',
     actor: string,
     note?: string,
+    paramEdits?: JsonObject,
   ): Promise<ApprovalRecord> {
     const now = this.#clock.now();
     let record: ApprovalRecord;
@@ -156,6 +162,7 @@ export class ApprovalService {
         decidedBy: actor,
         now,
         ...(note === undefined ? {} : { note }),
+        ...(paramEdits === undefined ? {} : { paramEdits }),
       });
     } catch (error) {
       if (isKeelError(error) && error.code === 'KEEL_APPROVAL_EXPIRED') {
@@ -170,7 +177,11 @@ export class ApprovalService {
       runId: record.runId,
       subject: describeIntent(record),
       outcome: state,
-      data: { approvalId: id, note: note ?? null },
+      data: {
+        approvalId: id,
+        note: note ?? null,
+        ...(paramEdits === undefined ? {} : { paramEdits: summariseParameters(paramEdits) }),
+      },
     });
     await this.#bus.publish(APPROVAL_DECIDED, {
       approvalId: id,

@@ -437,6 +437,92 @@ describe('gate', () => {
     }
   });
 
+  it('runs an edited call when the approver edits it, checking the edit against the grant', async () => {
+    await using harness = await createKernelHarness({
+      approvalRules: [
+        { kind: 'tool.call', resource: 'shell', trustLevels: ['standard'], reason: null },
+      ],
+    });
+    const { kernel } = harness;
+    const shell = recorder('tool.call', async (call) => `ran ${String(call.params.command)}`);
+    kernel.registerExecutor(shell.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
+    const run = await harness.newRun(agent.id);
+    const intent = {
+      kind: 'tool.call',
+      resource: 'shell',
+      params: { command: 'git push', cwd: 'app' },
+    };
+    const identity = { agentId: agent.id, runId: run.id, seq: 1 };
+    const asked = await rejectsWithCode(
+      kernel.gate.call(identity, intent),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    const decided = await kernel.approvals.decide(
+      String(asked.details.approvalId),
+      'approved',
+      'operator:ana',
+      'status, not push',
+      { command: 'git status' },
+    );
+    assert.deepEqual(decided.paramEdits, { command: 'git status' });
+    assert.equal(await kernel.gate.call(identity, intent), 'ran git status');
+    assert.deepEqual(shell.calls[0]?.intent.params, { command: 'git status', cwd: 'app' });
+    assert.equal(
+      await kernel.gate.call(identity, intent),
+      'ran git status',
+      "the agent replays its own intent and gets the edited call's result",
+    );
+    assert.equal(shell.calls.length, 1);
+    const allowed = (await kernel.audit.tail(20)).find((entry) => entry.kind === 'syscall.allow');
+    assert.equal(allowed?.data.editedByApprover, true);
+    assert.deepEqual(allowed?.data.params, { command: 'git status', cwd: 'app' });
+    assert.deepEqual(allowed?.data.agentParams, { command: 'git push', cwd: 'app' });
+    const approve = (await kernel.audit.tail(20)).find(
+      (entry) => entry.kind === 'approval.approve',
+    );
+    assert.deepEqual(approve?.data.paramEdits, { command: 'git status' });
+
+    // An edit the grant does not allow is refused like any call, and nothing runs.
+    const next = { ...identity, seq: 2 };
+    const second = await rejectsWithCode(kernel.gate.call(next, intent), 'KEEL_APPROVAL_REQUIRED');
+    await kernel.approvals.decide(
+      String(second.details.approvalId),
+      'approved',
+      'operator:bo',
+      undefined,
+      {
+        command: 'rm -rf /',
+      },
+    );
+    await rejectsWithCode(kernel.gate.call(next, intent), 'KEEL_CAPABILITY_DENIED');
+    assert.equal(shell.calls.length, 1);
+    assert.equal(
+      (await kernel.budgets.get(`agent:${agent.id}`))?.reserved.calls ?? 0,
+      0,
+      'no reservation is left behind',
+    );
+
+    // Only an approval edits.
+    const third = await rejectsWithCode(
+      kernel.gate.call({ ...identity, seq: 3 }, intent),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    await rejectsWithCode(
+      kernel.approvals.decide(
+        String(third.details.approvalId),
+        'denied',
+        'operator:bo',
+        undefined,
+        {
+          command: 'git status',
+        },
+      ),
+      'KEEL_INVALID_ARGUMENT',
+    );
+  });
+
   it('does not ask trusted agents when the rule names other trust levels', async () => {
     await using harness = await createKernelHarness({
       approvalRules: [

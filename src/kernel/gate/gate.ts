@@ -35,6 +35,7 @@ import {
   type ParsedIntent,
   parseIntent,
   type SyscallExecutor,
+  type SyscallIntent,
   type UsageAccounting,
 } from './syscall.ts';
 
@@ -192,8 +193,80 @@ export class Gate {
   ): Promise<JsonValue> {
     const dependencies = this.#dependencies;
     const { intent } = parsed;
-    const subject = describeIntent(intent);
+    let admitted = await this.#admit(identity, agent, intent);
 
+    let approvalId: string | null = null;
+    let edits: JsonObject | null = null;
+    try {
+      const requirement = dependencies.approvalPolicy.concerns(intent.kind)
+        ? await dependencies.approvalPolicy.requirementFor({
+            agentId: agent.id,
+            trustLevel: agent.trustLevel,
+            runId: identity.runId,
+            intent,
+          })
+        : undefined;
+      if (requirement !== undefined) {
+        const approval = await this.#step('approval', () =>
+          dependencies.approvals.authorise({
+            agentId: agent.id,
+            runId: identity.runId,
+            seq: identity.seq,
+            kind: intent.kind,
+            resource: intent.resource,
+            digest: approvalDigest(identity, parsed.digest),
+            // What the approver is shown: bounded, and without any secret the node knows.
+            summary: {
+              params: JSON.parse(
+                dependencies.redactor.redact(JSON.stringify(summariseParameters(intent.params))),
+              ) as JsonObject,
+            },
+            reason: requirement,
+          }),
+        );
+        approvalId = approval.id;
+        edits = approval.paramEdits;
+      }
+    } catch (error) {
+      if (admitted.reservation !== undefined)
+        await dependencies.budgets.release(admitted.reservation);
+      throw error;
+    }
+
+    let executed = intent;
+    if (edits !== null) {
+      // Edit-then-approve: the operator's parameters replace the agent's, and the edited call
+      // passes the capability, rules and budget on its own; the approval stands for both.
+      if (admitted.reservation !== undefined)
+        await dependencies.budgets.release(admitted.reservation);
+      const editedParsed = this.#validate({ ...intent, params: { ...intent.params, ...edits } });
+      executed = editedParsed.intent;
+      admitted = await this.#admit(identity, agent, executed);
+    }
+
+    return this.#execute(
+      identity,
+      agent,
+      parsed,
+      { ...admitted, intent: executed, started, approvalId },
+      options,
+    );
+  }
+
+  /** Capability, verifier rules, executor and budget: every step before the approval. */
+  async #admit(
+    identity: CallerIdentity,
+    agent: AgentRecord,
+    intent: SyscallIntent,
+  ): Promise<{
+    readonly executor: SyscallExecutor;
+    readonly timeoutMs: number;
+    readonly reservation: BudgetReservation | undefined;
+    readonly estimate: Partial<BudgetAmounts> | undefined;
+    readonly grantId: string;
+  }> {
+    const dependencies = this.#dependencies;
+    const subject = describeIntent(intent);
     const decision = await this.#step('capability', () =>
       dependencies.capabilities.check(agent.id, intent),
     );
@@ -267,57 +340,7 @@ export class Gate {
         : await this.#step('budget', () =>
             dependencies.budgets.reserve(scopesFor(agent.id, identity.runId), estimate),
           );
-
-    let approvalId: string | null = null;
-    try {
-      const requirement = dependencies.approvalPolicy.concerns(intent.kind)
-        ? await dependencies.approvalPolicy.requirementFor({
-            agentId: agent.id,
-            trustLevel: agent.trustLevel,
-            runId: identity.runId,
-            intent,
-          })
-        : undefined;
-      if (requirement !== undefined) {
-        const approval = await this.#step('approval', () =>
-          dependencies.approvals.authorise({
-            agentId: agent.id,
-            runId: identity.runId,
-            seq: identity.seq,
-            kind: intent.kind,
-            resource: intent.resource,
-            digest: approvalDigest(identity, parsed.digest),
-            // What the approver is shown: bounded, and without any secret the node knows.
-            summary: {
-              params: JSON.parse(
-                dependencies.redactor.redact(JSON.stringify(summariseParameters(intent.params))),
-              ) as JsonObject,
-            },
-            reason: requirement,
-          }),
-        );
-        approvalId = approval.id;
-      }
-    } catch (error) {
-      if (reservation !== undefined) await dependencies.budgets.release(reservation);
-      throw error;
-    }
-
-    return this.#execute(
-      identity,
-      agent,
-      parsed,
-      {
-        executor,
-        started,
-        timeoutMs,
-        reservation,
-        estimate,
-        approvalId,
-        grantId: decision.grantId,
-      },
-      options,
-    );
+    return { executor, timeoutMs, reservation, estimate, grantId: decision.grantId };
   }
 
   async #execute(
@@ -332,12 +355,14 @@ export class Gate {
       readonly estimate: Partial<BudgetAmounts> | undefined;
       readonly approvalId: string | null;
       readonly grantId: string;
+      /** The call that runs: the agent's, or the approver's edit of it. */
+      readonly intent: SyscallIntent;
     },
     options: SyscallOptions,
   ): Promise<JsonValue> {
     const dependencies = this.#dependencies;
-    const { intent } = parsed;
-    const { executor } = admitted;
+    const { intent, executor } = admitted;
+    const edited = intent !== parsed.intent;
     // A timer cleared when the call ends (AbortSignal.timeout would keep every call's signal
     // and timer alive for the whole timeout, tens of thousands of them under load).
     const deadline = new AbortController();
@@ -440,6 +465,9 @@ export class Gate {
           approvalId: admitted.approvalId,
           digest: parsed.digest,
           params: summariseParameters(intent.params),
+          ...(edited
+            ? { editedByApprover: true, agentParams: summariseParameters(parsed.intent.params) }
+            : {}),
           durationMs: Math.ceil(dependencies.clock.monotonic() - admitted.started),
           ...(effect === undefined ? {} : { effect }),
         },

@@ -30,6 +30,8 @@ const NAME = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'an agent name');
 const RUN_ID = z.string().regex(/^run_[A-Za-z0-9_-]{1,60}$/, 'a run id such as run_…');
 
 const APPROVAL_ID = z.string().regex(/^apr_[A-Za-z0-9_-]{1,64}$/, 'an approval id (apr_…)');
+/** Edit-then-approve: the most JSON an operator may put in place of a call's parameters. */
+const MAX_PARAM_EDIT_BYTES = 65_536;
 
 const RequestSchema = z.discriminatedUnion('method', [
   z.strictObject({
@@ -112,6 +114,15 @@ const RequestSchema = z.discriminatedUnion('method', [
       approvalId: APPROVAL_ID,
       decision: z.enum(['approved', 'denied']),
       note: z.string().max(2000).optional(),
+      /** Edit-then-approve: top-level parameters of the call to replace. */
+      paramEdits: z
+        .record(z.string().min(1).max(128), z.json())
+        .refine((edits) => Object.keys(edits).length > 0, 'must replace at least one parameter')
+        .refine(
+          (edits) => Buffer.byteLength(JSON.stringify(edits)) <= MAX_PARAM_EDIT_BYTES,
+          `must be at most ${MAX_PARAM_EDIT_BYTES} bytes of JSON`,
+        )
+        .optional(),
     }),
   }),
 ]);
@@ -304,6 +315,7 @@ export class ControlServer {
           request.params.decision,
           actor,
           request.params.note,
+          request.params.paramEdits as JsonObject | undefined,
         );
     }
   }

@@ -1,5 +1,7 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
+import { KeelError } from '../../../platform/errors/keel-error.ts';
 import type { ApprovalRecord } from '../../../platform/storage/ports/approval-store.ts';
+import type { JsonObject, JsonValue } from '../../../platform/storage/ports/json-value.ts';
 import {
   action,
   type CommonOptions,
@@ -37,6 +39,48 @@ function describe(output: Output, approval: ApprovalRecord): void {
       `  decided  ${approval.decidedBy}${approval.note === null ? '' : `: ${approval.note}`}`,
     );
   }
+  if (approval.paramEdits !== null)
+    output.line(`  edited   ${JSON.stringify(approval.paramEdits)}`);
+}
+
+const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * Collects `--set name=text` (the value is text as written) and `--set-json name=<json>` into
+ * the parameters an approver replaces.
+ *
+ * @example
+ * ```ts
+ * collectEdit('text')('command=npm test', {}); // { command: 'npm test' }
+ * ```
+ */
+export function collectEdit(
+  kind: 'text' | 'json',
+): (value: string, previous: JsonObject | undefined) => JsonObject {
+  return (value, previous = {}) => {
+    const separator = value.indexOf('=');
+    const name = separator < 0 ? '' : value.slice(0, separator);
+    if (!PARAMETER_NAME.test(name)) {
+      throw new InvalidArgumentError(
+        'expected name=value, where name is a parameter of the call (see keel approvals show).',
+      );
+    }
+    if (Object.hasOwn(previous, name)) {
+      throw new InvalidArgumentError(`parameter ${name} is set twice.`);
+    }
+    const raw = value.slice(separator + 1);
+    let parsed: JsonValue = raw;
+    if (kind === 'json') {
+      try {
+        parsed = JSON.parse(raw) as JsonValue;
+      } catch {
+        throw new InvalidArgumentError(
+          `the value of ${name} is not JSON; use --set for plain text.`,
+        );
+      }
+    }
+    return { ...previous, [name]: parsed };
+  };
 }
 
 /**
@@ -89,31 +133,75 @@ export function registerApprovalCommands(program: Command): void {
     }),
   );
 
-  for (const [verb, decision] of [
-    ['approve', 'approved'],
-    ['deny', 'denied'],
-  ] as const) {
-    withCommonOptions(
-      approvals
-        .command(`${verb} <approval>`)
-        .description(
-          verb === 'approve'
-            ? 'let the call run once; its run resumes'
-            : 'refuse the call; its run resumes and the agent gets the refusal',
-        )
-        .option('--note <text>', 'why (kept in the audit log)'),
-    ).action(
-      action(async ({ output }, approvalId: string, options: CommonOptions & { note?: string }) => {
+  withCommonOptions(
+    approvals
+      .command('approve <approval>')
+      .description(
+        'let the call run once; its run resumes. With --set or --set-json the call runs with those parameters instead (edit-then-approve); the grant and rules still apply to it',
+      )
+      .option('--note <text>', 'why (kept in the audit log)')
+      .option(
+        '--set <name=text>',
+        'replace a parameter with this text (repeatable)',
+        collectEdit('text'),
+      )
+      .option(
+        '--set-json <name=json>',
+        'replace a parameter with this JSON value (repeatable)',
+        collectEdit('json'),
+      ),
+  ).action(
+    action(
+      async (
+        { output },
+        approvalId: string,
+        options: CommonOptions & { note?: string; set?: JsonObject; setJson?: JsonObject },
+      ) => {
+        const edits = { ...options.set, ...options.setJson };
+        for (const name of Object.keys(options.set ?? {})) {
+          if (options.setJson !== undefined && Object.hasOwn(options.setJson, name)) {
+            throw new KeelError(
+              'KEEL_USAGE',
+              `parameter ${name} is given by --set and --set-json`,
+              {
+                hint: 'give each parameter once',
+              },
+            );
+          }
+        }
         await using client = await connectToNode(output, options);
         const decided = (await client.request('approvals.decide', {
           approvalId,
-          decision,
+          decision: 'approved',
           ...(options.note === undefined ? {} : { note: options.note }),
+          ...(Object.keys(edits).length === 0 ? {} : { paramEdits: edits }),
         })) as ApprovalRecord;
         if (output.json) output.data(decided);
-        else output.status('ok', `${decided.id} ${decided.state}; its run resumes`);
+        else {
+          const edited = decided.paramEdits === null ? '' : ' with your edits';
+          output.status('ok', `${decided.id} approved${edited}; its run resumes`);
+        }
         return EXIT_OK;
-      }),
-    );
-  }
+      },
+    ),
+  );
+
+  withCommonOptions(
+    approvals
+      .command('deny <approval>')
+      .description('refuse the call; its run resumes and the agent gets the refusal')
+      .option('--note <text>', 'why (kept in the audit log)'),
+  ).action(
+    action(async ({ output }, approvalId: string, options: CommonOptions & { note?: string }) => {
+      await using client = await connectToNode(output, options);
+      const decided = (await client.request('approvals.decide', {
+        approvalId,
+        decision: 'denied',
+        ...(options.note === undefined ? {} : { note: options.note }),
+      })) as ApprovalRecord;
+      if (output.json) output.data(decided);
+      else output.status('ok', `${decided.id} denied; its run resumes`);
+      return EXIT_OK;
+    }),
+  );
 }

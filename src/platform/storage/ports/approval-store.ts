@@ -22,6 +22,11 @@ export interface ApprovalRecord {
   readonly note: string | null;
   /** When an approved intent was executed; an approval is used once. */
   readonly consumedAt: number | null;
+  /**
+   * Top-level parameters the approver replaced (edit-then-approve); the call runs with the
+   * agent's parameters overlaid by these. `null` when approved as asked (or not approved).
+   */
+  readonly paramEdits: JsonObject | null;
 }
 
 export interface NewApproval {
@@ -42,6 +47,8 @@ export interface ApprovalDecision {
   readonly state: 'approved' | 'denied';
   readonly decidedBy: string;
   readonly note?: string;
+  /** Only with `approved`: parameters to replace (`KEEL_INVALID_ARGUMENT` with `denied`). */
+  readonly paramEdits?: JsonObject;
   readonly now: number;
 }
 

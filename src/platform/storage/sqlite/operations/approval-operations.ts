@@ -14,7 +14,7 @@ import {
 } from './operation-context.ts';
 
 const COLUMNS =
-  'id, agent_id, run_id, seq, kind, resource, intent_digest, summary, reason, state, requested_at, expires_at, decided_at, decided_by, note, consumed_at';
+  'id, agent_id, run_id, seq, kind, resource, intent_digest, summary, reason, state, requested_at, expires_at, decided_at, decided_by, note, consumed_at, param_edits';
 
 function toRecord(row: Row): ApprovalRecord {
   return {
@@ -34,6 +34,7 @@ function toRecord(row: Row): ApprovalRecord {
     decidedBy: nullableString(row.decided_by),
     note: nullableString(row.note),
     consumedAt: nullableNumber(row.consumed_at),
+    paramEdits: row.param_edits === null ? null : fromJsonColumn<JsonObject>(row.param_edits),
   };
 }
 
@@ -77,7 +78,7 @@ export const approvalOperations: HandlersFor<'approvals'> = {
     }
     context.statements
       .get(
-        `INSERT INTO approvals (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, NULL, NULL, NULL, NULL)`,
+        `INSERT INTO approvals (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, NULL, NULL, NULL, NULL, NULL)`,
       )
       .run(
         approval.id,
@@ -135,11 +136,18 @@ export const approvalOperations: HandlersFor<'approvals'> = {
         details: { approvalId: id, state: current.state },
       });
     }
+    if (decision.paramEdits !== undefined && decision.state !== 'approved') {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', 'only an approval can edit the parameters', {
+        details: { field: 'paramEdits' },
+      });
+    }
+    const edits =
+      decision.paramEdits === undefined ? null : toJsonColumn(decision.paramEdits, 'paramEdits');
     context.statements
       .get(
-        "UPDATE approvals SET state = ?, decided_at = ?, decided_by = ?, note = ? WHERE id = ? AND state = 'pending'",
+        "UPDATE approvals SET state = ?, decided_at = ?, decided_by = ?, note = ?, param_edits = ? WHERE id = ? AND state = 'pending'",
       )
-      .run(decision.state, decision.now, decision.decidedBy, decision.note ?? null, id);
+      .run(decision.state, decision.now, decision.decidedBy, decision.note ?? null, edits, id);
     return required(context, id);
   },
   'approvals.expireDue': (context, now) => {
