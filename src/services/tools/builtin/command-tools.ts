@@ -129,7 +129,16 @@ export function createCommandTools(
         );
       }
     }
-    const diff = await git(context, ['diff', '--cached', '--no-color', '--no-ext-diff']);
+    // As text, whatever git or .gitattributes call binary (`-diff`), and without textconv
+    // filters: what is scanned is exactly the bytes that get committed.
+    const diff = await git(context, [
+      'diff',
+      '--cached',
+      '--no-color',
+      '--no-ext-diff',
+      '--text',
+      '--no-textconv',
+    ]);
     const findings = scanForSecrets(diff.stdout);
     if (findings.length > 0 || diff.truncated) {
       throw new KeelError(
