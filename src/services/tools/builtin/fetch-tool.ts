@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { pinnedFetch } from '../network/pinned-http-fetch.ts';
+import { redactSecretsAndPii } from '../secrets/secret-scanner.ts';
 import { defineTool, type ToolDefinition } from '../tool-registry.ts';
 
 /** How the fetch tool may reach the network. */
@@ -12,15 +13,6 @@ export interface FetchToolSettings {
    * default: private, loopback, link-local and metadata addresses are refused.
    */
   readonly allowedAddresses: readonly string[];
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).hostname;
-  } catch {
-    // Not a URL: the fetch refuses it with its own reason.
-    return url;
-  }
 }
 
 /**
@@ -54,14 +46,15 @@ export function createFetchTool(settings: FetchToolSettings): ToolDefinition<nev
         maxRedirects: settings.maxRedirects,
         allowedAddresses: settings.allowedAddresses,
         // The grant's domains were checked on this URL only: a redirect stays on its host.
-        allowedDomains: [hostOf(input.url)],
+        sameHostRedirects: true,
         signal: context.signal,
       });
       return {
         status: response.status,
         url: response.finalUrl,
         contentType: response.headers['content-type'] ?? null,
-        body: response.body,
+        // A page is someone else's text: no secret or personal data of it is kept.
+        body: redactSecretsAndPii(response.body).text,
         truncated: response.truncated,
         redirects: [...response.redirects],
       };

@@ -5,7 +5,7 @@ import type { JsonObject, JsonValue } from '../../../platform/storage/ports/json
 import type { AgentWorkspaces } from '../agent-workspaces.ts';
 import type { Workspace } from '../files/workspace.ts';
 import { deniedPattern } from '../files/workspace-path-policy.ts';
-import { scanForSecrets } from '../secrets/secret-scanner.ts';
+import { redactSecrets, scanForSecrets } from '../secrets/secret-scanner.ts';
 import { defineTool, type ToolDefinition } from '../tool-registry.ts';
 
 /** The largest file a tool reads or writes whole. */
@@ -97,9 +97,12 @@ export function createFileTools(workspaces: AgentWorkspaces): ToolDefinition<nev
         content = content.slice(0, MAX_READ_CHARACTERS);
         end = offset - 1 + content.split('\n').length - 1;
       }
+      // What the model sees is journaled and kept in its conversation: no secret goes there.
+      const redacted = redactSecrets(content);
       return {
         path: input.path,
-        content,
+        content: redacted.text,
+        redactions: redacted.redactions,
         totalLines: lines.length,
         offset,
         nextOffset: end < lines.length ? end + 1 : null,
@@ -223,7 +226,11 @@ export function createFileTools(workspaces: AgentWorkspaces): ToolDefinition<nev
         for (const [index, line] of lines.entries()) {
           const haystack = input.ignoreCase === true ? line.toLowerCase() : line;
           if (!haystack.includes(needle)) continue;
-          matches.push({ path: file, line: index + 1, text: line.slice(0, 500) });
+          matches.push({
+            path: file,
+            line: index + 1,
+            text: redactSecrets(line.slice(0, 500)).text,
+          });
           if (matches.length >= limit) return { matches, truncated: true };
         }
       }

@@ -52,6 +52,8 @@ export interface PinnedFetchRequest extends PinnedTargetOptions {
   /** Time for the whole exchange, redirects and resolution included. */
   readonly timeoutMs: number;
   readonly maxRedirects: number;
+  /** Refuse a redirect to another host than the first URL's (`redirect-host`). */
+  readonly sameHostRedirects?: boolean | undefined;
 }
 
 export interface PinnedFetchResponse {
@@ -408,6 +410,13 @@ async function follow(
       throw new KeelError('KEEL_POLICY_VIOLATION', 'a redirect points to an invalid URL', {
         details: { rule: 'redirect-invalid', host: target.host },
       });
+    }
+    if (request.sameHostRedirects === true && next.hostname !== URL.parse(request.url)?.hostname) {
+      throw new KeelError(
+        'KEEL_POLICY_VIOLATION',
+        `a redirect leaves ${target.host} for ${next.hostname}; fetch that URL itself if it is wanted`,
+        { details: { rule: 'redirect-host', host: target.host, location: next.hostname } },
+      );
     }
     if (next.origin !== target.url.origin) {
       headers = Object.fromEntries(
