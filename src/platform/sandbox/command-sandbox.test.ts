@@ -108,6 +108,31 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
     assert.equal(Buffer.byteLength(result.stdout), 1000);
   });
 
+  it('ends a command that takes more memory than its cap', async () => {
+    const hog = 'const kept = []; for (;;) kept.push(Buffer.alloc(1 << 20, 1));';
+    const result = await runSandboxedCommand(
+      options(['node', '-e', hog], { memoryBytes: 96 * 1024 * 1024 }),
+    );
+    assert.notEqual(result.exitCode, 0);
+    // The kernel's OOM killer (SIGKILL, reported by the sandbox's init as 128 + 9), or V8
+    // giving up on an allocation it cannot get.
+    assert.ok(
+      result.signal === 'SIGKILL' ||
+        result.exitCode === 137 ||
+        /out of memory|allocation failed/i.test(result.stderr),
+      `ended by ${result.signal ?? result.exitCode}: ${result.stderr.slice(0, 300)}`,
+    );
+  });
+
+  it('stops a command from starting more processes than its cap', async () => {
+    const script =
+      'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 3 & done; wait';
+    const result = await runSandboxedCommand(
+      options(['sh', '-c', script], { maxProcesses: 8, timeoutMs: 10_000 }),
+    );
+    assert.match(result.stderr, /fork|Resource temporarily unavailable/i);
+  });
+
   it('refuses to run a command as root in a workspace that root owns', async (context) => {
     if (process.getuid?.() !== 0) {
       context.diagnostic('runs only where Keel is root');
