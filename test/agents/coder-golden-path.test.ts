@@ -1,78 +1,23 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
 import type { JsonObject } from '../../src/platform/storage/ports/json-value.ts';
 import { FINAL_RUN_STATUSES, type RunRecord } from '../../src/platform/storage/ports/run-store.ts';
 import { type KeelNode, startNode } from '../../src/runtime/node.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
-import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
+import { CODER_SCRIPT, createRepository, gitOutput } from '../support/coder-fixture.ts';
 import { runKeel } from '../support/keel-process.ts';
 import { silentLogger } from '../support/silent-logger.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
-
-const run = promisify(execFile);
-const UNPRIVILEGED = 65534;
-
-/** A small repository whose test fails: `add` subtracts. */
-async function createRepository(path: string): Promise<void> {
-  await mkdir(path, { recursive: true });
-  await writeFile(join(path, 'sum.js'), 'export function add(a, b) {\n  return a - b;\n}\n');
-  await writeFile(
-    join(path, 'sum.test.js'),
-    "import assert from 'node:assert/strict';\nimport { test } from 'node:test';\nimport { add } from './sum.js';\n\ntest('adds', () => assert.equal(add(2, 3), 5));\n",
-  );
-  await writeFile(join(path, 'package.json'), '{ "type": "module" }\n');
-  const git = (...args: string[]) =>
-    run('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.invalid', ...args], {
-      cwd: path,
-    });
-  await git('init', '--quiet', '--initial-branch=main');
-  await git('add', '.');
-  await git('commit', '--quiet', '-m', 'initial');
-  // Commands run as the workspace's owner, never as root.
-  if (process.getuid?.() === 0) await run('chown', ['-R', `${UNPRIVILEGED}:${UNPRIVILEGED}`, path]);
-}
-
-async function gitOutput(path: string, ...args: string[]): Promise<string> {
-  const { stdout } = await run('git', ['-c', `safe.directory=${path}`, ...args], { cwd: path });
-  return stdout.trim();
-}
-
-const script = parseMockScript({
-  conversations: [
-    {
-      name: 'fix',
-      match: { contains: 'Fix the failing test' },
-      turns: [
-        { reply: { toolCalls: [{ name: 'read_file', arguments: { path: 'sum.js' } }] } },
-        // Claims success too early: the program runs the tests and sends it back.
-        { reply: { text: 'The code looks right to me.' } },
-        {
-          reply: {
-            toolCalls: [
-              {
-                name: 'edit_file',
-                arguments: { path: 'sum.js', old: 'return a - b;', new: 'return a + b;' },
-              },
-            ],
-          },
-        },
-        { reply: { text: 'Fixed: add now adds.' } },
-      ],
-    },
-  ],
-});
 
 async function withCoderNode(
   trust: 'autonomous' | 'supervised',
   test: (node: KeelNode, repository: string) => Promise<void>,
 ): Promise<void> {
   await using directory = await temporaryDirectory('keel-coder-');
-  await using mock = await MockLlmServer.start({ script });
+  await using mock = await MockLlmServer.start({ script: CODER_SCRIPT });
   const dataDirectory = join(directory.path, 'data');
   const repository = join(directory.path, 'repository');
   await mkdir(dataDirectory, { mode: 0o700 });

@@ -1,0 +1,60 @@
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
+
+const run = promisify(execFile);
+/** Commands run as the workspace's owner, never as root. */
+const UNPRIVILEGED = 65534;
+
+/** A small repository whose test fails: `add` subtracts. */
+export async function createRepository(path: string): Promise<void> {
+  await mkdir(path, { recursive: true });
+  await writeFile(join(path, 'sum.js'), 'export function add(a, b) {\n  return a - b;\n}\n');
+  await writeFile(
+    join(path, 'sum.test.js'),
+    "import assert from 'node:assert/strict';\nimport { test } from 'node:test';\nimport { add } from './sum.js';\n\ntest('adds', () => assert.equal(add(2, 3), 5));\n",
+  );
+  await writeFile(join(path, 'package.json'), '{ "type": "module" }\n');
+  const git = (...args: string[]) =>
+    run('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.invalid', ...args], {
+      cwd: path,
+    });
+  await git('init', '--quiet', '--initial-branch=main');
+  await git('add', '.');
+  await git('commit', '--quiet', '-m', 'initial');
+  // Commands run as the workspace's owner, never as root.
+  if (process.getuid?.() === 0) await run('chown', ['-R', `${UNPRIVILEGED}:${UNPRIVILEGED}`, path]);
+}
+
+export async function gitOutput(path: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run('git', ['-c', `safe.directory=${path}`, ...args], { cwd: path });
+  return stdout.trim();
+}
+
+/** The coder's scripted conversation: reads, claims success too early, then fixes. */
+export const CODER_SCRIPT = parseMockScript({
+  conversations: [
+    {
+      name: 'fix',
+      match: { contains: 'Fix the failing test' },
+      turns: [
+        { reply: { toolCalls: [{ name: 'read_file', arguments: { path: 'sum.js' } }] } },
+        // Claims success too early: the program runs the tests and sends it back.
+        { reply: { text: 'The code looks right to me.' } },
+        {
+          reply: {
+            toolCalls: [
+              {
+                name: 'edit_file',
+                arguments: { path: 'sum.js', old: 'return a - b;', new: 'return a + b;' },
+              },
+            ],
+          },
+        },
+        { reply: { text: 'Fixed: add now adds.' } },
+      ],
+    },
+  ],
+});
