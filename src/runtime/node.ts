@@ -21,6 +21,7 @@ import { createId } from '../platform/ids/create-id.ts';
 import type { Logger } from '../platform/observability/logger.ts';
 import { SecretRedactor } from '../platform/observability/secret-redactor.ts';
 import { SANDBOX_OFF_REPORT } from '../platform/sandbox/detect-sandbox.ts';
+import { FINAL_RUN_STATUSES } from '../platform/storage/ports/run-store.ts';
 import {
   openSqliteStorage,
   type SqliteStorage,
@@ -47,6 +48,7 @@ import { AgentRuntime } from './agent-runtime.ts';
 import { AgentDeployer } from './agents/agent-deployer.ts';
 import { ControlServer } from './control/control-server.ts';
 import { KEEL_VERSION } from './keel-version.ts';
+import { RUN_STATUS } from './runs/run-topics.ts';
 import { createWorkerLauncher } from './worker/worker-launcher.ts';
 
 export interface ComponentHealth {
@@ -328,6 +330,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       actor: `node:${configuration.node.name}`,
     });
     closers.push(() => runtime.close());
+    closers.push(await forgetTaintOfEndedRuns(bus, taint, storage, options.logger));
 
     const actor = `node:${configuration.node.name}`;
     let id = await storage.keyValues.get('node.id');
@@ -376,4 +379,36 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
     );
     throw error;
   }
+}
+
+/**
+ * Drops the untrusted-content marks of runs once they end (and, at start, of runs that ended
+ * while the node was down), so the marks do not pile up. Resolves with the closer that stops
+ * listening.
+ */
+async function forgetTaintOfEndedRuns(
+  bus: MemoryEventBus,
+  taint: RunTaint,
+  storage: SqliteStorage,
+  logger: Logger,
+): Promise<Closer> {
+  const listening = new AbortController();
+  const statuses = bus.subscribe(RUN_STATUS, { signal: listening.signal });
+  void (async () => {
+    for await (const message of statuses) {
+      if (!FINAL_RUN_STATUSES.includes(message.status)) continue;
+      await taint
+        .forget(message.runId)
+        .catch((error: unknown) =>
+          logger.warn({ err: error, runId: message.runId }, 'could not forget a run taint'),
+        );
+    }
+  })().catch((error: unknown) => {
+    if (!listening.signal.aborted) logger.warn({ err: error }, 'stopped forgetting run taints');
+  });
+  await taint.forgetEnded(async (runId) => {
+    const run = await storage.runs.get(runId);
+    return run === undefined || FINAL_RUN_STATUSES.includes(run.status);
+  });
+  return async () => listening.abort();
 }

@@ -194,6 +194,31 @@ describe('untrusted content approval', () => {
     }
   });
 
+  it('forgets the marks of ended runs, and at start those of runs that ended meanwhile', async () => {
+    await using files = await database();
+    const storage = await files.open();
+    try {
+      const taint = new RunTaint(storage.keyValues, Date.now);
+      for (const runId of ['run_live', 'run_done', 'run_gone'])
+        await taint.mark(runId, 'fetch_page');
+      await taint.forget('run_done');
+      assert.equal(await taint.source('run_done'), undefined);
+      assert.equal(await storage.keyValues.get('tools.taint.run_done'), undefined);
+      const fresh = new RunTaint(storage.keyValues, Date.now);
+      const asked: string[] = [];
+      const forgotten = await fresh.forgetEnded(async (runId) => {
+        asked.push(runId);
+        return runId === 'run_gone';
+      });
+      assert.equal(forgotten, 1);
+      assert.deepEqual(asked.sort(), ['run_gone', 'run_live']);
+      assert.equal(await fresh.source('run_gone'), undefined);
+      assert.equal(await fresh.source('run_live'), 'fetch_page');
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('asks for side effects of supervised agents, and for requiresApproval tools below trusted', async () => {
     await using files = await database();
     const storage = await files.open();

@@ -34,6 +34,28 @@ export class RunTaint {
     this.#known.set(runId, tool);
   }
 
+  /** Forgets an ended run's mark: nothing of it can call a tool again. */
+  async forget(runId: string): Promise<void> {
+    this.#known.delete(runId);
+    await this.#store.delete(`${TAINT_PREFIX}${runId}`);
+  }
+
+  /**
+   * Forgets the marks of runs that ended while nobody listened (the node was down); resolves
+   * with how many. Run at start.
+   */
+  async forgetEnded(ended: (runId: string) => Promise<boolean>): Promise<number> {
+    let forgotten = 0;
+    for (const [key] of await this.#store.list(TAINT_PREFIX)) {
+      const runId = key.slice(TAINT_PREFIX.length);
+      if (await ended(runId)) {
+        await this.forget(runId);
+        forgotten += 1;
+      }
+    }
+    return forgotten;
+  }
+
   /** The tool whose content tainted the run, or `undefined`. */
   async source(runId: string): Promise<string | undefined> {
     const known = this.#known.get(runId);
