@@ -7,7 +7,12 @@ import type { JsonObject } from '../../src/platform/storage/ports/json-value.ts'
 import { FINAL_RUN_STATUSES, type RunRecord } from '../../src/platform/storage/ports/run-store.ts';
 import { type KeelNode, startNode } from '../../src/runtime/node.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
-import { CODER_SCRIPT, createRepository, gitOutput } from '../support/coder-fixture.ts';
+import {
+  CODER_SCRIPT,
+  coderManifest,
+  createRepository,
+  gitOutput,
+} from '../support/coder-fixture.ts';
 import { runKeel } from '../support/keel-process.ts';
 import { silentLogger } from '../support/silent-logger.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
@@ -45,27 +50,7 @@ coder = ["mock/coder-model"]
     logger: silentLogger(),
   });
   try {
-    await node.runtime.deploy(
-      {
-        apiVersion: 'keel.dev/v1',
-        id: 'coder',
-        version: '1.0.0',
-        program: { builtin: 'coder' },
-        trust,
-        capabilities: [
-          { kind: 'llm.chat', resource: 'coder' },
-          { kind: 'tool.call', resource: 'read_file' },
-          { kind: 'tool.call', resource: 'edit_file', limits: { paths: ['*.js'] } },
-          { kind: 'tool.call', resource: 'verify' },
-          { kind: 'tool.call', resource: 'git_checkpoint' },
-          { kind: 'log' },
-        ],
-        models: { default: 'coder' },
-        tools: ['read_file', 'edit_file', 'verify', 'git_checkpoint'],
-        workspace: { path: repository, verify: 'node --test' },
-      } satisfies JsonObject,
-      'test',
-    );
+    await node.runtime.deploy(coderManifest(trust, repository), 'test');
     await test(node, repository);
   } finally {
     await node.close('test done');

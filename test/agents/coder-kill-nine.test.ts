@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ApprovalRecord } from '../../src/platform/storage/ports/approval-store.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
-import { CODER_SCRIPT, createRepository, gitOutput } from '../support/coder-fixture.ts';
+import {
+  CODER_SCRIPT,
+  coderManifest,
+  createRepository,
+  gitOutput,
+} from '../support/coder-fixture.ts';
 import { runKeel, type StartedKeel, startKeel } from '../support/keel-process.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
@@ -34,25 +39,8 @@ describe('the coding agent under kill -9', { timeout: 180_000 }, () => {
     const manifest = join(directory.path, 'coder.json');
     await writeFile(
       manifest,
-      JSON.stringify({
-        apiVersion: 'keel.dev/v1',
-        id: 'coder',
-        version: '1.0.0',
-        program: { builtin: 'coder' },
-        // Supervised: every side effect waits for a human, which gives the test its moments.
-        trust: 'supervised',
-        capabilities: [
-          { kind: 'llm.chat', resource: 'coder' },
-          { kind: 'tool.call', resource: 'read_file' },
-          { kind: 'tool.call', resource: 'edit_file', limits: { paths: ['*.js'] } },
-          { kind: 'tool.call', resource: 'verify' },
-          { kind: 'tool.call', resource: 'git_checkpoint' },
-          { kind: 'log' },
-        ],
-        models: { default: 'coder' },
-        tools: ['read_file', 'edit_file', 'verify', 'git_checkpoint'],
-        workspace: { path: repository, verify: 'node --test' },
-      }),
+      // Supervised: every side effect waits for a human, which gives the test its moments.
+      JSON.stringify(coderManifest('supervised', repository)),
     );
     const at = ['--data-dir', dataDirectory];
     const start = () => startKeel([...at, '--port', '0'], { timeoutMs: 30_000 });

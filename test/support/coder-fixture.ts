@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { JsonObject } from '../../src/platform/storage/ports/json-value.ts';
 import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
 
 const run = promisify(execFile);
@@ -58,3 +59,25 @@ export const CODER_SCRIPT = parseMockScript({
     },
   ],
 });
+
+/** The coder's manifest over a repository, at a trust level (unsigned: development mode). */
+export function coderManifest(trust: 'autonomous' | 'supervised', repository: string): JsonObject {
+  return {
+    apiVersion: 'keel.dev/v1',
+    id: 'coder',
+    version: '1.0.0',
+    program: { builtin: 'coder' },
+    trust,
+    capabilities: [
+      { kind: 'llm.chat', resource: 'coder' },
+      { kind: 'tool.call', resource: 'read_file' },
+      { kind: 'tool.call', resource: 'edit_file', limits: { paths: ['*.js'] } },
+      { kind: 'tool.call', resource: 'verify' },
+      { kind: 'tool.call', resource: 'git_checkpoint' },
+      { kind: 'log' },
+    ],
+    models: { default: 'coder' },
+    tools: ['read_file', 'edit_file', 'verify', 'git_checkpoint'],
+    workspace: { path: repository, verify: 'node --test' },
+  };
+}
