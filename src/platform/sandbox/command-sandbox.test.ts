@@ -159,7 +159,8 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
     const ps = promisify(execFile);
     for (let tries = 0; tries < 200; tries += 1) {
       const { stdout } = await ps('ps', ['-eo', 'args']);
-      if (stdout.includes('sleep 37')) break;
+      // The sleep itself, not the shell whose script names it.
+      if (stdout.split('\n').some((line) => line.startsWith('sleep 37'))) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.ok((await started.signal('SIGTERM')) >= 2, 'the shell and its sleep got SIGTERM');
@@ -170,6 +171,35 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
     assert.equal(await started.signal('SIGTERM'), 0);
     const { stdout } = await ps('ps', ['-eo', 'args']);
     assert.doesNotMatch(stdout, /sleep 37/);
+  });
+
+  it('without bubblewrap, signals the command it spawned and its children through the cgroup', async () => {
+    // Without bubblewrap nothing holds the command until it is in its cgroup: a child forked
+    // in its first moments escapes it. This one starts its child later.
+    const script = "trap 'echo got-term; exit 7' TERM; sleep 0.3; sleep 38 & wait";
+    const lines: string[] = [];
+    const started = await startSandboxedCommand({
+      ...options(['sh', '-c', script], {
+        timeoutMs: 20_000,
+        required: false,
+        report: { ...report, bubblewrap: { available: false, detail: 'left out by this test' } },
+      }),
+      onOutput: (_stream, chunk) => lines.push(chunk.toString('utf8')),
+    });
+    assert.ok(!started.applied.includes('bubblewrap'));
+    const ps = promisify(execFile);
+    for (let tries = 0; tries < 200; tries += 1) {
+      const { stdout } = await ps('ps', ['-eo', 'args']);
+      // The sleep itself, not the shell whose script names it.
+      if (stdout.split('\n').some((line) => line.startsWith('sleep 38'))) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(await started.signal('SIGTERM'), 2, "the shell (Keel's child) and its sleep");
+    const result = await started.result;
+    assert.equal(result.exitCode, 7, result.stderr);
+    assert.match(lines.join(''), /got-term/);
+    const { stdout } = await ps('ps', ['-eo', 'args']);
+    assert.doesNotMatch(stdout, /sleep 38/);
   });
 
   it('kills a started command with SIGKILL', async () => {

@@ -389,8 +389,8 @@ export interface SandboxedProcess {
    * Sends `signal` to the command and every process it started, and to nothing else: the
    * command's cgroup is frozen while it is signalled (see `WorkerCgroup.signal`), so a pid that
    * ended meanwhile can never be a stranger's. Resolves with how many processes got it (0 once
-   * ended). `SIGKILL` always works; other signals need the freezer cgroup
-   * (`KEEL_SANDBOX_UNAVAILABLE` without it).
+   * ended). `SIGKILL` always works; other signals need the freezer cgroup to reach more than
+   * the command itself (with bubblewrap and no freezer: `KEEL_SANDBOX_UNAVAILABLE`).
    */
   signal(signal: NodeJS.Signals): Promise<number>;
 }
@@ -466,19 +466,20 @@ export async function startSandboxedCommand(
           supervised.killAll();
           return 1;
         }
-        if (!bubblewrapped) {
-          // The command is Keel's own child: Node never signals a child it has reaped.
-          return child.kill(signal) ? 1 : 0;
-        }
-        if (cgroup === undefined) {
+        // Keel's own child is signalled through Node, which never signals a child it reaped;
+        // everything below it through the frozen cgroup. With bubblewrap the child is the
+        // sandbox itself, and so is its pid 1: neither is the command.
+        const own = !bubblewrapped && child.kill(signal) ? 1 : 0;
+        if (cgroup?.directories.freezer === undefined) {
+          if (!bubblewrapped) return own;
           throw new KeelError(
             'KEEL_SANDBOX_UNAVAILABLE',
-            'without a cgroup a signal could reach a reused pid; only SIGKILL is possible here',
+            'without a freezer cgroup a signal could reach a reused pid; only SIGKILL is possible here',
           );
         }
         const except =
           sandboxPid === undefined ? [child.pid as number] : [child.pid as number, sandboxPid];
-        return cgroup.signal(signal, except);
+        return own + (await cgroup.signal(signal, except));
       },
     };
   } catch (error) {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { KeelError } from '../../../platform/errors/keel-error.ts';
+import { isKeelError, KeelError } from '../../../platform/errors/keel-error.ts';
 import type {
   SandboxedCommandResult,
   SandboxedProcess,
@@ -238,8 +238,9 @@ export class ProcessSupervisor {
     }
     try {
       await current.signal(signal);
-    } catch {
+    } catch (error) {
       // No freezer here: only a kill is safe.
+      if (!isKeelError(error) || error.code !== 'KEEL_SANDBOX_UNAVAILABLE') throw error;
       await current.signal('SIGKILL');
     }
     const ended = await Promise.race([
