@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
@@ -10,7 +10,7 @@ import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts
 import {
   CODER_SCRIPT,
   coderManifest,
-  createRepository,
+  createCoderSetting,
   gitOutput,
 } from '../support/coder-fixture.ts';
 import { runKeel } from '../support/keel-process.ts';
@@ -23,27 +23,10 @@ async function withCoderNode(
 ): Promise<void> {
   await using directory = await temporaryDirectory('keel-coder-');
   await using mock = await MockLlmServer.start({ script: CODER_SCRIPT });
-  const dataDirectory = join(directory.path, 'data');
-  const repository = join(directory.path, 'repository');
-  await mkdir(dataDirectory, { mode: 0o700 });
-  await createRepository(repository);
-  await writeFile(
-    join(dataDirectory, 'config.toml'),
-    `[log]
-level = "silent"
-
-[agents]
-development = true
-
-[models.providers.mock]
-kind = "openai-compatible"
-base_url = "${mock.openAiBaseUrl}"
-max_tokens_field = "max_tokens"
-
-[models.aliases]
-coder = ["mock/coder-model"]
-`,
-    { mode: 0o600 },
+  const { dataDirectory, repository } = await createCoderSetting(
+    directory.path,
+    mock.openAiBaseUrl,
+    { silent: true },
   );
   const node = await startNode({
     loaded: await loadConfiguration({ dataDirectory }),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ApprovalRecord } from '../../src/platform/storage/ports/approval-store.ts';
@@ -7,7 +7,7 @@ import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts
 import {
   CODER_SCRIPT,
   coderManifest,
-  createRepository,
+  createCoderSetting,
   gitOutput,
 } from '../support/coder-fixture.ts';
 import { runKeel, type StartedKeel, startKeel } from '../support/keel-process.ts';
@@ -27,14 +27,9 @@ describe('the coding agent under kill -9', { timeout: 180_000 }, () => {
   it('survives the node being killed mid-task and finishes the task once, with an intact audit chain', async () => {
     await using directory = await temporaryDirectory('keel-coder-kill-');
     await using mock = await MockLlmServer.start({ script: CODER_SCRIPT });
-    const dataDirectory = join(directory.path, 'data');
-    const repository = join(directory.path, 'repository');
-    await mkdir(dataDirectory, { mode: 0o700 });
-    await createRepository(repository);
-    await writeFile(
-      join(dataDirectory, 'config.toml'),
-      `[agents]\ndevelopment = true\n\n[models.providers.mock]\nkind = "openai-compatible"\nbase_url = "${mock.openAiBaseUrl}"\nmax_tokens_field = "max_tokens"\n\n[models.aliases]\ncoder = ["mock/coder-model"]\n`,
-      { mode: 0o600 },
+    const { dataDirectory, repository } = await createCoderSetting(
+      directory.path,
+      mock.openAiBaseUrl,
     );
     const manifest = join(directory.path, 'coder.json');
     await writeFile(

@@ -10,7 +10,7 @@ const run = promisify(execFile);
 const UNPRIVILEGED = 65534;
 
 /** A small repository whose test fails: `add` subtracts. */
-export async function createRepository(path: string): Promise<void> {
+async function createRepository(path: string): Promise<void> {
   await mkdir(path, { recursive: true });
   await writeFile(join(path, 'sum.js'), 'export function add(a, b) {\n  return a - b;\n}\n');
   await writeFile(
@@ -80,4 +80,26 @@ export function coderManifest(trust: 'autonomous' | 'supervised', repository: st
     tools: ['read_file', 'edit_file', 'verify', 'git_checkpoint'],
     workspace: { path: repository, verify: 'node --test' },
   };
+}
+
+/**
+ * A data directory (in development mode, its model the mock at `mockBaseUrl`) and the coder's
+ * repository, side by side in `folder`.
+ */
+export async function createCoderSetting(
+  folder: string,
+  mockBaseUrl: string,
+  options: { readonly silent?: boolean } = {},
+): Promise<{ readonly dataDirectory: string; readonly repository: string }> {
+  const dataDirectory = join(folder, 'data');
+  const repository = join(folder, 'repository');
+  await mkdir(dataDirectory, { mode: 0o700 });
+  await createRepository(repository);
+  const log = options.silent === true ? '[log]\nlevel = "silent"\n\n' : '';
+  await writeFile(
+    join(dataDirectory, 'config.toml'),
+    `${log}[agents]\ndevelopment = true\n\n[models.providers.mock]\nkind = "openai-compatible"\nbase_url = "${mockBaseUrl}"\nmax_tokens_field = "max_tokens"\n\n[models.aliases]\ncoder = ["mock/coder-model"]\n`,
+    { mode: 0o600 },
+  );
+  return { dataDirectory, repository };
 }

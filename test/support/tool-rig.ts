@@ -95,16 +95,7 @@ export async function createToolRig(
     },
     async call(tools, agentId, tool, args, runId) {
       calls += 1;
-      const context: ExecutionContext = {
-        agentId,
-        runId,
-        seq: runId === undefined ? undefined : calls,
-        idempotencyKey: `test-${calls}`,
-        signal: new AbortController().signal,
-        logger: silentLogger(),
-        reportUsage: () => undefined,
-        progress: () => undefined,
-      };
+      const context = toolCallContext(agentId, runId, calls);
       const executor = tools.executor(60_000);
       const result = await executor.doExecute(
         { kind: 'tool.call', resource: tool, params: args },
@@ -115,5 +106,31 @@ export async function createToolRig(
     async [Symbol.asyncDispose]() {
       await directory[Symbol.asyncDispose]();
     },
+  };
+}
+
+/**
+ * The context the gate gives an executor, for calling one directly: the run's step is `seq`
+ * (none outside a run), the idempotency key is derived from it.
+ *
+ * @example
+ * ```ts
+ * await executor.doExecute(intent, toolCallContext('agent_1', 'run_1', 3));
+ * ```
+ */
+export function toolCallContext(
+  agentId: string,
+  runId: string | undefined,
+  seq: number,
+): ExecutionContext {
+  return {
+    agentId,
+    runId,
+    seq: runId === undefined ? undefined : seq,
+    idempotencyKey: `test-${seq}`,
+    signal: new AbortController().signal,
+    logger: silentLogger(),
+    reportUsage: () => undefined,
+    progress: () => undefined,
   };
 }
