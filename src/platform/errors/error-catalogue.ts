@@ -373,6 +373,24 @@ export const ERROR_CATALOGUE = Object.freeze({
     'no model provider is configured',
     'add a provider and an alias under [models] in config.toml (an API key secret or an Ollama URL), or try `keel start --demo`',
   ),
+  KEEL_ESTOP_ENGAGED: entry(
+    423,
+    false,
+    'the emergency stop is engaged: no motion is allowed',
+    'find and clear the cause, then release it with `keel estop --release` (see docs/robotics.md)',
+  ),
+  KEEL_HAL_FAULT: entry(
+    502,
+    false,
+    'a hardware driver failed or reported a fault',
+    'check the device and its driver log; the body was driven to zero energy',
+  ),
+  KEEL_BRIDGE_UNAVAILABLE: entry(
+    503,
+    true,
+    'the robot bridge (rosbridge or MQTT) is not connected',
+    'check that the bridge endpoint is up; Keel reconnects with backoff on its own',
+  ),
 } satisfies Record<string, ErrorCatalogueEntry>);
 
 /** A stable Keel error code. */
