@@ -170,6 +170,49 @@ describe('matchCapability', () => {
     assert.equal(drive('0.1', 0), false);
   });
 
+  it('bounds a trajectory by its maxSpeed under maxLinear, at and just past the limit', () => {
+    const compiled = grants({
+      grant: { kind: 'hal.drive', limits: { maxLinear: 0.5, maxAngular: 1.0 } },
+    });
+    const follow = (maxSpeed: unknown) =>
+      matchCapability(
+        compiled,
+        {
+          kind: 'hal.drive',
+          resource: 'trajectory',
+          params: { points: [{ x: 1, y: 0 }], maxSpeed },
+        },
+        NOW,
+      ).allowed;
+    assert.equal(follow(0.5), true);
+    assert.equal(follow(0.5001), false);
+    assert.equal(follow(undefined), false);
+  });
+
+  it('keeps an arm target inside the granted workspace box, edges included', () => {
+    const compiled = grants({
+      grant: {
+        kind: 'hal.arm',
+        limits: { workspace: { min: { x: 0, y: -0.3, z: 0 }, max: { x: 0.4, y: 0.3, z: 0.5 } } },
+      },
+    });
+    const reach = (x: number, y: number, z: unknown) =>
+      matchCapability(compiled, { kind: 'hal.arm', resource: 'arm', params: { x, y, z } }, NOW)
+        .allowed;
+    assert.equal(reach(0.4, -0.3, 0.5), true);
+    assert.equal(reach(0.4001, 0, 0.2), false);
+    assert.equal(reach(0.2, 0, -0.0001), false);
+    assert.equal(reach(0.2, 0, 'high'), false);
+    assert.throws(
+      () =>
+        parseCapabilityGrant({
+          kind: 'hal.arm',
+          limits: { workspace: { min: { x: 1, y: 0, z: 0 }, max: { x: 0, y: 1, z: 1 } } },
+        }),
+      /workspace min must not exceed max/,
+    );
+  });
+
   it('accepts only whole positive token counts under a maxTokens limit', () => {
     const compiled = grants({ grant: { kind: 'llm.chat', limits: { maxTokens: 100 } } });
     const chat = (maxOutputTokens: unknown) =>

@@ -32,11 +32,33 @@ const LimitsSchema = z.strictObject({
   models: patternList.optional(),
   /** Upper bound of the `maxOutputTokens` parameter (`llm.chat`), which it makes required. */
   maxTokens: z.number().int().positive().optional(),
-  /** `hal.drive {maxLinear: 0.5}`: bound on the absolute `linear` parameter (m/s). */
+  /**
+   * `hal.drive {maxLinear: 0.5}`: bound on the absolute `linear` parameter (m/s), or on
+   * `maxSpeed` for a trajectory (an intent with `points` and no `linear`).
+   */
   maxLinear: z.number().finite().nonnegative().optional(),
-  /** `hal.drive {maxAngular: 1.0}`: bound on the absolute `angular` parameter (rad/s). */
+  /**
+   * `hal.drive {maxAngular: 1.0}`: bound on the absolute `angular` parameter (rad/s). A
+   * trajectory has no `angular`; its turn rate is bounded by the body's own speed caps.
+   */
   maxAngular: z.number().finite().nonnegative().optional(),
+  /** `hal.arm {workspace: {min: {x,y,z}, max: {x,y,z}}}`: the `x`, `y`, `z` target in a box (m). */
+  workspace: z
+    .strictObject({ min: pointSchema(), max: pointSchema() })
+    .refine(
+      (box) => box.min.x <= box.max.x && box.min.y <= box.max.y && box.min.z <= box.max.z,
+      'workspace min must not exceed max',
+    )
+    .optional(),
 });
+
+function pointSchema() {
+  return z.strictObject({
+    x: z.number().finite(),
+    y: z.number().finite(),
+    z: z.number().finite(),
+  });
+}
 
 export type CapabilityLimits = z.output<typeof LimitsSchema>;
 
@@ -178,6 +200,25 @@ function maximumLimit(parameter: string, limit: number, kind: 'count' | 'magnitu
   };
 }
 
+function isTrajectory(params: Readonly<Record<string, unknown>>): boolean {
+  return params.linear === undefined && Array.isArray(params.points);
+}
+
+function workspaceLimit(box: NonNullable<CapabilityLimits['workspace']>): LimitCheck {
+  return (params) => {
+    for (const axis of ['x', 'y', 'z'] as const) {
+      const value = params[axis];
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        return `parameter ${axis} must be a finite number under the workspace limit`;
+      }
+      if (value < box.min[axis] || value > box.max[axis]) {
+        return `${axis} ${value} is outside the granted workspace [${box.min[axis]}, ${box.max[axis]}]`;
+      }
+    }
+    return undefined;
+  };
+}
+
 function compileLimits(limits: CapabilityLimits): LimitCheck[] {
   const checks: LimitCheck[] = [];
   if (limits.commands)
@@ -192,10 +233,20 @@ function compileLimits(limits: CapabilityLimits): LimitCheck[] {
   }
   if (limits.maxTokens !== undefined)
     checks.push(maximumLimit('maxOutputTokens', limits.maxTokens, 'count'));
-  if (limits.maxLinear !== undefined)
-    checks.push(maximumLimit('linear', limits.maxLinear, 'magnitude'));
-  if (limits.maxAngular !== undefined)
-    checks.push(maximumLimit('angular', limits.maxAngular, 'magnitude'));
+  if (limits.maxLinear !== undefined) {
+    const linear = maximumLimit('linear', limits.maxLinear, 'magnitude');
+    const trajectory = maximumLimit('maxSpeed', limits.maxLinear, 'magnitude');
+    checks.push((params, resource) =>
+      isTrajectory(params) ? trajectory(params, resource) : linear(params, resource),
+    );
+  }
+  if (limits.maxAngular !== undefined) {
+    const angular = maximumLimit('angular', limits.maxAngular, 'magnitude');
+    checks.push((params, resource) =>
+      isTrajectory(params) ? undefined : angular(params, resource),
+    );
+  }
+  if (limits.workspace !== undefined) checks.push(workspaceLimit(limits.workspace));
   return checks;
 }
 
