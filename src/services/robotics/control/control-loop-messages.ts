@@ -1,0 +1,69 @@
+/** The messages between the brain and the control loop thread (besides the shared mailbox). */
+
+import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
+import type { ImuReading, OdometryReading } from '../hal/hal-drivers.ts';
+
+export type ToLoopMessage =
+  | {
+      readonly type: 'trajectory';
+      readonly id: number;
+      readonly points: ReadonlyArray<{ readonly x: number; readonly y: number }>;
+      readonly maxSpeed: number;
+    }
+  | {
+      readonly type: 'arm';
+      readonly id: number;
+      readonly x: number;
+      readonly y: number;
+      readonly z: number;
+    }
+  | {
+      readonly type: 'relay';
+      readonly id: number;
+      readonly relayId: string;
+      readonly state: boolean;
+    }
+  | { readonly type: 'stop-motion'; readonly id: number }
+  | { readonly type: 'capture'; readonly id: number }
+  | { readonly type: 'timing'; readonly id: number };
+
+export interface LoopScan {
+  readonly frameId: string;
+  readonly stampMs: number;
+  readonly angleMin: number;
+  readonly angleIncrement: number;
+  readonly rangeMin: number;
+  readonly rangeMax: number;
+  readonly ranges: Float32Array;
+}
+
+export type FromLoopMessage =
+  | { readonly type: 'ready' }
+  | {
+      readonly type: 'sensors';
+      readonly scan: LoopScan;
+      readonly odometry: OdometryReading;
+      readonly imu: ImuReading;
+    }
+  | { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | {
+      readonly type: 'reply';
+      readonly id: number;
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string };
+    }
+  | {
+      readonly type: 'trajectory-end';
+      readonly id: number;
+      readonly outcome: 'reached' | 'stopped' | 'replaced' | 'blocked';
+    }
+  | { readonly type: 'arm-joints'; readonly joints: ArmJoints }
+  | { readonly type: 'fault'; readonly message: string };
+
+/** Timing of the loop, for the jitter benchmark and `keel robot status`. */
+export interface LoopTiming {
+  readonly ticks: number;
+  readonly overruns: number;
+  /** |actual − scheduled| start of each tick, ms, newest last (bounded). */
+  readonly lateness: number[];
+}

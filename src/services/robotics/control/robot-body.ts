@@ -1,0 +1,310 @@
+import { once } from 'node:events';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { KeelError } from '../../../platform/errors/keel-error.ts';
+import type { Logger } from '../../../platform/observability/logger.ts';
+import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
+import type { CameraFrame } from '../hal/hal-drivers.ts';
+import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
+import type { FromLoopMessage, LoopTiming, ToLoopMessage } from './control-loop-messages.ts';
+import type { ControlLoopWorkerData } from './control-loop-worker.ts';
+import { type BodyState, ControlMailbox, type EstopReason } from './control-mailbox.ts';
+
+export interface RobotBodyOptions {
+  readonly world: unknown;
+  readonly robot?: SimRobotOptions;
+  /** Control loop rate, Hz (1–1000; default 100). */
+  readonly rateHz?: number;
+  readonly commandTimeoutMs?: number;
+  readonly maxLinear?: number;
+  readonly maxAngular?: number;
+  readonly reflexStopDistance?: number;
+  readonly sensorRateHz?: number;
+  /** How long a request to the loop (arm, relay, trajectory) may take, ms. */
+  readonly requestTimeoutMs?: number;
+  readonly logger: Logger;
+}
+
+export type SensorMessage = Extract<FromLoopMessage, { type: 'sensors' }>;
+export type TrajectoryOutcome = Extract<FromLoopMessage, { type: 'trajectory-end' }>['outcome'];
+
+type Pending = { resolve(value: unknown): void; reject(error: Error): void; timer: NodeJS.Timeout };
+
+/**
+ * The robot's body as the brain sees it: a control loop thread that owns the HAL drivers,
+ * the shared e-stop latch, and the requests the brain may make of it. The latch lives in the
+ * brain's shared memory, so it stays set (and every motion refused) even after the loop
+ * thread died; a dead loop also sets it, with the reason `fault`.
+ *
+ * @example
+ * ```ts
+ * const body = await RobotBody.start({ world, logger });
+ * body.drive(0.3, 0);
+ * body.engage('operator');   // every actuator to zero energy, every motion refused
+ * await body.close();
+ * ```
+ */
+export class RobotBody implements AsyncDisposable {
+  readonly mailbox: ControlMailbox;
+  readonly rateHz: number;
+  readonly #worker: Worker;
+  readonly #port: MessageChannel['port1'];
+  readonly #pending = new Map<number, Pending>();
+  readonly #sensorListeners = new Set<(message: SensorMessage) => void>();
+  readonly #trajectoryWaiters = new Map<number, (outcome: TrajectoryOutcome) => void>();
+  readonly #requestTimeoutMs: number;
+  readonly #logger: Logger;
+  #nextId = 1;
+  #exited = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    worker: Worker,
+    port: MessageChannel['port1'],
+    mailbox: ControlMailbox,
+    rateHz: number,
+    options: RobotBodyOptions,
+  ) {
+    this.#worker = worker;
+    this.#port = port;
+    this.mailbox = mailbox;
+    this.rateHz = rateHz;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 2000;
+    this.#logger = options.logger;
+    port.on('message', (message: FromLoopMessage) => this.#receive(message));
+    worker.on('error', (error) => {
+      this.#logger.error({ err: error }, 'the control loop failed');
+    });
+    worker.on('exit', (code) => {
+      this.#exited = true;
+      if (this.#closing === undefined) {
+        this.mailbox.engage('fault');
+        this.#logger.error({ code }, 'the control loop stopped unexpectedly: e-stop engaged');
+      }
+      for (const pending of this.#pending.values()) {
+        clearTimeout(pending.timer);
+        pending.reject(new KeelError('KEEL_HAL_FAULT', 'the control loop stopped'));
+      }
+      this.#pending.clear();
+      for (const waiter of this.#trajectoryWaiters.values()) waiter('stopped');
+      this.#trajectoryWaiters.clear();
+      port.close();
+    });
+  }
+
+  /** Starts the control loop thread and resolves once it ticks. */
+  static async start(options: RobotBodyOptions): Promise<RobotBody> {
+    const rateHz = options.rateHz ?? 100;
+    if (!Number.isInteger(rateHz) || rateHz < 1 || rateHz > 1000) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', 'the control loop rate must be 1–1000 Hz');
+    }
+    const mailbox = ControlMailbox.create();
+    const channel = new MessageChannel();
+    const workerData: ControlLoopWorkerData = {
+      buffer: mailbox.buffer,
+      port: channel.port2,
+      rateHz,
+      world: options.world,
+      robot: options.robot ?? {},
+      commandTimeoutMs: options.commandTimeoutMs ?? 500,
+      maxLinear: options.maxLinear ?? 1,
+      maxAngular: options.maxAngular ?? 1.5,
+      reflexStopDistance: options.reflexStopDistance ?? 0.4,
+      sensorRateHz: options.sensorRateHz ?? 10,
+    };
+    const worker = new Worker(new URL('./control-loop-worker.ts', import.meta.url), {
+      workerData,
+      transferList: [channel.port2],
+      name: 'keel-control-loop',
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (message: FromLoopMessage) => {
+        if (message.type !== 'ready') return;
+        channel.port1.off('message', onMessage);
+        resolve();
+      };
+      channel.port1.on('message', onMessage);
+      worker.once('error', reject);
+      worker.once('exit', () =>
+        reject(new KeelError('KEEL_HAL_FAULT', 'the control loop ended while starting')),
+      );
+    });
+    try {
+      await ready;
+    } catch (error) {
+      await worker.terminate();
+      throw new KeelError('KEEL_HAL_FAULT', 'the control loop could not start', { cause: error });
+    }
+    return new RobotBody(worker, channel.port1, mailbox, rateHz, options);
+  }
+
+  get engaged(): boolean {
+    return this.mailbox.engaged;
+  }
+
+  get estopReason(): EstopReason {
+    return this.mailbox.reason;
+  }
+
+  /** Sets the e-stop latch: the loop drives every actuator to zero energy on its next tick. */
+  engage(reason: Exclude<EstopReason, 'none'>): boolean {
+    return this.mailbox.engage(reason);
+  }
+
+  /** Clears the latch (the caller audits it as an operator action). Refused on a dead loop. */
+  release(): boolean {
+    if (this.#exited) {
+      throw new KeelError(
+        'KEEL_HAL_FAULT',
+        'the control loop is not running; restart the node before releasing the e-stop',
+      );
+    }
+    return this.mailbox.release();
+  }
+
+  state(): BodyState | undefined {
+    return this.mailbox.readState();
+  }
+
+  /** Sets a velocity command; the loop drops it after its command timeout unless refreshed. */
+  drive(linear: number, angular: number): void {
+    this.#assertMayMove();
+    this.mailbox.writeVelocity(linear, angular);
+  }
+
+  /** Starts following waypoints; `outcome` settles when the loop ends the trajectory. */
+  async followTrajectory(
+    points: ReadonlyArray<{ x: number; y: number }>,
+    maxSpeed: number,
+  ): Promise<{ id: number; outcome: Promise<TrajectoryOutcome> }> {
+    this.#assertMayMove();
+    const id = this.#nextId;
+    const outcome = new Promise<TrajectoryOutcome>((resolve) =>
+      this.#trajectoryWaiters.set(id, resolve),
+    );
+    await this.#request({ type: 'trajectory', id, points, maxSpeed });
+    return { id, outcome };
+  }
+
+  async moveEndEffector(target: { x: number; y: number; z: number }): Promise<ArmJoints> {
+    this.#assertMayMove();
+    return this.#request({ type: 'arm', id: this.#nextId, ...target }) as Promise<ArmJoints>;
+  }
+
+  async setRelay(relayId: string, state: boolean): Promise<unknown> {
+    if (state) this.#assertMayMove();
+    return this.#request({ type: 'relay', id: this.#nextId, relayId, state });
+  }
+
+  stopMotion(): Promise<unknown> {
+    return this.#request({ type: 'stop-motion', id: this.#nextId });
+  }
+
+  capture(): Promise<CameraFrame> {
+    return this.#request({ type: 'capture', id: this.#nextId }) as Promise<CameraFrame>;
+  }
+
+  timing(): Promise<LoopTiming> {
+    return this.#request({ type: 'timing', id: this.#nextId }) as Promise<LoopTiming>;
+  }
+
+  /** Calls `listener` with every sensor sweep (LiDAR, odometry, IMU); returns the unsubscribe. */
+  onSensors(listener: (message: SensorMessage) => void): () => void {
+    this.#sensorListeners.add(listener);
+    return () => this.#sensorListeners.delete(listener);
+  }
+
+  /** Stops the loop; it drives every actuator to zero energy before it exits. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#exited) return;
+      const exited = once(this.#worker, 'exit');
+      this.mailbox.requestShutdown();
+      const timer = setTimeout(() => {
+        void this.#worker.terminate();
+      }, 2000);
+      await exited;
+      clearTimeout(timer);
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #assertMayMove(): void {
+    if (this.mailbox.engaged) {
+      throw new KeelError('KEEL_ESTOP_ENGAGED', undefined, {
+        details: { reason: this.mailbox.reason },
+      });
+    }
+    if (this.#exited) throw new KeelError('KEEL_HAL_FAULT', 'the control loop is not running');
+  }
+
+  #request(message: ToLoopMessage): Promise<unknown> {
+    if (this.#exited)
+      return Promise.reject(new KeelError('KEEL_HAL_FAULT', 'the control loop is not running'));
+    this.#nextId += 1;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(message.id);
+        reject(
+          new KeelError('KEEL_TIMEOUT', `the control loop did not answer ${message.type} in time`),
+        );
+      }, this.#requestTimeoutMs);
+      this.#pending.set(message.id, { resolve, reject, timer });
+      this.#port.postMessage(message);
+    });
+  }
+
+  #receive(message: FromLoopMessage): void {
+    switch (message.type) {
+      case 'sensors':
+        for (const listener of this.#sensorListeners) {
+          try {
+            listener(message);
+          } catch (error) {
+            this.#logger.warn({ err: error }, 'a sensor listener failed');
+          }
+        }
+        return;
+      case 'reply': {
+        const pending = this.#pending.get(message.id);
+        if (pending === undefined) return;
+        this.#pending.delete(message.id);
+        clearTimeout(pending.timer);
+        if (message.ok) pending.resolve(message.value);
+        else pending.reject(new KeelError(codeOf(message.error.code), message.error.message));
+        return;
+      }
+      case 'trajectory-end': {
+        const waiter = this.#trajectoryWaiters.get(message.id);
+        this.#trajectoryWaiters.delete(message.id);
+        waiter?.(message.outcome);
+        return;
+      }
+      case 'fault':
+        this.mailbox.engage('fault');
+        this.#logger.error(
+          { fault: message.message },
+          'the control loop reported a fault: e-stop engaged',
+        );
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+function codeOf(
+  code: string,
+): 'KEEL_ESTOP_ENGAGED' | 'KEEL_NOT_FOUND' | 'KEEL_INVALID_ARGUMENT' | 'KEEL_HAL_FAULT' {
+  switch (code) {
+    case 'KEEL_ESTOP_ENGAGED':
+    case 'KEEL_NOT_FOUND':
+    case 'KEEL_INVALID_ARGUMENT':
+      return code;
+    default:
+      return 'KEEL_HAL_FAULT';
+  }
+}
