@@ -8,7 +8,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import type { BenchRow } from './bench-support.ts';
 
-const SUITES = ['boot', 'gate', 'audit-append', 'router', 'agent-loop', 'tools'] as const;
+const SUITES = [
+  'boot',
+  'gate',
+  'audit-append',
+  'router',
+  'agent-loop',
+  'tools',
+  'control-loop',
+] as const;
 
 const filter = process.argv[2];
 const results: Array<{ suite: string; rows: BenchRow[] }> = [];

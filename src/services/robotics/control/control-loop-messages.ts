@@ -38,7 +38,7 @@ export interface LoopScan {
 }
 
 export type FromLoopMessage =
-  | { readonly type: 'ready' }
+  | { readonly type: 'ready'; readonly threadId: number | undefined }
   | {
       readonly type: 'sensors';
       readonly scan: LoopScan;

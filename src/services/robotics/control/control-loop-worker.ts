@@ -6,6 +6,7 @@
  * to zero energy first.
  */
 
+import { readlinkSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
 import { HalRegistry } from '../hal/hal-registry.ts';
@@ -55,6 +56,17 @@ function nearestAhead(scan: LoopScan, cone: number): number {
     if (range < nearest) nearest = range;
   }
   return nearest;
+}
+
+/** This thread's Linux thread id, so the brain can raise its scheduling priority. */
+function ownThreadId(): number | undefined {
+  try {
+    // Start-up only: /proc/thread-self names this thread's task directory.
+    const task = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    return Number.isSafeInteger(task) ? task : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function runLoop(data: ControlLoopWorkerData): void {
@@ -223,7 +235,7 @@ function runLoop(data: ControlLoopWorkerData): void {
     });
   };
 
-  post({ type: 'ready' });
+  post({ type: 'ready', threadId: ownThreadId() });
   try {
     while (!mailbox.shutdownRequested) {
       const at = now();

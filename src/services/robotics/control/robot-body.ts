@@ -8,6 +8,7 @@ import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
 import type { FromLoopMessage, LoopTiming, ToLoopMessage } from './control-loop-messages.ts';
 import type { ControlLoopWorkerData } from './control-loop-worker.ts';
 import { type BodyState, ControlMailbox, type EstopReason } from './control-mailbox.ts';
+import { raiseThreadPriority, type ThreadPriority } from './raise-thread-priority.ts';
 
 export interface RobotBodyOptions {
   readonly world: unknown;
@@ -19,6 +20,11 @@ export interface RobotBodyOptions {
   readonly maxAngular?: number;
   readonly reflexStopDistance?: number;
   readonly sensorRateHz?: number;
+  /**
+   * SCHED_FIFO priority to ask for the loop thread (1–99; default 40), or `false` to leave
+   * it at normal priority. Without CAP_SYS_NICE it falls back to a raised nice level.
+   */
+  readonly realtimePriority?: number | false;
   /** How long a request to the loop (arm, relay, trajectory) may take, ms. */
   readonly requestTimeoutMs?: number;
   readonly logger: Logger;
@@ -46,6 +52,11 @@ type Pending = { resolve(value: unknown): void; reject(error: Error): void; time
 export class RobotBody implements AsyncDisposable {
   readonly mailbox: ControlMailbox;
   readonly rateHz: number;
+  /** How the loop thread is scheduled (real-time FIFO where the host allows it). */
+  scheduling: { priority: ThreadPriority; detail: string } = {
+    priority: 'normal',
+    detail: 'not yet raised',
+  };
   readonly #worker: Worker;
   readonly #port: MessageChannel['port1'];
   readonly #pending = new Map<number, Pending>();
@@ -116,11 +127,11 @@ export class RobotBody implements AsyncDisposable {
       transferList: [channel.port2],
       name: 'keel-control-loop',
     });
-    const ready = new Promise<void>((resolve, reject) => {
+    const ready = new Promise<number | undefined>((resolve, reject) => {
       const onMessage = (message: FromLoopMessage) => {
         if (message.type !== 'ready') return;
         channel.port1.off('message', onMessage);
-        resolve();
+        resolve(message.threadId);
       };
       channel.port1.on('message', onMessage);
       worker.once('error', reject);
@@ -128,13 +139,29 @@ export class RobotBody implements AsyncDisposable {
         reject(new KeelError('KEEL_HAL_FAULT', 'the control loop ended while starting')),
       );
     });
+    let threadId: number | undefined;
     try {
-      await ready;
+      threadId = await ready;
     } catch (error) {
       await worker.terminate();
       throw new KeelError('KEEL_HAL_FAULT', 'the control loop could not start', { cause: error });
     }
-    return new RobotBody(worker, channel.port1, mailbox, rateHz, options);
+    const body = new RobotBody(worker, channel.port1, mailbox, rateHz, options);
+    const realtime = options.realtimePriority ?? 40;
+    if (realtime === false) {
+      body.scheduling = { priority: 'normal', detail: 'normal priority (as configured)' };
+    } else if (threadId === undefined) {
+      body.scheduling = { priority: 'normal', detail: 'normal priority (thread id unknown)' };
+    } else {
+      body.scheduling = await raiseThreadPriority(threadId, realtime);
+    }
+    if (body.scheduling.priority === 'normal') {
+      options.logger.warn(
+        { scheduling: body.scheduling.detail },
+        'the control loop runs at normal priority: other load on this machine can delay its ticks',
+      );
+    }
+    return body;
   }
 
   get engaged(): boolean {
