@@ -1,0 +1,127 @@
+import type { Logger } from '../../../platform/observability/logger.ts';
+import { planarTransform, rigidTransform } from '../geometry/rigid-transform.ts';
+import type { ImuReading, LaserScan, OdometryReading } from '../hal/hal-drivers.ts';
+import { OccupancyOctree } from './occupancy-octree.ts';
+import { type FusedEstimate, OdometryImuFusion } from './odometry-imu-fusion.ts';
+import { ScanProjector } from './scan-projector.ts';
+import { TransformTree } from './transform-tree.ts';
+
+/** Where the LiDAR sits on the base: centred, this high, m. */
+const LIDAR_HEIGHT = 0.2;
+
+/**
+ * The robot's picture of itself and its surroundings, fed from the body's sensor sweeps: the
+ * odometry and IMU fused into a pose (a complementary filter, see `odometry-imu-fusion.ts`;
+ * the control loop fuses at its own rate and sends its estimate with each sweep),
+ * the transform tree `world → odom → base_link → laser`, and every LiDAR scan projected
+ * through it into the occupancy octree, which clears space its beams pass through.
+ *
+ * @example
+ * ```ts
+ * const perception = new RobotPerception({ x: 0, y: 0, yaw: 0 }, logger);
+ * body.onSensors((sweep) => perception.ingest(sweep));
+ * perception.map().nearestObstacle({ x: 1, y: 0, z: 0.2 }, 3);
+ * ```
+ */
+export class RobotPerception {
+  readonly transforms = new TransformTree();
+  readonly #octree = new OccupancyOctree();
+  readonly #fusion: OdometryImuFusion;
+  readonly #projector: ScanProjector;
+  readonly #logger: Logger;
+  #estimate: FusedEstimate | undefined;
+  #scans = 0;
+  #rejected = 0;
+
+  constructor(start: { x: number; y: number; yaw: number }, logger: Logger) {
+    this.#logger = logger;
+    this.#fusion = new OdometryImuFusion({ initialPose: start });
+    this.transforms.setStatic('world', 'odom', planarTransform(0, 0, 0));
+    this.transforms.setStatic(
+      'base_link',
+      'laser',
+      rigidTransform({ x: 0, y: 0, z: LIDAR_HEIGHT }, { w: 1, x: 0, y: 0, z: 0 }),
+    );
+    this.#projector = new ScanProjector({ transforms: this.transforms, octree: this.#octree });
+  }
+
+  /**
+   * Takes one sensor sweep: the pose the control loop fused (or, from a sensor source that
+   * sends none, the odometry and IMU fused here), moves `base_link`, inserts the scan.
+   */
+  ingest(sweep: {
+    scan: LaserScan;
+    odometry: OdometryReading;
+    imu: ImuReading;
+    estimate?: FusedEstimate;
+  }): void {
+    const imu =
+      sweep.imu.yaw === undefined
+        ? { yawRate: sweep.imu.yawRate }
+        : { yawRate: sweep.imu.yawRate, yaw: sweep.imu.yaw };
+    const estimate =
+      sweep.estimate ??
+      this.#fusion.update({
+        stampMs: sweep.odometry.stampMs,
+        odometry: { linear: sweep.odometry.linear, angular: sweep.odometry.angular },
+        imu,
+      });
+    this.#estimate = estimate;
+    this.transforms.set(
+      'odom',
+      'base_link',
+      planarTransform(estimate.x, estimate.y, estimate.yaw),
+      sweep.odometry.stampMs,
+    );
+    try {
+      this.#projector.insert(sweep.scan);
+      this.#scans += 1;
+    } catch (error) {
+      this.#rejected += 1;
+      this.#logger.warn({ err: error }, 'a LiDAR scan could not be projected into the map');
+    }
+  }
+
+  /** The fused pose and velocity, or `undefined` before the first sweep. */
+  estimate(): FusedEstimate | undefined {
+    return this.#estimate;
+  }
+
+  map(): OccupancyOctree {
+    return this.#octree;
+  }
+
+  get statistics(): { scans: number; rejected: number; voxels: number } {
+    return { scans: this.#scans, rejected: this.#rejected, voxels: this.#octree.occupiedCount() };
+  }
+
+  /**
+   * Occupied cells around `(x, y)` within `radius`, on a grid of `cell` metres (one entry per
+   * occupied grid cell, at most `limit`): what a planner needs, small enough for a syscall.
+   */
+  obstaclesAround(
+    x: number,
+    y: number,
+    radius: number,
+    cell = 0.2,
+    limit = 4000,
+  ): Array<[number, number]> {
+    const points = this.#octree.occupiedInBox(
+      { x: x - radius, y: y - radius, z: 0.02 },
+      { x: x + radius, y: y + radius, z: 1.5 },
+      limit * 8,
+    );
+    const seen = new Set<string>();
+    const cells: Array<[number, number]> = [];
+    for (const point of points) {
+      const cellX = Math.round(point.x / cell) * cell;
+      const cellY = Math.round(point.y / cell) * cell;
+      const key = `${cellX.toFixed(3)},${cellY.toFixed(3)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      cells.push([Number(cellX.toFixed(3)), Number(cellY.toFixed(3))]);
+      if (cells.length >= limit) break;
+    }
+    return cells;
+  }
+}
