@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_LOCAL_SERVICES } from '../../platform/net/probe-tcp-service.ts';
 import { TRUST_LEVELS, type TrustLevel } from '../../platform/storage/ports/agent-store.ts';
 import { type ModelsConfiguration, ModelsSection } from './models-configuration.ts';
+import { type RoboticsConfiguration, RoboticsSection } from './robotics-configuration.ts';
 import {
   type AgentsConfiguration,
   AgentsSection,
@@ -133,6 +134,7 @@ export const ConfigurationFileSchema = z.strictObject({
   models: ModelsSection.prefault({}),
   agents: AgentsSection.prefault({}),
   runtime: RuntimeSection.prefault({}),
+  robotics: RoboticsSection.prefault({}),
 });
 
 export type ConfigurationFile = z.output<typeof ConfigurationFileSchema>;
@@ -198,6 +200,7 @@ export interface Configuration {
   readonly models: ModelsConfiguration;
   readonly agents: AgentsConfiguration;
   readonly runtime: RuntimeConfiguration;
+  readonly robotics: RoboticsConfiguration;
 }
 
 /** The config file Keel writes into a new data directory. */
@@ -281,4 +284,24 @@ heartbeat_interval_ms = 1000
 watchdog_timeout_ms = 10000
 restart_budget = 10     # restarts of one agent per window before it stays crashed
 restart_window_seconds = 60
+
+[robotics]
+enabled = false         # drive the simulated robot body (control loop, e-stop, hal.* syscalls)
+# world_file = "worlds/yard.json"   # the sim world; absent: the built-in demo yard
+rate_hz = 100           # control loop rate (up to 1000)
+command_timeout_ms = 500   # a velocity command not refreshed within this long is dropped
+realtime_priority = 40  # SCHED_FIFO for the control loop thread (0: normal priority)
+robot_id = "rover-1"
+
+[robotics.safety]
+max_linear = 0.8        # m/s
+max_angular = 1.5       # rad/s
+max_linear_acceleration = 1
+max_angular_acceleration = 3
+acceleration_window_seconds = 0.5
+# geofence = [[-10, -10], [10, -10], [10, 10], [-10, 10]]
+collision_horizon_seconds = 1.5
+footprint_radius = 0.25
+safety_margin = 0.05
+manual_override_ms = 5000
 `;

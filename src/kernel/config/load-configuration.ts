@@ -21,6 +21,7 @@ import {
 } from './configuration-schema.ts';
 import { toModelsConfiguration } from './models-configuration.ts';
 import { readPrivateToml, statOrUndefined } from './read-private-toml.ts';
+import { toRoboticsConfiguration } from './robotics-configuration.ts';
 import { toAgentsConfiguration, toRuntimeConfiguration } from './runtime-configuration.ts';
 import { SecretStore } from './secrets.ts';
 
@@ -298,6 +299,7 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
     models: toModelsConfiguration(file.models),
     agents: toAgentsConfiguration(file.agents),
     runtime: toRuntimeConfiguration(file.runtime),
+    robotics: toRoboticsConfiguration(file.robotics),
   });
 }
 

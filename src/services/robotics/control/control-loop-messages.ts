@@ -27,6 +27,15 @@ export type ToLoopMessage =
   | { readonly type: 'capture'; readonly id: number }
   | { readonly type: 'timing'; readonly id: number };
 
+export interface FusedPose {
+  readonly x: number;
+  readonly y: number;
+  readonly yaw: number;
+  readonly linear: number;
+  readonly angular: number;
+  readonly stampMs: number;
+}
+
 export interface LoopScan {
   readonly frameId: string;
   readonly stampMs: number;
@@ -44,6 +53,8 @@ export type FromLoopMessage =
       readonly scan: LoopScan;
       readonly odometry: OdometryReading;
       readonly imu: ImuReading;
+      /** Odometry and IMU fused in the loop (a complementary filter), at the scan's stamp. */
+      readonly estimate: FusedPose;
     }
   | { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }
   | {

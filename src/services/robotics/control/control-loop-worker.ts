@@ -12,6 +12,7 @@ import { KeelError } from '../../../platform/errors/keel-error.ts';
 import { HalRegistry } from '../hal/hal-registry.ts';
 import { SimRobot, type SimRobotOptions } from '../hal/sim/sim-robot.ts';
 import { SimWorld } from '../hal/sim/sim-world.ts';
+import { OdometryImuFusion } from '../perception/odometry-imu-fusion.ts';
 import type { FromLoopMessage, LoopScan, ToLoopMessage } from './control-loop-messages.ts';
 import { ControlMailbox } from './control-mailbox.ts';
 import { TrajectoryFollower } from './trajectory-follower.ts';
@@ -75,6 +76,9 @@ function runLoop(data: ControlLoopWorkerData): void {
   const post = (message: FromLoopMessage) => port.postMessage(message);
   const robot = new SimRobot(new SimWorld(data.world), data.robot);
   const hal = new HalRegistry(robot.drivers, () => mailbox.engaged);
+  // Odometry and IMU fused at the loop's own rate: the trajectory follower steers by it, and
+  // the brain's perception takes it with each sensor sweep.
+  const fusion = new OdometryImuFusion({ initialPose: robot.base.pose });
   const follower = new TrajectoryFollower({
     maxLinear: data.maxLinear,
     maxAngular: data.maxAngular,
@@ -188,7 +192,7 @@ function runLoop(data: ControlLoopWorkerData): void {
           angular = command[2] ?? 0;
         }
       } else if (mode === 2) {
-        const step = follower.step(robot.odometry.read(at));
+        const step = follower.step({ ...fusion.estimate, stampMs: at });
         if (step === undefined) {
           endTrajectory('reached');
           mode = 0;
@@ -212,10 +216,32 @@ function runLoop(data: ControlLoopWorkerData): void {
       else hal.drive({ linear: 0, angular: 0 }, at);
     }
     robot.step(dtSeconds, at);
+    const odometry = robot.odometry.read(at);
+    const imu = robot.imu.read(at);
+    fusion.update({
+      stampMs: at,
+      odometry: { linear: odometry.linear, angular: odometry.angular },
+      imu:
+        imu.yaw === undefined ? { yawRate: imu.yawRate } : { yawRate: imu.yawRate, yaw: imu.yaw },
+    });
     if (ticks % sensorEvery === 0) {
       const scan = robot.scan(at);
       ahead = nearestAhead(scan, Math.PI / 6);
-      post({ type: 'sensors', scan, odometry: robot.odometry.read(at), imu: robot.imu.read(at) });
+      const estimate = fusion.estimate;
+      post({
+        type: 'sensors',
+        scan,
+        odometry,
+        imu,
+        estimate: {
+          x: estimate.x,
+          y: estimate.y,
+          yaw: estimate.yaw,
+          linear: estimate.linear,
+          angular: estimate.angular,
+          stampMs: at,
+        },
+      });
     }
     const state = robot.state();
     mailbox.writeState({

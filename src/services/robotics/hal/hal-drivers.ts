@@ -67,6 +67,8 @@ export interface ImuReading {
   readonly yawRate: number;
   /** Forward acceleration, m/s². */
   readonly forwardAcceleration: number;
+  /** Absolute heading from a magnetometer or fused orientation, rad, when the IMU has one. */
+  readonly yaw?: number;
 }
 
 export interface ImuDriver extends HalDriverBase {

@@ -50,6 +50,7 @@ export const SimRobotSchema = z.strictObject({
       gyroNoise: z.number().finite().nonnegative().default(0.01),
       gyroBias: z.number().finite().default(0.005),
       accelerometerNoise: z.number().finite().nonnegative().default(0.02),
+      compassNoise: z.number().finite().nonnegative().default(0.02),
     })
     .prefault({}),
   /** Battery drain: fraction of a full charge per metre driven and per second idle. */

@@ -143,6 +143,8 @@ export interface SimNoise {
   /** Constant gyro bias, rad/s. */
   readonly gyroBias: number;
   readonly accelerometerNoise: number;
+  /** Standard deviation of the absolute heading (compass), rad. */
+  readonly compassNoise: number;
 }
 
 /**
@@ -241,6 +243,7 @@ export class SimImu implements ImuDriver {
         this.#acceleration,
         this.#noise.accelerometerNoise,
       ),
+      yaw: this.#random.gaussian(this.#base.pose.yaw, this.#noise.compassNoise),
     };
   }
 }

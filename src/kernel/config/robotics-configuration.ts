@@ -1,0 +1,116 @@
+import { z } from 'zod';
+
+const finite = z.number().finite();
+const positive = finite.positive();
+const point3 = z.strictObject({ x: finite, y: finite, z: finite });
+
+/** `[robotics.safety]`: the motion safety kernel's limits (a grant can only narrow them). */
+const SafetySection = z.strictObject({
+  max_linear: positive.default(0.8),
+  max_angular: positive.default(1.5),
+  max_linear_acceleration: positive.default(1),
+  max_angular_acceleration: positive.default(3),
+  acceleration_window_seconds: positive.default(0.5),
+  workspace_min: point3.default({ x: -0.5, y: -0.5, z: 0 }),
+  workspace_max: point3.default({ x: 0.5, y: 0.5, z: 0.8 }),
+  /** The polygon the base must stay inside, `[[x, y], …]` in the world frame. */
+  geofence: z
+    .array(z.tuple([finite, finite]))
+    .min(3)
+    .max(1000)
+    .optional(),
+  collision_horizon_seconds: positive.max(60).default(1.5),
+  footprint_radius: positive.default(0.25),
+  safety_margin: finite.nonnegative().default(0.05),
+  manual_override_ms: z.number().int().positive().max(3_600_000).default(5000),
+});
+
+/** `[robotics]`: the robot body this node drives (the simulator, for now). */
+export const RoboticsSection = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** The sim world, a JSON file (see docs/robotics.md); absent: the built-in demo yard. */
+  world_file: z.string().min(1).max(4096).optional(),
+  /** Control loop rate, Hz. */
+  rate_hz: z.number().int().min(10).max(1000).default(100),
+  /** A velocity command not refreshed within this long is dropped (ms). */
+  command_timeout_ms: z.number().int().min(20).max(10_000).default(500),
+  /** SCHED_FIFO priority for the control loop thread; 0 leaves it at normal priority. */
+  realtime_priority: z.number().int().min(0).max(99).default(40),
+  /** The robot's id on the fleet bus and in MQTT topics. */
+  robot_id: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/)
+    .default('rover-1'),
+  safety: SafetySection.prefault({}),
+});
+
+export type RoboticsFile = z.output<typeof RoboticsSection>;
+
+/** The motion safety kernel's limits, in the shape the rules use. */
+export interface MotionSafetySettings {
+  readonly maxLinear: number;
+  readonly maxAngular: number;
+  readonly maxLinearAcceleration: number;
+  readonly maxAngularAcceleration: number;
+  readonly accelerationWindowSeconds: number;
+  readonly workspace: {
+    readonly min: { readonly x: number; readonly y: number; readonly z: number };
+    readonly max: { readonly x: number; readonly y: number; readonly z: number };
+  };
+  readonly geofence: ReadonlyArray<{ readonly x: number; readonly y: number }> | undefined;
+  readonly collision: {
+    readonly horizonSeconds: number;
+    readonly footprintRadius: number;
+    readonly safetyMargin: number;
+    readonly zMin: number;
+    readonly zMax: number;
+  };
+  readonly manualOverrideMs: number;
+}
+
+export interface RoboticsConfiguration {
+  readonly enabled: boolean;
+  readonly worldFile: string | undefined;
+  readonly rateHz: number;
+  readonly commandTimeoutMs: number;
+  readonly realtimePriority: number;
+  readonly robotId: string;
+  readonly safety: MotionSafetySettings;
+}
+
+/**
+ * Converts `[robotics]` to its runtime shape.
+ *
+ * @example
+ * ```ts
+ * toRoboticsConfiguration(RoboticsSection.parse({ enabled: true }));
+ * ```
+ */
+export function toRoboticsConfiguration(file: RoboticsFile): RoboticsConfiguration {
+  const safety = file.safety;
+  return {
+    enabled: file.enabled,
+    worldFile: file.world_file,
+    rateHz: file.rate_hz,
+    commandTimeoutMs: file.command_timeout_ms,
+    realtimePriority: file.realtime_priority,
+    robotId: file.robot_id,
+    safety: {
+      maxLinear: safety.max_linear,
+      maxAngular: safety.max_angular,
+      maxLinearAcceleration: safety.max_linear_acceleration,
+      maxAngularAcceleration: safety.max_angular_acceleration,
+      accelerationWindowSeconds: safety.acceleration_window_seconds,
+      workspace: { min: safety.workspace_min, max: safety.workspace_max },
+      geofence: safety.geofence?.map(([x, y]) => ({ x, y })),
+      collision: {
+        horizonSeconds: safety.collision_horizon_seconds,
+        footprintRadius: safety.footprint_radius,
+        safetyMargin: safety.safety_margin,
+        zMin: 0.02,
+        zMax: 1.5,
+      },
+      manualOverrideMs: safety.manual_override_ms,
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { ExecutorResult, SyscallExecutor, SyscallIntent } from '../../kernel/gate/syscall.ts';
+import type { EventBus } from '../../platform/bus/event-bus.ts';
+import { defineTopic } from '../../platform/bus/topic.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import type { RobotBody } from './control/robot-body.ts';
+import type { FleetTaskBoard } from './fleet/fleet-task-board.ts';
+import type { RobotPerception } from './perception/robot-perception.ts';
+
+/** Peer and broadcast messages between robots (reliable: none may be lost). */
+export const FLEET_MESSAGES = defineTopic<{
+  readonly from: string;
+  readonly to: string;
+  readonly message: string;
+  readonly at: number;
+}>('fleet.messages', 'reliable');
+
+export interface RobotExecutorParts {
+  readonly robotId: string;
+  readonly body: RobotBody;
+  readonly perception: RobotPerception;
+  readonly board: FleetTaskBoard;
+  readonly bus: EventBus;
+  readonly now: () => number;
+}
+
+function finite(intent: SyscallIntent, name: string): number {
+  const value = intent.params[name];
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', `parameter ${name} must be a finite number`);
+  }
+  return value;
+}
+
+function text(intent: SyscallIntent, name: string, max: number): string {
+  const value = intent.params[name];
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `parameter ${name} must be text of 1–${max} characters`,
+    );
+  }
+  return value;
+}
+
+const done = (value: JsonValue): ExecutorResult => ({ value });
+
+/**
+ * The executors of the robot syscalls. They run only after the gate's capability check and
+ * the motion safety rules passed; the body checks the e-stop latch once more itself.
+ * `hal.observe` is read-only: the fused pose, the body's state and the obstacles nearby.
+ *
+ * @example
+ * ```ts
+ * for (const executor of robotExecutors(parts)) kernel.registerExecutor(executor);
+ * ```
+ */
+export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
+  const { body, perception } = parts;
+  return [
+    {
+      specificationVersion: 'v1',
+      kind: 'hal.drive',
+      timeoutMs: 5000,
+      doExecute: async (intent) => {
+        if (intent.resource === 'trajectory') {
+          const points = intent.params.points as Array<{ x: number; y: number }>;
+          const { id } = await body.followTrajectory(points, finite(intent, 'maxSpeed'));
+          return done({ trajectory: id, accepted: true, waypoints: points.length });
+        }
+        body.drive(finite(intent, 'linear'), finite(intent, 'angular'));
+        return done({ linear: finite(intent, 'linear'), angular: finite(intent, 'angular') });
+      },
+    },
+    {
+      specificationVersion: 'v1',
+      kind: 'hal.arm',
+      timeoutMs: 5000,
+      doExecute: async (intent) => {
+        const joints = await body.moveEndEffector({
+          x: finite(intent, 'x'),
+          y: finite(intent, 'y'),
+          z: finite(intent, 'z'),
+        });
+        return done({ joints: { ...joints } });
+      },
+    },
+    {
+      specificationVersion: 'v1',
+      kind: 'hal.relay',
+      timeoutMs: 5000,
+      doExecute: async (intent) => {
+        if (typeof intent.params.state !== 'boolean') {
+          throw new KeelError('KEEL_INVALID_ARGUMENT', 'parameter state must be true or false');
+        }
+        await body.setRelay(intent.resource, intent.params.state);
+        return done({ relayId: intent.resource, state: intent.params.state });
+      },
+    },
+    {
+      specificationVersion: 'v1',
+      kind: 'hal.observe',
+      timeoutMs: 5000,
+      // `waitMs` (≤ 2000): wait that long first, or less once the body falls idle (a
+      // trajectory ended), so an agent can poll without flooding its journal.
+      doExecute: async (intent, context) => {
+        const waitMs =
+          typeof intent.params.waitMs === 'number'
+            ? Math.min(2000, Math.max(0, intent.params.waitMs))
+            : 0;
+        const until = parts.now() + waitMs;
+        while (parts.now() < until && !context.signal.aborted) {
+          if ((body.state()?.mode ?? 0) === 0 && waitMs > 0 && parts.now() > until - waitMs + 20)
+            break;
+          await delay(Math.min(20, Math.max(1, until - parts.now())));
+        }
+        const estimate = perception.estimate();
+        const state = body.state();
+        const radius = Math.min(
+          20,
+          Math.max(0.5, typeof intent.params.radius === 'number' ? intent.params.radius : 6),
+        );
+        return done({
+          robotId: parts.robotId,
+          pose: estimate === undefined ? null : { x: estimate.x, y: estimate.y, yaw: estimate.yaw },
+          linear: estimate?.linear ?? 0,
+          angular: estimate?.angular ?? 0,
+          battery: state?.battery ?? null,
+          charging: state?.charging === 1,
+          mode:
+            state === undefined
+              ? 'unknown'
+              : (['idle', 'velocity', 'trajectory'][state.mode] ?? 'unknown'),
+          waypoint: state?.waypoint ?? 0,
+          nearestAhead: state === undefined || state.nearestAhead < 0 ? null : state.nearestAhead,
+          estop: { engaged: body.engaged, reason: body.engaged ? body.estopReason : null },
+          obstacles:
+            estimate === undefined
+              ? []
+              : perception.obstaclesAround(estimate.x, estimate.y, radius),
+        });
+      },
+    },
+    {
+      specificationVersion: 'v1',
+      kind: 'hitl',
+      // The question went to the approvals inbox (the policy asks a human for every `hitl`);
+      // the operator answers by approving with `--set answer=…`.
+      doExecute: async (intent) => {
+        const answer = intent.params.answer;
+        return done({
+          question: text(intent, 'question', 2000),
+          answer: typeof answer === 'string' ? answer.slice(0, 4000) : null,
+        });
+      },
+    },
+    {
+      specificationVersion: 'v1',
+      kind: 'fleet.message',
+      doExecute: async (intent, context) => {
+        await parts.bus.publish(FLEET_MESSAGES, {
+          from: context.agentId,
+          to: intent.resource,
+          message: text(intent, 'message', 4000),
+          at: parts.now(),
+        });
+        return done({ delivered: true, to: intent.resource });
+      },
+    },
+    {
+      specificationVersion: 'v1',
+      kind: 'fleet.tasks',
+      doExecute: async (intent, context) => {
+        const claim = intent.params.claim;
+        if (typeof claim === 'string') {
+          return done({ ...(await parts.board.claim(claim, context.agentId, parts.now())) });
+        }
+        if (intent.params.list === true) {
+          return done({ tasks: (await parts.board.list()).map((task) => ({ ...task })) });
+        }
+        const task = await parts.board.post(
+          context.agentId,
+          {
+            title: text(intent, 'title', 200),
+            description:
+              typeof intent.params.description === 'string'
+                ? intent.params.description.slice(0, 4000)
+                : '',
+          },
+          parts.now(),
+        );
+        return done({ ...task });
+      },
+    },
+  ];
+}
