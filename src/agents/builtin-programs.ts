@@ -1,5 +1,6 @@
 import type { AgentProgram } from '../runtime/worker/agent-program.ts';
 import { coderProgram } from './coder/coder-program.ts';
+import { roverProgram } from './rover/rover-program.ts';
 import { toolLoopProgram } from './tool-loop/tool-loop-program.ts';
 
 /**
@@ -13,4 +14,5 @@ import { toolLoopProgram } from './tool-loop/tool-loop-program.ts';
 export const BUILTIN_PROGRAMS: ReadonlyMap<string, AgentProgram> = new Map([
   [toolLoopProgram.name, toolLoopProgram],
   [coderProgram.name, coderProgram],
+  [roverProgram.name, roverProgram],
 ]);

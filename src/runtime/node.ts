@@ -27,6 +27,7 @@ import {
   type SqliteStorage,
 } from '../platform/storage/sqlite/sqlite-storage.ts';
 import { createModelProviders, ModelService } from '../services/models/model-service.ts';
+import { RobotService } from '../services/robotics/robot-service.ts';
 import {
   createClockExecutor,
   logExecutor,
@@ -97,6 +98,8 @@ export class KeelNode implements AsyncDisposable {
   readonly kernel: Kernel;
   readonly runtime: AgentRuntime;
   readonly logger: Logger;
+  /** The robot this node drives, when `[robotics]` is enabled. */
+  readonly robot: RobotService | undefined;
   readonly #control: ControlServer;
   readonly #lock: LockHandle;
   #closing: Promise<void> | undefined;
@@ -111,6 +114,7 @@ export class KeelNode implements AsyncDisposable {
     control: ControlServer;
     logger: Logger;
     lock: LockHandle;
+    robot: RobotService | undefined;
   }) {
     this.id = parts.id;
     this.loaded = parts.loaded;
@@ -121,6 +125,7 @@ export class KeelNode implements AsyncDisposable {
     this.#control = parts.control;
     this.logger = parts.logger;
     this.#lock = parts.lock;
+    this.robot = parts.robot;
   }
 
   get actor(): string {
@@ -160,6 +165,8 @@ export class KeelNode implements AsyncDisposable {
       [
         () => this.#control.close(),
         () => this.runtime.close(),
+        // Before the kernel: the body reaches zero energy while its audit can still be written.
+        async () => this.robot?.close(),
         () => this.kernel.close(),
         () =>
           this.kernel.audit
@@ -294,6 +301,25 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       createFetchTool(configuration.tools.fetch),
       ...(options.tools ?? []),
     ]);
+    const robot = configuration.robotics.enabled
+      ? await RobotService.start({
+          configuration: configuration.robotics,
+          bus,
+          keyValues: storage.keyValues,
+          audit: (entry) => kernel.audit.record(entry),
+          logger: options.logger.child({ component: 'robotics' }),
+          now: () => clock.now(),
+        })
+      : undefined;
+    if (robot !== undefined) {
+      closers.push(() => robot.close());
+      for (const rule of robot.rules) kernel.verifier.register(rule);
+      // AskHuman: every question goes to the approvals inbox; the answer is the approval's edit.
+      kernel.approvalPolicy.addSource(
+        'hitl',
+        () => 'the agent asks a human; answer with `keel approvals approve <id> --set answer=…`',
+      );
+    }
     const taint = new RunTaint(storage.keyValues, () => clock.now());
     kernel.approvalPolicy.addSource('tool.call', toolApprovalSource(tools, taint));
     for (const executor of [
@@ -302,6 +328,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       logExecutor,
       tools.executor(configuration.gate.defaultTimeoutMs, (runId, tool) => taint.mark(runId, tool)),
       ...models.executors,
+      ...(robot?.executors ?? []),
       ...(options.executors ?? []),
     ]) {
       kernel.registerExecutor(executor);
@@ -369,10 +396,22 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       bus,
       logger,
       redactor,
+      robot,
     });
     closers.push(() => control.close());
     logger.info({ nodeId: id, dataDirectory: configuration.dataDirectory }, 'node started');
-    return new KeelNode({ id, loaded, storage, bus, kernel, runtime, control, logger, lock });
+    return new KeelNode({
+      id,
+      loaded,
+      storage,
+      bus,
+      kernel,
+      runtime,
+      control,
+      logger,
+      lock,
+      robot,
+    });
   } catch (error) {
     await closeInOrder([...closers].reverse(), logger).catch((closeError: unknown) =>
       logger.error({ err: closeError }, 'cleaning up after a failed start also failed'),

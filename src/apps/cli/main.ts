@@ -8,6 +8,7 @@ import { registerBudgetCommands } from './commands/budget-commands.ts';
 import { registerDoctorCommand } from './commands/doctor-command.ts';
 import { registerKeygenCommand } from './commands/keygen-command.ts';
 import { registerMockLlmCommand } from './commands/mock-llm-command.ts';
+import { registerRobotCommands } from './commands/robot-commands.ts';
 import { registerRunCommands } from './commands/run-commands.ts';
 import { registerStartCommand } from './commands/start-command.ts';
 import { registerStorageCommands } from './commands/storage-commands.ts';
@@ -36,6 +37,7 @@ export function createProgram(): Command {
   registerKeygenCommand(program);
   registerAgentCommands(program);
   registerRunCommands(program);
+  registerRobotCommands(program);
   registerApprovalCommands(program);
   program.addHelpText(
     'after',

@@ -8,6 +8,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import { FINAL_RUN_STATUSES, type RunStatus } from '../../platform/storage/ports/run-store.ts';
+import type { RobotService } from '../../services/robotics/robot-service.ts';
 import type { AgentRuntime } from '../agent-runtime.ts';
 import { RUN_STATUS, RUN_STEPS } from '../runs/run-topics.ts';
 import { encodeFrame, FrameDecoder } from '../worker/frame-codec.ts';
@@ -125,6 +126,24 @@ const RequestSchema = z.discriminatedUnion('method', [
         .optional(),
     }),
   }),
+  z.strictObject({
+    id: z.number().int(),
+    method: z.literal('robot.status'),
+    params: z.strictObject({}),
+  }),
+  z.strictObject({
+    id: z.number().int(),
+    method: z.literal('robot.estop'),
+    params: z.strictObject({
+      release: z.boolean().default(false),
+      note: z.string().max(2000).optional(),
+    }),
+  }),
+  z.strictObject({
+    id: z.number().int(),
+    method: z.literal('robot.teleop'),
+    params: z.strictObject({ linear: z.number().finite(), angular: z.number().finite() }),
+  }),
 ]);
 
 type ControlRequest = z.output<typeof RequestSchema>;
@@ -133,6 +152,8 @@ export interface ControlServerOptions {
   readonly path: string;
   readonly runtime: AgentRuntime;
   readonly approvals: ApprovalService;
+  /** The node's robot, when `[robotics]` is enabled. */
+  readonly robot?: RobotService | undefined;
   readonly bus: EventBus;
   readonly logger: Logger;
   readonly redactor: SecretRedactor;
@@ -247,6 +268,16 @@ export class ControlServer {
     });
   }
 
+  #robot(): RobotService {
+    const robot = this.#options.robot;
+    if (robot === undefined) {
+      throw new KeelError('KEEL_NOT_FOUND', 'this node drives no robot', {
+        hint: 'set [robotics] enabled = true in config.toml and restart the node',
+      });
+    }
+    return robot;
+  }
+
   async #handle(
     request: ControlRequest,
     send: (message: unknown) => void,
@@ -317,6 +348,20 @@ export class ControlServer {
           request.params.note,
           request.params.paramEdits as JsonObject | undefined,
         );
+      case 'robot.status':
+        return this.#robot().status();
+      case 'robot.estop': {
+        const robot = this.#robot();
+        if (request.params.release) {
+          const released = await robot.release(actor, request.params.note);
+          return { engaged: robot.body.engaged, changed: released };
+        }
+        const already = await robot.engage('operator', actor);
+        return { engaged: robot.body.engaged, changed: !already };
+      }
+      case 'robot.teleop':
+        await this.#robot().teleop(request.params.linear, request.params.angular, actor);
+        return this.#robot().status();
     }
   }
 

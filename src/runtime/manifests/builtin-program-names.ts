@@ -8,4 +8,4 @@
  * BUILTIN_PROGRAM_NAMES.includes('tool-loop'); // true
  * ```
  */
-export const BUILTIN_PROGRAM_NAMES: readonly string[] = Object.freeze(['tool-loop', 'coder']);
+export const BUILTIN_PROGRAM_NAMES: readonly string[] = Object.freeze(['tool-loop', 'coder', 'rover']);

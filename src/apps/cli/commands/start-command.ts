@@ -94,6 +94,11 @@ async function start(output: Output, options: StartOptions): Promise<number> {
   });
   let stopping = false;
   const stop = (reason: string, code: number): void => {
+    // The body first, before anything that could wait: Ctrl-C, SIGTERM and a fatal fault all
+    // set the e-stop latch, so every actuator goes to zero energy on the loop's next tick.
+    node?.robot?.body.engage(
+      reason === 'fatal' ? 'fault' : reason.startsWith('SIG') ? 'signal' : 'shutdown',
+    );
     if (stopping) return;
     stopping = true;
     const deadline = setTimeout(() => {
