@@ -22,6 +22,8 @@ export function roverManifest(settings: JsonObject = {}): JsonObject {
       { kind: 'hal.observe', resource: 'rover-1' },
       { kind: 'hal.drive', resource: '*', limits: { maxLinear: 5, maxAngular: 3 } },
       { kind: 'hitl', resource: 'operator' },
+      { kind: 'fleet.message', resource: '*' },
+      { kind: 'fleet.tasks', resource: 'board' },
       { kind: 'log' },
     ],
     models: { default: 'brain' },

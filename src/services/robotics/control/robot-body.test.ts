@@ -146,6 +146,20 @@ describe('RobotBody exit paths', () => {
     assert.throws(() => body.drive(0.1, 0), { code: 'KEEL_HAL_FAULT' });
   });
 
+  it('keeps the latch set, and refuses every motion, once the loop thread is gone', async () => {
+    const body = await RobotBody.start({ world: WORLD, logger: silentLogger() });
+    try {
+      await body.kill('watchdog');
+      assert.equal(body.engaged, true);
+      assert.equal(body.estopReason, 'watchdog');
+      assert.throws(() => body.drive(0.1, 0), { code: 'KEEL_ESTOP_ENGAGED' });
+      assert.throws(() => body.release(), { code: 'KEEL_HAL_FAULT' });
+      assert.equal(body.engaged, true, 'a dead loop cannot be released');
+    } finally {
+      await body.close();
+    }
+  });
+
   it('refuses a rate outside 1–1000 Hz and a world it cannot build', async () => {
     await assert.rejects(RobotBody.start({ world: WORLD, rateHz: 5000, logger: silentLogger() }), {
       code: 'KEEL_INVALID_ARGUMENT',

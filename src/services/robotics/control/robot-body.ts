@@ -25,6 +25,11 @@ export interface RobotBodyOptions {
    * it at normal priority. Without CAP_SYS_NICE it falls back to a raised nice level.
    */
   readonly realtimePriority?: number | false;
+  /**
+   * The watchdog: when the loop has not ticked for this long, the e-stop is set (reason
+   * `watchdog`) and the loop thread is terminated. Default 500 ms.
+   */
+  readonly watchdogMs?: number;
   /** How long a request to the loop (arm, relay, trajectory) may take, ms. */
   readonly requestTimeoutMs?: number;
   readonly logger: Logger;
@@ -66,6 +71,9 @@ export class RobotBody implements AsyncDisposable {
   readonly #logger: Logger;
   #nextId = 1;
   #exited = false;
+  readonly #watchdog: NodeJS.Timeout;
+  #lastTicks = -1;
+  #lastTickSeenAt = performance.now();
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -82,13 +90,17 @@ export class RobotBody implements AsyncDisposable {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 2000;
     this.#logger = options.logger;
     port.on('message', (message: FromLoopMessage) => this.#receive(message));
+    const watchdogMs = options.watchdogMs ?? 500;
+    this.#watchdog = setInterval(() => this.#checkLoop(watchdogMs), Math.max(10, watchdogMs / 5));
+    this.#watchdog.unref();
     worker.on('error', (error) => {
       this.#logger.error({ err: error }, 'the control loop failed');
     });
     worker.on('exit', (code) => {
       this.#exited = true;
+      clearInterval(this.#watchdog);
       if (this.#closing === undefined) {
-        this.mailbox.engage('fault');
+        this.mailbox.engage('fault'); // a no-op when the watchdog set it first
         this.#logger.error({ code }, 'the control loop stopped unexpectedly: e-stop engaged');
       }
       for (const pending of this.#pending.values()) {
@@ -257,6 +269,32 @@ export class RobotBody implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * Terminates the loop thread at once, without its orderly shutdown (the watchdog's last
+   * resort). The latch is set first, with `reason`; the thread's exit keeps it set.
+   */
+  async kill(reason: 'watchdog' | 'fault'): Promise<void> {
+    this.mailbox.engage(reason);
+    if (!this.#exited) await this.#worker.terminate();
+  }
+
+  #checkLoop(watchdogMs: number): void {
+    const ticks = this.mailbox.readState()?.ticks ?? -1;
+    const now = performance.now();
+    if (ticks !== this.#lastTicks) {
+      this.#lastTicks = ticks;
+      this.#lastTickSeenAt = now;
+      return;
+    }
+    if (now - this.#lastTickSeenAt < watchdogMs || this.#exited || this.#closing !== undefined)
+      return;
+    this.#logger.error(
+      { stalledMs: Math.round(now - this.#lastTickSeenAt) },
+      'the control loop stalled: e-stop engaged, loop terminated',
+    );
+    void this.kill('watchdog');
   }
 
   #assertMayMove(): void {

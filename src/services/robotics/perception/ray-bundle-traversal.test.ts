@@ -100,6 +100,68 @@ describe('RayBundleTraversal', () => {
     );
   });
 
+  it('visits exactly the touched voxels for scan-like bundles narrowed by bearing', () => {
+    const cell = fc.integer({ min: HALF - 16, max: HALF + 15 });
+    const snapped = fc.integer({ min: -16, max: 16 }).map((value) => value * 0.25);
+    const coordinate = fc.oneof(fc.double({ min: -4, max: 4, noNaN: true }), snapped);
+    // A scan: beams in bearing order from any start angle (once round at most), of any
+    // ranges, level or tilted, some along the axes exactly.
+    const scan = fc.record({
+      origin: fc.tuple(coordinate, coordinate, coordinate),
+      startAngle: fc.oneof(
+        fc.double({ min: -Math.PI, max: Math.PI, noNaN: true }),
+        fc.constantFrom(-Math.PI, 0, Math.PI / 2),
+      ),
+      beams: fc.integer({ min: 12, max: 90 }),
+      sweep: fc.oneof(
+        fc.double({ min: 0.1, max: 2 * Math.PI, noNaN: true }),
+        fc.constant(2 * Math.PI),
+      ),
+      ranges: fc.array(fc.oneof(fc.double({ min: 0, max: 10, noNaN: true }), snapped), {
+        minLength: 90,
+        maxLength: 90,
+      }),
+      slope: fc.oneof(fc.constant(0), fc.double({ min: -0.5, max: 0.5, noNaN: true })),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(cell, cell, cell), { maxLength: 150 }),
+        scan,
+        (voxels, { origin, startAngle, beams, sweep, ranges, slope }) => {
+          const index = new LinearOctree(RESOLUTION, DEPTH);
+          for (const [i, j, k] of voxels) index.set(packVoxelKey(i, j, k), 1);
+          const directions = Array.from({ length: beams }, (_, beam) => {
+            const angle = startAngle + (beam * sweep) / beams;
+            const range = ranges[beam] ?? 1;
+            return [range * Math.cos(angle), range * Math.sin(angle), range * slope];
+          });
+          const visited = new Set<number>();
+          new RayBundleTraversal(index).visitLeavesCrossedByRays(
+            bundleOf(origin, directions),
+            (key) => {
+              visited.add(key);
+            },
+          );
+          const expected = new Set<number>();
+          for (const [i, j, k] of voxels) {
+            const corner = [
+              (i - HALF) * RESOLUTION,
+              (j - HALF) * RESOLUTION,
+              (k - HALF) * RESOLUTION,
+            ];
+            const low = corner.map((value) => value - TOUCH_TOLERANCE);
+            const high = corner.map((value) => value + RESOLUTION + TOUCH_TOLERANCE);
+            if (directions.some((each) => segmentTouchesBox(origin, each, low, high))) {
+              expected.add(packVoxelKey(i, j, k));
+            }
+          }
+          assert.deepEqual(visited, expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('reuses its buffers for a bigger bundle after a smaller one', () => {
     const index = new LinearOctree(RESOLUTION, DEPTH);
     index.set(index.keyAt(3.2, 0.1, 0.1), 1);

@@ -30,6 +30,21 @@ export interface RayBundle {
   readonly count: number;
 }
 
+/** Below this many rays a node tests them all rather than narrowing them by bearing first. */
+const BEARING_SEARCH_MINIMUM = 12;
+/** Slack on bearing wedges (in pseudo-angle units, about radians), far above rounding error. */
+const BEARING_SLACK = 1e-7;
+
+/**
+ * A "diamond angle": a cheap stand-in for `atan2(y, x)` that increases with the true angle
+ * over [0, 4) from +x counter-clockwise, so bearings sort and compare without trigonometry.
+ */
+function pseudoAngle(x: number, y: number): number {
+  if (x === 0 && y === 0) return 0;
+  if (y >= 0) return x >= 0 ? y / (x + y) : 1 - x / (y - x);
+  return x < 0 ? 2 - y / (-x - y) : 3 + x / (x - y);
+}
+
 /** `1 / component`, with 0 standing for "parallel to this axis" (no slab crossing). */
 function inverseOrZero(component: number): number {
   return component === 0 ? 0 : 1 / component;
@@ -52,6 +67,9 @@ export class RayBundleTraversal {
   #inverseX = new Float64Array(0);
   #inverseY = new Float64Array(0);
   #inverseZ = new Float64Array(0);
+  /** Each ray's bearing in the x–y plane (a pseudo-angle), and whether lists run in its order. */
+  #bearings = new Float64Array(0);
+  #bearingsSorted = false;
   /**
    * Per level, the part of the current node that the bundle's bounding box covers
    * (min x y z, max x y z): every segment in the node's ray list crosses the node only there.
@@ -79,8 +97,11 @@ export class RayBundleTraversal {
     let maxX = minX;
     let maxY = minY;
     let maxZ = minZ;
+    // A scan's beams come in bearing order, once round from some start: begin the list there
+    // and every list below stays sorted by bearing, ready for binary search.
+    const start = this.#bearingsSorted ? this.#sortedStart(rays.count) : 0;
     for (let ray = 0; ray < rays.count; ray += 1) {
-      all[ray] = ray;
+      all[ray] = (start + ray) % rays.count;
       const endX = rays.originX + (rays.directionX[ray] ?? 0);
       const endY = rays.originY + (rays.directionY[ray] ?? 0);
       const endZ = rays.originZ + (rays.directionZ[ray] ?? 0);
@@ -108,6 +129,7 @@ export class RayBundleTraversal {
       this.#inverseX = new Float64Array(capacity);
       this.#inverseY = new Float64Array(capacity);
       this.#inverseZ = new Float64Array(capacity);
+      this.#bearings = new Float64Array(capacity);
       this.#rayLists = Array.from(
         { length: this.#index.depth + 1 },
         () => new Int32Array(capacity),
@@ -117,7 +139,34 @@ export class RayBundleTraversal {
       this.#inverseX[ray] = inverseOrZero(rays.directionX[ray] ?? 0);
       this.#inverseY[ray] = inverseOrZero(rays.directionY[ray] ?? 0);
       this.#inverseZ[ray] = inverseOrZero(rays.directionZ[ray] ?? 0);
+      this.#bearings[ray] = pseudoAngle(rays.directionX[ray] ?? 0, rays.directionY[ray] ?? 0);
     }
+    let descents = 0;
+    for (let ray = 0; ray < rays.count; ray += 1) {
+      const previous = this.#bearings[(ray + rays.count - 1) % rays.count] as number;
+      if ((this.#bearings[ray] as number) < previous) descents += 1;
+    }
+    this.#bearingsSorted = descents <= 1;
+  }
+
+  /** Where the bearings, sorted up to a rotation, start: just after their one descent. */
+  #sortedStart(count: number): number {
+    for (let ray = 1; ray < count; ray += 1) {
+      if ((this.#bearings[ray] as number) < (this.#bearings[ray - 1] as number)) return ray;
+    }
+    return 0;
+  }
+
+  /** The first entry in `list[from..to)` whose ray's bearing is at least `bearing`. */
+  #firstAtOrAbove(list: Int32Array, from: number, to: number, bearing: number): number {
+    let low = from;
+    let high = to;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((this.#bearings[list[middle] as number] as number) < bearing) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   #descendRays(
@@ -197,50 +246,81 @@ export class RayBundleTraversal {
         const highZ = maxZ - rays.originZ;
         passList = childList;
         passLength = 0;
-        for (let entry = 0; entry < length; entry += 1) {
-          const ray = list[entry] as number;
-          let near = 0;
-          let far = 1;
-          const inverseRayX = inverseX[ray] as number;
-          if (inverseRayX !== 0) {
-            const first = lowX * inverseRayX;
-            const second = highX * inverseRayX;
-            near = Math.max(0, Math.min(first, second));
-            far = Math.min(1, Math.max(first, second));
-          } else if (lowX > 0 || highX < 0) {
-            continue;
+        // Only entries in [firstFrom, firstTo) and [secondFrom, secondTo) can cross the child:
+        // the whole list, unless the child's x–y wedge seen from the origin narrows it.
+        let firstFrom = 0;
+        let firstTo = length;
+        let secondFrom = length;
+        const secondTo = length;
+        if (
+          this.#bearingsSorted &&
+          length >= BEARING_SEARCH_MINIMUM &&
+          (lowX > 0 || highX < 0 || lowY > 0 || highY < 0)
+        ) {
+          const lowLeft = pseudoAngle(lowX, lowY);
+          const lowRight = pseudoAngle(highX, lowY);
+          const highLeft = pseudoAngle(lowX, highY);
+          const highRight = pseudoAngle(highX, highY);
+          if (lowY <= 0 && highY >= 0 && lowX > 0) {
+            // The wedge holds +x, where bearings wrap from 4 back to 0: two ranges.
+            const upTo = Math.max(highLeft, highRight) + BEARING_SLACK;
+            const from = Math.min(lowLeft, lowRight) - BEARING_SLACK;
+            firstTo = this.#firstAtOrAbove(list, 0, length, upTo);
+            secondFrom = Math.max(firstTo, this.#firstAtOrAbove(list, firstTo, length, from));
+          } else {
+            const from = Math.min(lowLeft, lowRight, highLeft, highRight) - BEARING_SLACK;
+            const upTo = Math.max(lowLeft, lowRight, highLeft, highRight) + BEARING_SLACK;
+            firstFrom = this.#firstAtOrAbove(list, 0, length, from);
+            firstTo = this.#firstAtOrAbove(list, firstFrom, length, upTo);
           }
-          const inverseRayY = inverseY[ray] as number;
-          if (inverseRayY !== 0) {
-            const first = lowY * inverseRayY;
-            const second = highY * inverseRayY;
-            if (first < second) {
-              if (first > near) near = first;
-              if (second < far) far = second;
-            } else {
-              if (second > near) near = second;
-              if (first < far) far = first;
+        }
+        for (let range = 0; range < 2; range += 1) {
+          const to = range === 0 ? firstTo : secondTo;
+          for (let entry = range === 0 ? firstFrom : secondFrom; entry < to; entry += 1) {
+            const ray = list[entry] as number;
+            let near = 0;
+            let far = 1;
+            const inverseRayX = inverseX[ray] as number;
+            if (inverseRayX !== 0) {
+              const first = lowX * inverseRayX;
+              const second = highX * inverseRayX;
+              near = Math.max(0, Math.min(first, second));
+              far = Math.min(1, Math.max(first, second));
+            } else if (lowX > 0 || highX < 0) {
+              continue;
             }
-          } else if (lowY > 0 || highY < 0) {
-            continue;
-          }
-          const inverseRayZ = inverseZ[ray] as number;
-          if (inverseRayZ !== 0) {
-            const first = lowZ * inverseRayZ;
-            const second = highZ * inverseRayZ;
-            if (first < second) {
-              if (first > near) near = first;
-              if (second < far) far = second;
-            } else {
-              if (second > near) near = second;
-              if (first < far) far = first;
+            const inverseRayY = inverseY[ray] as number;
+            if (inverseRayY !== 0) {
+              const first = lowY * inverseRayY;
+              const second = highY * inverseRayY;
+              if (first < second) {
+                if (first > near) near = first;
+                if (second < far) far = second;
+              } else {
+                if (second > near) near = second;
+                if (first < far) far = first;
+              }
+            } else if (lowY > 0 || highY < 0) {
+              continue;
             }
-          } else if (lowZ > 0 || highZ < 0) {
-            continue;
-          }
-          if (near <= far) {
-            childList[passLength] = ray;
-            passLength += 1;
+            const inverseRayZ = inverseZ[ray] as number;
+            if (inverseRayZ !== 0) {
+              const first = lowZ * inverseRayZ;
+              const second = highZ * inverseRayZ;
+              if (first < second) {
+                if (first > near) near = first;
+                if (second < far) far = second;
+              } else {
+                if (second > near) near = second;
+                if (first < far) far = first;
+              }
+            } else if (lowZ > 0 || highZ < 0) {
+              continue;
+            }
+            if (near <= far) {
+              childList[passLength] = ray;
+              passLength += 1;
+            }
           }
         }
         if (passLength === 0) continue;
