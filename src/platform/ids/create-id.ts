@@ -1,7 +1,17 @@
 import { randomUUID } from 'node:crypto';
 
 /** The prefixes of Keel's identifiers; the prefix tells a reader what an id names. */
-export type IdPrefix = 'agt' | 'run' | 'apr' | 'grt' | 'rsv' | 'use' | 'node' | 'trc' | 'evt' | 'task';
+export type IdPrefix =
+  | 'agt'
+  | 'run'
+  | 'apr'
+  | 'grt'
+  | 'rsv'
+  | 'use'
+  | 'node'
+  | 'trc'
+  | 'evt'
+  | 'task';
 
 /**
  * Creates a time-ordered identifier: the prefix and a UUIDv7 in lowercase hex without dashes,

@@ -8,4 +8,8 @@
  * BUILTIN_PROGRAM_NAMES.includes('tool-loop'); // true
  * ```
  */
-export const BUILTIN_PROGRAM_NAMES: readonly string[] = Object.freeze(['tool-loop', 'coder', 'rover']);
+export const BUILTIN_PROGRAM_NAMES: readonly string[] = Object.freeze([
+  'tool-loop',
+  'coder',
+  'rover',
+]);

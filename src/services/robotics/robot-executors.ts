@@ -64,6 +64,12 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
       kind: 'hal.drive',
       timeoutMs: 5000,
       doExecute: async (intent) => {
+        if (intent.resource !== 'base' && intent.resource !== 'trajectory') {
+          throw new KeelError(
+            'KEEL_NOT_FOUND',
+            `hal.drive has no resource ${intent.resource} (base or trajectory)`,
+          );
+        }
         if (intent.resource === 'trajectory') {
           const points = intent.params.points as Array<{ x: number; y: number }>;
           const { id } = await body.followTrajectory(points, finite(intent, 'maxSpeed'));

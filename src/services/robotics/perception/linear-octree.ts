@@ -281,6 +281,6 @@ export class LinearOctree {
 
   /** The minimum coordinate, on one axis, of the level-`level` node with index `index`. */
   cornerOf(level: number, index: number): number {
-    return (index * 2 ** level - this.#half) * this.resolution;
+    return (index * (1 << level) - this.#half) * this.resolution;
   }
 }

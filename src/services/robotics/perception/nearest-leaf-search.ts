@@ -56,7 +56,7 @@ function descendNearest(
   const mask = index.maskAt(level, i, j, k);
   if (mask === 0) return;
   const childLevel = level - 1;
-  const size = index.resolution * 2 ** childLevel;
+  const size = index.resolution * (1 << childLevel);
   const order: number[] = [];
   const distances: number[] = [];
   for (let bit = 0; bit < 8; bit += 1) {

@@ -161,14 +161,11 @@ export class OccupancyOctree {
    * ```
    */
   insertRays(rays: ScanRays): InsertSummary {
-    const t0 = performance.now();
     const plan = this.#planner.plan(rays);
-    const t1 = performance.now();
     for (const key of plan.missKeys) this.#update(key, this.#missLogOdds);
     for (let index = 0; index < plan.hitCount; index += 1) {
       this.#update(plan.hitKeys[index] as number, this.#hitLogOdds);
     }
-    if ((globalThis as any).T) { (globalThis as any).T.plan += t1 - t0; (globalThis as any).T.update += performance.now() - t1; }
     return { hits: plan.hitCount, misses: plan.missKeys.length };
   }
 

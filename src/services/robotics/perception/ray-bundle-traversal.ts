@@ -183,7 +183,7 @@ export class RayBundleTraversal {
     const mask = index.maskAt(level, i, j, k);
     if (mask === 0) return;
     const childLevel = level - 1;
-    const size = index.resolution * 2 ** childLevel;
+    const size = index.resolution * (1 << childLevel);
     const childList = this.#rayLists[childLevel] as Int32Array;
     const inverseX = this.#inverseX;
     const inverseY = this.#inverseY;

@@ -167,9 +167,7 @@ export class ScanProjector {
       endpoints[3 * count + 2] = origin.z + zx * sensorX + zy * sensorY;
       count += 1;
     }
-    const t0 = performance.now();
     const summary = this.#octree.insertRays({ origin, endpoints, hits, count });
-    if ((globalThis as any).T) (globalThis as any).T.insertRays += performance.now() - t0;
     return { ...summary, returns, noReturns, dropped: beams - returns - noReturns };
   }
 }

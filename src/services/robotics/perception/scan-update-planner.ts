@@ -156,7 +156,6 @@ export class ScanUpdatePlanner {
     }
     const missKeys = this.#missKeys;
     missKeys.length = 0;
-    const t0 = performance.now();
     this.#traversal.visitLeavesCrossedByRays(
       {
         originX: origin.x,
@@ -171,7 +170,6 @@ export class ScanUpdatePlanner {
         if (!hitSet.has(key)) missKeys.push(key);
       },
     );
-    if ((globalThis as any).T) (globalThis as any).T.traverse += performance.now() - t0;
     return { hitKeys, hitCount, missKeys };
   }
 

@@ -23,17 +23,22 @@ const TWO_TO_THE_32 = 4_294_967_296;
  * ```
  */
 export class VoxelHashMap {
-  #keys: Float64Array;
-  #values: Float64Array;
+  /** Slot `s` holds its key at `2s` and its value at `2s + 1`: one cache line per probe. */
+  #entries: Float64Array;
   #size = 0;
   #slotMask: number;
 
   constructor(initialCapacity = MINIMUM_CAPACITY) {
     let capacity = MINIMUM_CAPACITY;
     while (capacity < 2 * initialCapacity) capacity *= 2;
-    this.#keys = new Float64Array(capacity).fill(EMPTY);
-    this.#values = new Float64Array(capacity);
+    this.#entries = VoxelHashMap.#emptyEntries(capacity);
     this.#slotMask = capacity - 1;
+  }
+
+  static #emptyEntries(capacity: number): Float64Array {
+    const entries = new Float64Array(2 * capacity);
+    for (let slot = 0; slot < capacity; slot += 1) entries[2 * slot] = EMPTY;
+    return entries;
   }
 
   get size(): number {
@@ -43,7 +48,7 @@ export class VoxelHashMap {
   /** The value stored for `key`, or `fallback` when there is none. */
   get(key: number, fallback: number): number {
     const slot = this.#find(key);
-    return slot < 0 ? fallback : (this.#values[slot] ?? fallback);
+    return slot < 0 ? fallback : (this.#entries[2 * slot + 1] as number);
   }
 
   has(key: number): boolean {
@@ -52,21 +57,21 @@ export class VoxelHashMap {
 
   /** Stores `value` for `key`; true when the key is new. */
   set(key: number, value: number): boolean {
-    const keys = this.#keys;
+    const entries = this.#entries;
     let slot = this.#home(key);
     for (;;) {
-      const stored = keys[slot];
+      const stored = entries[2 * slot];
       if (stored === key) {
-        this.#values[slot] = value;
+        entries[2 * slot + 1] = value;
         return false;
       }
       if (stored === EMPTY) break;
       slot = (slot + 1) & this.#slotMask;
     }
-    keys[slot] = key;
-    this.#values[slot] = value;
+    entries[2 * slot] = key;
+    entries[2 * slot + 1] = value;
     this.#size += 1;
-    if (2 * this.#size > keys.length) this.#resize(2 * keys.length);
+    if (4 * this.#size > entries.length) this.#resize(entries.length);
     return true;
   }
 
@@ -74,42 +79,41 @@ export class VoxelHashMap {
   delete(key: number): boolean {
     let slot = this.#find(key);
     if (slot < 0) return false;
-    const keys = this.#keys;
-    const values = this.#values;
+    const entries = this.#entries;
     const slotMask = this.#slotMask;
     // Backward-shift deletion: move each later entry of the run into the hole when its home
     // slot does not lie cyclically between the hole and where it sits.
     let next = (slot + 1) & slotMask;
     for (;;) {
-      const moving = keys[next] ?? EMPTY;
+      const moving = entries[2 * next] as number;
       if (moving === EMPTY) break;
       const home = this.#home(moving);
       const stays = slot <= next ? slot < home && home <= next : slot < home || home <= next;
       if (!stays) {
-        keys[slot] = moving;
-        values[slot] = values[next] ?? 0;
+        entries[2 * slot] = moving;
+        entries[2 * slot + 1] = entries[2 * next + 1] as number;
         slot = next;
       }
       next = (next + 1) & slotMask;
     }
-    keys[slot] = EMPTY;
+    entries[2 * slot] = EMPTY;
     this.#size -= 1;
     return true;
   }
 
   /** Empties the map, keeping its capacity (a scratch set reused per scan allocates nothing). */
   clear(): void {
-    this.#keys.fill(EMPTY);
+    const entries = this.#entries;
+    for (let index = 0; index < entries.length; index += 2) entries[index] = EMPTY;
     this.#size = 0;
   }
 
   /** Every entry as `[key, value]`, in slot order. */
   *entries(): IterableIterator<[number, number]> {
-    const keys = this.#keys;
-    const values = this.#values;
-    for (let slot = 0; slot < keys.length; slot += 1) {
-      const key = keys[slot] ?? EMPTY;
-      if (key !== EMPTY) yield [key, values[slot] ?? 0];
+    const entries = this.#entries;
+    for (let index = 0; index < entries.length; index += 2) {
+      const key = entries[index] as number;
+      if (key !== EMPTY) yield [key, entries[index + 1] as number];
     }
   }
 
@@ -125,10 +129,10 @@ export class VoxelHashMap {
   }
 
   #find(key: number): number {
-    const keys = this.#keys;
+    const entries = this.#entries;
     let slot = this.#home(key);
     for (;;) {
-      const stored = keys[slot];
+      const stored = entries[2 * slot];
       if (stored === key) return slot;
       if (stored === EMPTY) return -1;
       slot = (slot + 1) & this.#slotMask;
@@ -136,15 +140,13 @@ export class VoxelHashMap {
   }
 
   #resize(capacity: number): void {
-    const oldKeys = this.#keys;
-    const oldValues = this.#values;
-    this.#keys = new Float64Array(capacity).fill(EMPTY);
-    this.#values = new Float64Array(capacity);
+    const old = this.#entries;
+    this.#entries = VoxelHashMap.#emptyEntries(capacity);
     this.#slotMask = capacity - 1;
     this.#size = 0;
-    for (let slot = 0; slot < oldKeys.length; slot += 1) {
-      const key = oldKeys[slot] ?? EMPTY;
-      if (key !== EMPTY) this.set(key, oldValues[slot] ?? 0);
+    for (let index = 0; index < old.length; index += 2) {
+      const key = old[index] as number;
+      if (key !== EMPTY) this.set(key, old[index + 1] as number);
     }
   }
 }
