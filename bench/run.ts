@@ -16,6 +16,7 @@ const SUITES = [
   'agent-loop',
   'tools',
   'control-loop',
+  'perception',
 ] as const;
 
 const filter = process.argv[2];

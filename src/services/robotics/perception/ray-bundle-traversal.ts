@@ -5,7 +5,9 @@
  * the whole bundle at once. Each non-empty node passes on only the beams whose segment
  * crosses it (a ray–box slab test), and a node whose child holds every place those beams can
  * be passes them all on untested, so the cost follows the non-empty nodes near the beams, not
- * the length of the beams.
+ * the length of the beams. A scan's beams arrive in bearing order, so a node's beams stay
+ * sorted by bearing and a child seen from the origin under a narrow wedge of bearings tests
+ * only the beams inside that wedge (two binary searches) instead of all of them.
  */
 import { type LinearOctree, packVoxelKey } from './linear-octree.ts';
 
@@ -83,9 +85,8 @@ export class RayBundleTraversal {
 
   /**
    * Calls `visit` once for every leaf whose voxel at least one segment of the bundle crosses
-   * (closed boxes grown by {@link TOUCH_TOLERANCE}). The bundle is filtered down the levels together: each node passes on only
-   * the rays that cross it, and a node holding the whole bundle passes them all on untested,
-   * so the cost follows the non-empty nodes near the rays, not the cells along them.
+   * (closed boxes grown by {@link TOUCH_TOLERANCE}). Any order of segments is correct; segments
+   * in bearing order (as a scan's are, once round from any start) are faster.
    */
   visitLeavesCrossedByRays(rays: RayBundle, visit: (key: number) => void): void {
     if (rays.count === 0 || this.#index.size === 0) return;

@@ -1,8 +1,9 @@
 /**
  * A hash map from packed voxel keys (non-negative integers below 2^48) to numbers, stored in
- * two typed arrays with open addressing and linear probing. A JavaScript `Map` boxes every key
- * above 2^30 into a heap number on each call and hashes it generically; this map allocates
- * nothing per call, which is what the octree's per-beam lookups need.
+ * one typed array (each key beside its value, so a probe touches one cache line) with open
+ * addressing and linear probing, at most half full. A JavaScript `Map` boxes every key above
+ * 2^30 into a heap number on each call and hashes it generically; this map allocates nothing
+ * per call, which is what the octree's per-beam lookups need.
  *
  * Deletion shifts the following run back (no tombstones), so lookups stay short after heavy
  * clearing. Entries move when others are deleted: do not delete while iterating.
