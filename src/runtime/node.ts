@@ -27,6 +27,7 @@ import {
   type SqliteStorage,
 } from '../platform/storage/sqlite/sqlite-storage.ts';
 import { createModelProviders, ModelService } from '../services/models/model-service.ts';
+import { RobotMqttLink } from '../services/robotics/robot-mqtt-link.ts';
 import { RobotService } from '../services/robotics/robot-service.ts';
 import {
   createClockExecutor,
@@ -101,6 +102,7 @@ export class KeelNode implements AsyncDisposable {
   /** The robot this node drives, when `[robotics]` is enabled. */
   readonly robot: RobotService | undefined;
   readonly #control: ControlServer;
+  readonly #robotLink: RobotMqttLink | undefined;
   readonly #lock: LockHandle;
   #closing: Promise<void> | undefined;
 
@@ -115,6 +117,7 @@ export class KeelNode implements AsyncDisposable {
     logger: Logger;
     lock: LockHandle;
     robot: RobotService | undefined;
+    robotLink: RobotMqttLink | undefined;
   }) {
     this.id = parts.id;
     this.loaded = parts.loaded;
@@ -126,6 +129,7 @@ export class KeelNode implements AsyncDisposable {
     this.logger = parts.logger;
     this.#lock = parts.lock;
     this.robot = parts.robot;
+    this.#robotLink = parts.robotLink;
   }
 
   get actor(): string {
@@ -164,6 +168,7 @@ export class KeelNode implements AsyncDisposable {
     await closeInOrder(
       [
         () => this.#control.close(),
+        async () => this.#robotLink?.close(),
         () => this.runtime.close(),
         // Before the kernel: the body reaches zero energy while its audit can still be written.
         async () => this.robot?.close(),
@@ -358,6 +363,28 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
     });
     closers.push(() => runtime.close());
     closers.push(await forgetTaintOfEndedRuns(bus, taint, storage, options.logger));
+    const mqtt = configuration.robotics.mqtt;
+    let robotLink: RobotMqttLink | undefined;
+    if (robot !== undefined && mqtt !== undefined) {
+      const link = await RobotMqttLink.start({
+        robot,
+        url: mqtt.url,
+        topicPrefix: mqtt.topicPrefix,
+        ...(mqtt.username === undefined ? {} : { username: mqtt.username }),
+        ...(mqtt.passwordSecret === undefined
+          ? {}
+          : { password: loaded.secrets.require(mqtt.passwordSecret).reveal() }),
+        telemetryIntervalMs: mqtt.telemetryIntervalMs,
+        // Commands act as the configured agent: its grants, the motion rules and the audit apply.
+        callGate: async (intent, _commandId, signal) => {
+          const agent = (await runtime.show(mqtt.agent)).agent;
+          return kernel.gate.call({ agentId: agent.id }, intent, { signal });
+        },
+        logger: options.logger.child({ component: 'robot-mqtt' }),
+      });
+      closers.push(() => link.close());
+      robotLink = link;
+    }
 
     const actor = `node:${configuration.node.name}`;
     let id = await storage.keyValues.get('node.id');
@@ -411,6 +438,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       logger,
       lock,
       robot,
+      robotLink,
     });
   } catch (error) {
     await closeInOrder([...closers].reverse(), logger).catch((closeError: unknown) =>

@@ -25,6 +25,24 @@ const SafetySection = z.strictObject({
   manual_override_ms: z.number().int().positive().max(3_600_000).default(5000),
 });
 
+/** `[robotics.mqtt]`: telemetry out and intents in, through the gate as one agent. */
+const MqttSection = z.strictObject({
+  url: z
+    .string()
+    .regex(
+      /^mqtts?:\/\/[^\s@/]+(:\d+)?\/?$/,
+      'mqtt://host:port or mqtts://host:port, no credentials',
+    ),
+  /** Default `keel/robots/<robot_id>`. */
+  topic_prefix: z.string().min(1).max(200).optional(),
+  /** The deployed agent whose identity and grants MQTT commands act with. */
+  agent: z.string().min(1).max(64),
+  username: z.string().min(1).max(256).optional(),
+  /** The name of the secret holding the password (secrets.toml or KEEL_SECRET_…). */
+  password_secret: z.string().min(1).max(64).optional(),
+  telemetry_interval_ms: z.number().int().min(50).max(60_000).default(500),
+});
+
 /** `[robotics]`: the robot body this node drives (the simulator, for now). */
 export const RoboticsSection = z.strictObject({
   enabled: z.boolean().default(false),
@@ -42,6 +60,7 @@ export const RoboticsSection = z.strictObject({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/)
     .default('rover-1'),
   safety: SafetySection.prefault({}),
+  mqtt: MqttSection.optional(),
 });
 
 export type RoboticsFile = z.output<typeof RoboticsSection>;
@@ -76,6 +95,16 @@ export interface RoboticsConfiguration {
   readonly realtimePriority: number;
   readonly robotId: string;
   readonly safety: MotionSafetySettings;
+  readonly mqtt:
+    | {
+        readonly url: string;
+        readonly topicPrefix: string;
+        readonly agent: string;
+        readonly username: string | undefined;
+        readonly passwordSecret: string | undefined;
+        readonly telemetryIntervalMs: number;
+      }
+    | undefined;
 }
 
 /**
@@ -112,5 +141,16 @@ export function toRoboticsConfiguration(file: RoboticsFile): RoboticsConfigurati
       },
       manualOverrideMs: safety.manual_override_ms,
     },
+    mqtt:
+      file.mqtt === undefined
+        ? undefined
+        : {
+            url: file.mqtt.url,
+            topicPrefix: file.mqtt.topic_prefix ?? `keel/robots/${file.robot_id}`,
+            agent: file.mqtt.agent,
+            username: file.mqtt.username,
+            passwordSecret: file.mqtt.password_secret,
+            telemetryIntervalMs: file.mqtt.telemetry_interval_ms,
+          },
   };
 }
