@@ -96,9 +96,15 @@ async function start(output: Output, options: StartOptions): Promise<number> {
   const stop = (reason: string, code: number): void => {
     // The body first, before anything that could wait: Ctrl-C, SIGTERM and a fatal fault all
     // set the e-stop latch, so every actuator goes to zero energy on the loop's next tick.
-    node?.robot?.body.engage(
-      reason === 'fatal' ? 'fault' : reason.startsWith('SIG') ? 'signal' : 'shutdown',
-    );
+    // The latch is set synchronously inside `engage`; only its audit entry is awaited.
+    if (!stopping && node?.robot !== undefined) {
+      void node.robot
+        .engage(
+          reason === 'fatal' ? 'fault' : reason.startsWith('SIG') ? 'signal' : 'shutdown',
+          `node:${reason}`,
+        )
+        .catch((error: unknown) => logger.error({ err: error }, 'could not audit the e-stop'));
+    }
     if (stopping) return;
     stopping = true;
     const deadline = setTimeout(() => {
