@@ -148,6 +148,7 @@ export class KeelNode implements AsyncDisposable {
           ? `executors: ${this.kernel.executors.kinds().join(', ')}`
           : 'not started',
       },
+      ...(this.robot === undefined ? [] : [robotHealth(this.robot)]),
       {
         name: 'node',
         ready: this.#closing === undefined,
@@ -194,6 +195,22 @@ export class KeelNode implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close('disposed');
   }
+}
+
+/** The robot is ready while its control loop runs; an engaged e-stop is reported, not a fault. */
+function robotHealth(robot: RobotService): ComponentHealth {
+  const status = robot.status();
+  const running = robot.body.running;
+  const estop = status.estop.engaged
+    ? `e-stop ENGAGED (${status.estop.reason})`
+    : 'e-stop released';
+  return {
+    name: 'robot',
+    ready: running,
+    detail: running
+      ? `${status.robotId}: ${estop}; loop ${status.rateHz} Hz, ${status.scheduling}`
+      : `${status.robotId}: the control loop is not running (${estop})`,
+  };
 }
 
 /**

@@ -180,6 +180,11 @@ export class RobotBody implements AsyncDisposable {
     return this.mailbox.engaged;
   }
 
+  /** Whether the control loop thread is alive. */
+  get running(): boolean {
+    return !this.#exited;
+  }
+
   get estopReason(): EstopReason {
     return this.mailbox.reason;
   }
