@@ -59,10 +59,9 @@ function mainThreadLoop(untilMs: number): Promise<number[]> {
 
 export async function run(): Promise<BenchRow[]> {
   const body = await RobotBody.start({
-    world: WORLD,
+    body: { type: 'sim', world: WORLD, robot: { lidar: { beams: 720 } } },
     rateHz: RATE_HZ,
     logger: silentLogger(),
-    robot: { lidar: { beams: 720 } },
   });
   try {
     await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -299,7 +299,7 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
     models: toModelsConfiguration(file.models),
     agents: toAgentsConfiguration(file.agents),
     runtime: toRuntimeConfiguration(file.runtime),
-    robotics: toRoboticsConfiguration(file.robotics),
+    robotics: toRoboticsConfiguration(file.robotics, file.log.level),
   });
 }
 

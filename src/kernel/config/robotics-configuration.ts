@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KeelError } from '../../platform/errors/keel-error.ts';
 
 const finite = z.number().finite();
 const positive = finite.positive();
@@ -43,9 +44,21 @@ const MqttSection = z.strictObject({
   telemetry_interval_ms: z.number().int().min(50).max(60_000).default(500),
 });
 
-/** `[robotics]`: the robot body this node drives (the simulator, for now). */
+/** `[robotics]`: the robot body this node drives: the simulator, or a robot behind rosbridge. */
 export const RoboticsSection = z.strictObject({
   enabled: z.boolean().default(false),
+  /** `sim`: the built-in simulator; `rosbridge`: a ROS robot at `rosbridge_url`. */
+  body: z.enum(['sim', 'rosbridge']).default('sim'),
+  /** The rosbridge v2 WebSocket of a ROS robot (`ws://` or `wss://`). */
+  rosbridge_url: z
+    .string()
+    .regex(/^wss?:\/\/[^\s@]+$/, 'ws://host:port or wss://host:port, no credentials')
+    .optional(),
+  /** `/cmd_vel` publications per second to a rosbridge robot. */
+  rosbridge_publish_hz: z.number().int().min(1).max(200).default(20),
+  /** The drive base's wheel separation, m, and top wheel speed, m/s (rosbridge bodies). */
+  wheelbase: positive.default(0.4),
+  max_wheel_speed: positive.default(1.5),
   /** The sim world, a JSON file (see docs/robotics.md); absent: the built-in demo yard. */
   world_file: z.string().min(1).max(4096).optional(),
   /** Control loop rate, Hz. */
@@ -64,6 +77,17 @@ export const RoboticsSection = z.strictObject({
 });
 
 export type RoboticsFile = z.output<typeof RoboticsSection>;
+
+/** The body of a robot behind rosbridge, or the simulator. */
+export type RobotBodyConfiguration =
+  | { readonly type: 'sim' }
+  | {
+      readonly type: 'rosbridge';
+      readonly url: string;
+      readonly publishHz: number;
+      readonly wheelbase: number;
+      readonly maxWheelSpeed: number;
+    };
 
 /** The motion safety kernel's limits, in the shape the rules use. */
 export interface MotionSafetySettings {
@@ -89,6 +113,9 @@ export interface MotionSafetySettings {
 
 export interface RoboticsConfiguration {
   readonly enabled: boolean;
+  readonly body: RobotBodyConfiguration;
+  /** The node's log level, for the bridge's I/O thread. */
+  readonly bridgeLogLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   readonly worldFile: string | undefined;
   readonly rateHz: number;
   readonly commandTimeoutMs: number;
@@ -115,10 +142,33 @@ export interface RoboticsConfiguration {
  * toRoboticsConfiguration(RoboticsSection.parse({ enabled: true }));
  * ```
  */
-export function toRoboticsConfiguration(file: RoboticsFile): RoboticsConfiguration {
+export function toRoboticsConfiguration(
+  file: RoboticsFile,
+  logLevel: RoboticsConfiguration['bridgeLogLevel'] = 'info',
+): RoboticsConfiguration {
   const safety = file.safety;
+  if (file.body === 'rosbridge' && file.rosbridge_url === undefined) {
+    throw new KeelError(
+      'KEEL_CONFIG_INVALID',
+      'robotics.rosbridge_url is required with body = "rosbridge"',
+      {
+        details: { field: 'robotics.rosbridge_url' },
+      },
+    );
+  }
   return {
     enabled: file.enabled,
+    body:
+      file.body === 'rosbridge'
+        ? {
+            type: 'rosbridge',
+            url: file.rosbridge_url ?? '',
+            publishHz: file.rosbridge_publish_hz,
+            wheelbase: file.wheelbase,
+            maxWheelSpeed: file.max_wheel_speed,
+          }
+        : { type: 'sim' },
+    bridgeLogLevel: logLevel,
     worldFile: file.world_file,
     rateHz: file.rate_hz,
     commandTimeoutMs: file.command_timeout_ms,

@@ -6,7 +6,7 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { KeyValueStore } from '../../platform/storage/ports/key-value-store.ts';
 import type { BodyState, EstopReason } from './control/control-mailbox.ts';
-import { RobotBody } from './control/robot-body.ts';
+import { RobotBody, type RobotBodySpecification } from './control/robot-body.ts';
 import { DEMO_YARD } from './demo-yard.ts';
 import { FleetTaskBoard } from './fleet/fleet-task-board.ts';
 import { loadSimWorld, SimWorld } from './hal/sim/sim-world.ts';
@@ -91,15 +91,22 @@ export class RobotService implements AsyncDisposable {
 
   static async start(options: RobotServiceOptions): Promise<RobotService> {
     const { configuration } = options;
-    const world =
-      options.world !== undefined
-        ? new SimWorld(options.world)
-        : configuration.worldFile === undefined
-          ? new SimWorld(DEMO_YARD)
-          : await loadSimWorld(configuration.worldFile);
-    const start = world.description.dock ?? { x: 0, y: 0, yaw: 0 };
+    let specification: RobotBodySpecification;
+    let start = { x: 0, y: 0, yaw: 0 };
+    if (configuration.body.type === 'rosbridge') {
+      specification = { ...configuration.body, logLevel: configuration.bridgeLogLevel };
+    } else {
+      const world =
+        options.world !== undefined
+          ? new SimWorld(options.world)
+          : configuration.worldFile === undefined
+            ? new SimWorld(DEMO_YARD)
+            : await loadSimWorld(configuration.worldFile);
+      start = world.description.dock ?? start;
+      specification = { type: 'sim', world: world.description };
+    }
     const body = await RobotBody.start({
-      world: world.description,
+      body: specification,
       rateHz: configuration.rateHz,
       commandTimeoutMs: configuration.commandTimeoutMs,
       maxLinear: configuration.safety.maxLinear,

@@ -52,7 +52,8 @@ export type FromLoopMessage =
       readonly type: 'sensors';
       readonly scan: LoopScan;
       readonly odometry: OdometryReading;
-      readonly imu: ImuReading;
+      /** Absent for a body without an IMU. */
+      readonly imu?: ImuReading;
       /** Odometry and IMU fused in the loop (a complementary filter), at the scan's stamp. */
       readonly estimate: FusedPose;
     }

@@ -9,20 +9,23 @@
 import { readlinkSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
+import type { LaserScan } from '../hal/hal-drivers.ts';
 import { HalRegistry } from '../hal/hal-registry.ts';
-import { SimRobot, type SimRobotOptions } from '../hal/sim/sim-robot.ts';
-import { SimWorld } from '../hal/sim/sim-world.ts';
+import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
 import { OdometryImuFusion } from '../perception/odometry-imu-fusion.ts';
 import type { FromLoopMessage, LoopScan, ToLoopMessage } from './control-loop-messages.ts';
 import { ControlMailbox } from './control-mailbox.ts';
+import type { LoopBody } from './loop-body.ts';
+import { OutboundTwist } from './outbound-twist.ts';
+import { RosbridgeLoopBody } from './rosbridge-loop-body.ts';
+import { SimLoopBody } from './sim-loop-body.ts';
 import { TrajectoryFollower } from './trajectory-follower.ts';
 
 export interface ControlLoopWorkerData {
   readonly buffer: SharedArrayBuffer;
   readonly port: MessagePort;
   readonly rateHz: number;
-  readonly world: unknown;
-  readonly robot: SimRobotOptions;
+  readonly body: LoopBodySpecification;
   /** A velocity command not refreshed within this many ms is dropped (the brain's deadman). */
   readonly commandTimeoutMs: number;
   /** The body's own speed caps, applied whatever the command says. */
@@ -31,6 +34,28 @@ export interface ControlLoopWorkerData {
   /** Forward motion stops when the LiDAR sees something this close ahead, m. */
   readonly reflexStopDistance: number;
   readonly sensorRateHz: number;
+}
+
+/** Which body the loop drives: the simulator, or a robot behind rosbridge. */
+export type LoopBodySpecification =
+  | { readonly type: 'sim'; readonly world: unknown; readonly robot: SimRobotOptions }
+  | {
+      readonly type: 'rosbridge';
+      /** Odometry and scans from the bridge's I/O thread. */
+      readonly inbound: MessagePort;
+      readonly outboundBuffer: SharedArrayBuffer;
+      readonly wheelbase: number;
+      readonly maxWheelSpeed: number;
+    };
+
+function createBody(specification: LoopBodySpecification): LoopBody {
+  return specification.type === 'sim'
+    ? new SimLoopBody(specification.world, specification.robot)
+    : new RosbridgeLoopBody(
+        specification.inbound,
+        OutboundTwist.attach(specification.outboundBuffer),
+        specification,
+      );
 }
 
 const TIMING_SAMPLES = 20_000;
@@ -48,7 +73,7 @@ function errorOf(error: unknown): { code: string; message: string } {
   };
 }
 
-function nearestAhead(scan: LoopScan, cone: number): number {
+function nearestAhead(scan: LaserScan, cone: number): number {
   let nearest = Number.POSITIVE_INFINITY;
   for (let beam = 0; beam < scan.ranges.length; beam += 1) {
     const angle = scan.angleMin + beam * scan.angleIncrement;
@@ -74,11 +99,12 @@ function runLoop(data: ControlLoopWorkerData): void {
   const mailbox = ControlMailbox.attach(data.buffer);
   const port = data.port;
   const post = (message: FromLoopMessage) => port.postMessage(message);
-  const robot = new SimRobot(new SimWorld(data.world), data.robot);
-  const hal = new HalRegistry(robot.drivers, () => mailbox.engaged);
+  const body = createBody(data.body);
+  const hal = new HalRegistry(body.drivers, () => mailbox.engaged);
   // Odometry and IMU fused at the loop's own rate: the trajectory follower steers by it, and
   // the brain's perception takes it with each sensor sweep.
-  const fusion = new OdometryImuFusion({ initialPose: robot.base.pose });
+  const fusion = new OdometryImuFusion({ initialPose: body.startPose() ?? { x: 0, y: 0, yaw: 0 } });
+  let poseKnown = body.startPose() !== undefined;
   const follower = new TrajectoryFollower({
     maxLinear: data.maxLinear,
     maxAngular: data.maxAngular,
@@ -133,7 +159,7 @@ function runLoop(data: ControlLoopWorkerData): void {
           post({ type: 'reply', id: message.id, ok: true, value: { stopped: true } });
           return;
         case 'capture': {
-          const frame = robot.camera.capture(now());
+          const frame = body.capture(now());
           post({ type: 'reply', id: message.id, ok: true, value: frame });
           return;
         }
@@ -215,39 +241,57 @@ function runLoop(data: ControlLoopWorkerData): void {
       if (mode !== 0) hal.drive({ linear, angular }, at);
       else hal.drive({ linear: 0, angular: 0 }, at);
     }
-    robot.step(dtSeconds, at);
-    const odometry = robot.odometry.read(at);
-    const imu = robot.imu.read(at);
-    fusion.update({
-      stampMs: at,
-      odometry: { linear: odometry.linear, angular: odometry.angular },
-      imu:
-        imu.yaw === undefined ? { yawRate: imu.yawRate } : { yawRate: imu.yawRate, yaw: imu.yaw },
-    });
-    if (ticks % sensorEvery === 0) {
-      const scan = robot.scan(at);
-      ahead = nearestAhead(scan, Math.PI / 6);
-      const estimate = fusion.estimate;
-      post({
-        type: 'sensors',
-        scan,
-        odometry,
-        imu,
-        estimate: {
-          x: estimate.x,
-          y: estimate.y,
-          yaw: estimate.yaw,
-          linear: estimate.linear,
-          angular: estimate.angular,
-          stampMs: at,
-        },
+    body.step(dtSeconds, at);
+    const odometry = body.odometry(at);
+    const imu = body.imu(at);
+    if (!poseKnown) {
+      // A bridged robot tells its pose with its first odometry.
+      const start = body.startPose();
+      if (start !== undefined) {
+        fusion.reset(start);
+        poseKnown = true;
+      }
+    }
+    if (odometry !== undefined && poseKnown) {
+      fusion.update({
+        stampMs: at,
+        odometry: { linear: odometry.linear, angular: odometry.angular },
+        ...(imu === undefined
+          ? {}
+          : {
+              imu:
+                imu.yaw === undefined
+                  ? { yawRate: imu.yawRate }
+                  : { yawRate: imu.yawRate, yaw: imu.yaw },
+            }),
       });
     }
-    const state = robot.state();
+    if (ticks % sensorEvery === 0) {
+      const scan = body.scan(at);
+      if (scan !== undefined) ahead = nearestAhead(scan, Math.PI / 6);
+      if (scan !== undefined && odometry !== undefined && poseKnown) {
+        const estimate = fusion.estimate;
+        post({
+          type: 'sensors',
+          scan,
+          odometry,
+          ...(imu === undefined ? {} : { imu }),
+          estimate: {
+            x: estimate.x,
+            y: estimate.y,
+            yaw: estimate.yaw,
+            linear: estimate.linear,
+            angular: estimate.angular,
+            stampMs: at,
+          },
+        });
+      }
+    }
+    const state = body.state();
     mailbox.writeState({
-      x: state.pose.x,
-      y: state.pose.y,
-      yaw: state.pose.yaw,
+      x: state.x,
+      y: state.y,
+      yaw: state.yaw,
       linear: state.linear,
       angular: state.angular,
       battery: state.battery,
@@ -288,7 +332,7 @@ function runLoop(data: ControlLoopWorkerData): void {
     throw error;
   } finally {
     hal.zeroEnergy();
-    robot.step(periodMs / 1000, now());
+    body.step(periodMs / 1000, now());
   }
 }
 

@@ -29,8 +29,7 @@ describe('RobotBody (control loop thread)', () => {
   let body: RobotBody;
   before(async () => {
     body = await RobotBody.start({
-      world: WORLD,
-      robot: { start: { x: 0, y: 0, yaw: 0 } },
+      body: { type: 'sim', world: WORLD, robot: { start: { x: 0, y: 0, yaw: 0 } } },
       logger: silentLogger(),
     });
   });
@@ -132,8 +131,7 @@ describe('RobotBody (control loop thread)', () => {
 describe('RobotBody exit paths', () => {
   it('drives to zero energy on close, and refuses motion afterwards', async () => {
     const body = await RobotBody.start({
-      world: WORLD,
-      robot: { start: { x: -5, y: 0, yaw: 0 } },
+      body: { type: 'sim', world: WORLD, robot: { start: { x: -5, y: 0, yaw: 0 } } },
       logger: silentLogger(),
     });
     body.drive(0.5, 0);
@@ -147,7 +145,10 @@ describe('RobotBody exit paths', () => {
   });
 
   it('keeps the latch set, and refuses every motion, once the loop thread is gone', async () => {
-    const body = await RobotBody.start({ world: WORLD, logger: silentLogger() });
+    const body = await RobotBody.start({
+      body: { type: 'sim', world: WORLD },
+      logger: silentLogger(),
+    });
     try {
       await body.kill('watchdog');
       assert.equal(body.engaged, true);
@@ -161,11 +162,21 @@ describe('RobotBody exit paths', () => {
   });
 
   it('refuses a rate outside 1–1000 Hz and a world it cannot build', async () => {
-    await assert.rejects(RobotBody.start({ world: WORLD, rateHz: 5000, logger: silentLogger() }), {
-      code: 'KEEL_INVALID_ARGUMENT',
-    });
     await assert.rejects(
-      RobotBody.start({ world: { bounds: 'nowhere' }, logger: silentLogger() }),
+      RobotBody.start({
+        body: { type: 'sim', world: WORLD },
+        rateHz: 5000,
+        logger: silentLogger(),
+      }),
+      {
+        code: 'KEEL_INVALID_ARGUMENT',
+      },
+    );
+    await assert.rejects(
+      RobotBody.start({
+        body: { type: 'sim', world: { bounds: 'nowhere' } },
+        logger: silentLogger(),
+      }),
       {
         code: 'KEEL_HAL_FAULT',
       },

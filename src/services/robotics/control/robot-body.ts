@@ -2,17 +2,30 @@ import { once } from 'node:events';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
 import type { Logger } from '../../../platform/observability/logger.ts';
+import { RosbridgeIo } from '../bridges/rosbridge/rosbridge-io.ts';
 import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
 import type { CameraFrame } from '../hal/hal-drivers.ts';
 import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
 import type { FromLoopMessage, LoopTiming, ToLoopMessage } from './control-loop-messages.ts';
-import type { ControlLoopWorkerData } from './control-loop-worker.ts';
+import type { ControlLoopWorkerData, LoopBodySpecification } from './control-loop-worker.ts';
 import { type BodyState, ControlMailbox, type EstopReason } from './control-mailbox.ts';
 import { raiseThreadPriority, type ThreadPriority } from './raise-thread-priority.ts';
 
+/** The body the loop drives: the simulator, or a robot behind rosbridge. */
+export type RobotBodySpecification =
+  | { readonly type: 'sim'; readonly world: unknown; readonly robot?: SimRobotOptions }
+  | {
+      readonly type: 'rosbridge';
+      readonly url: string;
+      readonly wheelbase: number;
+      readonly maxWheelSpeed: number;
+      /** How often `/cmd_vel` goes out, Hz (default 20). */
+      readonly publishHz?: number;
+      readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+    };
+
 export interface RobotBodyOptions {
-  readonly world: unknown;
-  readonly robot?: SimRobotOptions;
+  readonly body: RobotBodySpecification;
   /** Control loop rate, Hz (1–1000; default 100). */
   readonly rateHz?: number;
   readonly commandTimeoutMs?: number;
@@ -63,6 +76,8 @@ export class RobotBody implements AsyncDisposable {
     detail: 'not yet raised',
   };
   readonly #worker: Worker;
+  /** The rosbridge I/O thread of a bridged body. */
+  readonly #io: RosbridgeIo | undefined;
   readonly #port: MessageChannel['port1'];
   readonly #pending = new Map<number, Pending>();
   readonly #sensorListeners = new Set<(message: SensorMessage) => void>();
@@ -82,7 +97,9 @@ export class RobotBody implements AsyncDisposable {
     mailbox: ControlMailbox,
     rateHz: number,
     options: RobotBodyOptions,
+    io: RosbridgeIo | undefined,
   ) {
+    this.#io = io;
     this.#worker = worker;
     this.#port = port;
     this.mailbox = mailbox;
@@ -122,13 +139,37 @@ export class RobotBody implements AsyncDisposable {
     }
     const mailbox = ControlMailbox.create();
     const channel = new MessageChannel();
+    const commandTimeoutMs = options.commandTimeoutMs ?? 500;
+    const specification = options.body;
+    const io =
+      specification.type === 'rosbridge'
+        ? RosbridgeIo.start({
+            url: specification.url,
+            mailbox,
+            ...(specification.publishHz === undefined
+              ? {}
+              : { publishHz: specification.publishHz }),
+            commandTimeoutMs,
+            logLevel: specification.logLevel ?? 'info',
+            logger: options.logger,
+          })
+        : undefined;
+    const body: LoopBodySpecification =
+      specification.type === 'sim'
+        ? { type: 'sim', world: specification.world, robot: specification.robot ?? {} }
+        : {
+            type: 'rosbridge',
+            inbound: (io as RosbridgeIo).loopPort,
+            outboundBuffer: (io as RosbridgeIo).outbound.buffer,
+            wheelbase: specification.wheelbase,
+            maxWheelSpeed: specification.maxWheelSpeed,
+          };
     const workerData: ControlLoopWorkerData = {
       buffer: mailbox.buffer,
       port: channel.port2,
       rateHz,
-      world: options.world,
-      robot: options.robot ?? {},
-      commandTimeoutMs: options.commandTimeoutMs ?? 500,
+      body,
+      commandTimeoutMs,
       maxLinear: options.maxLinear ?? 1,
       maxAngular: options.maxAngular ?? 1.5,
       reflexStopDistance: options.reflexStopDistance ?? 0.4,
@@ -136,7 +177,7 @@ export class RobotBody implements AsyncDisposable {
     };
     const worker = new Worker(new URL('./control-loop-worker.ts', import.meta.url), {
       workerData,
-      transferList: [channel.port2],
+      transferList: io === undefined ? [channel.port2] : [channel.port2, io.loopPort],
       name: 'keel-control-loop',
     });
     const ready = new Promise<number | undefined>((resolve, reject) => {
@@ -156,24 +197,25 @@ export class RobotBody implements AsyncDisposable {
       threadId = await ready;
     } catch (error) {
       await worker.terminate();
+      await io?.close();
       throw new KeelError('KEEL_HAL_FAULT', 'the control loop could not start', { cause: error });
     }
-    const body = new RobotBody(worker, channel.port1, mailbox, rateHz, options);
+    const robotBody = new RobotBody(worker, channel.port1, mailbox, rateHz, options, io);
     const realtime = options.realtimePriority ?? 40;
     if (realtime === false) {
-      body.scheduling = { priority: 'normal', detail: 'normal priority (as configured)' };
+      robotBody.scheduling = { priority: 'normal', detail: 'normal priority (as configured)' };
     } else if (threadId === undefined) {
-      body.scheduling = { priority: 'normal', detail: 'normal priority (thread id unknown)' };
+      robotBody.scheduling = { priority: 'normal', detail: 'normal priority (thread id unknown)' };
     } else {
-      body.scheduling = await raiseThreadPriority(threadId, realtime);
+      robotBody.scheduling = await raiseThreadPriority(threadId, realtime);
     }
-    if (body.scheduling.priority === 'normal') {
+    if (robotBody.scheduling.priority === 'normal') {
       options.logger.warn(
-        { scheduling: body.scheduling.detail },
+        { scheduling: robotBody.scheduling.detail },
         'the control loop runs at normal priority: other load on this machine can delay its ticks',
       );
     }
-    return body;
+    return robotBody;
   }
 
   get engaged(): boolean {
@@ -260,16 +302,24 @@ export class RobotBody implements AsyncDisposable {
   /** Stops the loop; it drives every actuator to zero energy before it exits. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      if (this.#exited) return;
-      const exited = once(this.#worker, 'exit');
-      this.mailbox.requestShutdown();
-      const timer = setTimeout(() => {
-        void this.#worker.terminate();
-      }, 2000);
-      await exited;
-      clearTimeout(timer);
+      if (!this.#exited) {
+        const exited = once(this.#worker, 'exit');
+        this.mailbox.requestShutdown();
+        const timer = setTimeout(() => {
+          void this.#worker.terminate();
+        }, 2000);
+        await exited;
+        clearTimeout(timer);
+      }
+      // A bridged robot: the loop wrote its zero twist on the way out; let it go out, then stop.
+      await this.#io?.close();
     })();
     return this.#closing;
+  }
+
+  /** The rosbridge link's state, for a bridged body. */
+  get bridgeState(): string | undefined {
+    return this.#io?.state;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

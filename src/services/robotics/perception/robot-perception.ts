@@ -52,19 +52,22 @@ export class RobotPerception {
   ingest(sweep: {
     scan: LaserScan;
     odometry: OdometryReading;
-    imu: ImuReading;
+    imu?: ImuReading | undefined;
     estimate?: FusedEstimate;
   }): void {
+    const reading = sweep.imu;
     const imu =
-      sweep.imu.yaw === undefined
-        ? { yawRate: sweep.imu.yawRate }
-        : { yawRate: sweep.imu.yawRate, yaw: sweep.imu.yaw };
+      reading === undefined
+        ? undefined
+        : reading.yaw === undefined
+          ? { yawRate: reading.yawRate }
+          : { yawRate: reading.yawRate, yaw: reading.yaw };
     const estimate =
       sweep.estimate ??
       this.#fusion.update({
         stampMs: sweep.odometry.stampMs,
         odometry: { linear: sweep.odometry.linear, angular: sweep.odometry.angular },
-        imu,
+        ...(imu === undefined ? {} : { imu }),
       });
     this.#estimate = estimate;
     this.transforms.set(

@@ -1,0 +1,68 @@
+import type {
+  CameraFrame,
+  HalDriver,
+  ImuReading,
+  LaserScan,
+  OdometryReading,
+} from '../hal/hal-drivers.ts';
+import { SimRobot, type SimRobotOptions } from '../hal/sim/sim-robot.ts';
+import { SimWorld } from '../hal/sim/sim-world.ts';
+import type { LoopBody, LoopBodyState } from './loop-body.ts';
+
+/**
+ * The simulated robot as the control loop's body: its physics step with the loop.
+ *
+ * @example
+ * ```ts
+ * const body = new SimLoopBody(worldDescription, { seed: 7 });
+ * ```
+ */
+export class SimLoopBody implements LoopBody {
+  readonly robot: SimRobot;
+
+  constructor(world: unknown, options: SimRobotOptions) {
+    this.robot = new SimRobot(new SimWorld(world), options);
+  }
+
+  get drivers(): readonly HalDriver[] {
+    return this.robot.drivers;
+  }
+
+  startPose(): { x: number; y: number; yaw: number } {
+    return this.robot.base.pose;
+  }
+
+  step(dtSeconds: number, nowMs: number): void {
+    this.robot.step(dtSeconds, nowMs);
+  }
+
+  odometry(nowMs: number): OdometryReading {
+    return this.robot.odometry.read(nowMs);
+  }
+
+  imu(nowMs: number): ImuReading {
+    return this.robot.imu.read(nowMs);
+  }
+
+  scan(nowMs: number): LaserScan {
+    return this.robot.scan(nowMs);
+  }
+
+  state(): LoopBodyState {
+    const state = this.robot.state();
+    return {
+      x: state.pose.x,
+      y: state.pose.y,
+      yaw: state.pose.yaw,
+      linear: state.linear,
+      angular: state.angular,
+      battery: state.battery,
+      contacts: state.contacts,
+      charging: state.charging,
+    };
+  }
+
+  capture(nowMs: number): CameraFrame {
+    return this.robot.camera.capture(nowMs);
+  }
+}
