@@ -186,7 +186,12 @@ describe('matchCapability', () => {
       ).allowed;
     assert.equal(follow(0.5), true);
     assert.equal(follow(0.5001), false);
+    assert.equal(follow(-0.6), false);
     assert.equal(follow(undefined), false);
+    const mixed = (params: Record<string, unknown>) =>
+      matchCapability(compiled, { kind: 'hal.drive', resource: 'base', params }, NOW).allowed;
+    assert.equal(mixed({ linear: 0.4, angular: 0, points: [], maxSpeed: 0.9 }), false);
+    assert.equal(mixed({ linear: 0.9, angular: 0, points: [], maxSpeed: 0.1 }), false);
   });
 
   it('keeps an arm target inside the granted workspace box, edges included', () => {

@@ -33,8 +33,8 @@ const LimitsSchema = z.strictObject({
   /** Upper bound of the `maxOutputTokens` parameter (`llm.chat`), which it makes required. */
   maxTokens: z.number().int().positive().optional(),
   /**
-   * `hal.drive {maxLinear: 0.5}`: bound on the absolute `linear` parameter (m/s), or on
-   * `maxSpeed` for a trajectory (an intent with `points` and no `linear`).
+   * `hal.drive {maxLinear: 0.5}`: bound on the absolute `linear` parameter (m/s) and on a
+   * trajectory's `maxSpeed`, whichever the intent carries (both, if it carries both).
    */
   maxLinear: z.number().finite().nonnegative().optional(),
   /**
@@ -200,10 +200,6 @@ function maximumLimit(parameter: string, limit: number, kind: 'count' | 'magnitu
   };
 }
 
-function isTrajectory(params: Readonly<Record<string, unknown>>): boolean {
-  return params.linear === undefined && Array.isArray(params.points);
-}
-
 function workspaceLimit(box: NonNullable<CapabilityLimits['workspace']>): LimitCheck {
   return (params) => {
     for (const axis of ['x', 'y', 'z'] as const) {
@@ -235,15 +231,24 @@ function compileLimits(limits: CapabilityLimits): LimitCheck[] {
     checks.push(maximumLimit('maxOutputTokens', limits.maxTokens, 'count'));
   if (limits.maxLinear !== undefined) {
     const linear = maximumLimit('linear', limits.maxLinear, 'magnitude');
-    const trajectory = maximumLimit('maxSpeed', limits.maxLinear, 'magnitude');
-    checks.push((params, resource) =>
-      isTrajectory(params) ? trajectory(params, resource) : linear(params, resource),
-    );
+    const maxSpeed = maximumLimit('maxSpeed', limits.maxLinear, 'magnitude');
+    // Every speed the intent carries is bounded, whatever shape it claims to have.
+    checks.push((params, resource) => {
+      if (params.linear === undefined && params.maxSpeed === undefined) {
+        return 'parameter linear (or maxSpeed for a trajectory) is required by the maxLinear limit';
+      }
+      return (
+        (params.linear === undefined ? undefined : linear(params, resource)) ??
+        (params.maxSpeed === undefined ? undefined : maxSpeed(params, resource))
+      );
+    });
   }
   if (limits.maxAngular !== undefined) {
     const angular = maximumLimit('angular', limits.maxAngular, 'magnitude');
     checks.push((params, resource) =>
-      isTrajectory(params) ? undefined : angular(params, resource),
+      params.angular === undefined && Array.isArray(params.points)
+        ? undefined
+        : angular(params, resource),
     );
   }
   if (limits.workspace !== undefined) checks.push(workspaceLimit(limits.workspace));

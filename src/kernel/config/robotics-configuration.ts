@@ -156,6 +156,14 @@ export function toRoboticsConfiguration(
       },
     );
   }
+  if (file.command_timeout_ms > safety.collision_horizon_seconds * 1000) {
+    // A velocity command must not outlive the horizon its collision check looked ahead.
+    throw new KeelError(
+      'KEEL_CONFIG_INVALID',
+      'robotics.command_timeout_ms must not exceed robotics.safety.collision_horizon_seconds',
+      { details: { field: 'robotics.command_timeout_ms' } },
+    );
+  }
   return {
     enabled: file.enabled,
     body:

@@ -380,6 +380,42 @@ describe('gate', () => {
     assert.equal((await kernel.budgets.get(`agent:${agent.id}`))?.spent.calls, 1);
   });
 
+  it('judges an approved call by the rules again when it runs, since the world may have changed', async () => {
+    await using harness = await createKernelHarness({
+      approvalRules: [
+        { kind: 'hal.drive', resource: '*', trustLevels: ['standard'], reason: null },
+      ],
+    });
+    const { kernel } = harness;
+    const drive = recorder('hal.drive');
+    kernel.registerExecutor(drive.executor);
+    const world = { blocked: false };
+    kernel.verifier.register({
+      id: 'path-clear',
+      description: 'test: the path is clear',
+      appliesTo: (intent) => intent.kind === 'hal.drive',
+      check: () =>
+        world.blocked ? { ok: false, reason: 'something moved into the path' } : { ok: true },
+    });
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'hal.drive' }, 'operator:ana');
+    const run = await harness.newRun(agent.id);
+    const identity = { agentId: agent.id, runId: run.id, seq: 1 };
+    const intent = { kind: 'hal.drive', resource: 'base', params: { linear: 0.2, angular: 0 } };
+    const asked = await rejectsWithCode(
+      kernel.gate.call(identity, intent),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    await kernel.approvals.decide(String(asked.details.approvalId), 'approved', 'operator:ana');
+    world.blocked = true;
+    const refused = await rejectsWithCode(
+      kernel.gate.call(identity, intent),
+      'KEEL_POLICY_VIOLATION',
+    );
+    assert.match(refused.message, /path-clear: something moved/);
+    assert.equal(drive.calls.length, 0, 'the approved call did not run');
+  });
+
   it('asks a human once, runs an approved call exactly once, and refuses a denied one', async () => {
     await using harness = await createKernelHarness({
       approvalRules: [

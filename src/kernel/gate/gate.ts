@@ -242,6 +242,16 @@ export class Gate {
       const editedParsed = this.#validate({ ...intent, params: { ...intent.params, ...edits } });
       executed = editedParsed.intent;
       admitted = await this.#admit(identity, agent, executed);
+    } else if (approvalId !== null) {
+      // The world may have changed while the call waited for a human (a robot's path, an
+      // e-stop): the rules judge it again, just before it runs.
+      try {
+        await this.#verify(identity, agent, intent);
+      } catch (error) {
+        if (admitted.reservation !== undefined)
+          await dependencies.budgets.release(admitted.reservation);
+        throw error;
+      }
     }
 
     return this.#execute(
@@ -251,6 +261,34 @@ export class Gate {
       { ...admitted, intent: executed, started, approvalId },
       options,
     );
+  }
+
+  /** The verifier rules (step 3); a refusal throws. */
+  async #verify(
+    identity: CallerIdentity,
+    agent: AgentRecord,
+    intent: SyscallIntent,
+  ): Promise<void> {
+    const dependencies = this.#dependencies;
+    const refusal = await this.#step('verifier', () =>
+      dependencies.verifier.check(intent, {
+        agent,
+        runId: identity.runId,
+        now: dependencies.clock.now(),
+      }),
+    );
+    if (refusal !== undefined) {
+      throw new Refusal(
+        new KeelError(
+          refusal.verdict.code ?? 'KEEL_POLICY_VIOLATION',
+          `${describeIntent(intent)} refused by ${refusal.ruleId}: ${refusal.verdict.reason}`,
+          {
+            details: { rule: refusal.ruleId, ...(refusal.verdict.details ?? {}) },
+          },
+        ),
+        'verifier',
+      );
+    }
   }
 
   /** Capability, verifier rules, executor and budget: every step before the approval. */
@@ -288,25 +326,7 @@ export class Gate {
       );
     }
 
-    const refusal = await this.#step('verifier', () =>
-      dependencies.verifier.check(intent, {
-        agent,
-        runId: identity.runId,
-        now: dependencies.clock.now(),
-      }),
-    );
-    if (refusal !== undefined) {
-      throw new Refusal(
-        new KeelError(
-          refusal.verdict.code ?? 'KEEL_POLICY_VIOLATION',
-          `${subject} refused by ${refusal.ruleId}: ${refusal.verdict.reason}`,
-          {
-            details: { rule: refusal.ruleId, ...(refusal.verdict.details ?? {}) },
-          },
-        ),
-        'verifier',
-      );
-    }
+    await this.#verify(identity, agent, intent);
 
     const executor = dependencies.executors.get(intent.kind);
     if (executor === undefined) {

@@ -6,6 +6,7 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { RobotBody } from './control/robot-body.ts';
 import type { FleetTaskBoard } from './fleet/fleet-task-board.ts';
+import { parseDriveParams } from './intents/robot-intent.ts';
 import type { RobotPerception } from './perception/robot-perception.ts';
 
 /** Peer and broadcast messages between robots (reliable: none may be lost). */
@@ -64,19 +65,14 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
       kind: 'hal.drive',
       timeoutMs: 5000,
       doExecute: async (intent) => {
-        if (intent.resource !== 'base' && intent.resource !== 'trajectory') {
-          throw new KeelError(
-            'KEEL_NOT_FOUND',
-            `hal.drive has no resource ${intent.resource} (base or trajectory)`,
-          );
+        // Read exactly as the safety rules read it: by resource, strictly.
+        const drive = parseDriveParams(intent.resource, intent.params);
+        if (drive.type === 'trajectory') {
+          const { id } = await body.followTrajectory(drive.points, drive.maxSpeed);
+          return done({ trajectory: id, accepted: true, waypoints: drive.points.length });
         }
-        if (intent.resource === 'trajectory') {
-          const points = intent.params.points as Array<{ x: number; y: number }>;
-          const { id } = await body.followTrajectory(points, finite(intent, 'maxSpeed'));
-          return done({ trajectory: id, accepted: true, waypoints: points.length });
-        }
-        body.drive(finite(intent, 'linear'), finite(intent, 'angular'));
-        return done({ linear: finite(intent, 'linear'), angular: finite(intent, 'angular') });
+        body.drive(drive.linear, drive.angular);
+        return done({ linear: drive.linear, angular: drive.angular });
       },
     },
     {
@@ -84,6 +80,9 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
       kind: 'hal.arm',
       timeoutMs: 5000,
       doExecute: async (intent) => {
+        if (intent.resource !== 'arm') {
+          throw new KeelError('KEEL_NOT_FOUND', `hal.arm has no resource ${intent.resource}`);
+        }
         const joints = await body.moveEndEffector({
           x: finite(intent, 'x'),
           y: finite(intent, 'y'),

@@ -182,7 +182,7 @@ export class RobotService implements AsyncDisposable {
     }
     const first = this.#overrideUntil < this.#options.now();
     this.#overrideUntil = this.#options.now() + safety.manualOverrideMs;
-    this.body.drive(linear, angular);
+    this.body.teleop(linear, angular, this.#overrideUntil);
     if (first) {
       await this.#options.audit({
         kind: 'robot.teleop',

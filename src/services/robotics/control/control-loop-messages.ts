@@ -3,16 +3,23 @@
 import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
 import type { ImuReading, OdometryReading } from '../hal/hal-drivers.ts';
 
+/**
+ * Requests that move something carry the e-stop epoch they were sent in (the loop refuses
+ * one from before the latest stop) and their order among everything the brain sent.
+ */
 export type ToLoopMessage =
   | {
       readonly type: 'trajectory';
       readonly id: number;
+      readonly epoch: number;
+      readonly order: number;
       readonly points: ReadonlyArray<{ readonly x: number; readonly y: number }>;
       readonly maxSpeed: number;
     }
   | {
       readonly type: 'arm';
       readonly id: number;
+      readonly epoch: number;
       readonly x: number;
       readonly y: number;
       readonly z: number;
@@ -20,6 +27,7 @@ export type ToLoopMessage =
   | {
       readonly type: 'relay';
       readonly id: number;
+      readonly epoch: number;
       readonly relayId: string;
       readonly state: boolean;
     }

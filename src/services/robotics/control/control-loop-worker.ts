@@ -14,7 +14,7 @@ import { HalRegistry } from '../hal/hal-registry.ts';
 import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
 import { OdometryImuFusion } from '../perception/odometry-imu-fusion.ts';
 import type { FromLoopMessage, LoopScan, ToLoopMessage } from './control-loop-messages.ts';
-import { ControlMailbox } from './control-mailbox.ts';
+import { ControlMailbox, type VelocityCommand } from './control-mailbox.ts';
 import type { LoopBody } from './loop-body.ts';
 import { OutboundTwist } from './outbound-twist.ts';
 import { RosbridgeLoopBody } from './rosbridge-loop-body.ts';
@@ -34,6 +34,8 @@ export interface ControlLoopWorkerData {
   /** Forward motion stops when the LiDAR sees something this close ahead, m. */
   readonly reflexStopDistance: number;
   readonly sensorRateHz: number;
+  /** Motion stops when the brain's heartbeat is older than this, ms. */
+  readonly heartbeatTimeoutMs: number;
 }
 
 /** Which body the loop drives: the simulator, or a robot behind rosbridge. */
@@ -95,6 +97,28 @@ function ownThreadId(): number | undefined {
   }
 }
 
+/** The waypoints of a trajectory request, checked again on the loop's side. */
+function validTrajectory(points: unknown, maxSpeed: unknown): Array<{ x: number; y: number }> {
+  if (typeof maxSpeed !== 'number' || !Number.isFinite(maxSpeed) || maxSpeed <= 0) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', 'a trajectory needs a positive, finite maxSpeed');
+  }
+  if (!Array.isArray(points) || points.length === 0 || points.length > 256) {
+    throw new KeelError('KEEL_INVALID_ARGUMENT', 'a trajectory needs 1–256 points');
+  }
+  return points.map((point: unknown) => {
+    const candidate = point as { x?: unknown; y?: unknown } | null;
+    if (
+      typeof candidate?.x !== 'number' ||
+      typeof candidate.y !== 'number' ||
+      !Number.isFinite(candidate.x) ||
+      !Number.isFinite(candidate.y)
+    ) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', 'every trajectory point needs finite x and y');
+    }
+    return { x: candidate.x, y: candidate.y };
+  });
+}
+
 function runLoop(data: ControlLoopWorkerData): void {
   const mailbox = ControlMailbox.attach(data.buffer);
   const port = data.port;
@@ -112,14 +136,26 @@ function runLoop(data: ControlLoopWorkerData): void {
   const periodMs = 1000 / data.rateHz;
   const sensorEvery = Math.max(1, Math.round(data.rateHz / data.sensorRateHz));
   const lateness = new Float64Array(TIMING_SAMPLES);
-  const command = new Float64Array(3);
+  const command: VelocityCommand = {
+    sequence: 0,
+    linear: 0,
+    angular: 0,
+    epoch: 0,
+    order: 0,
+    human: false,
+  };
   let lastSequence = 0;
   let commandAt = Number.NEGATIVE_INFINITY;
+  /** The velocity command being driven, and the order of what the brain sent last. */
+  let velocity = { linear: 0, angular: 0 };
+  let latestOrder = 0;
   let mode = 0;
   let trajectoryId = -1;
   let ticks = 0;
   let overruns = 0;
   let ahead = Number.POSITIVE_INFINITY;
+  let heartbeat = mailbox.heartbeat;
+  let heartbeatAt = now();
   let last = now();
   let scheduled = last;
 
@@ -129,21 +165,48 @@ function runLoop(data: ControlLoopWorkerData): void {
     follower.clear();
   };
 
+  /** A request from before the latest e-stop is refused, even if the latch is clear again. */
+  const assertCurrent = (epoch: number) => {
+    if (mailbox.engaged || epoch !== mailbox.epoch) throw new KeelError('KEEL_ESTOP_ENGAGED');
+  };
+
   const handle = (message: ToLoopMessage) => {
     try {
       switch (message.type) {
-        case 'trajectory':
-          if (mailbox.engaged) throw new KeelError('KEEL_ESTOP_ENGAGED');
+        case 'trajectory': {
+          assertCurrent(message.epoch);
+          if (now() < mailbox.overrideUntil) {
+            throw new KeelError(
+              'KEEL_POLICY_VIOLATION',
+              'a human is driving the robot: AI motion is suspended',
+            );
+          }
+          const points = validTrajectory(message.points, message.maxSpeed);
+          if (message.order < latestOrder) {
+            // A velocity command sent after it already replaced it.
+            post({
+              type: 'reply',
+              id: message.id,
+              ok: true,
+              value: { accepted: false, superseded: true },
+            });
+            post({ type: 'trajectory-end', id: message.id, outcome: 'replaced' });
+            return;
+          }
+          latestOrder = message.order;
           endTrajectory('replaced');
-          follower.start(message.points, message.maxSpeed);
+          follower.start(points, Math.min(message.maxSpeed, data.maxLinear));
           trajectoryId = message.id;
           mode = 2;
           post({ type: 'reply', id: message.id, ok: true, value: { accepted: true } });
           return;
+        }
         case 'arm':
+          assertCurrent(message.epoch);
           post({ type: 'reply', id: message.id, ok: true, value: hal.moveEndEffector(message) });
           return;
         case 'relay':
+          if (message.state) assertCurrent(message.epoch);
           hal.setRelay(message.relayId, message.state);
           post({
             type: 'reply',
@@ -155,7 +218,7 @@ function runLoop(data: ControlLoopWorkerData): void {
         case 'stop-motion':
           endTrajectory('stopped');
           mode = 0;
-          hal.drive({ linear: 0, angular: 0 }, now());
+          if (!mailbox.engaged) hal.drive({ linear: 0, angular: 0 }, now());
           post({ type: 'reply', id: message.id, ok: true, value: { stopped: true } });
           return;
         case 'capture': {
@@ -185,23 +248,44 @@ function runLoop(data: ControlLoopWorkerData): void {
   };
 
   const tick = (at: number, dtSeconds: number) => {
-    // The mailbox first, then the port: a request sent after a velocity command wins.
-    // A command written before an e-stop is consumed while it is set, so a release never
-    // revives it.
-    if (mailbox.readVelocity(command) && command[0] !== lastSequence) {
-      lastSequence = command[0] ?? 0;
-      if (!mailbox.engaged) {
-        commandAt = at;
-        endTrajectory('replaced');
-        mode = 1;
-      }
+    // A command is acted on only if it was written in the present e-stop epoch, so a command
+    // from before a stop is never revived by the release, however quickly it came.
+    let fresh: VelocityCommand | undefined;
+    if (mailbox.readVelocity(command) && command.sequence !== lastSequence) {
+      lastSequence = command.sequence;
+      // While a human teleoperates, only the human's commands move the robot.
+      const suspended = !command.human && now() < mailbox.overrideUntil;
+      if (!mailbox.engaged && command.epoch === mailbox.epoch && !suspended) fresh = { ...command };
     }
     for (
       let message = receiveMessageOnPort(port);
       message !== undefined;
       message = receiveMessageOnPort(port)
     ) {
-      handle(message.message as ToLoopMessage);
+      const request = message.message as ToLoopMessage;
+      // What the brain sent in order wins in order: a velocity command written after this
+      // trajectory request goes first, so the request sees it as newer.
+      if (fresh !== undefined && request.type === 'trajectory' && fresh.order > request.order) {
+        latestOrder = Math.max(latestOrder, fresh.order);
+      }
+      handle(request);
+    }
+    if (fresh !== undefined && fresh.order >= latestOrder) {
+      latestOrder = fresh.order;
+      velocity = { linear: fresh.linear, angular: fresh.angular };
+      commandAt = at;
+      endTrajectory('replaced');
+      mode = 1;
+    }
+    // The brain's heartbeat: if its main thread stops (wedged, or gone without its signal
+    // handler), motion stops too.
+    const beat = mailbox.heartbeat;
+    if (beat !== heartbeat) {
+      heartbeat = beat;
+      heartbeatAt = at;
+    } else if (mode !== 0 && at - heartbeatAt > data.heartbeatTimeoutMs) {
+      endTrajectory('stopped');
+      mode = 0;
     }
     if (mailbox.engaged) {
       if (mode !== 0) endTrajectory('stopped');
@@ -214,8 +298,8 @@ function runLoop(data: ControlLoopWorkerData): void {
         if (at - commandAt > data.commandTimeoutMs) {
           mode = 0;
         } else {
-          linear = command[1] ?? 0;
-          angular = command[2] ?? 0;
+          linear = velocity.linear;
+          angular = velocity.angular;
         }
       } else if (mode === 2) {
         const step = follower.step({ ...fusion.estimate, stampMs: at });
@@ -238,8 +322,17 @@ function runLoop(data: ControlLoopWorkerData): void {
           angular = 0;
         }
       }
-      if (mode !== 0) hal.drive({ linear, angular }, at);
-      else hal.drive({ linear: 0, angular: 0 }, at);
+      if (!Number.isFinite(linear) || !Number.isFinite(angular)) {
+        linear = 0;
+        angular = 0;
+      }
+      try {
+        hal.drive(mode === 0 ? { linear: 0, angular: 0 } : { linear, angular }, at);
+      } catch (error) {
+        // The latch was set between the check above and the drive: zero energy, and carry on.
+        if (!(error instanceof KeelError && error.code === 'KEEL_ESTOP_ENGAGED')) throw error;
+        hal.zeroEnergy();
+      }
     }
     body.step(dtSeconds, at);
     const odometry = body.odometry(at);

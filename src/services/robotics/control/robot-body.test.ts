@@ -9,6 +9,8 @@ const WORLD = {
   obstacles: [{ type: 'box', minX: 4, minY: -1, maxX: 5, maxY: 1 }],
 };
 
+const until_ = until;
+
 async function until<T>(
   read: () => T | undefined,
   accept: (value: T) => boolean,
@@ -113,6 +115,97 @@ describe('RobotBody (control loop thread)', () => {
       during >= 10,
       `the loop ticked ${during} times while the main thread was blocked for 300 ms`,
     );
+  });
+
+  it('never acts on a command or request sent before an e-stop, however quickly it is released', async () => {
+    const request = body.followTrajectory([{ x: 3, y: 3 }], 0.5);
+    body.drive(0.5, 0);
+    assert.equal(body.engage('operator'), false);
+    assert.equal(body.release(), true);
+    await assert.rejects(request, { code: 'KEEL_ESTOP_ENGAGED' });
+    await delay(150);
+    const state = body.state();
+    assert.equal(state?.mode, 0);
+    assert.equal(state?.linear, 0);
+  });
+
+  it('applies what the brain sent in the order it sent it', async () => {
+    const start = body.state();
+    assert.ok(start);
+    const first = await body.followTrajectory([{ x: start.x + 2, y: start.y }], 0.3);
+    body.drive(0, 0.2);
+    assert.equal(await first.outcome, 'replaced');
+    await until(
+      () => body.state(),
+      (state) => state.mode === 1,
+      'the later velocity command to win',
+    );
+    body.drive(0, 0.2);
+    const second = await body.followTrajectory([{ x: start.x, y: start.y + 0.01 }], 0.3);
+    await until(
+      () => body.state(),
+      (state) => state.mode === 2 || state.mode === 0,
+      'the later trajectory to win',
+    );
+    assert.notEqual(
+      await Promise.race([second.outcome, delay(50).then(() => 'running')]),
+      'replaced',
+    );
+    await body.stopMotion();
+  });
+
+  it('refuses a trajectory the loop cannot follow: no points, a NaN, a speed of zero or less', async () => {
+    await assert.rejects(body.followTrajectory([], 0.3), { code: 'KEEL_INVALID_ARGUMENT' });
+    await assert.rejects(body.followTrajectory([{ x: Number.NaN, y: 0 }], 0.3), {
+      code: 'KEEL_INVALID_ARGUMENT',
+    });
+    await assert.rejects(body.followTrajectory([{ x: 1, y: 0 }], -0.5), {
+      code: 'KEEL_INVALID_ARGUMENT',
+    });
+    assert.equal(body.state()?.mode, 0);
+  });
+
+  it('stops a trajectory when the brain’s heartbeat stops', async () => {
+    const start = body.state();
+    assert.ok(start);
+    const { outcome } = await body.followTrajectory([{ x: start.x - 3, y: start.y - 3 }], 0.3);
+    const blockedUntil = Date.now() + 1500;
+    while (Date.now() < blockedUntil) {
+      // A wedged brain: no heartbeat for longer than its timeout.
+    }
+    assert.equal(await outcome, 'stopped');
+  });
+
+  it('lets only the human drive during teleoperation', async () => {
+    const until = Date.now() + 800;
+    const refused: Array<{ code?: string }> = [];
+    const refresh = setInterval(() => {
+      body.teleop(0.2, 0, until);
+      try {
+        body.drive(0.6, 0);
+      } catch (error) {
+        refused.push(error as { code?: string });
+      }
+    }, 20);
+    try {
+      await until_(
+        () => body.state(),
+        (state) => state.linear > 0.15,
+        'the human’s speed',
+      );
+      await delay(200);
+      assert.ok((body.state()?.linear ?? 1) < 0.25, 'the agent’s faster command did not drive');
+      assert.ok(
+        refused.length > 0 && refused.every((error) => error.code === 'KEEL_POLICY_VIOLATION'),
+      );
+      await assert.rejects(body.followTrajectory([{ x: 0, y: 0 }], 0.3), {
+        code: 'KEEL_POLICY_VIOLATION',
+      });
+    } finally {
+      clearInterval(refresh);
+    }
+    await body.stopMotion();
+    await delay(900);
   });
 
   it('answers arm, relay and camera requests through the loop', async () => {

@@ -43,6 +43,11 @@ export interface RobotBodyOptions {
    * `watchdog`) and the loop thread is terminated. Default 500 ms.
    */
   readonly watchdogMs?: number;
+  /**
+   * The brain's heartbeat: motion stops when the main thread has not beaten for this long
+   * (a wedged or dying brain), ms. Default 1000.
+   */
+  readonly heartbeatTimeoutMs?: number;
   /** How long a request to the loop (arm, relay, trajectory) may take, ms. */
   readonly requestTimeoutMs?: number;
   readonly logger: Logger;
@@ -85,6 +90,9 @@ export class RobotBody implements AsyncDisposable {
   readonly #requestTimeoutMs: number;
   readonly #logger: Logger;
   #nextId = 1;
+  /** The order of every command and request sent to the loop, so it applies them in order. */
+  #order = 0;
+  readonly #heartbeat: NodeJS.Timeout;
   #exited = false;
   readonly #watchdog: NodeJS.Timeout;
   #lastTicks = -1;
@@ -107,6 +115,9 @@ export class RobotBody implements AsyncDisposable {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 2000;
     this.#logger = options.logger;
     port.on('message', (message: FromLoopMessage) => this.#receive(message));
+    mailbox.beat();
+    this.#heartbeat = setInterval(() => mailbox.beat(), 100);
+    this.#heartbeat.unref();
     const watchdogMs = options.watchdogMs ?? 500;
     this.#watchdog = setInterval(() => this.#checkLoop(watchdogMs), Math.max(10, watchdogMs / 5));
     this.#watchdog.unref();
@@ -116,6 +127,7 @@ export class RobotBody implements AsyncDisposable {
     worker.on('exit', (code) => {
       this.#exited = true;
       clearInterval(this.#watchdog);
+      clearInterval(this.#heartbeat);
       if (this.#closing === undefined) {
         this.mailbox.engage('fault'); // a no-op when the watchdog set it first
         this.#logger.error({ code }, 'the control loop stopped unexpectedly: e-stop engaged');
@@ -174,6 +186,7 @@ export class RobotBody implements AsyncDisposable {
       maxAngular: options.maxAngular ?? 1.5,
       reflexStopDistance: options.reflexStopDistance ?? 0.4,
       sensorRateHz: options.sensorRateHz ?? 10,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 1000,
     };
     const worker = new Worker(new URL('./control-loop-worker.ts', import.meta.url), {
       workerData,
@@ -254,7 +267,20 @@ export class RobotBody implements AsyncDisposable {
   /** Sets a velocity command; the loop drops it after its command timeout unless refreshed. */
   drive(linear: number, angular: number): void {
     this.#assertMayMove();
-    this.mailbox.writeVelocity(linear, angular);
+    this.#assertNoOverride();
+    this.#order += 1;
+    this.mailbox.writeVelocity(linear, angular, this.#order);
+  }
+
+  /**
+   * A human drives: the command goes to the loop marked as the human's, and agents' commands
+   * and trajectories are ignored by the loop itself until `overrideUntil` (ms since the epoch).
+   */
+  teleop(linear: number, angular: number, overrideUntil: number): void {
+    this.#assertMayMove();
+    this.mailbox.overrideUntil = Math.max(this.mailbox.overrideUntil, overrideUntil);
+    this.#order += 1;
+    this.mailbox.writeVelocity(linear, angular, this.#order, true);
   }
 
   /** Starts following waypoints; `outcome` settles when the loop ends the trajectory. */
@@ -263,22 +289,32 @@ export class RobotBody implements AsyncDisposable {
     maxSpeed: number,
   ): Promise<{ id: number; outcome: Promise<TrajectoryOutcome> }> {
     this.#assertMayMove();
+    this.#assertNoOverride();
     const id = this.#nextId;
     const outcome = new Promise<TrajectoryOutcome>((resolve) =>
       this.#trajectoryWaiters.set(id, resolve),
     );
-    await this.#request({ type: 'trajectory', id, points, maxSpeed });
+    this.#order += 1;
+    const epoch = this.mailbox.epoch;
+    try {
+      await this.#request({ type: 'trajectory', id, epoch, order: this.#order, points, maxSpeed });
+    } catch (error) {
+      this.#trajectoryWaiters.delete(id);
+      throw error;
+    }
     return { id, outcome };
   }
 
   async moveEndEffector(target: { x: number; y: number; z: number }): Promise<ArmJoints> {
     this.#assertMayMove();
-    return this.#request({ type: 'arm', id: this.#nextId, ...target }) as Promise<ArmJoints>;
+    const epoch = this.mailbox.epoch;
+    return this.#request({ type: 'arm', id: this.#nextId, epoch, ...target }) as Promise<ArmJoints>;
   }
 
   async setRelay(relayId: string, state: boolean): Promise<unknown> {
     if (state) this.#assertMayMove();
-    return this.#request({ type: 'relay', id: this.#nextId, relayId, state });
+    const epoch = this.mailbox.epoch;
+    return this.#request({ type: 'relay', id: this.#nextId, epoch, relayId, state });
   }
 
   stopMotion(): Promise<unknown> {
@@ -350,6 +386,19 @@ export class RobotBody implements AsyncDisposable {
       'the control loop stalled: e-stop engaged, loop terminated',
     );
     void this.kill('watchdog');
+  }
+
+  /** An agent's motion while a human teleoperates is refused (the slot is the human's). */
+  #assertNoOverride(): void {
+    if (Date.now() < this.mailbox.overrideUntil) {
+      throw new KeelError(
+        'KEEL_POLICY_VIOLATION',
+        'a human is driving the robot: AI motion is suspended',
+        {
+          details: { until: this.mailbox.overrideUntil },
+        },
+      );
+    }
   }
 
   #assertMayMove(): void {

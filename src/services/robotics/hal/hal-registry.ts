@@ -64,7 +64,12 @@ export class HalRegistry {
     const base = this.#require('drive-base', 'base') as DriveBaseDriver;
     this.#assertMayMove();
     this.#driveKinematics ??= new DifferentialDrive(base.wheelbase);
-    base.doCommand(this.#driveKinematics.toWheels(twist, base.maxWheelSpeed), nowMs);
+    // A non-finite speed never reaches a wheel: it becomes a stop.
+    const safe =
+      Number.isFinite(twist.linear) && Number.isFinite(twist.angular)
+        ? twist
+        : { linear: 0, angular: 0 };
+    base.doCommand(this.#driveKinematics.toWheels(safe, base.maxWheelSpeed), nowMs);
   }
 
   /** Solves the arm's joints for `target` and commands them; returns the joints. */

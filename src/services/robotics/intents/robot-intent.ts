@@ -114,6 +114,60 @@ export const ROBOT_RESOURCES = Object.freeze({
   board: 'board',
 });
 
+/** A `hal.drive` syscall's parameters, read one way by every part that judges or runs it. */
+export type DriveParams =
+  | { readonly type: 'velocity'; readonly linear: number; readonly angular: number }
+  | {
+      readonly type: 'trajectory';
+      readonly points: ReadonlyArray<{ readonly x: number; readonly y: number }>;
+      readonly maxSpeed: number;
+    };
+
+/**
+ * Reads a `hal.drive` syscall by its resource — `base` takes exactly `{linear, angular}`,
+ * `trajectory` exactly `{points, maxSpeed}` with `maxSpeed > 0` — or throws
+ * `KEEL_INVALID_ARGUMENT`. The safety rules and the executor both use it, so an intent can
+ * never be judged as one thing and run as another.
+ *
+ * @example
+ * ```ts
+ * parseDriveParams('base', { linear: 0.2, angular: 0 }); // { type: 'velocity', linear: 0.2, angular: 0 }
+ * ```
+ */
+export function parseDriveParams(
+  resource: string,
+  params: Readonly<Record<string, unknown>>,
+): DriveParams {
+  const schema =
+    resource === ROBOT_RESOURCES.base
+      ? DrivePayload
+      : resource === ROBOT_RESOURCES.trajectory
+        ? FollowTrajectoryPayload
+        : undefined;
+  if (schema === undefined) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `hal.drive has no resource ${resource}: base or trajectory`,
+    );
+  }
+  const result = schema.safeParse(params);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `hal.drive ${resource} ${issue?.path.join('.') || 'params'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  const data = result.data as Record<string, unknown>;
+  return resource === ROBOT_RESOURCES.base
+    ? { type: 'velocity', linear: data.linear as number, angular: data.angular as number }
+    : {
+        type: 'trajectory',
+        points: data.points as Array<{ x: number; y: number }>,
+        maxSpeed: data.maxSpeed as number,
+      };
+}
+
 /** The kernel syscall for a robot intent. */
 export interface RobotSyscall {
   readonly kind: string;

@@ -164,15 +164,15 @@ describe('motion safety rules', () => {
   it('keeps the base inside the geofence, at and past its edge', async () => {
     const { state, check } = setting();
     state.map = new OccupancyOctree();
-    state.motion = { x: 4, y: 0, yaw: 0, linear: 0.5, angular: 0 };
-    // 0.5 m/s for the 2 s horizon ends exactly on the fence at x = 5.
+    state.motion = { x: 3.75, y: 0, yaw: 0, linear: 0.5, angular: 0 };
+    // 0.5 m/s for the 2 s horizon ends with the 0.25 m footprint exactly touching x = 5.
     assert.equal(await check('hal.drive', { linear: 0.5, angular: 0 }), undefined);
     assert.equal(
       (await check('hal.drive', { linear: 0.51, angular: 0 }))?.ruleId,
       'robot-geofence',
     );
     assert.equal(
-      await check('hal.drive', { points: [{ x: 5, y: 4 }], maxSpeed: 0.5 }, 'trajectory'),
+      await check('hal.drive', { points: [{ x: 4.75, y: 4.75 }], maxSpeed: 0.5 }, 'trajectory'),
       undefined,
     );
     assert.equal(
@@ -255,6 +255,81 @@ describe('motion safety rules', () => {
     const { state, check } = setting();
     state.motion = undefined;
     assert.equal((await check('hal.drive', { linear: 0.1, angular: 0 }))?.ruleId, 'robot-geofence');
+    assert.equal(
+      (await check('hal.drive', { points: [{ x: 1, y: 0 }], maxSpeed: 0.3 }, 'trajectory'))?.ruleId,
+      'robot-geofence',
+    );
+  });
+
+  it('reads a drive by its resource only: mixed or malformed parameters are refused, never reinterpreted', async () => {
+    const { check } = setting({ maxLinearAcceleration: 10 });
+    // A velocity dressed up with an empty trajectory, and a trajectory dressed up as a stop.
+    assert.ok(await check('hal.drive', { linear: 0.5, angular: 0, points: [], maxSpeed: 0.1 }));
+    assert.ok(
+      await check(
+        'hal.drive',
+        { points: [{ x: '8', y: 0 }], maxSpeed: 0.8, linear: 0, angular: 0 },
+        'trajectory',
+      ),
+    );
+    assert.ok(await check('hal.drive', { maxSpeed: 0.5 }, 'trajectory'), 'no points');
+    assert.ok(
+      await check('hal.drive', { points: [{ x: Number.NaN, y: 0 }], maxSpeed: 0.5 }, 'trajectory'),
+    );
+    assert.ok(
+      await check('hal.drive', { points: [{ x: 1, y: 0 }], maxSpeed: -0.5 }, 'trajectory'),
+      'backwards',
+    );
+    assert.ok(await check('hal.drive', { points: [{ x: 1, y: 0 }], maxSpeed: 0 }, 'trajectory'));
+    assert.ok(
+      await check('hal.drive', { linear: 0.1, angular: 0 }, 'wheels'),
+      'an unknown resource',
+    );
+    assert.ok(await check('hal.arm', { x: 0.1, y: 0, z: 0.2 }, 'gripper'), 'an unknown arm');
+  });
+
+  it('always lets a stop through, even with the pose unknown or the robot outside the fence', async () => {
+    const { state, check } = setting();
+    state.motion = undefined;
+    assert.equal(await check('hal.drive', { linear: 0, angular: 0 }), undefined);
+    state.motion = { x: 9, y: 9, yaw: 0, linear: 0, angular: 0 };
+    assert.equal(await check('hal.drive', { linear: 0, angular: 0 }), undefined);
+  });
+
+  it('sweeps a leg longer than one query end to end', async () => {
+    const { state, check } = setting({ geofence: undefined });
+    state.map = new OccupancyOctree({});
+    for (let repeat = 0; repeat < 3; repeat += 1) {
+      for (let y = -1; y <= 1; y += 0.025)
+        state.map.insertRay({ x: 69, y, z: 0.3 }, { x: 70, y, z: 0.3 }, true);
+    }
+    const leg = (to: number) =>
+      check('hal.drive', { points: [{ x: to, y: 0 }], maxSpeed: 0.5 }, 'trajectory');
+    assert.equal((await leg(75))?.ruleId, 'robot-collision');
+    assert.equal(await leg(60), undefined);
+  });
+
+  it('does not let a long leg step over a notch in the fence narrower than the footprint', async () => {
+    const notched = [
+      { x: -10, y: -1 },
+      { x: 4.4, y: -1 },
+      { x: 4.5, y: 0.5 },
+      { x: 4.6, y: -1 },
+      { x: 20, y: -1 },
+      { x: 20, y: 5 },
+      { x: -10, y: 5 },
+    ];
+    const { state, check } = setting({ geofence: notched });
+    state.map = new OccupancyOctree();
+    assert.equal(
+      (await check('hal.drive', { points: [{ x: 15, y: 0 }], maxSpeed: 0.5 }, 'trajectory'))
+        ?.ruleId,
+      'robot-geofence',
+    );
+    assert.equal(
+      await check('hal.drive', { points: [{ x: 15, y: 3 }], maxSpeed: 0.5 }, 'trajectory'),
+      undefined,
+    );
   });
 
   it('tells inside from outside a polygon, edges inside', () => {

@@ -2,6 +2,7 @@ import type { MotionSafetySettings } from '../../../kernel/config/robotics-confi
 import type { VerifierRule, VerifierVerdict } from '../../../kernel/verifier/verifier-rule.ts';
 import { ALLOW } from '../../../kernel/verifier/verifier-rule.ts';
 import type { Pose2D } from '../geometry/rigid-transform.ts';
+import { type DriveParams, parseDriveParams } from '../intents/robot-intent.ts';
 import type { OccupancyOctree } from '../perception/occupancy-octree.ts';
 import { poseAt, SweptFootprint } from '../perception/swept-footprint.ts';
 
@@ -30,41 +31,21 @@ function number(params: Params, name: string): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
-function points(params: Params): Array<{ x: number; y: number }> | undefined {
-  if (!Array.isArray(params.points)) return undefined;
-  const result: Array<{ x: number; y: number }> = [];
-  for (const point of params.points as unknown[]) {
-    const candidate = point as { x?: unknown; y?: unknown } | null;
-    if (typeof candidate?.x !== 'number' || typeof candidate.y !== 'number') return undefined;
-    if (!Number.isFinite(candidate.x) || !Number.isFinite(candidate.y)) return undefined;
-    result.push({ x: candidate.x, y: candidate.y });
-  }
-  return result;
-}
-
 function refuse(reason: string, details?: Record<string, unknown>): VerifierVerdict {
   return details === undefined ? { ok: false, reason } : { ok: false, reason, details };
 }
 
-/** A drive intent as the rules see it: a velocity, or a trajectory. */
-type DriveShape =
-  | { readonly type: 'velocity'; readonly linear: number; readonly angular: number }
-  | {
-      readonly type: 'trajectory';
-      readonly points: Array<{ x: number; y: number }>;
-      readonly maxSpeed: number;
-    };
-
-function driveShape(params: Params): DriveShape | undefined {
-  const path = points(params);
-  const maxSpeed = number(params, 'maxSpeed');
-  if (path !== undefined && maxSpeed !== undefined)
-    return { type: 'trajectory', points: path, maxSpeed };
-  const linear = number(params, 'linear');
-  const angular = number(params, 'angular');
-  if (linear !== undefined && angular !== undefined) return { type: 'velocity', linear, angular };
-  return undefined;
+/** A drive intent as the rules see it (the executor reads it the same way), or why not. */
+function driveShape(intent: { resource: string; params: Params }): DriveParams | string {
+  try {
+    return parseDriveParams(intent.resource, intent.params);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }
+
+const isStop = (shape: DriveParams) =>
+  shape.type === 'velocity' && shape.linear === 0 && shape.angular === 0;
 
 /**
  * The motion safety kernel: verifier rules for robot intents, run in the kernel's gate
@@ -119,9 +100,8 @@ export function motionSafetyRules(
       description: `speed ≤ ${settings.maxLinear} m/s, turn rate ≤ ${settings.maxAngular} rad/s`,
       appliesTo: isDrive,
       check: (intent) => {
-        const shape = driveShape(intent.params);
-        if (shape === undefined)
-          return refuse('a drive intent needs linear and angular, or points and maxSpeed');
+        const shape = driveShape(intent);
+        if (typeof shape === 'string') return refuse(shape);
         if (shape.type === 'trajectory') {
           return shape.maxSpeed <= settings.maxLinear
             ? ALLOW
@@ -150,27 +130,31 @@ export function motionSafetyRules(
       description: 'a velocity change must be reachable at the acceleration caps within the window',
       appliesTo: isDrive,
       check: (intent) => {
-        const shape = driveShape(intent.params);
-        if (shape?.type !== 'velocity') return ALLOW;
+        const shape = driveShape(intent);
+        if (typeof shape === 'string') return refuse(shape);
         const now = world.motion() ?? { linear: 0, angular: 0 };
         const window = settings.accelerationWindowSeconds;
         const linearLimit = settings.maxLinearAcceleration * window;
         const angularLimit = settings.maxAngularAcceleration * window;
+        // A trajectory is not a velocity step: the loop's follower ramps its speed within
+        // the body's own acceleration limits, so only velocity commands are judged here.
+        if (shape.type !== 'velocity') return ALLOW;
+        const target = shape;
+        const towardsZero = (value: number, present: number) =>
+          value * present >= 0 && Math.abs(value) <= Math.abs(present);
         // Slowing down is always allowed: stopping must never be refused.
-        const towardsZero = (target: number, present: number) =>
-          target * present >= 0 && Math.abs(target) <= Math.abs(present);
-        const slowing =
-          towardsZero(shape.linear, now.linear) && towardsZero(shape.angular, now.angular);
-        if (slowing) return ALLOW;
-        if (Math.abs(shape.linear - now.linear) > linearLimit + 1e-9) {
+        if (towardsZero(target.linear, now.linear) && towardsZero(target.angular, now.angular)) {
+          return ALLOW;
+        }
+        if (Math.abs(target.linear - now.linear) > linearLimit + 1e-9) {
           return refuse(
-            `a change of ${Math.abs(shape.linear - now.linear).toFixed(3)} m/s exceeds the acceleration cap (${linearLimit} m/s within ${window} s)`,
+            `a change of ${Math.abs(target.linear - now.linear).toFixed(3)} m/s exceeds the acceleration cap (${linearLimit} m/s within ${window} s)`,
             { limit: linearLimit },
           );
         }
-        if (Math.abs(shape.angular - now.angular) > angularLimit + 1e-9) {
+        if (Math.abs(target.angular - now.angular) > angularLimit + 1e-9) {
           return refuse(
-            `a change of ${Math.abs(shape.angular - now.angular).toFixed(3)} rad/s exceeds the angular acceleration cap (${angularLimit} rad/s within ${window} s)`,
+            `a change of ${Math.abs(target.angular - now.angular).toFixed(3)} rad/s exceeds the angular acceleration cap (${angularLimit} rad/s within ${window} s)`,
             { limit: angularLimit },
           );
         }
@@ -182,6 +166,7 @@ export function motionSafetyRules(
       description: 'end-effector targets stay inside the workspace box',
       appliesTo: (intent) => intent.kind === 'hal.arm',
       check: (intent) => {
+        if (intent.resource !== 'arm') return refuse(`hal.arm has no resource ${intent.resource}`);
         const box = settings.workspace;
         for (const axis of ['x', 'y', 'z'] as const) {
           const value = number(intent.params, axis);
@@ -202,15 +187,16 @@ export function motionSafetyRules(
       description: 'the swept footprint of a motion must not meet an obstacle in the map',
       appliesTo: isDrive,
       check: (intent) => {
-        const shape = driveShape(intent.params);
+        const shape = driveShape(intent);
+        if (typeof shape === 'string') return refuse(shape);
+        // Stopping is always clear, whatever the map or the pose.
+        if (isStop(shape)) return ALLOW;
         const motion = world.motion();
-        if (shape === undefined)
-          return refuse('a drive intent needs linear and angular, or points and maxSpeed');
-        if (motion === undefined)
+        if (motion === undefined) {
           return refuse('the robot’s pose is not known yet: no motion until it is');
+        }
         const map = world.map();
         if (shape.type === 'velocity') {
-          if (shape.linear === 0 && shape.angular === 0) return ALLOW;
           const hit = sweep.firstCollision(map, {
             start: motion,
             command: shape,
@@ -220,30 +206,17 @@ export function motionSafetyRules(
             ? ALLOW
             : refuse(
                 `the motion meets an obstacle in ${hit.timeSeconds.toFixed(2)} s (${hit.distanceMeters.toFixed(2)} m)`,
-                {
-                  timeSeconds: hit.timeSeconds,
-                  obstacle: hit.obstacle,
-                },
+                { timeSeconds: hit.timeSeconds, obstacle: hit.obstacle },
               );
         }
         let from = { x: motion.x, y: motion.y };
         for (const [index, point] of shape.points.entries()) {
-          const length = Math.hypot(point.x - from.x, point.y - from.y);
-          if (length > 1e-6) {
-            const hit = sweep.firstCollision(map, {
-              start: { x: from.x, y: from.y, yaw: Math.atan2(point.y - from.y, point.x - from.x) },
-              command: { linear: 1, angular: 0 },
-              horizonSeconds: Math.min(60, length),
-            });
-            if (hit !== undefined) {
-              return refuse(
-                `the path to waypoint ${index + 1} meets an obstacle after ${hit.distanceMeters.toFixed(2)} m`,
-                {
-                  waypoint: index,
-                  obstacle: hit.obstacle,
-                },
-              );
-            }
+          const hit = sweepLeg(sweep, map, from, point);
+          if (hit !== undefined) {
+            return refuse(
+              `the path to waypoint ${index + 1} meets an obstacle after ${hit.toFixed(2)} m`,
+              { waypoint: index, distanceMeters: hit },
+            );
           }
           from = point;
         }
@@ -253,28 +226,66 @@ export function motionSafetyRules(
   ];
 }
 
+/** Longest piece of a leg swept in one query (the sweep's horizon is at most 60 s at 1 m/s). */
+const LEG_CHUNK_METERS = 50;
+
+/** Sweeps a straight leg end to end, in chunks; returns the distance to the first collision. */
+function sweepLeg(
+  sweep: SweptFootprint,
+  map: OccupancyOctree,
+  from: { x: number; y: number },
+  to: { x: number; y: number },
+): number | undefined {
+  const length = Math.hypot(to.x - from.x, to.y - from.y);
+  if (length <= 1e-6) return undefined;
+  const yaw = Math.atan2(to.y - from.y, to.x - from.x);
+  for (let done = 0; done < length; done += LEG_CHUNK_METERS) {
+    const start = {
+      x: from.x + Math.cos(yaw) * done,
+      y: from.y + Math.sin(yaw) * done,
+      yaw,
+    };
+    const hit = sweep.firstCollision(map, {
+      start,
+      command: { linear: 1, angular: 0 },
+      horizonSeconds: Math.min(LEG_CHUNK_METERS, length - done),
+    });
+    if (hit !== undefined) return done + hit.distanceMeters;
+  }
+  return undefined;
+}
+
 function geofenceRule(
   settings: MotionSafetySettings,
   polygon: ReadonlyArray<{ x: number; y: number }>,
   world: MotionWorldModel,
 ): VerifierRule {
+  const radius = settings.collision.footprintRadius;
+  // Inside, and the footprint clear of every edge: a sample every half footprint radius
+  // cannot step over a notch narrower than the footprint.
+  const allowed = (point: { x: number; y: number }) =>
+    insidePolygon(point, polygon) && distanceToEdges(point, polygon) >= radius;
+  const spacing = radius / 2;
   return {
     id: 'robot-geofence',
-    description: 'the base stays inside the geofence polygon',
+    description: 'the base, footprint included, stays inside the geofence polygon',
     appliesTo: isDrive,
     check: (intent) => {
-      const shape = driveShape(intent.params);
+      const shape = driveShape(intent);
+      if (typeof shape === 'string') return refuse(shape);
+      if (isStop(shape)) return ALLOW;
       const motion = world.motion();
-      if (shape === undefined || motion === undefined)
-        return refuse('the geofence cannot judge this motion');
-      const outside = (point: { x: number; y: number }) => !insidePolygon(point, polygon);
+      if (motion === undefined)
+        return refuse('the robot’s pose is not known yet: no motion until it is');
       if (shape.type === 'velocity') {
         const horizon = settings.collision.horizonSeconds;
-        for (let step = 1; step <= 20; step += 1) {
-          const pose = poseAt(motion, shape, (horizon * step) / 20);
-          if (outside(pose)) {
+        const travel = Math.abs(shape.linear) * horizon;
+        const steps = Math.max(20, Math.ceil(travel / spacing));
+        for (let step = 1; step <= steps; step += 1) {
+          const pose = poseAt(motion, shape, (horizon * step) / steps);
+          if (!allowed(pose)) {
             return refuse(
-              `the motion leaves the geofence within ${((horizon * step) / 20).toFixed(2)} s`,
+              `the motion leaves the geofence within ${((horizon * step) / steps).toFixed(2)} s`,
               { at: { x: pose.x, y: pose.y } },
             );
           }
@@ -283,19 +294,47 @@ function geofenceRule(
       }
       let from = { x: motion.x, y: motion.y };
       for (const [index, point] of shape.points.entries()) {
-        for (let step = 1; step <= 10; step += 1) {
+        const length = Math.hypot(point.x - from.x, point.y - from.y);
+        const steps = Math.max(1, Math.ceil(length / spacing));
+        for (let step = 1; step <= steps; step += 1) {
           const sample = {
-            x: from.x + ((point.x - from.x) * step) / 10,
-            y: from.y + ((point.y - from.y) * step) / 10,
+            x: from.x + ((point.x - from.x) * step) / steps,
+            y: from.y + ((point.y - from.y) * step) / steps,
           };
-          if (outside(sample))
+          if (!allowed(sample)) {
             return refuse(`the path to waypoint ${index + 1} leaves the geofence`, { at: sample });
+          }
         }
         from = point;
       }
       return ALLOW;
     },
   };
+}
+
+function distanceToEdges(
+  point: { x: number; y: number },
+  polygon: ReadonlyArray<{ x: number; y: number }>,
+): number {
+  let nearest = Number.POSITIVE_INFINITY;
+  for (
+    let index = 0, previous = polygon.length - 1;
+    index < polygon.length;
+    previous = index, index += 1
+  ) {
+    const a = polygon[previous];
+    const b = polygon[index];
+    if (a === undefined || b === undefined) continue;
+    const dx = b.x - a.x;
+    const dy = b.y - a.y;
+    const lengthSquared = dx * dx + dy * dy;
+    const t =
+      lengthSquared === 0
+        ? 0
+        : Math.max(0, Math.min(1, ((point.x - a.x) * dx + (point.y - a.y) * dy) / lengthSquared));
+    nearest = Math.min(nearest, Math.hypot(point.x - (a.x + t * dx), point.y - (a.y + t * dy)));
+  }
+  return nearest;
 }
 
 /**
