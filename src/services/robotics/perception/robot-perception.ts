@@ -70,11 +70,14 @@ export class RobotPerception {
         ...(imu === undefined ? {} : { imu }),
       });
     this.#estimate = estimate;
+    // The pose is stamped with the scan's own time: the estimate is the body's pose when the
+    // scan reached the loop, and a bridged robot's clock stamps its scans and its odometry
+    // at different moments, so looking the scan up at its stamp must not extrapolate.
     this.transforms.set(
       'odom',
       'base_link',
       planarTransform(estimate.x, estimate.y, estimate.yaw),
-      sweep.odometry.stampMs,
+      sweep.scan.stampMs,
     );
     try {
       this.#projector.insert(sweep.scan);

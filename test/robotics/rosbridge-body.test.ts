@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
+import { startNode } from '../../src/runtime/node.ts';
+import { runKeel, startKeel } from '../support/keel-process.ts';
+import { RosSimRobot } from '../support/ros-sim-robot.ts';
+import { silentLogger } from '../support/silent-logger.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
+
+const WORLD = {
+  bounds: { minX: -10, minY: -10, maxX: 10, maxY: 10 },
+  obstacles: [{ type: 'box', minX: 4, minY: -1, maxX: 4.5, maxY: 1 }],
+};
+
+async function until(what: string, test: () => boolean, limitMs = 15_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!test()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+async function dataDirectory(parent: string, url: string, extra = ''): Promise<string> {
+  const data = join(parent, 'data');
+  await mkdir(data, { mode: 0o700 });
+  await writeFile(
+    join(data, 'config.toml'),
+    `[log]\nlevel = "silent"\n\n[robotics]\nenabled = true\nbody = "rosbridge"\nrosbridge_url = "${url}"\n${extra}`,
+    { mode: 0o600 },
+  );
+  return data;
+}
+
+describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000 }, () => {
+  it('drives it with /cmd_vel from its own I/O thread, maps its /scan, and sends zero on an e-stop', async () => {
+    await using ros = await RosSimRobot.start(WORLD);
+    await using directory = await temporaryDirectory('keel-ros-');
+    const data = await dataDirectory(directory.path, ros.url);
+    const node = await startNode({
+      loaded: await loadConfiguration({ dataDirectory: data }),
+      logger: silentLogger(),
+    });
+    try {
+      const robot = node.robot;
+      assert.ok(robot);
+      await until('the first odometry', () => robot.status().pose !== null);
+      await until('the first scans in the map', () => robot.status().map.voxels > 0);
+
+      const refresh = setInterval(() => {
+        void robot.teleop(0.3, 0, 'operator:test');
+      }, 50);
+      try {
+        await until('the ROS robot to move', () => ros.robot.state().pose.x > 0.2);
+      } finally {
+        clearInterval(refresh);
+      }
+      const pose = robot.status().pose;
+      assert.ok(
+        pose !== null && Math.abs(pose.x - ros.robot.state().pose.x) < 0.2,
+        'Keel’s pose follows /odom',
+      );
+
+      await robot.engage('operator', 'operator:test');
+      await until('a zero /cmd_vel', () => ros.lastCommand()?.linear === 0);
+      await until('the ROS robot to stop', () => ros.robot.state().linear === 0);
+      const sent = ros.server.operations({ op: 'publish', topic: '/cmd_vel' }).length;
+      await delay(300);
+      const since = ros.server.operations({ op: 'publish', topic: '/cmd_vel' }).slice(sent);
+      assert.ok(since.length > 0, 'zero twists keep going out while the e-stop is set');
+      assert.ok(
+        since.every(
+          (operation) => (operation.frame.msg as { linear: { x: number } }).linear.x === 0,
+        ),
+      );
+    } finally {
+      await node.close('test done');
+    }
+  });
+
+  it('leaves the ROS robot stopped by its own deadman when the node is killed with kill -9', async () => {
+    await using ros = await RosSimRobot.start(WORLD);
+    await using directory = await temporaryDirectory('keel-ros-kill-');
+    const data = await dataDirectory(
+      directory.path,
+      ros.url,
+      'command_timeout_ms = 1500\n\n[robotics.safety]\ncollision_horizon_seconds = 2\n',
+    );
+    const at = ['--data-dir', data];
+    const keel = await startKeel([...at, '--port', '0'], { timeoutMs: 30_000 });
+    try {
+      let driving = true;
+      const drive = (async () => {
+        while (driving) {
+          await runKeel(['robot', 'teleop', '0.3', '0', ...at]);
+        }
+      })();
+      await until('the ROS robot to move', () => ros.robot.state().linear > 0.25, 30_000);
+      keel.child.kill('SIGKILL');
+      driving = false;
+      await drive;
+      const killedAt = Date.now();
+      await until('the ROS robot to stop by itself', () => ros.robot.state().linear === 0, 5000);
+      assert.ok(ros.lastCommandAt <= killedAt, 'no /cmd_vel came after the kill');
+      assert.ok(
+        (ros.lastCommand()?.linear ?? 0) > 0,
+        'the last command before the kill was still "drive"',
+      );
+      const x = ros.robot.state().pose.x;
+      await delay(300);
+      assert.equal(ros.robot.state().pose.x, x, 'and it stays stopped');
+    } finally {
+      await keel[Symbol.asyncDispose]();
+    }
+  });
+});
