@@ -1,7 +1,7 @@
 /** The messages between the brain and the control loop thread (besides the shared mailbox). */
 
 import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
-import type { ImuReading, OdometryReading } from '../hal/hal-drivers.ts';
+import type { ImuReading, LaserScan, OdometryReading } from '../hal/hal-drivers.ts';
 
 /**
  * Requests that move something carry the e-stop epoch they were sent in (the loop refuses
@@ -44,21 +44,11 @@ export interface FusedPose {
   readonly stampMs: number;
 }
 
-export interface LoopScan {
-  readonly frameId: string;
-  readonly stampMs: number;
-  readonly angleMin: number;
-  readonly angleIncrement: number;
-  readonly rangeMin: number;
-  readonly rangeMax: number;
-  readonly ranges: Float32Array;
-}
-
 export type FromLoopMessage =
   | { readonly type: 'ready'; readonly threadId: number | undefined }
   | {
       readonly type: 'sensors';
-      readonly scan: LoopScan;
+      readonly scan: LaserScan;
       readonly odometry: OdometryReading;
       /** Absent for a body without an IMU. */
       readonly imu?: ImuReading;

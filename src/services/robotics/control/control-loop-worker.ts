@@ -13,7 +13,7 @@ import type { LaserScan } from '../hal/hal-drivers.ts';
 import { HalRegistry } from '../hal/hal-registry.ts';
 import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
 import { OdometryImuFusion } from '../perception/odometry-imu-fusion.ts';
-import type { FromLoopMessage, LoopScan, ToLoopMessage } from './control-loop-messages.ts';
+import type { FromLoopMessage, ToLoopMessage } from './control-loop-messages.ts';
 import { ControlMailbox, type VelocityCommand } from './control-mailbox.ts';
 import type { LoopBody } from './loop-body.ts';
 import { OutboundTwist } from './outbound-twist.ts';
