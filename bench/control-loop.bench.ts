@@ -83,7 +83,7 @@ export async function run(): Promise<BenchRow[]> {
         value: round(keelP99, 3),
         unit: 'ms',
         baseline: 'same loop on the main thread (setTimeout)',
-        ratio: round(keelP99 / baselineP99, 4),
+        ratio: round(keelP99 / baselineP99, 6),
         target: '< 1 ms',
         met: keelP99 < 1,
         details: {
