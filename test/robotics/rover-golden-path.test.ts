@@ -57,4 +57,43 @@ describe('the rover', { timeout: 240_000 }, () => {
       assert.ok(trajectories.length >= 1);
     });
   });
+
+  it('returns to its dock by reflex when its battery runs low, before asking its LLM anything', async () => {
+    const world = {
+      ...structuredClone(DEMO_YARD),
+      robot: { start: { x: 8, y: 2, yaw: Math.PI }, battery: { start: 0.15 } },
+    };
+    const script = parseMockScript({
+      turns: [
+        {
+          expect: { role: 'user', contains: 'Inspect' },
+          reply: {
+            toolCalls: [{ name: 'finish', arguments: { summary: 'Docked and charging.' } }],
+          },
+        },
+      ],
+    });
+    await withRoverNode(world as never, script, async (node, mock) => {
+      await node.runtime.deploy(
+        roverManifest({ bounds: DEMO_YARD.bounds, dock: { x: 1, y: 1 } }),
+        'test',
+      );
+      const submitted = await node.runtime.submitRun(
+        'rover',
+        { prompt: 'Inspect the yard.' },
+        { origin: 'test', actor: 'test' },
+      );
+      const ended = await waitForRun(node, submitted.id);
+      assert.equal(ended.status, 'succeeded', JSON.stringify(ended.error));
+      const result = ended.result as { status: string; reached: Array<{ x: number; y: number }> };
+      assert.deepEqual(result.reached, [{ x: 1, y: 1 }], 'the dock was the first and only goal');
+      const state = node.robot?.body.state();
+      assert.ok(
+        state !== undefined && Math.hypot(state.x - 1, state.y - 1) < 0.5,
+        `ended at (${state?.x}, ${state?.y})`,
+      );
+      assert.equal(state?.contacts, 0);
+      assert.equal(mock.requests().length, 1, 'the LLM was asked once, after the robot was docked');
+    });
+  });
 });

@@ -9,6 +9,7 @@ import type { BodyState, EstopReason } from './control/control-mailbox.ts';
 import { RobotBody, type RobotBodySpecification } from './control/robot-body.ts';
 import { DEMO_YARD } from './demo-yard.ts';
 import { FleetTaskBoard } from './fleet/fleet-task-board.ts';
+import type { SimRobotOptions } from './hal/sim/sim-robot.ts';
 import { loadSimWorld, SimWorld } from './hal/sim/sim-world.ts';
 import { RobotPerception } from './perception/robot-perception.ts';
 import { robotExecutors } from './robot-executors.ts';
@@ -103,7 +104,12 @@ export class RobotService implements AsyncDisposable {
             ? new SimWorld(DEMO_YARD)
             : await loadSimWorld(configuration.worldFile);
       start = world.description.dock ?? start;
-      specification = { type: 'sim', world: world.description };
+      const robot = world.description.robot as SimRobotOptions | undefined;
+      start =
+        robot?.start === undefined
+          ? start
+          : { yaw: 0, ...(robot.start as { x: number; y: number }) };
+      specification = { type: 'sim', world: world.description, robot: robot ?? {} };
     }
     const body = await RobotBody.start({
       body: specification,

@@ -30,6 +30,11 @@ export const SimWorldSchema = z.strictObject({
   dock: z.strictObject({ x: finite, y: finite, yaw: finite.default(0) }).optional(),
   /** Height of every wall and obstacle, m (the LiDAR plane and camera see them below this). */
   obstacleHeight: finite.positive().default(1),
+  /**
+   * The simulated robot's build and starting state (`SimRobotOptions`: start pose, battery,
+   * noise, LiDAR…), checked by the robot itself.
+   */
+  robot: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type SimWorldDescription = z.input<typeof SimWorldSchema>;
