@@ -27,8 +27,8 @@ import {
   type SqliteStorage,
 } from '../platform/storage/sqlite/sqlite-storage.ts';
 import { createModelProviders, ModelService } from '../services/models/model-service.ts';
-import { RobotMqttLink } from '../services/robotics/robot-mqtt-link.ts';
-import { RobotService } from '../services/robotics/robot-service.ts';
+import type { RobotMqttLink } from '../services/robotics/robot-mqtt-link.ts';
+import type { RobotService } from '../services/robotics/robot-service.ts';
 import {
   createClockExecutor,
   logExecutor,
@@ -50,6 +50,7 @@ import { AgentRuntime } from './agent-runtime.ts';
 import { AgentDeployer } from './agents/agent-deployer.ts';
 import { ControlServer } from './control/control-server.ts';
 import { KEEL_VERSION } from './keel-version.ts';
+import { connectRobotMqtt, robotHealth, startRobot } from './robot-wiring.ts';
 import { RUN_STATUS } from './runs/run-topics.ts';
 import { createWorkerLauncher } from './worker/worker-launcher.ts';
 
@@ -197,22 +198,6 @@ export class KeelNode implements AsyncDisposable {
   }
 }
 
-/** The robot is ready while its control loop runs; an engaged e-stop is reported, not a fault. */
-function robotHealth(robot: RobotService): ComponentHealth {
-  const status = robot.status();
-  const running = robot.body.running;
-  const estop = status.estop.engaged
-    ? `e-stop ENGAGED (${status.estop.reason})`
-    : 'e-stop released';
-  return {
-    name: 'robot',
-    ready: running,
-    detail: running
-      ? `${status.robotId}: ${estop}; loop ${status.rateHz} Hz, ${status.scheduling}`
-      : `${status.robotId}: the control loop is not running (${estop})`,
-  };
-}
-
 /**
  * Where a node's control socket lives: in its data directory, which only its user can enter.
  *
@@ -323,25 +308,15 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       createFetchTool(configuration.tools.fetch),
       ...(options.tools ?? []),
     ]);
-    const robot = configuration.robotics.enabled
-      ? await RobotService.start({
-          configuration: configuration.robotics,
-          bus,
-          keyValues: storage.keyValues,
-          audit: (entry) => kernel.audit.record(entry),
-          logger: options.logger.child({ component: 'robotics' }),
-          now: () => clock.now(),
-        })
-      : undefined;
-    if (robot !== undefined) {
-      closers.push(() => robot.close());
-      for (const rule of robot.rules) kernel.verifier.register(rule);
-      // AskHuman: every question goes to the approvals inbox; the answer is the approval's edit.
-      kernel.approvalPolicy.addSource(
-        'hitl',
-        () => 'the agent asks a human; answer with `keel approvals approve <id> --set answer=…`',
-      );
-    }
+    const robot = await startRobot({
+      loaded,
+      kernel,
+      bus,
+      keyValues: storage.keyValues,
+      clock,
+      logger: options.logger,
+    });
+    if (robot !== undefined) closers.push(() => robot.close());
     const taint = new RunTaint(storage.keyValues, () => clock.now());
     kernel.approvalPolicy.addSource('tool.call', toolApprovalSource(tools, taint));
     for (const executor of [
@@ -380,28 +355,14 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
     });
     closers.push(() => runtime.close());
     closers.push(await forgetTaintOfEndedRuns(bus, taint, storage, options.logger));
-    const mqtt = configuration.robotics.mqtt;
-    let robotLink: RobotMqttLink | undefined;
-    if (robot !== undefined && mqtt !== undefined) {
-      const link = await RobotMqttLink.start({
-        robot,
-        url: mqtt.url,
-        topicPrefix: mqtt.topicPrefix,
-        ...(mqtt.username === undefined ? {} : { username: mqtt.username }),
-        ...(mqtt.passwordSecret === undefined
-          ? {}
-          : { password: loaded.secrets.require(mqtt.passwordSecret).reveal() }),
-        telemetryIntervalMs: mqtt.telemetryIntervalMs,
-        // Commands act as the configured agent: its grants, the motion rules and the audit apply.
-        callGate: async (intent, _commandId, signal) => {
-          const agent = (await runtime.show(mqtt.agent)).agent;
-          return kernel.gate.call({ agentId: agent.id }, intent, { signal });
-        },
-        logger: options.logger.child({ component: 'robot-mqtt' }),
-      });
-      closers.push(() => link.close());
-      robotLink = link;
-    }
+    const robotLink = await connectRobotMqtt({
+      robot,
+      loaded,
+      kernel,
+      runtime,
+      logger: options.logger,
+    });
+    if (robotLink !== undefined) closers.push(() => robotLink.close());
 
     const actor = `node:${configuration.node.name}`;
     let id = await storage.keyValues.get('node.id');
