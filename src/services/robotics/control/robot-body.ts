@@ -6,9 +6,10 @@ import { RosbridgeIo } from '../bridges/rosbridge/rosbridge-io.ts';
 import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
 import type { CameraFrame } from '../hal/hal-drivers.ts';
 import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
-import type { FromLoopMessage, LoopTiming, ToLoopMessage } from './control-loop-messages.ts';
+import type { FromLoopMessage, LoopTiming } from './control-loop-messages.ts';
 import type { ControlLoopWorkerData, LoopBodySpecification } from './control-loop-worker.ts';
 import { type BodyState, ControlMailbox, type EstopReason } from './control-mailbox.ts';
+import { LoopRequests } from './loop-requests.ts';
 import { raiseThreadPriority, type ThreadPriority } from './raise-thread-priority.ts';
 
 /** The body the loop drives: the simulator, or a robot behind rosbridge. */
@@ -56,8 +57,6 @@ export interface RobotBodyOptions {
 export type SensorMessage = Extract<FromLoopMessage, { type: 'sensors' }>;
 export type TrajectoryOutcome = Extract<FromLoopMessage, { type: 'trajectory-end' }>['outcome'];
 
-type Pending = { resolve(value: unknown): void; reject(error: Error): void; timer: NodeJS.Timeout };
-
 /**
  * The robot's body as the brain sees it: a control loop thread that owns the HAL drivers,
  * the shared e-stop latch, and the requests the brain may make of it. The latch lives in the
@@ -83,13 +82,10 @@ export class RobotBody implements AsyncDisposable {
   readonly #worker: Worker;
   /** The rosbridge I/O thread of a bridged body. */
   readonly #io: RosbridgeIo | undefined;
-  readonly #port: MessageChannel['port1'];
-  readonly #pending = new Map<number, Pending>();
+  readonly #requests: LoopRequests;
   readonly #sensorListeners = new Set<(message: SensorMessage) => void>();
   readonly #trajectoryWaiters = new Map<number, (outcome: TrajectoryOutcome) => void>();
-  readonly #requestTimeoutMs: number;
   readonly #logger: Logger;
-  #nextId = 1;
   /** The order of every command and request sent to the loop, so it applies them in order. */
   #order = 0;
   readonly #heartbeat: NodeJS.Timeout;
@@ -109,10 +105,9 @@ export class RobotBody implements AsyncDisposable {
   ) {
     this.#io = io;
     this.#worker = worker;
-    this.#port = port;
     this.mailbox = mailbox;
     this.rateHz = rateHz;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 2000;
+    this.#requests = new LoopRequests(port, options.requestTimeoutMs ?? 2000);
     this.#logger = options.logger;
     port.on('message', (message: FromLoopMessage) => this.#receive(message));
     mailbox.beat();
@@ -132,11 +127,7 @@ export class RobotBody implements AsyncDisposable {
         this.mailbox.engage('fault'); // a no-op when the watchdog set it first
         this.#logger.error({ code }, 'the control loop stopped unexpectedly: e-stop engaged');
       }
-      for (const pending of this.#pending.values()) {
-        clearTimeout(pending.timer);
-        pending.reject(new KeelError('KEEL_HAL_FAULT', 'the control loop stopped'));
-      }
-      this.#pending.clear();
+      this.#requests.close();
       for (const waiter of this.#trajectoryWaiters.values()) waiter('stopped');
       this.#trajectoryWaiters.clear();
       port.close();
@@ -290,14 +281,21 @@ export class RobotBody implements AsyncDisposable {
   ): Promise<{ id: number; outcome: Promise<TrajectoryOutcome> }> {
     this.#assertMayMove();
     this.#assertNoOverride();
-    const id = this.#nextId;
+    const id = this.#requests.reserve();
     const outcome = new Promise<TrajectoryOutcome>((resolve) =>
       this.#trajectoryWaiters.set(id, resolve),
     );
     this.#order += 1;
     const epoch = this.mailbox.epoch;
     try {
-      await this.#request({ type: 'trajectory', id, epoch, order: this.#order, points, maxSpeed });
+      await this.#requests.send({
+        type: 'trajectory',
+        id,
+        epoch,
+        order: this.#order,
+        points,
+        maxSpeed,
+      });
     } catch (error) {
       this.#trajectoryWaiters.delete(id);
       throw error;
@@ -308,25 +306,42 @@ export class RobotBody implements AsyncDisposable {
   async moveEndEffector(target: { x: number; y: number; z: number }): Promise<ArmJoints> {
     this.#assertMayMove();
     const epoch = this.mailbox.epoch;
-    return this.#request({ type: 'arm', id: this.#nextId, epoch, ...target }) as Promise<ArmJoints>;
+    return this.#requests.send({
+      type: 'arm',
+      id: this.#requests.reserve(),
+      epoch,
+      ...target,
+    }) as Promise<ArmJoints>;
   }
 
   async setRelay(relayId: string, state: boolean): Promise<unknown> {
     if (state) this.#assertMayMove();
     const epoch = this.mailbox.epoch;
-    return this.#request({ type: 'relay', id: this.#nextId, epoch, relayId, state });
+    return this.#requests.send({
+      type: 'relay',
+      id: this.#requests.reserve(),
+      epoch,
+      relayId,
+      state,
+    });
   }
 
   stopMotion(): Promise<unknown> {
-    return this.#request({ type: 'stop-motion', id: this.#nextId });
+    return this.#requests.send({ type: 'stop-motion', id: this.#requests.reserve() });
   }
 
   capture(): Promise<CameraFrame> {
-    return this.#request({ type: 'capture', id: this.#nextId }) as Promise<CameraFrame>;
+    return this.#requests.send({
+      type: 'capture',
+      id: this.#requests.reserve(),
+    }) as Promise<CameraFrame>;
   }
 
   timing(): Promise<LoopTiming> {
-    return this.#request({ type: 'timing', id: this.#nextId }) as Promise<LoopTiming>;
+    return this.#requests.send({
+      type: 'timing',
+      id: this.#requests.reserve(),
+    }) as Promise<LoopTiming>;
   }
 
   /** Calls `listener` with every sensor sweep (LiDAR, odometry, IMU); returns the unsubscribe. */
@@ -410,22 +425,6 @@ export class RobotBody implements AsyncDisposable {
     if (this.#exited) throw new KeelError('KEEL_HAL_FAULT', 'the control loop is not running');
   }
 
-  #request(message: ToLoopMessage): Promise<unknown> {
-    if (this.#exited)
-      return Promise.reject(new KeelError('KEEL_HAL_FAULT', 'the control loop is not running'));
-    this.#nextId += 1;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(message.id);
-        reject(
-          new KeelError('KEEL_TIMEOUT', `the control loop did not answer ${message.type} in time`),
-        );
-      }, this.#requestTimeoutMs);
-      this.#pending.set(message.id, { resolve, reject, timer });
-      this.#port.postMessage(message);
-    });
-  }
-
   #receive(message: FromLoopMessage): void {
     switch (message.type) {
       case 'sensors':
@@ -437,15 +436,9 @@ export class RobotBody implements AsyncDisposable {
           }
         }
         return;
-      case 'reply': {
-        const pending = this.#pending.get(message.id);
-        if (pending === undefined) return;
-        this.#pending.delete(message.id);
-        clearTimeout(pending.timer);
-        if (message.ok) pending.resolve(message.value);
-        else pending.reject(new KeelError(codeOf(message.error.code), message.error.message));
+      case 'reply':
+        this.#requests.settle(message);
         return;
-      }
       case 'trajectory-end': {
         const waiter = this.#trajectoryWaiters.get(message.id);
         this.#trajectoryWaiters.delete(message.id);
@@ -462,18 +455,5 @@ export class RobotBody implements AsyncDisposable {
       default:
         return;
     }
-  }
-}
-
-function codeOf(
-  code: string,
-): 'KEEL_ESTOP_ENGAGED' | 'KEEL_NOT_FOUND' | 'KEEL_INVALID_ARGUMENT' | 'KEEL_HAL_FAULT' {
-  switch (code) {
-    case 'KEEL_ESTOP_ENGAGED':
-    case 'KEEL_NOT_FOUND':
-    case 'KEEL_INVALID_ARGUMENT':
-      return code;
-    default:
-      return 'KEEL_HAL_FAULT';
   }
 }
