@@ -5,10 +5,14 @@ import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
 import { startNode } from '../../src/runtime/node.ts';
+import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
+import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
+import { DEMO_YARD } from '../../src/services/robotics/demo-yard.ts';
 import { runKeel, startKeel } from '../support/keel-process.ts';
 import { RosSimRobot } from '../support/ros-sim-robot.ts';
 import { silentLogger } from '../support/silent-logger.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
+import { roverManifest, waitForRun } from './rover-fixture.ts';
 
 const WORLD = {
   bounds: { minX: -10, minY: -10, maxX: 10, maxY: 10 },
@@ -23,12 +27,17 @@ async function until(what: string, test: () => boolean, limitMs = 15_000): Promi
   }
 }
 
-async function dataDirectory(parent: string, url: string, extra = ''): Promise<string> {
+async function dataDirectory(
+  parent: string,
+  url: string,
+  extra = '',
+  before = '',
+): Promise<string> {
   const data = join(parent, 'data');
   await mkdir(data, { mode: 0o700 });
   await writeFile(
     join(data, 'config.toml'),
-    `[log]\nlevel = "silent"\n\n[robotics]\nenabled = true\nbody = "rosbridge"\nrosbridge_url = "${url}"\n${extra}`,
+    `[log]\nlevel = "silent"\n\n${before}[robotics]\nenabled = true\nbody = "rosbridge"\nrosbridge_url = "${url}"\n${extra}`,
     { mode: 0o600 },
   );
   return data;
@@ -113,6 +122,55 @@ describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000
       assert.equal(ros.robot.state().pose.x, x, 'and it stays stopped');
     } finally {
       await keel[Symbol.asyncDispose]();
+    }
+  });
+
+  it('lets the rover reach a goal behind a wall on the ROS robot, as on the simulator', async () => {
+    await using ros = await RosSimRobot.start(DEMO_YARD);
+    await using directory = await temporaryDirectory('keel-ros-rover-');
+    await using mock = await MockLlmServer.start({
+      script: parseMockScript({
+        turns: [
+          { reply: { toolCalls: [{ name: 'navigate_to', arguments: { x: 10, y: 2 } }] } },
+          {
+            expect: { role: 'tool', contains: 'arrived' },
+            reply: { toolCalls: [{ name: 'finish', arguments: { summary: 'There.' } }] },
+          },
+        ],
+      }),
+    });
+    const data = await dataDirectory(
+      directory.path,
+      ros.url,
+      '',
+      `[agents]\ndevelopment = true\n\n[models.providers.mock]\nkind = "openai-compatible"\nbase_url = "${mock.openAiBaseUrl}"\nmax_tokens_field = "max_tokens"\n\n[models.aliases]\nbrain = ["mock/brain-model"]\n\n`,
+    );
+    const node = await startNode({
+      loaded: await loadConfiguration({ dataDirectory: data }),
+      logger: silentLogger(),
+    });
+    try {
+      await until('the first odometry', () => node.robot?.status().pose !== null);
+      await node.runtime.deploy(
+        roverManifest({ bounds: DEMO_YARD.bounds, dock: { x: 1, y: 1 } }),
+        'test',
+      );
+      const submitted = await node.runtime.submitRun(
+        'rover',
+        { prompt: 'Go to the bay.' },
+        { origin: 'test', actor: 'test' },
+      );
+      const ended = await waitForRun(node, submitted.id);
+      assert.equal(ended.status, 'succeeded', JSON.stringify(ended.error));
+      assert.deepEqual((ended.result as { reached: unknown[] }).reached, [{ x: 10, y: 2 }]);
+      const truth = ros.robot.state();
+      assert.ok(
+        Math.hypot(truth.pose.x - 10, truth.pose.y - 2) < 0.6,
+        `the ROS robot ended at (${truth.pose.x}, ${truth.pose.y})`,
+      );
+      assert.equal(truth.contacts, 0, 'zero collisions');
+    } finally {
+      await node.close('test done');
     }
   });
 });

@@ -131,7 +131,8 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
           pose: estimate === undefined ? null : { x: estimate.x, y: estimate.y, yaw: estimate.yaw },
           linear: estimate?.linear ?? 0,
           angular: estimate?.angular ?? 0,
-          battery: state?.battery ?? null,
+          // A body that reports no battery (-1) says so, rather than reading as empty.
+          battery: state === undefined || state.battery < 0 ? null : state.battery,
           charging: state?.charging === 1,
           mode:
             state === undefined

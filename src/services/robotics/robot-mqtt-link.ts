@@ -103,7 +103,7 @@ export class RobotMqttLink implements AsyncDisposable {
       pose: status.pose,
       linear: body?.linear ?? 0,
       angular: body?.angular ?? 0,
-      battery: body?.battery ?? null,
+      battery: body === undefined || body.battery < 0 ? null : body.battery,
     };
     this.bridge.publishTelemetry(telemetry);
     const state = {
@@ -111,7 +111,7 @@ export class RobotMqttLink implements AsyncDisposable {
       estop: status.estop.engaged,
       estopReason: status.estop.reason,
       charging: body?.charging === 1,
-      battery: body === undefined ? null : Math.round(body.battery * 100) / 100,
+      battery: body === undefined || body.battery < 0 ? null : Math.round(body.battery * 100) / 100,
     };
     const text = JSON.stringify(state);
     if (text !== this.#lastState) {

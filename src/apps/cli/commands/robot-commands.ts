@@ -73,7 +73,9 @@ export function registerRobotCommands(program: Command): void {
           `  speed     ${status.body.linear.toFixed(2)} m/s, ${status.body.angular.toFixed(2)} rad/s`,
         );
         output.line(
-          `  battery   ${Math.round(status.body.battery * 100)}%${status.body.charging === 1 ? ' (charging)' : ''}`,
+          status.body.battery < 0
+            ? '  battery   not reported by this body'
+            : `  battery   ${Math.round(status.body.battery * 100)}%${status.body.charging === 1 ? ' (charging)' : ''}`,
         );
         output.line(
           `  loop      ${status.rateHz} Hz, ${status.body.ticks} ticks, ${status.body.overruns} overruns; ${status.scheduling}`,

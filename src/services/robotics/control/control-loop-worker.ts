@@ -345,6 +345,10 @@ function runLoop(data: ControlLoopWorkerData): void {
         poseKnown = true;
       }
     }
+    // A robot that reports its own odometry pose (behind a bridge) is believed: the loop
+    // only carries its estimate forward between two reports.
+    const reported = body.reportedPose();
+    if (reported !== undefined && poseKnown) fusion.reset(reported);
     if (odometry !== undefined && poseKnown) {
       fusion.update({
         stampMs: at,

@@ -31,6 +31,12 @@ export interface LoopBody {
   /** Advances the body by one tick: the simulator's physics, or the bridge's inbound messages. */
   step(dtSeconds: number, nowMs: number): void;
   odometry(nowMs: number): OdometryReading | undefined;
+  /**
+   * A pose the robot reported itself since the last call (a bridged robot's own odometry
+   * pose), which the loop's estimate adopts; `undefined` when there is none new, and always
+   * for the simulator, whose pose the loop integrates from its wheel odometry and IMU.
+   */
+  reportedPose(): { x: number; y: number; yaw: number } | undefined;
   imu(nowMs: number): ImuReading | undefined;
   /** A LiDAR scan for this sensor tick, or `undefined` when none is new. */
   scan(nowMs: number): LaserScan | undefined;

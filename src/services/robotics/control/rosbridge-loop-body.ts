@@ -75,6 +75,7 @@ export class RosbridgeLoopBody implements LoopBody {
   readonly drivers: readonly HalDriver[];
   readonly #inbound: MessagePort;
   #odometry: OdometryReading | undefined;
+  #newPose = false;
   #start: { x: number; y: number; yaw: number } | undefined;
   #scan: LaserScan | undefined;
 
@@ -102,6 +103,7 @@ export class RosbridgeLoopBody implements LoopBody {
       const inbound = message.message as BridgeInbound;
       if (inbound.type === 'odometry') {
         this.#odometry = inbound.reading;
+        this.#newPose = true;
         this.#start ??= { x: inbound.reading.x, y: inbound.reading.y, yaw: inbound.reading.yaw };
       } else {
         this.#scan = inbound.scan;
@@ -111,6 +113,12 @@ export class RosbridgeLoopBody implements LoopBody {
 
   odometry(): OdometryReading | undefined {
     return this.#odometry;
+  }
+
+  reportedPose(): { x: number; y: number; yaw: number } | undefined {
+    if (!this.#newPose || this.#odometry === undefined) return undefined;
+    this.#newPose = false;
+    return { x: this.#odometry.x, y: this.#odometry.y, yaw: this.#odometry.yaw };
   }
 
   imu(): ImuReading | undefined {

@@ -40,6 +40,10 @@ export class SimLoopBody implements LoopBody {
     return this.robot.odometry.read(nowMs);
   }
 
+  reportedPose(): undefined {
+    return undefined;
+  }
+
   imu(nowMs: number): ImuReading {
     return this.robot.imu.read(nowMs);
   }
