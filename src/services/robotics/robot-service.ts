@@ -15,6 +15,9 @@ import { RobotPerception } from './perception/robot-perception.ts';
 import { robotExecutors } from './robot-executors.ts';
 import { motionSafetyRules } from './safety/motion-safety-rules.ts';
 
+/** How old a pose may be for the motion rules to judge by it, ms. */
+const POSE_MAX_AGE_MS = 1000;
+
 /** Records a security decision (the kernel's audit log, injected). */
 export type AuditRecorder = (entry: {
   readonly kind: string;
@@ -76,7 +79,9 @@ export class RobotService implements AsyncDisposable {
     this.#unsubscribe = body.onSensors((sweep) => perception.ingest(sweep));
     this.rules = motionSafetyRules(options.configuration.safety, {
       estop: () => ({ engaged: body.engaged, reason: body.estopReason }),
-      motion: () => perception.estimate(),
+      // The rules judge only a pose the sensors confirmed within the last second.
+      motion: () =>
+        perception.freshEstimate(performance.timeOrigin + performance.now(), POSE_MAX_AGE_MS),
       map: () => perception.map(),
       manualOverrideUntil: () => this.#overrideUntil,
     });

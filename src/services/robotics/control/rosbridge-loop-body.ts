@@ -13,6 +13,9 @@ import {
 import type { LoopBody, LoopBodyState } from './loop-body.ts';
 import type { OutboundTwist } from './outbound-twist.ts';
 
+/** Odometry older than this is not carried forward: the estimate stops where it was. */
+const ODOMETRY_MAX_AGE_MS = 500;
+
 /** What the bridge's I/O thread sends the loop: the robot's odometry and scans. */
 export type BridgeInbound =
   | { readonly type: 'odometry'; readonly reading: OdometryReading }
@@ -75,6 +78,7 @@ export class RosbridgeLoopBody implements LoopBody {
   readonly drivers: readonly HalDriver[];
   readonly #inbound: MessagePort;
   #odometry: OdometryReading | undefined;
+  #odometryAt = Number.NEGATIVE_INFINITY;
   #newPose = false;
   #start: { x: number; y: number; yaw: number } | undefined;
   #scan: LaserScan | undefined;
@@ -103,6 +107,7 @@ export class RosbridgeLoopBody implements LoopBody {
       const inbound = message.message as BridgeInbound;
       if (inbound.type === 'odometry') {
         this.#odometry = inbound.reading;
+        this.#odometryAt = performance.timeOrigin + performance.now();
         this.#newPose = true;
         this.#start ??= { x: inbound.reading.x, y: inbound.reading.y, yaw: inbound.reading.yaw };
       } else {
@@ -111,8 +116,9 @@ export class RosbridgeLoopBody implements LoopBody {
     }
   }
 
-  odometry(): OdometryReading | undefined {
-    return this.#odometry;
+  /** The robot's odometry while it keeps coming: none once it is older than half a second. */
+  odometry(nowMs: number): OdometryReading | undefined {
+    return nowMs - this.#odometryAt > ODOMETRY_MAX_AGE_MS ? undefined : this.#odometry;
   }
 
   reportedPose(): { x: number; y: number; yaw: number } | undefined {

@@ -93,6 +93,16 @@ export class RobotPerception {
     return this.#estimate;
   }
 
+  /**
+   * The estimate if it is younger than `maxAgeMs` at `nowMs`; a pose the sensors stopped
+   * confirming (a bridge down, a loop gone) is no ground for a motion decision.
+   */
+  freshEstimate(nowMs: number, maxAgeMs: number): FusedEstimate | undefined {
+    const estimate = this.#estimate;
+    if (estimate?.stampMs === undefined || nowMs - estimate.stampMs > maxAgeMs) return undefined;
+    return estimate;
+  }
+
   map(): OccupancyOctree {
     return this.#octree;
   }
