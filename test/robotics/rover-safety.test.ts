@@ -112,4 +112,47 @@ describe('the motion safety kernel under a reckless LLM', { timeout: 120_000 }, 
       );
     });
   });
+
+  it('asks a human through the approvals inbox, waits without moving, and goes on with the answer', async () => {
+    const script = parseMockScript({
+      turns: [
+        { reply: { toolCalls: [{ name: 'ask_human', arguments: { question: 'Which door?' } }] } },
+        {
+          expect: { role: 'tool', contains: 'east door' },
+          reply: {
+            toolCalls: [{ name: 'finish', arguments: { summary: 'Taking the east door.' } }],
+          },
+        },
+      ],
+    });
+    await withRoverNode(CORNERED, script, async (node) => {
+      await node.runtime.deploy(roverManifest({ bounds: CORNERED.bounds }), 'test');
+      const submitted = await node.runtime.submitRun(
+        'rover',
+        { prompt: 'Leave the room.' },
+        { origin: 'test', actor: 'test' },
+      );
+      let pending: Awaited<ReturnType<typeof node.kernel.approvals.list>>[number] | undefined;
+      for (let waited = 0; waited < 30_000 && pending === undefined; waited += 50) {
+        pending = (await node.kernel.approvals.list({ state: 'pending' })).find(
+          (approval) => approval.kind === 'hitl',
+        );
+        if (pending === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(pending, 'the question reached the approvals inbox');
+      for (let waited = 0; waited < 10_000; waited += 50) {
+        if ((await node.storage.runs.get(submitted.id))?.status === 'suspended') break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const waiting = await node.storage.runs.get(submitted.id);
+      assert.equal(waiting?.status, 'suspended', JSON.stringify(waiting?.error));
+      assert.equal(node.robot?.body.state()?.mode, 0, 'the body is idle while the brain waits');
+      await node.kernel.approvals.decide(pending.id, 'approved', 'operator:ana', undefined, {
+        answer: 'the east door',
+      });
+      const ended = await waitForRun(node, submitted.id);
+      assert.equal(ended.status, 'succeeded', JSON.stringify(ended.error));
+      assert.equal((ended.result as { summary: string }).summary, 'Taking the east door.');
+    });
+  });
 });

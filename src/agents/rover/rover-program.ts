@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type {
   AgentContext,
@@ -10,6 +11,7 @@ import {
   type RobotIntent,
   robotIntentToSyscall,
 } from '../../services/robotics/intents/robot-intent.ts';
+import { FATAL_TOOL_ERRORS } from '../tool-loop/tool-loop-program.ts';
 import { action, condition, selector, sequence } from './behavior-tree.ts';
 import { type Point, pathIsClear, planPath } from './grid-planner.ts';
 import { type RoverSettings, RoverSettingsSchema } from './rover-settings.ts';
@@ -123,6 +125,9 @@ export const roverProgram = defineAgent({
         };
       } catch (error) {
         const described = describeError(error);
+        // Waiting for a human, a cancellation or a stop ends this attempt at the run; the
+        // run resumes (by replay) or ends. Everything else is a refusal for the LLM to read.
+        if (FATAL_TOOL_ERRORS.has(described.code as ErrorCode)) throw error;
         board.refusals.push({ action: intent.action, ...described });
         await context.log('warn', `${intent.action} refused: ${described.code}`, {
           message: described.message,

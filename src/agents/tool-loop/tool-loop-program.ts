@@ -75,7 +75,11 @@ export interface ToolLoopExtensions {
  * it no longer knows) are among them: such a refusal is not journaled, so a model that went
  * on past it would leave a history no replay reproduces, and a step silently undone.
  */
-const FATAL_TOOL_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+/**
+ * Errors that end or suspend the run rather than go back to the model as a result: a run that
+ * waits for a human (`KEEL_APPROVAL_REQUIRED`) suspends, a cancelled or stopping run ends.
+ */
+export const FATAL_TOOL_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'KEEL_IDENTITY_UNKNOWN',
   'KEEL_AGENT_NOT_RUNNING',
   'KEEL_NOT_READY',
