@@ -83,6 +83,20 @@ describe('the node’s robot on MQTT (the local Mosquitto)', { timeout: 60_000 }
           const bad = await send('c4', { action: 'Drive', payload: { linear: 'fast' } });
           assert.equal((bad.error as { code: string }).code, 'KEEL_INVALID_ARGUMENT');
 
+          await observer.publish(
+            `${prefix}/commands`,
+            JSON.stringify({
+              id: 'c5',
+              issuedAt: Date.now() - 60_000,
+              command: { action: 'Drive', payload: { linear: 0.1, angular: 0 } },
+            }),
+          );
+          const stale = await observer.next(
+            `${prefix}/command-results`,
+            (value) => value.id === 'c5',
+            'the stale command',
+          );
+          assert.equal((stale.value.error as { code: string }).code, 'KEEL_TIMEOUT');
           const agentId = (await node.runtime.show('mqtt-operator')).agent.id;
           const audit = await node.storage.audit.read(0, 100_000);
           const mine = audit.filter(
@@ -98,6 +112,15 @@ describe('the node’s robot on MQTT (the local Mosquitto)', { timeout: 60_000 }
               'syscall.deny hal.drive base',
               'syscall.deny hal.relay horn',
             ],
+          );
+          const bridgeRefusals = audit.filter((entry) => entry.kind === 'robot.mqtt.refuse');
+          assert.deepEqual(
+            bridgeRefusals.map((entry) => [entry.data.commandId, entry.data.code]),
+            [
+              ['c4', 'KEEL_INVALID_ARGUMENT'],
+              ['c5', 'KEEL_TIMEOUT'],
+            ],
+            'the bridge audits what it refuses itself',
           );
         } finally {
           await observer.publish(`${prefix}/state`, '', true);

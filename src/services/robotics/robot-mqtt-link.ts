@@ -7,7 +7,7 @@ import {
   RobotIntentSchema,
   robotIntentToSyscall,
 } from './intents/robot-intent.ts';
-import type { RobotService } from './robot-service.ts';
+import type { AuditRecorder, RobotService } from './robot-service.ts';
 
 export interface RobotMqttLinkOptions {
   readonly robot: RobotService;
@@ -25,6 +25,8 @@ export interface RobotMqttLinkOptions {
     commandId: string,
     signal: AbortSignal,
   ) => Promise<JsonValue>;
+  /** Audits what the bridge refuses on its own (the gate audits everything it sees). */
+  readonly audit: AuditRecorder;
   readonly logger: Logger;
 }
 
@@ -60,6 +62,23 @@ export class RobotMqttLink implements AsyncDisposable {
       ...(options.password === undefined ? {} : { password: options.password }),
       commandSchema: RobotIntentSchema,
       logger: options.logger,
+      onRefused: (refusal) => {
+        options
+          .audit({
+            kind: 'robot.mqtt.refuse',
+            actor: `mqtt:${options.topicPrefix}`,
+            outcome: 'refused',
+            data: {
+              robotId: options.robot.robotId,
+              commandId: refusal.id,
+              code: refusal.code,
+              reason: refusal.message,
+            },
+          })
+          .catch((error: unknown) =>
+            options.logger.error({ err: error }, 'could not audit an MQTT refusal'),
+          );
+      },
       onCommand: async (command, meta) => {
         try {
           const syscall = robotIntentToSyscall(command);

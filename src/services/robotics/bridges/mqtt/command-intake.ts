@@ -29,7 +29,16 @@ export interface CommandIntakeOptions<Command> {
   readonly signal: AbortSignal;
   /** Publishes one encoded {@link CommandResult}. */
   readonly sendResult: (result: Buffer) => void;
+  /** Hears every command the intake itself refused (size, JSON, schema, age, backlog…). */
+  readonly onRefused?: CommandRefusalListener;
 }
+
+/** A command the bridge refused before any handler saw it; `id` is null when unreadable. */
+export type CommandRefusalListener = (refusal: {
+  readonly id: string | null;
+  readonly code: string;
+  readonly message: string;
+}) => void;
 
 /** Counters of a {@link CommandIntake}. */
 export interface CommandIntakeStatistics {
@@ -178,7 +187,20 @@ export class CommandIntake<Command> {
     entry?: RecentCommand,
     handled = false,
   ): void {
-    if (!handled) this.#counters.commandsRefused += 1;
+    if (!handled) {
+      this.#counters.commandsRefused += 1;
+      if (!outcome.ok) {
+        try {
+          this.#options.onRefused?.({
+            id,
+            code: outcome.error.code,
+            message: outcome.error.message,
+          });
+        } catch (error) {
+          this.#options.logger.warn({ err: error }, 'a refusal listener failed');
+        }
+      }
+    }
     const result = this.#encode(id, outcome);
     if (entry !== undefined) entry.result = result;
     this.#options.sendResult(result);

@@ -3,6 +3,7 @@ import type { Clock } from '../../../../platform/clock/clock.ts';
 import { KeelError } from '../../../../platform/errors/keel-error.ts';
 import type { Logger } from '../../../../platform/observability/logger.ts';
 import type { CommandHandler } from './command-handler.ts';
+import type { CommandRefusalListener } from './command-intake.ts';
 
 /** What a {@link MqttRobotBridge} is built from. */
 export interface MqttRobotBridgeOptions<Command> {
@@ -19,6 +20,8 @@ export interface MqttRobotBridgeOptions<Command> {
   /** Validates the `command` of every envelope before the handler sees it. */
   readonly commandSchema: z.ZodType<Command>;
   readonly onCommand: CommandHandler<Command>;
+  /** Hears every command the bridge refused itself (stale, malformed, over the backlog…). */
+  readonly onRefused?: CommandRefusalListener;
   readonly logger: Logger;
   /** Judges command age; default the system clock. */
   readonly clock?: Clock;

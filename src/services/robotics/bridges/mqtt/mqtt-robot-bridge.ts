@@ -108,6 +108,7 @@ export class MqttRobotBridge<Command> {
       clock: options.clock ?? systemClock,
       logger: this.#logger,
       signal: this.#stop.signal,
+      ...(options.onRefused === undefined ? {} : { onRefused: options.onRefused }),
       sendResult: (result) =>
         this.#track(
           this.#publish(settings.topics.commandResults, result, { qos: 1 }),
