@@ -92,10 +92,12 @@ describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000
   it('leaves the ROS robot stopped by its own deadman when the node is killed with kill -9', async () => {
     await using ros = await RosSimRobot.start(WORLD);
     await using directory = await temporaryDirectory('keel-ros-kill-');
+    // Each `keel robot teleop` is a process start: a long command timeout keeps the node's own
+    // "drive" command alive between them, so the stop after the kill can only be the deadman's.
     const data = await dataDirectory(
       directory.path,
       ros.url,
-      'command_timeout_ms = 1500\n\n[robotics.safety]\ncollision_horizon_seconds = 2\n',
+      'command_timeout_ms = 6000\n\n[robotics.safety]\ncollision_horizon_seconds = 6\n',
     );
     const at = ['--data-dir', data];
     const keel = await startKeel([...at, '--port', '0'], { timeoutMs: 30_000 });
