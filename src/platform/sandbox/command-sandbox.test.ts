@@ -96,7 +96,8 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
     );
     assert.equal(result.timedOut, true);
     const { stdout } = await promisify(execFile)('ps', ['-eo', 'args']);
-    assert.doesNotMatch(stdout, /sleep 3[01]/);
+    // Whole lines only: other processes on the machine (a shell's `sleep 300`) must not count.
+    assert.doesNotMatch(stdout, /^sleep 3[01]$/m);
   });
 
   it('keeps at most maxOutputBytes of output and counts the rest', async () => {
@@ -170,7 +171,7 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
     assert.equal(started.ended, true);
     assert.equal(await started.signal('SIGTERM'), 0);
     const { stdout } = await ps('ps', ['-eo', 'args']);
-    assert.doesNotMatch(stdout, /sleep 37/);
+    assert.doesNotMatch(stdout, /^sleep 37$/m);
   });
 
   it('without bubblewrap, signals the command it spawned and its children through the cgroup', async () => {
@@ -199,7 +200,7 @@ describe('runSandboxedCommand', { timeout: 60_000 }, () => {
     assert.equal(result.exitCode, 7, result.stderr);
     assert.match(lines.join(''), /got-term/);
     const { stdout } = await ps('ps', ['-eo', 'args']);
-    assert.doesNotMatch(stdout, /sleep 38/);
+    assert.doesNotMatch(stdout, /^sleep 38$/m);
   });
 
   it('kills a started command with SIGKILL', async () => {
