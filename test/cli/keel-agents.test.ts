@@ -18,6 +18,8 @@ describe('keel start --demo, keel run, keel runs, keel agent', { timeout: 120_00
     const dataDirectory = join(directory.path, 'data');
     await using keel = await startKeel(['--demo', '--data-dir', dataDirectory, '--port', '0']);
     await waitFor(() => /demo run run_\S+ (succeeded|failed)/.test(keel.stdout()), 30_000);
+    // The answer is printed after the status line, and may arrive in a later chunk.
+    await waitFor(() => /Your first hour|failed/.test(keel.stdout()), 10_000);
     const demo = keel.stdout();
     assert.match(demo, /demo run run_\S+ succeeded/);
     assert.match(demo, /#1 llm\.chat demo/);
