@@ -78,7 +78,7 @@ export async function connectRobotMqtt(parts: {
       : { password: parts.loaded.secrets.require(mqtt.passwordSecret).reveal() }),
     telemetryIntervalMs: mqtt.telemetryIntervalMs,
     audit: (entry) => parts.kernel.audit.record(entry),
-    callGate: async (intent, _commandId, signal) => {
+    callGate: async (intent, signal) => {
       const agent = (await parts.runtime.show(mqtt.agent)).agent;
       return parts.kernel.gate.call({ agentId: agent.id }, intent, { signal });
     },

@@ -4,6 +4,7 @@ import type { EventBus } from '../../platform/bus/event-bus.ts';
 import { defineTopic } from '../../platform/bus/topic.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import { BODY_MODES } from './control/control-mailbox.ts';
 import type { RobotBody } from './control/robot-body.ts';
 import type { FleetTaskBoard } from './fleet/fleet-task-board.ts';
 import { parseDriveParams } from './intents/robot-intent.ts';
@@ -114,11 +115,12 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
           typeof intent.params.waitMs === 'number'
             ? Math.min(2000, Math.max(0, intent.params.waitMs))
             : 0;
-        const until = parts.now() + waitMs;
-        while (parts.now() < until && !context.signal.aborted) {
-          if ((body.state()?.mode ?? 0) === 0 && waitMs > 0 && parts.now() > until - waitMs + 20)
-            break;
-          await delay(Math.min(20, Math.max(1, until - parts.now())));
+        const started = parts.now();
+        // The first 20 ms always pass, so a trajectory just sent has started before an idle
+        // body ends the wait.
+        while (parts.now() - started < waitMs && !context.signal.aborted) {
+          if (parts.now() - started >= 20 && (body.state()?.mode ?? 0) === 0) break;
+          await delay(Math.min(20, waitMs - (parts.now() - started)));
         }
         const estimate = perception.estimate();
         const state = body.state();
@@ -134,10 +136,7 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
           // A body that reports no battery (-1) says so, rather than reading as empty.
           battery: state === undefined || state.battery < 0 ? null : state.battery,
           charging: state?.charging === 1,
-          mode:
-            state === undefined
-              ? 'unknown'
-              : (['idle', 'velocity', 'trajectory'][state.mode] ?? 'unknown'),
+          mode: state === undefined ? 'unknown' : (BODY_MODES[state.mode] ?? 'unknown'),
           waypoint: state?.waypoint ?? 0,
           nearestAhead: state === undefined || state.nearestAhead < 0 ? null : state.nearestAhead,
           estop: { engaged: body.engaged, reason: body.engaged ? body.estopReason : null },

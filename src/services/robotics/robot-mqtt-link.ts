@@ -22,7 +22,6 @@ export interface RobotMqttLinkOptions {
    */
   readonly callGate: (
     intent: { kind: string; resource: string; params: JsonObject },
-    commandId: string,
     signal: AbortSignal,
   ) => Promise<JsonValue>;
   /** Audits what the bridge refuses on its own (the gate audits everything it sees). */
@@ -88,7 +87,6 @@ export class RobotMqttLink implements AsyncDisposable {
               resource: syscall.resource,
               params: syscall.params as JsonObject,
             },
-            meta.id,
             meta.signal,
           );
           return { ok: true, value };

@@ -69,7 +69,6 @@ export class RobotService implements AsyncDisposable {
   readonly executors: readonly SyscallExecutor[];
   readonly #options: RobotServiceOptions;
   readonly #unsubscribe: () => void;
-  #overrideUntil = 0;
 
   private constructor(options: RobotServiceOptions, body: RobotBody, perception: RobotPerception) {
     this.#options = options;
@@ -83,7 +82,7 @@ export class RobotService implements AsyncDisposable {
       motion: () =>
         perception.freshEstimate(performance.timeOrigin + performance.now(), POSE_MAX_AGE_MS),
       map: () => perception.map(),
-      manualOverrideUntil: () => this.#overrideUntil,
+      manualOverrideUntil: () => body.mailbox.overrideUntil,
     });
     this.executors = robotExecutors({
       robotId: this.robotId,
@@ -98,7 +97,6 @@ export class RobotService implements AsyncDisposable {
   static async start(options: RobotServiceOptions): Promise<RobotService> {
     const { configuration } = options;
     let specification: RobotBodySpecification;
-    let start = { x: 0, y: 0, yaw: 0 };
     if (configuration.body.type === 'rosbridge') {
       specification = { ...configuration.body, logLevel: configuration.bridgeLogLevel };
     } else {
@@ -108,13 +106,8 @@ export class RobotService implements AsyncDisposable {
           : configuration.worldFile === undefined
             ? new SimWorld(DEMO_YARD)
             : await loadSimWorld(configuration.worldFile);
-      start = world.description.dock ?? start;
-      const robot = world.description.robot as SimRobotOptions | undefined;
-      start =
-        robot?.start === undefined
-          ? start
-          : { yaw: 0, ...(robot.start as { x: number; y: number }) };
-      specification = { type: 'sim', world: world.description, robot: robot ?? {} };
+      const robot = (world.description.robot ?? {}) as SimRobotOptions;
+      specification = { type: 'sim', world: world.description, robot };
     }
     const body = await RobotBody.start({
       body: specification,
@@ -126,10 +119,7 @@ export class RobotService implements AsyncDisposable {
         configuration.realtimePriority === 0 ? false : configuration.realtimePriority,
       logger: options.logger.child({ component: 'robot-body' }),
     });
-    const perception = new RobotPerception(
-      start,
-      options.logger.child({ component: 'perception' }),
-    );
+    const perception = new RobotPerception(options.logger.child({ component: 'perception' }));
     options.logger.info(
       { robotId: configuration.robotId, rateHz: body.rateHz, scheduling: body.scheduling.detail },
       'robot body started',
@@ -191,15 +181,15 @@ export class RobotService implements AsyncDisposable {
         `teleop is capped at ${safety.maxLinear} m/s and ${safety.maxAngular} rad/s too`,
       );
     }
-    const first = this.#overrideUntil < this.#options.now();
-    this.#overrideUntil = this.#options.now() + safety.manualOverrideMs;
-    this.body.teleop(linear, angular, this.#overrideUntil);
+    const until = this.#options.now() + safety.manualOverrideMs;
+    const first = this.body.mailbox.overrideUntil < this.#options.now();
+    this.body.teleop(linear, angular, until);
     if (first) {
       await this.#options.audit({
         kind: 'robot.teleop',
         actor,
         outcome: 'override',
-        data: { robotId: this.robotId, until: this.#overrideUntil },
+        data: { robotId: this.robotId, until },
       });
     }
   }
@@ -213,7 +203,7 @@ export class RobotService implements AsyncDisposable {
       pose: estimate === undefined ? null : { x: estimate.x, y: estimate.y, yaw: estimate.yaw },
       scheduling: this.body.scheduling.detail,
       rateHz: this.body.rateHz,
-      manualOverrideUntil: this.#overrideUntil,
+      manualOverrideUntil: this.body.mailbox.overrideUntil,
       map: this.perception.statistics,
     };
   }

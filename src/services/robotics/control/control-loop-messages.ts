@@ -1,7 +1,7 @@
 /** The messages between the brain and the control loop thread (besides the shared mailbox). */
 
 import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
-import type { ImuReading, LaserScan, OdometryReading } from '../hal/hal-drivers.ts';
+import type { LaserScan } from '../hal/hal-drivers.ts';
 
 /**
  * Requests that move something carry the e-stop epoch they were sent in (the loop refuses
@@ -49,10 +49,7 @@ export type FromLoopMessage =
   | {
       readonly type: 'sensors';
       readonly scan: LaserScan;
-      readonly odometry: OdometryReading;
-      /** Absent for a body without an IMU. */
-      readonly imu?: ImuReading;
-      /** Odometry and IMU fused in the loop (a complementary filter), at the scan's stamp. */
+      /** Odometry and IMU fused in the loop (a complementary filter), when the scan was taken. */
       readonly estimate: FusedPose;
     }
   | { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }

@@ -371,8 +371,6 @@ function runLoop(data: ControlLoopWorkerData): void {
         post({
           type: 'sensors',
           scan,
-          odometry,
-          ...(imu === undefined ? {} : { imu }),
           estimate: {
             x: estimate.x,
             y: estimate.y,

@@ -17,14 +17,13 @@ function sweep(stampMs: number, x: number) {
       rangeMax: 12,
       ranges,
     },
-    odometry: { stampMs, x, y: 0, yaw: 0, linear: 0.5, angular: 0 },
     estimate: { stampMs, x, y: 0, yaw: 0, linear: 0.5, angular: 0 },
   };
 }
 
 describe('RobotPerception', () => {
   it('maps a return through the pose the loop fused, and clears it when a later beam passes through', () => {
-    const perception = new RobotPerception({ x: 0, y: 0, yaw: 0 }, silentLogger());
+    const perception = new RobotPerception(silentLogger());
     for (let index = 0; index < 3; index += 1) perception.ingest(sweep(1000 + index * 100, 0));
     assert.ok(perception.map().isOccupied({ x: 2, y: 0, z: 0.2 }));
     assert.equal(perception.estimate()?.x, 0);
@@ -39,7 +38,7 @@ describe('RobotPerception', () => {
   });
 
   it('offers a pose for motion decisions only while the sensors keep confirming it', () => {
-    const perception = new RobotPerception({ x: 0, y: 0, yaw: 0 }, silentLogger());
+    const perception = new RobotPerception(silentLogger());
     assert.equal(perception.freshEstimate(1000, 1000), undefined);
     perception.ingest(sweep(1000, 1.5));
     assert.equal(perception.freshEstimate(1900, 1000)?.x, 1.5);

@@ -1,8 +1,8 @@
 import type { Logger } from '../../../platform/observability/logger.ts';
 import { planarTransform, rigidTransform } from '../geometry/rigid-transform.ts';
-import type { ImuReading, LaserScan, OdometryReading } from '../hal/hal-drivers.ts';
+import type { LaserScan } from '../hal/hal-drivers.ts';
 import { OccupancyOctree } from './occupancy-octree.ts';
-import { type FusedEstimate, OdometryImuFusion } from './odometry-imu-fusion.ts';
+import type { FusedEstimate } from './odometry-imu-fusion.ts';
 import { ScanProjector } from './scan-projector.ts';
 import { TransformTree } from './transform-tree.ts';
 
@@ -11,14 +11,14 @@ const LIDAR_HEIGHT = 0.2;
 
 /**
  * The robot's picture of itself and its surroundings, fed from the body's sensor sweeps: the
- * odometry and IMU fused into a pose (a complementary filter, see `odometry-imu-fusion.ts`;
- * the control loop fuses at its own rate and sends its estimate with each sweep),
+ * pose the control loop fused from odometry and IMU at its own rate (a complementary filter,
+ * see `odometry-imu-fusion.ts`), sent with each sweep,
  * the transform tree `world → odom → base_link → laser`, and every LiDAR scan projected
  * through it into the occupancy octree, which clears space its beams pass through.
  *
  * @example
  * ```ts
- * const perception = new RobotPerception({ x: 0, y: 0, yaw: 0 }, logger);
+ * const perception = new RobotPerception(logger);
  * body.onSensors((sweep) => perception.ingest(sweep));
  * perception.map().nearestObstacle({ x: 1, y: 0, z: 0.2 }, 3);
  * ```
@@ -26,16 +26,14 @@ const LIDAR_HEIGHT = 0.2;
 export class RobotPerception {
   readonly transforms = new TransformTree();
   readonly #octree = new OccupancyOctree();
-  readonly #fusion: OdometryImuFusion;
   readonly #projector: ScanProjector;
   readonly #logger: Logger;
   #estimate: FusedEstimate | undefined;
   #scans = 0;
   #rejected = 0;
 
-  constructor(start: { x: number; y: number; yaw: number }, logger: Logger) {
+  constructor(logger: Logger) {
     this.#logger = logger;
-    this.#fusion = new OdometryImuFusion({ initialPose: start });
     this.transforms.setStatic('world', 'odom', planarTransform(0, 0, 0));
     this.transforms.setStatic(
       'base_link',
@@ -45,30 +43,9 @@ export class RobotPerception {
     this.#projector = new ScanProjector({ transforms: this.transforms, octree: this.#octree });
   }
 
-  /**
-   * Takes one sensor sweep: the pose the control loop fused (or, from a sensor source that
-   * sends none, the odometry and IMU fused here), moves `base_link`, inserts the scan.
-   */
-  ingest(sweep: {
-    scan: LaserScan;
-    odometry: OdometryReading;
-    imu?: ImuReading | undefined;
-    estimate?: FusedEstimate;
-  }): void {
-    const reading = sweep.imu;
-    const imu =
-      reading === undefined
-        ? undefined
-        : reading.yaw === undefined
-          ? { yawRate: reading.yawRate }
-          : { yawRate: reading.yawRate, yaw: reading.yaw };
-    const estimate =
-      sweep.estimate ??
-      this.#fusion.update({
-        stampMs: sweep.odometry.stampMs,
-        odometry: { linear: sweep.odometry.linear, angular: sweep.odometry.angular },
-        ...(imu === undefined ? {} : { imu }),
-      });
+  /** Takes one sensor sweep: the pose the control loop fused moves `base_link`; the scan goes in. */
+  ingest(sweep: { scan: LaserScan; estimate: FusedEstimate }): void {
+    const { estimate } = sweep;
     this.#estimate = estimate;
     // The pose is stamped with the scan's own time: the estimate is the body's pose when the
     // scan reached the loop, and a bridged robot's clock stamps its scans and its odometry

@@ -121,10 +121,6 @@ export class SimRobot {
     return [this.base, this.arm, ...this.relays, this.lidar, this.camera, this.odometry, this.imu];
   }
 
-  get world(): SimWorld {
-    return this.#world;
-  }
-
   step(dtSeconds: number, nowMs: number): void {
     this.base.step(dtSeconds, nowMs);
     this.arm.step(dtSeconds);

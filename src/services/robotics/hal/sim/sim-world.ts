@@ -37,7 +37,6 @@ export const SimWorldSchema = z.strictObject({
   robot: z.record(z.string(), z.unknown()).optional(),
 });
 
-export type SimWorldDescription = z.input<typeof SimWorldSchema>;
 export type SimObstacle = z.output<typeof ObstacleSchema>;
 
 const MAX_WORLD_FILE_BYTES = 4 * 1024 * 1024;
