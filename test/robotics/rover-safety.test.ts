@@ -155,4 +155,31 @@ describe('the motion safety kernel under a reckless LLM', { timeout: 120_000 }, 
       assert.equal((ended.result as { summary: string }).summary, 'Taking the east door.');
     });
   });
+
+  it('answers a malformed tool call from its LLM with the reason, instead of failing the run', async () => {
+    const script = parseMockScript({
+      turns: [
+        { reply: { toolCalls: [{ name: 'ask_human', arguments: { question: '' } }] } },
+        {
+          expect: { role: 'tool', contains: 'invalid: robot intent payload.question' },
+          reply: { toolCalls: [{ name: 'finish', arguments: { summary: 'Never mind.' } }] },
+        },
+      ],
+    });
+    await withRoverNode(CORNERED, script, async (node) => {
+      await node.runtime.deploy(roverManifest({ bounds: CORNERED.bounds }), 'test');
+      const submitted = await node.runtime.submitRun(
+        'rover',
+        { prompt: 'Ask.' },
+        { origin: 'test', actor: 'test' },
+      );
+      const ended = await waitForRun(node, submitted.id);
+      assert.equal(ended.status, 'succeeded', JSON.stringify(ended.error));
+      assert.equal(
+        (await node.kernel.approvals.list({ state: 'pending' })).length,
+        0,
+        'nobody was asked',
+      );
+    });
+  });
 });

@@ -170,8 +170,8 @@ export const roverProgram = defineAgent({
         payload: { points: path, maxSpeed: settings.cruiseSpeed },
       });
       if (!outcome.ok) {
+        // Refused (the e-stop, a rule): no path is followed; the next cycle plans again.
         board.path = undefined;
-        if (outcome.code === 'KEEL_ESTOP_ENGAGED') return 'running';
         return 'running';
       }
       board.path = path;
@@ -217,16 +217,6 @@ export const roverProgram = defineAgent({
             ...report(board),
           };
           return;
-        case 'ask_human': {
-          const outcome = await act(intentOf('AskHuman', args));
-          answer(
-            call.id,
-            outcome.ok
-              ? `the operator answered: ${JSON.stringify(outcome.value)}`
-              : `refused (${outcome.code}): ${outcome.message}`,
-          );
-          return;
-        }
         default: {
           const actionName = TOOL_ACTIONS[call.name];
           if (actionName === undefined) {
@@ -241,10 +231,11 @@ export const roverProgram = defineAgent({
             return;
           }
           const outcome = await act(intent);
+          const done = intent.action === 'AskHuman' ? 'the operator answered' : 'done';
           answer(
             call.id,
             outcome.ok
-              ? `done: ${JSON.stringify(outcome.value)}`
+              ? `${done}: ${JSON.stringify(outcome.value)}`
               : `refused (${outcome.code}): ${outcome.message}`,
           );
         }
@@ -343,6 +334,7 @@ export const roverProgram = defineAgent({
 });
 
 const TOOL_ACTIONS: Readonly<Record<string, RobotIntent['action']>> = {
+  ask_human: 'AskHuman',
   drive: 'Drive',
   move_arm: 'MoveEndEffector',
   trigger_relay: 'TriggerRelay',
@@ -350,10 +342,6 @@ const TOOL_ACTIONS: Readonly<Record<string, RobotIntent['action']>> = {
   broadcast_fleet: 'BroadcastFleet',
   post_task: 'PostTask',
 };
-
-function intentOf(actionName: 'AskHuman', args: JsonObject): RobotIntent {
-  return parseRobotIntent({ action: actionName, payload: args });
-}
 
 /** The waypoints not yet passed: from the one nearest the robot onwards. */
 function remaining(board: Board): Point[] {
