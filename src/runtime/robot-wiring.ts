@@ -101,7 +101,7 @@ export function robotHealth(robot: RobotService): {
     name: 'robot',
     ready: running,
     detail: running
-      ? `${status.robotId}: ${estop}; loop ${status.rateHz} Hz, ${status.scheduling}`
+      ? `${status.robotId}: ${estop}; loop ${status.rateHz} Hz, ${status.scheduling}${status.bridge === undefined ? '' : `; rosbridge ${status.bridge}`}`
       : `${status.robotId}: the control loop is not running (${estop})`,
   };
 }

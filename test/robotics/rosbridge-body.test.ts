@@ -56,7 +56,11 @@ describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000
       const robot = node.robot;
       assert.ok(robot);
       await until('the first odometry', () => robot.status().pose !== null);
-      await until('the first scans in the map', () => robot.status().map.voxels > 0);
+      await until('the link to report connected', () => robot.status().bridge === 'connected');
+      await until(
+        'the first scans in the map',
+        () => (robot.status({ map: true }).map?.voxels ?? 0) > 0,
+      );
 
       const refresh = setInterval(() => {
         void robot.teleop(0.3, 0, 'operator:test');

@@ -1,3 +1,4 @@
+import { quaternionFromYaw } from '../../src/services/robotics/geometry/quaternion.ts';
 import { DifferentialDrive } from '../../src/services/robotics/hal/differential-drive.ts';
 import { SimRobot } from '../../src/services/robotics/hal/sim/sim-robot.ts';
 import { SimWorld } from '../../src/services/robotics/hal/sim/sim-world.ts';
@@ -83,7 +84,7 @@ export class RosSimRobot implements AsyncDisposable {
       pose: {
         pose: {
           position: { x: reading.x, y: reading.y, z: 0 },
-          orientation: { x: 0, y: 0, z: Math.sin(reading.yaw / 2), w: Math.cos(reading.yaw / 2) },
+          orientation: quaternionFromYaw(reading.yaw),
         },
       },
       twist: {

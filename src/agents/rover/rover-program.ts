@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
+import { toKeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type {
   AgentContext,
@@ -48,12 +49,10 @@ interface Board {
   readonly reached: Point[];
 }
 
+/** A syscall's failure as the LLM is told it: its code and message. */
 function describeError(error: unknown): { code: string; message: string } {
-  const value = error as { code?: unknown; message?: unknown } | null;
-  return {
-    code: typeof value?.code === 'string' ? value.code : 'KEEL_INTERNAL',
-    message: typeof value?.message === 'string' ? value.message : String(error),
-  };
+  const failure = toKeelError(error);
+  return { code: failure.code, message: failure.message };
 }
 
 function distance(from: Point, to: Point): number {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { LogLevel } from '../../platform/observability/logger.ts';
 
 const finite = z.number().finite();
 const positive = finite.positive();
@@ -115,7 +116,7 @@ export interface RoboticsConfiguration {
   readonly enabled: boolean;
   readonly body: RobotBodyConfiguration;
   /** The node's log level, for the bridge's I/O thread. */
-  readonly bridgeLogLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  readonly bridgeLogLevel: LogLevel;
   readonly worldFile: string | undefined;
   readonly rateHz: number;
   readonly commandTimeoutMs: number;

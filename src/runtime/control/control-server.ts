@@ -349,7 +349,7 @@ export class ControlServer {
           request.params.paramEdits as JsonObject | undefined,
         );
       case 'robot.status':
-        return this.#robot().status();
+        return this.#robot().status({ map: true });
       case 'robot.estop': {
         const robot = this.#robot();
         if (request.params.release) {

@@ -1,4 +1,3 @@
-import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import { MqttRobotBridge } from './bridges/mqtt/mqtt-robot-bridge.ts';
@@ -78,27 +77,15 @@ export class RobotMqttLink implements AsyncDisposable {
             options.logger.error({ err: error }, 'could not audit an MQTT refusal'),
           );
       },
+      // A thrown error becomes the command's error result in the bridge (a non-Keel one as
+      // KEEL_INTERNAL, logged there).
       onCommand: async (command, meta) => {
-        try {
-          const syscall = robotIntentToSyscall(command);
-          const value = await options.callGate(
-            {
-              kind: syscall.kind,
-              resource: syscall.resource,
-              params: syscall.params as JsonObject,
-            },
-            meta.signal,
-          );
-          return { ok: true, value };
-        } catch (error) {
-          return {
-            ok: false,
-            error:
-              error instanceof KeelError
-                ? error
-                : new KeelError('KEEL_INTERNAL', 'the command failed', { cause: error }),
-          };
-        }
+        const syscall = robotIntentToSyscall(command);
+        const value = await options.callGate(
+          { kind: syscall.kind, resource: syscall.resource, params: syscall.params as JsonObject },
+          meta.signal,
+        );
+        return { ok: true, value };
       },
     });
     // Connecting in the background: a broker that is down must not stop the node.

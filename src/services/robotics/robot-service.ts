@@ -44,9 +44,12 @@ export interface RobotStatus {
   readonly body: BodyState | undefined;
   readonly pose: { readonly x: number; readonly y: number; readonly yaw: number } | null;
   readonly scheduling: string;
+  /** A bridged body's link (connecting, connected, reconnecting, closed); absent for the sim. */
+  readonly bridge?: string;
   readonly rateHz: number;
   readonly manualOverrideUntil: number;
-  readonly map: { readonly scans: number; readonly rejected: number; readonly voxels: number };
+  /** Only with `status({ map: true })`: counting the map's voxels walks all of them. */
+  readonly map?: { readonly scans: number; readonly rejected: number; readonly voxels: number };
 }
 
 /**
@@ -194,7 +197,11 @@ export class RobotService implements AsyncDisposable {
     }
   }
 
-  status(): RobotStatus {
+  /**
+   * The robot's state for people and telemetry; `map: true` adds the map's statistics, which
+   * walk every voxel, so periodic callers (telemetry, health) leave it out.
+   */
+  status(options: { readonly map?: boolean } = {}): RobotStatus {
     const estimate = this.perception.estimate();
     return {
       robotId: this.robotId,
@@ -202,9 +209,10 @@ export class RobotService implements AsyncDisposable {
       body: this.body.state(),
       pose: estimate === undefined ? null : { x: estimate.x, y: estimate.y, yaw: estimate.yaw },
       scheduling: this.body.scheduling.detail,
+      ...(this.body.bridgeState === undefined ? {} : { bridge: this.body.bridgeState }),
       rateHz: this.body.rateHz,
       manualOverrideUntil: this.body.mailbox.overrideUntil,
-      map: this.perception.statistics,
+      ...(options.map === true ? { map: this.perception.statistics } : {}),
     };
   }
 

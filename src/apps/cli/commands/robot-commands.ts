@@ -81,9 +81,12 @@ export function registerRobotCommands(program: Command): void {
           `  loop      ${status.rateHz} Hz, ${status.body.ticks} ticks, ${status.body.overruns} overruns; ${status.scheduling}`,
         );
       }
-      output.line(
-        `  map       ${status.map.voxels} occupied voxels from ${status.map.scans} scans`,
-      );
+      if (status.bridge !== undefined) output.line(`  rosbridge ${status.bridge}`);
+      if (status.map !== undefined) {
+        output.line(
+          `  map       ${status.map.voxels} occupied voxels from ${status.map.scans} scans`,
+        );
+      }
       return EXIT_OK;
     }),
   );

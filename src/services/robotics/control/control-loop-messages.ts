@@ -1,7 +1,7 @@
 /** The messages between the brain and the control loop thread (besides the shared mailbox). */
 
-import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
 import type { LaserScan } from '../hal/hal-drivers.ts';
+import type { FusedEstimate } from '../perception/odometry-imu-fusion.ts';
 
 /**
  * Requests that move something carry the e-stop epoch they were sent in (the loop refuses
@@ -35,22 +35,13 @@ export type ToLoopMessage =
   | { readonly type: 'capture'; readonly id: number }
   | { readonly type: 'timing'; readonly id: number };
 
-export interface FusedPose {
-  readonly x: number;
-  readonly y: number;
-  readonly yaw: number;
-  readonly linear: number;
-  readonly angular: number;
-  readonly stampMs: number;
-}
-
 export type FromLoopMessage =
   | { readonly type: 'ready'; readonly threadId: number | undefined }
   | {
       readonly type: 'sensors';
       readonly scan: LaserScan;
       /** Odometry and IMU fused in the loop (a complementary filter), when the scan was taken. */
-      readonly estimate: FusedPose;
+      readonly estimate: FusedEstimate;
     }
   | { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }
   | {
@@ -64,7 +55,6 @@ export type FromLoopMessage =
       readonly id: number;
       readonly outcome: 'reached' | 'stopped' | 'replaced' | 'blocked';
     }
-  | { readonly type: 'arm-joints'; readonly joints: ArmJoints }
   | { readonly type: 'fault'; readonly message: string };
 
 /** Timing of the loop, for the jitter benchmark and `keel robot status`. */

@@ -8,10 +8,11 @@
 
 import { readlinkSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { KeelError } from '../../../platform/errors/keel-error.ts';
+import { KeelError, toKeelError } from '../../../platform/errors/keel-error.ts';
 import type { LaserScan } from '../hal/hal-drivers.ts';
 import { HalRegistry } from '../hal/hal-registry.ts';
 import type { SimRobotOptions } from '../hal/sim/sim-robot.ts';
+import { type DriveParams, parseDriveParams } from '../intents/robot-intent.ts';
 import { OdometryImuFusion } from '../perception/odometry-imu-fusion.ts';
 import type { FromLoopMessage, ToLoopMessage } from './control-loop-messages.ts';
 import { ControlMailbox, type VelocityCommand } from './control-mailbox.ts';
@@ -67,14 +68,6 @@ function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
-function errorOf(error: unknown): { code: string; message: string } {
-  if (error instanceof KeelError) return { code: error.code, message: error.message };
-  return {
-    code: 'KEEL_HAL_FAULT',
-    message: error instanceof Error ? error.message : String(error),
-  };
-}
-
 function nearestAhead(scan: LaserScan, cone: number): number {
   let nearest = Number.POSITIVE_INFINITY;
   for (let beam = 0; beam < scan.ranges.length; beam += 1) {
@@ -95,28 +88,6 @@ function ownThreadId(): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The waypoints of a trajectory request, checked again on the loop's side. */
-function validTrajectory(points: unknown, maxSpeed: unknown): Array<{ x: number; y: number }> {
-  if (typeof maxSpeed !== 'number' || !Number.isFinite(maxSpeed) || maxSpeed <= 0) {
-    throw new KeelError('KEEL_INVALID_ARGUMENT', 'a trajectory needs a positive, finite maxSpeed');
-  }
-  if (!Array.isArray(points) || points.length === 0 || points.length > 256) {
-    throw new KeelError('KEEL_INVALID_ARGUMENT', 'a trajectory needs 1–256 points');
-  }
-  return points.map((point: unknown) => {
-    const candidate = point as { x?: unknown; y?: unknown } | null;
-    if (
-      typeof candidate?.x !== 'number' ||
-      typeof candidate.y !== 'number' ||
-      !Number.isFinite(candidate.x) ||
-      !Number.isFinite(candidate.y)
-    ) {
-      throw new KeelError('KEEL_INVALID_ARGUMENT', 'every trajectory point needs finite x and y');
-    }
-    return { x: candidate.x, y: candidate.y };
-  });
 }
 
 function runLoop(data: ControlLoopWorkerData): void {
@@ -181,7 +152,11 @@ function runLoop(data: ControlLoopWorkerData): void {
               'a human is driving the robot: AI motion is suspended',
             );
           }
-          const points = validTrajectory(message.points, message.maxSpeed);
+          // Checked again on the loop's side, exactly as the gate's rules read a trajectory.
+          const { points } = parseDriveParams('trajectory', {
+            points: message.points,
+            maxSpeed: message.maxSpeed,
+          }) as Extract<DriveParams, { type: 'trajectory' }>;
           if (message.order < latestOrder) {
             // A velocity command sent after it already replaced it.
             post({
@@ -243,7 +218,13 @@ function runLoop(data: ControlLoopWorkerData): void {
         }
       }
     } catch (error) {
-      post({ type: 'reply', id: message.id, ok: false, error: errorOf(error) });
+      const failure = toKeelError(error, 'KEEL_HAL_FAULT');
+      post({
+        type: 'reply',
+        id: message.id,
+        ok: false,
+        error: { code: failure.code, message: failure.message },
+      });
     }
   };
 

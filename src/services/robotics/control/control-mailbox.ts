@@ -4,8 +4,8 @@
  * slot. Both slots are seqlocks — the writer makes the sequence odd, writes, makes it even; a
  * reader retries when it saw an odd or changed sequence — and every payload word is itself
  * read and written with `Atomics` (doubles travel as their 64 bits), so no reader on any CPU
- * can see a pair of values that were never written together. Nothing here allocates or
- * blocks, so the loop can read it every tick.
+ * can see a pair of values that were never written together. Nothing here blocks, so the
+ * loop can read it every tick (a payload word moves as a BigInt, a small allocation).
  */
 
 /** Why the e-stop latch was set; stored as a number in shared memory. */

@@ -33,6 +33,16 @@ describe('LoopRequests', () => {
       await assert.rejects(odd, { code: 'KEEL_HAL_FAULT' });
       assert.equal(await answered, 'frame');
       await assert.rejects(unanswered, { code: 'KEEL_TIMEOUT' });
+      assert.deepEqual(
+        sent.map((message) => [message.id, message.type]),
+        [
+          [1, 'stop-motion'],
+          [2, 'stop-motion'],
+          [3, 'capture'],
+          [4, 'timing'],
+        ],
+        'each request went to the loop once, under its own id',
+      );
       requests.close();
       await assert.rejects(requests.send({ type: 'stop-motion', id: requests.reserve() }), {
         code: 'KEEL_HAL_FAULT',

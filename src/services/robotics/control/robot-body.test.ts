@@ -9,8 +9,6 @@ const WORLD = {
   obstacles: [{ type: 'box', minX: 4, minY: -1, maxX: 5, maxY: 1 }],
 };
 
-const until_ = until;
-
 async function until<T>(
   read: () => T | undefined,
   accept: (value: T) => boolean,
@@ -177,10 +175,10 @@ describe('RobotBody (control loop thread)', () => {
   });
 
   it('lets only the human drive during teleoperation', async () => {
-    const until = Date.now() + 800;
+    const overrideUntil = Date.now() + 800;
     const refused: Array<{ code?: string }> = [];
     const refresh = setInterval(() => {
-      body.teleop(0.2, 0, until);
+      body.teleop(0.2, 0, overrideUntil);
       try {
         body.drive(0.6, 0);
       } catch (error) {
@@ -188,7 +186,7 @@ describe('RobotBody (control loop thread)', () => {
       }
     }, 20);
     try {
-      await until_(
+      await until(
         () => body.state(),
         (state) => state.linear > 0.15,
         'the human’s speed',

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
-import type { Logger } from '../../../platform/observability/logger.ts';
+import type { Logger, LogLevel } from '../../../platform/observability/logger.ts';
 import { RosbridgeIo } from '../bridges/rosbridge/rosbridge-io.ts';
 import type { ArmJoints } from '../hal/arm-inverse-kinematics.ts';
 import type { CameraFrame } from '../hal/hal-drivers.ts';
@@ -22,7 +22,7 @@ export type RobotBodySpecification =
       readonly maxWheelSpeed: number;
       /** How often `/cmd_vel` goes out, Hz (default 20). */
       readonly publishHz?: number;
-      readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+      readonly logLevel?: LogLevel;
     };
 
 export interface RobotBodyOptions {

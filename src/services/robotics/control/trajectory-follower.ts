@@ -1,3 +1,4 @@
+import { wrapAngle } from '../geometry/quaternion.ts';
 import { PidController } from '../hal/pid-controller.ts';
 
 export interface FollowerPose {
@@ -75,7 +76,7 @@ export class TrajectoryFollower {
     }
     if (target === undefined) return undefined;
     const bearing = Math.atan2(target.y - pose.y, target.x - pose.x);
-    const error = Math.atan2(Math.sin(bearing - pose.yaw), Math.cos(bearing - pose.yaw));
+    const error = wrapAngle(bearing - pose.yaw);
     const stamp = pose.stampMs ?? 0;
     const dtSeconds = this.#lastStamp === undefined ? 0.01 : (stamp - this.#lastStamp) / 1000;
     this.#lastStamp = stamp;

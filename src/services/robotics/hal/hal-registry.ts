@@ -31,6 +31,7 @@ export class HalRegistry {
   readonly #drivers = new Map<string, HalDriver>();
   readonly #stopped: () => boolean;
   #driveKinematics: DifferentialDrive | undefined;
+  #base: DriveBaseDriver | undefined;
 
   constructor(drivers: readonly HalDriver[], stopped: () => boolean) {
     this.#stopped = stopped;
@@ -61,7 +62,9 @@ export class HalRegistry {
   }
 
   drive(twist: BodyTwist, nowMs: number): void {
-    const base = this.#require('drive-base', 'base') as DriveBaseDriver;
+    // Called every tick: the base is looked up once.
+    this.#base ??= this.#require('drive-base', 'base') as DriveBaseDriver;
+    const base = this.#base;
     this.#assertMayMove();
     this.#driveKinematics ??= new DifferentialDrive(base.wheelbase);
     // A non-finite speed never reaches a wheel: it becomes a stop.

@@ -94,16 +94,6 @@ export function parseRobotIntent(value: unknown): RobotIntent {
   );
 }
 
-/** The syscall kinds that carry robot intents; each is also the capability that allows it. */
-export const ROBOT_SYSCALL_KINDS = Object.freeze({
-  drive: 'hal.drive',
-  arm: 'hal.arm',
-  relay: 'hal.relay',
-  humanInTheLoop: 'hitl',
-  fleetMessage: 'fleet.message',
-  fleetTasks: 'fleet.tasks',
-});
-
 /** Resources of the robot syscalls that do not name something chosen by the agent. */
 export const ROBOT_RESOURCES = Object.freeze({
   base: 'base',

@@ -34,7 +34,8 @@ describe('RobotPerception', () => {
       perception.ingest(moved);
     }
     assert.equal(perception.map().isOccupied({ x: 2, y: 0, z: 0.2 }), false);
-    assert.ok(perception.statistics.scans >= 23);
+    assert.equal(perception.statistics.scans, 23);
+    assert.equal(perception.statistics.rejected, 0);
   });
 
   it('offers a pose for motion decisions only while the sensors keep confirming it', () => {

@@ -14,7 +14,7 @@
 
 import { Writable } from 'node:stream';
 import { type MessagePort, workerData } from 'node:worker_threads';
-import { createLogger } from '../../../../platform/observability/logger.ts';
+import { createLogger, type LogLevel } from '../../../../platform/observability/logger.ts';
 import { SecretRedactor } from '../../../../platform/observability/secret-redactor.ts';
 import { ControlMailbox } from '../../control/control-mailbox.ts';
 import { OutboundTwist } from '../../control/outbound-twist.ts';
@@ -33,7 +33,7 @@ export interface RosbridgeIoWorkerData {
   readonly mainPort: MessagePort;
   readonly publishHz: number;
   readonly commandTimeoutMs: number;
-  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  readonly logLevel: LogLevel;
 }
 
 export type FromRosbridgeIo =

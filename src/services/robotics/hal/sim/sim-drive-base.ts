@@ -1,3 +1,4 @@
+import { wrapAngle } from '../../geometry/quaternion.ts';
 import type { WheelSpeeds } from '../differential-drive.ts';
 import { DifferentialDrive } from '../differential-drive.ts';
 import { type DriveBaseDriver, HAL_SPECIFICATION_VERSION } from '../hal-drivers.ts';
@@ -121,7 +122,7 @@ export class SimDriveBase implements DriveBaseDriver {
     const next = {
       x: this.#pose.x + twist.linear * Math.cos(heading) * dtSeconds,
       y: this.#pose.y + twist.linear * Math.sin(heading) * dtSeconds,
-      yaw: Math.atan2(Math.sin(yaw), Math.cos(yaw)),
+      yaw: wrapAngle(yaw),
     };
     const moved = Math.hypot(next.x - this.#pose.x, next.y - this.#pose.y);
     if (moved > 0 && this.#world.collides(next.x, next.y, this.#options.radius)) {

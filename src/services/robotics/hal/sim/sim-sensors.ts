@@ -4,6 +4,7 @@
  * state of a {@link SimDriveBase}.
  */
 
+import { wrapAngle } from '../../geometry/quaternion.ts';
 import { DifferentialDrive } from '../differential-drive.ts';
 import {
   type CameraDriver,
@@ -188,7 +189,7 @@ export class SimOdometry implements OdometryDriver {
     this.#estimate = {
       x: this.#estimate.x + twist.linear * Math.cos(this.#estimate.yaw) * dtSeconds,
       y: this.#estimate.y + twist.linear * Math.sin(this.#estimate.yaw) * dtSeconds,
-      yaw: Math.atan2(Math.sin(yaw), Math.cos(yaw)),
+      yaw: wrapAngle(yaw),
       linear: twist.linear,
       angular: twist.angular,
     };

@@ -28,8 +28,6 @@ export const SimWorldSchema = z.strictObject({
   obstacles: z.array(ObstacleSchema).max(10_000).default([]),
   /** Where the robot charges; it starts there unless told otherwise. */
   dock: z.strictObject({ x: finite, y: finite, yaw: finite.default(0) }).optional(),
-  /** Height of every wall and obstacle, m (the LiDAR plane and camera see them below this). */
-  obstacleHeight: finite.positive().default(1),
   /**
    * The simulated robot's build and starting state (`SimRobotOptions`: start pose, battery,
    * noise, LiDAR…), checked by the robot itself.
