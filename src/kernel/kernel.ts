@@ -33,7 +33,12 @@ export interface KernelOptions {
     readonly sweepIntervalMs: number;
     readonly rules: readonly ApprovalRule[];
   };
-  readonly gate: { readonly maxIntentBytes: number; readonly defaultTimeoutMs: number };
+  readonly gate: {
+    readonly maxIntentBytes: number;
+    readonly defaultTimeoutMs: number;
+    /** Calls a budget lease covers; 1 reserves each call on its own (default 8). */
+    readonly budgetLeaseCalls?: number;
+  };
   /** How long identity and grant caches may serve an entry; default 1 s. */
   readonly cacheTtlMs?: number;
 }
@@ -89,7 +94,10 @@ export class Kernel {
       logger: this.#logger,
       cacheTtlMs,
     });
-    this.budgets = new BudgetLedger(storage.budgets, this.audit, clock);
+    this.budgets = new BudgetLedger(storage.budgets, this.audit, clock, {
+      leaseCalls: options.gate.budgetLeaseCalls ?? 8,
+      logger: this.#logger,
+    });
     this.approvals = new ApprovalService({
       store: storage.approvals,
       audit: this.audit,
@@ -159,11 +167,12 @@ export class Kernel {
   }
 
   /**
-   * Stops taking syscalls (those in progress get `graceMs` to finish, default 10 s), then the
-   * approval sweeper.
+   * Stops taking syscalls (those in progress get `graceMs` to finish, default 10 s), hands
+   * budget leases back, then stops the approval sweeper.
    */
   async close(graceMs = 10_000): Promise<void> {
     await this.gate.close(graceMs);
+    await this.budgets.handBackLeases();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     await this.#sweeping;

@@ -35,6 +35,8 @@ describe('llm.chat through the gate', () => {
     assert.equal(budget?.spent.tokens, 150);
     assert.equal(budget?.spent.costMicros, 200);
     assert.equal(budget?.spent.calls, 1);
+    // The call's share of its lease is settled; the lease's unused room goes back too.
+    await models.harness.kernel.budgets.handBackLeases();
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
   });
 
@@ -115,6 +117,7 @@ describe('llm.chat through the gate', () => {
     assert.ok((budget?.spent.tokens ?? 0) <= 2_000, `spent ${budget?.spent.tokens} tokens`);
     assert.ok((budget?.spent.costMicros ?? 0) <= 1_000, `spent ${budget?.spent.costMicros} µ$`);
     assert.ok((budget?.spent.calls ?? 0) > 0);
+    await models.harness.kernel.budgets.handBackLeases();
     assert.deepEqual(await models.harness.storage.budgets.listOpenReservations(), []);
   });
 
@@ -157,6 +160,7 @@ describe('llm.chat through the gate', () => {
       'KEEL_PROVIDER_STREAM_INTERRUPTED',
     );
     const { storage } = models.harness;
+    await models.harness.kernel.budgets.handBackLeases();
     assert.deepEqual(await storage.budgets.listOpenReservations(), [], 'no reservation leaks');
     const budget = await storage.budgets.get(`run:${run.id}`);
     assert.equal(budget?.spent.calls, 1);
@@ -292,6 +296,7 @@ describe('llm.chat through the gate', () => {
       },
     });
     await assert.rejects(models.chat(hello), /disk on fire/);
+    await models.harness.kernel.budgets.handBackLeases();
     assert.deepEqual(await models.harness.storage.budgets.listOpenReservations(), []);
   });
 

@@ -1,21 +1,38 @@
 import type { Clock } from '../../platform/clock/clock.ts';
 import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
 import {
   BUDGET_DIMENSIONS,
   type BudgetAmounts,
   type BudgetScope,
   type BudgetState,
   type BudgetStore,
+  type ReserveOutcome,
   ZERO_AMOUNTS,
 } from '../../platform/storage/ports/budget-store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { BudgetLeases } from './budget-leases.ts';
 
 /** A granted reservation, to settle with the actual amounts or release. */
 export interface BudgetReservation {
+  /** The stored reservation: the call's own, or the lease it draws on. */
   readonly id: string;
   readonly scopes: readonly BudgetScope[];
   readonly amounts: BudgetAmounts;
+  /** Whether the call holds a share of a lease rather than a reservation of its own. */
+  readonly leased: boolean;
+}
+
+export interface BudgetLedgerOptions {
+  /**
+   * How many calls like it a reservation covers, as a lease that the next calls of the same
+   * scopes draw on without a storage round trip; 1 reserves each call on its own.
+   */
+  readonly leaseCalls?: number;
+  /** A lease no call used for this long is handed back (default 1 s). */
+  readonly leaseIdleMs?: number;
+  readonly logger?: Logger;
 }
 
 /**
@@ -71,11 +88,30 @@ export class BudgetLedger {
   readonly #store: BudgetStore;
   readonly #audit: AuditLog;
   readonly #clock: Clock;
+  readonly #leases: BudgetLeases | undefined;
+  /** Whether a scope set limits cost, until a limit changes (see limitsCost). */
+  readonly #limitsCost = new Map<string, boolean>();
+  #limitsGeneration = 0;
 
-  constructor(store: BudgetStore, audit: AuditLog, clock: Clock) {
+  constructor(
+    store: BudgetStore,
+    audit: AuditLog,
+    clock: Clock,
+    options: BudgetLedgerOptions = {},
+  ) {
     this.#store = store;
     this.#audit = audit;
     this.#clock = clock;
+    const leaseCalls = options.leaseCalls ?? 1;
+    this.#leases =
+      leaseCalls > 1
+        ? new BudgetLeases(
+            store,
+            clock,
+            { calls: leaseCalls, idleMs: options.leaseIdleMs ?? 1_000 },
+            options.logger,
+          )
+        : undefined;
   }
 
   /**
@@ -84,16 +120,24 @@ export class BudgetLedger {
    */
   async reserve(
     scopes: readonly BudgetScope[],
-    amounts: Partial<BudgetAmounts>,
+    partial: Partial<BudgetAmounts>,
   ): Promise<BudgetReservation> {
-    const reservation: BudgetReservation = {
-      id: createId('rsv'),
-      scopes,
-      amounts: toAmounts(amounts),
-    };
-    let outcome: Awaited<ReturnType<BudgetStore['reserve']>>;
+    const amounts = toAmounts(partial);
+    let outcome: ReserveOutcome;
+    let reservation: BudgetReservation;
     try {
-      outcome = await this.#store.reserve({ ...reservation, now: this.#clock.now() });
+      if (this.#leases !== undefined) {
+        const drawn = await this.#leases.draw(scopes, amounts);
+        if (drawn.kind === 'lease') {
+          return { id: drawn.draw.leaseId, scopes, amounts, leased: true };
+        }
+        if (drawn.kind === 'own') return { id: drawn.id, scopes, amounts, leased: false };
+        outcome = drawn.outcome;
+        reservation = { id: '', scopes, amounts, leased: false };
+      } else {
+        reservation = { id: createId('rsv'), scopes, amounts, leased: false };
+        outcome = await this.#store.reserve({ ...reservation, now: this.#clock.now() });
+      }
     } catch (error) {
       throw new KeelError(
         'KEEL_BUDGET_EXHAUSTED',
@@ -125,7 +169,13 @@ export class BudgetLedger {
   /** Settles with the actual amounts; a scope whose spending reaches a limit trips (audited). */
   async settle(reservation: BudgetReservation, actual: Partial<BudgetAmounts>): Promise<void> {
     const amounts = toAmounts(actual);
-    const tripped = await this.#store.settle(reservation.id, amounts, this.#clock.now());
+    const tripped =
+      reservation.leased && this.#leases !== undefined
+        ? await this.#leases.settle(
+            { leaseId: reservation.id, amounts: reservation.amounts },
+            amounts,
+          )
+        : await this.#store.settle(reservation.id, amounts, this.#clock.now());
     for (const scope of tripped) {
       await this.#audit.record({
         kind: 'budget.trip',
@@ -139,7 +189,18 @@ export class BudgetLedger {
   }
 
   release(reservation: BudgetReservation): Promise<void> {
+    if (reservation.leased && this.#leases !== undefined) {
+      return this.#leases.release({ leaseId: reservation.id, amounts: reservation.amounts });
+    }
     return this.#store.release(reservation.id, this.#clock.now());
+  }
+
+  /**
+   * Hands the unused room of every lease back to storage and waits for it (when the node
+   * closes; afterwards a scope's `reserved` is exactly what calls in flight hold).
+   */
+  async handBackLeases(): Promise<void> {
+    await this.#leases?.handBackAll();
   }
 
   get(scope: BudgetScope): Promise<BudgetState | undefined> {
@@ -152,7 +213,12 @@ export class BudgetLedger {
     limits: Partial<BudgetAmounts>,
     actor: string,
   ): Promise<BudgetState> {
+    this.#limitsChanged();
+    await this.#leases?.handBack(scope);
     const state = await this.#store.setLimits(scope, limits, this.#clock.now());
+    // A lease opened while the limits changed was sized by the old ones.
+    await this.#leases?.handBack(scope);
+    this.#limitsChanged();
     await this.#audit.record({
       kind: 'budget.limits',
       actor,
@@ -174,7 +240,11 @@ export class BudgetLedger {
    * ```
    */
   async inherit(child: BudgetScope, parent: BudgetScope, actor: string): Promise<BudgetState> {
+    this.#limitsChanged();
+    // The child gets what the parent has left: room idle in leases is not spent.
+    await this.#leases?.handBack(parent);
     const state = await this.#store.inherit(child, parent, this.#clock.now());
+    this.#limitsChanged();
     await this.#audit.record({
       kind: 'budget.inherit',
       actor,
@@ -185,8 +255,29 @@ export class BudgetLedger {
     return state;
   }
 
-  /** Whether any of the scopes, or an ancestor of one, limits cost. */
+  /**
+   * Whether any of the scopes, or an ancestor of one, limits cost. Remembered until a limit
+   * changes through this ledger (the node is the only writer of limits while it runs).
+   */
   async limitsCost(scopes: readonly BudgetScope[]): Promise<boolean> {
+    const key = scopes.join('\n');
+    const known = this.#limitsCost.get(key);
+    if (known !== undefined) return known;
+    const generation = this.#limitsGeneration;
+    const limited = await this.#readLimitsCost(scopes);
+    if (generation === this.#limitsGeneration) {
+      if (this.#limitsCost.size >= 10_000) this.#limitsCost.clear();
+      this.#limitsCost.set(key, limited);
+    }
+    return limited;
+  }
+
+  #limitsChanged(): void {
+    this.#limitsGeneration += 1;
+    this.#limitsCost.clear();
+  }
+
+  async #readLimitsCost(scopes: readonly BudgetScope[]): Promise<boolean> {
     const seen = new Set<BudgetScope>();
     const pending = [...scopes];
     while (pending.length > 0 && seen.size < 64) {

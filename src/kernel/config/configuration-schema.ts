@@ -73,6 +73,7 @@ const GateSection = z.strictObject({
     .max(16 * 1024 * 1024)
     .default(256 * 1024),
   default_timeout_ms: z.number().int().min(1).max(3_600_000).default(30_000),
+  budget_lease_calls: z.number().int().min(1).max(64).default(8),
 });
 
 const ToolsSection = z.strictObject({
@@ -168,7 +169,11 @@ export interface Configuration {
       readonly reason: string | null;
     }[];
   };
-  readonly gate: { readonly maxIntentBytes: number; readonly defaultTimeoutMs: number };
+  readonly gate: {
+    readonly maxIntentBytes: number;
+    readonly defaultTimeoutMs: number;
+    readonly budgetLeaseCalls: number;
+  };
   readonly tools: {
     readonly commands: {
       readonly timeoutMs: number;
@@ -237,6 +242,7 @@ sweep_interval_seconds = 5
 [gate]
 max_intent_bytes = 262144
 default_timeout_ms = 30000
+budget_lease_calls = 8          # a budget reservation covers this many calls like it (1: one each)
 
 [tools]
 command_timeout_ms = 300000     # run_command, verify and git, each call (the sandbox is killed)

@@ -294,6 +294,7 @@ function toConfiguration(file: ConfigurationFile, dataDirectory: string): Config
     gate: {
       maxIntentBytes: file.gate.max_intent_bytes,
       defaultTimeoutMs: file.gate.default_timeout_ms,
+      budgetLeaseCalls: file.gate.budget_lease_calls,
     },
     doctor: { services: file.doctor.services },
     models: toModelsConfiguration(file.models),

@@ -330,6 +330,8 @@ describe('gate', () => {
     assert.equal(refused.details.dimension, 'wallMs');
     await kernel.budgets.setLimits(scope, { wallMs: 60_000 }, 'operator:ana');
     await kernel.gate.call({ agentId: agent.id }, { kind: 'tool.slow' });
+    // The call took its share of a lease; handed back, nothing stays reserved.
+    await kernel.budgets.handBackLeases();
     const state = await kernel.budgets.get(scope);
     assert.equal(state?.reserved.wallMs, 0);
     assert.ok((state?.spent.wallMs ?? 0) < 5_000, 'settled with the time taken, not the timeout');
@@ -442,6 +444,7 @@ describe('gate', () => {
     );
     assert.equal(second.details.approvalId, approvalId, 'asking again finds the same approval');
     assert.equal((await kernel.approvals.list({ state: 'pending' })).length, 1);
+    await kernel.budgets.handBackLeases();
     assert.equal(
       (await kernel.budgets.get(`agent:${agent.id}`))?.reserved.calls,
       0,
@@ -534,6 +537,7 @@ describe('gate', () => {
     );
     await rejectsWithCode(kernel.gate.call(next, intent), 'KEEL_CAPABILITY_DENIED');
     assert.equal(shell.calls.length, 1);
+    await kernel.budgets.handBackLeases();
     assert.equal(
       (await kernel.budgets.get(`agent:${agent.id}`))?.reserved.calls ?? 0,
       0,
@@ -746,6 +750,7 @@ describe('gate', () => {
       kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'stuck' }),
       'KEEL_TIMEOUT',
     );
+    await kernel.budgets.handBackLeases();
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
     assert.equal((await storage.budgets.get(`agent:${agent.id}`))?.spent.calls, 1);
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -778,6 +783,7 @@ describe('gate', () => {
       'KEEL_EXECUTOR_FAILED',
     );
     assert.match(invalid.message, /reported invalid usage/);
+    await kernel.budgets.handBackLeases();
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
     assert.equal(
       (await storage.budgets.get(`agent:${agent.id}`))?.spent.tokens,

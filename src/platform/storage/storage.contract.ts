@@ -592,7 +592,11 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           amounts: amounts({ tokens: 60, calls: 1 }),
           now: T0,
         });
-        assert.deepEqual(outcome, { granted: true });
+        assert.deepEqual(outcome, {
+          granted: true,
+          amounts: amounts({ tokens: 60, calls: 1 }),
+          scopes: ['agent:a'],
+        });
         assert.equal((await storage.budgets.get('agent:a'))?.reserved.tokens, 60);
         await storage.budgets.settle('rsv1', amounts({ tokens: 40, calls: 1 }), T0 + 1);
         const state = await storage.budgets.get('agent:a');
@@ -648,8 +652,64 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
             amounts: amounts({ tokens: 1 }),
             now: T0 + 1,
           }),
-          { granted: true },
+          { granted: true, amounts: amounts({ tokens: 1 }), scopes: ['agent:a'] },
         );
+      });
+
+      it('leases up to upTo, never more than half the room, and settles and releases parts', async () => {
+        await storage.budgets.setLimits('agent:a', { tokens: 1_000, calls: 5 }, T0);
+        const lease = await storage.budgets.reserve({
+          id: 'lease',
+          scopes: ['agent:a', 'run:r'],
+          amounts: amounts({ tokens: 100, calls: 1, wallMs: 10 }),
+          upTo: amounts({ tokens: 800, calls: 8, wallMs: 80 }),
+          now: T0,
+        });
+        // Half of the room where a limit is set (500 tokens, 2 of 5 calls); all of upTo where none is.
+        assert.deepEqual(lease, {
+          granted: true,
+          amounts: amounts({ tokens: 500, calls: 2, wallMs: 80 }),
+          scopes: ['agent:a', 'run:r'],
+        });
+        assert.deepEqual((await storage.budgets.get('agent:a'))?.reserved, {
+          tokens: 500,
+          costMicros: 0,
+          calls: 2,
+          wallMs: 80,
+        });
+        // One call's part settles with what it spent; the rest stays reserved.
+        await storage.budgets.settle(
+          'lease',
+          amounts({ tokens: 90, calls: 1, wallMs: 3 }),
+          T0 + 1,
+          amounts({ tokens: 100, calls: 1, wallMs: 10 }),
+        );
+        let state = await storage.budgets.get('agent:a');
+        assert.deepEqual([state?.spent.tokens, state?.reserved.tokens], [90, 400]);
+        assert.deepEqual([state?.spent.calls, state?.reserved.calls], [1, 1]);
+        const [open] = await storage.budgets.listOpenReservations();
+        assert.deepEqual(open?.amounts, amounts({ tokens: 400, calls: 1, wallMs: 70 }));
+        await rejectsWithCode(
+          storage.budgets.release('lease', T0 + 2, amounts({ tokens: 401 })),
+          'KEEL_INVALID_ARGUMENT',
+        );
+        await storage.budgets.release('lease', T0 + 2, amounts({ tokens: 100 }));
+        assert.equal((await storage.budgets.get('agent:a'))?.reserved.tokens, 300);
+        // Releasing without a part closes the reservation with whatever it still holds.
+        await storage.budgets.release('lease', T0 + 3);
+        state = await storage.budgets.get('agent:a');
+        assert.deepEqual(state?.reserved, amounts({}));
+        assert.deepEqual(await storage.budgets.listOpenReservations(), []);
+        // When even the least does not fit, nothing is reserved.
+        const refused = await storage.budgets.reserve({
+          id: 'too-much',
+          scopes: ['agent:a'],
+          amounts: amounts({ tokens: 911 }),
+          upTo: amounts({ tokens: 2_000 }),
+          now: T0 + 4,
+        });
+        assert.ok(!refused.granted && refused.dimension === 'tokens');
+        assert.deepEqual((await storage.budgets.get('agent:a'))?.reserved, amounts({}));
       });
 
       it('closes the breaker when limits are raised above spending', async () => {
@@ -723,7 +783,11 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
             amounts: amounts({ tokens: 50, calls: 1 }),
             now: T0 + 2,
           }),
-          { granted: true },
+          {
+            granted: true,
+            amounts: amounts({ tokens: 50, calls: 1 }),
+            scopes: ['run:grandchild', 'run:child', 'run:parent'],
+          },
         );
         assert.equal((await storage.budgets.get('run:parent'))?.reserved.tokens, 50);
         await storage.budgets.settle('deep', amounts({ tokens: 45, calls: 1 }), T0 + 3);

@@ -41,7 +41,13 @@ export interface BudgetState {
 export interface ReservationRequest {
   readonly id: string;
   readonly scopes: readonly BudgetScope[];
+  /** The least to reserve: when this does not fit, the reservation is refused. */
   readonly amounts: BudgetAmounts;
+  /**
+   * The most to reserve (a lease that later calls draw on): each dimension gets up to this,
+   * but never more than half of what its tightest scope has left, nor less than `amounts`.
+   */
+  readonly upTo?: BudgetAmounts;
   readonly now: number;
 }
 
@@ -53,7 +59,13 @@ export interface Reservation {
 }
 
 export type ReserveOutcome =
-  | { readonly granted: true }
+  | {
+      readonly granted: true;
+      /** What was reserved: `amounts`, or more up to `upTo`. */
+      readonly amounts: BudgetAmounts;
+      /** The scopes charged: those asked for and every ancestor of each. */
+      readonly scopes: readonly BudgetScope[];
+    }
   | {
       readonly granted: false;
       readonly scope: BudgetScope;
@@ -91,11 +103,17 @@ export interface BudgetStore {
   /**
    * Replaces the reservation by the actual amounts, moving them to `spent`. Once per id. A
    * scope whose spending reaches a limit trips; the scopes tripped by this settlement are
-   * returned.
+   * returned. With `part`, only that part of the reservation is replaced and the rest stays
+   * open (a lease settling one call it covered).
    */
-  settle(id: string, actual: BudgetAmounts, now: number): Promise<readonly BudgetScope[]>;
-  /** Cancels a reservation without spending. */
-  release(id: string, now: number): Promise<void>;
+  settle(
+    id: string,
+    actual: BudgetAmounts,
+    now: number,
+    part?: BudgetAmounts,
+  ): Promise<readonly BudgetScope[]>;
+  /** Cancels a reservation without spending; with `part`, only that part of it. */
+  release(id: string, now: number, part?: BudgetAmounts): Promise<void>;
   /**
    * Makes `child` inherit from `parent`: its limits become what the parent (and each of the
    * parent's ancestors) has left now, and every later reservation on the child is also checked

@@ -135,15 +135,45 @@ function negate(amounts: BudgetAmounts): BudgetAmounts {
 
 const NOTHING: BudgetAmounts = { tokens: 0, costMicros: 0, calls: 0, wallMs: 0 };
 
-function takeReservation(context: OperationContext, id: string): Reservation {
+function readReservation(context: OperationContext, id: string): Reservation {
   const row = context.statements.get('SELECT * FROM budget_reservations WHERE id = ?').get(id) as
     | Row
     | undefined;
   if (row === undefined) {
     throw new KeelError('KEEL_NOT_FOUND', `no open budget reservation ${id}`);
   }
-  context.statements.get('DELETE FROM budget_reservations WHERE id = ?').run(id);
   return toReservation(row);
+}
+
+/**
+ * Takes `part` out of an open reservation (all of it when `part` is undefined) and answers
+ * the reservation with the amounts taken; a reservation taken whole is closed.
+ */
+function takeReservation(
+  context: OperationContext,
+  id: string,
+  part: BudgetAmounts | undefined,
+): Reservation {
+  const reservation = readReservation(context, id);
+  if (part === undefined) {
+    context.statements.get('DELETE FROM budget_reservations WHERE id = ?').run(id);
+    return reservation;
+  }
+  checkAmounts(part, 'part', true);
+  for (const dimension of BUDGET_DIMENSIONS) {
+    if (part[dimension] > reservation.amounts[dimension]) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        `part.${dimension} (${part[dimension]}) is more than reservation ${id} holds (${reservation.amounts[dimension]})`,
+      );
+    }
+  }
+  context.statements
+    .get(
+      'UPDATE budget_reservations SET tokens = tokens - ?, cost_micros = cost_micros - ?, calls = calls - ?, wall_ms = wall_ms - ? WHERE id = ?',
+    )
+    .run(part.tokens, part.costMicros, part.calls, part.wallMs, id);
+  return { ...reservation, amounts: part };
 }
 
 function toReservation(row: Row): Reservation {
@@ -237,7 +267,15 @@ export const budgetOperations: HandlersFor<'budgets'> = {
     ) {
       throw new KeelError('KEEL_CONFLICT', `reservation ${request.id} exists`);
     }
+    if (request.upTo !== undefined) checkAmounts(request.upTo, 'upTo', true);
     const scopes = withAncestors(context, request.scopes, request.now);
+    // What each dimension may take beyond the least: up to `upTo`, at most half of the room.
+    const granted: Record<BudgetDimension, number> = { ...request.amounts };
+    if (request.upTo !== undefined) {
+      for (const dimension of BUDGET_DIMENSIONS) {
+        granted[dimension] = Math.max(request.amounts[dimension], request.upTo[dimension]);
+      }
+    }
     for (const scope of scopes) {
       const state = ensure(context, scope, request.now);
       if (state.trippedAt !== null) {
@@ -268,9 +306,14 @@ export const budgetOperations: HandlersFor<'budgets'> = {
             requested,
           };
         }
+        const room = limit - state.spent[dimension] - state.reserved[dimension];
+        granted[dimension] = Math.max(
+          requested,
+          Math.min(granted[dimension], Math.floor(room / 2)),
+        );
       }
     }
-    adjust(context, scopes, request.amounts, NOTHING, request.now);
+    adjust(context, scopes, granted, NOTHING, request.now);
     context.statements
       .get(
         'INSERT INTO budget_reservations (id, scopes, tokens, cost_micros, calls, wall_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -278,17 +321,17 @@ export const budgetOperations: HandlersFor<'budgets'> = {
       .run(
         request.id,
         JSON.stringify(scopes),
-        request.amounts.tokens,
-        request.amounts.costMicros,
-        request.amounts.calls,
-        request.amounts.wallMs,
+        granted.tokens,
+        granted.costMicros,
+        granted.calls,
+        granted.wallMs,
         request.now,
       );
-    return { granted: true };
+    return { granted: true, amounts: granted, scopes };
   },
-  'budgets.settle': (context, id, actual, now) => {
+  'budgets.settle': (context, id, actual, now, part) => {
     checkAmounts(actual, 'actual', true);
-    const reservation = takeReservation(context, id);
+    const reservation = takeReservation(context, id, part);
     adjust(context, reservation.scopes, negate(reservation.amounts), actual, now);
     // A call that used more than it reserved (a provider counting more input tokens than the
     // estimate) can reach a limit here: the breaker trips at once, so at most that one call
@@ -310,8 +353,8 @@ export const budgetOperations: HandlersFor<'budgets'> = {
     }
     return tripped;
   },
-  'budgets.release': (context, id, now) => {
-    const reservation = takeReservation(context, id);
+  'budgets.release': (context, id, now, part) => {
+    const reservation = takeReservation(context, id, part);
     adjust(context, reservation.scopes, negate(reservation.amounts), NOTHING, now);
   },
   'budgets.inherit': (context, child, parent, now) => {

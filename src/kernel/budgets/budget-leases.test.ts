@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { rejectsWithCode } from '../../../test/support/assertions.ts';
+import { createKernelHarness } from '../../../test/support/kernel-harness.ts';
+import { systemClock } from '../../platform/clock/clock.ts';
+import type { BudgetScope, BudgetStore } from '../../platform/storage/ports/budget-store.ts';
+import type { Storage } from '../../platform/storage/storage.ts';
+import { AuditLog } from '../audit/audit-log.ts';
+import { BudgetLedger } from './budget-ledger.ts';
+
+/** Storage whose budget store counts the reservations it is asked for. */
+function countingReserves(counter: { reserves: number }): (storage: Storage) => Storage {
+  return (storage) => {
+    const budgets: BudgetStore = Object.create(storage.budgets) as BudgetStore;
+    const reserve = storage.budgets.reserve.bind(storage.budgets);
+    Object.defineProperty(budgets, 'reserve', {
+      value: (request: Parameters<BudgetStore['reserve']>[0]) => {
+        counter.reserves += 1;
+        return reserve(request);
+      },
+    });
+    for (const name of Object.getOwnPropertyNames(storage.budgets)) {
+      if (name === 'reserve') continue;
+      const value = (storage.budgets as unknown as Record<string, unknown>)[name];
+      if (typeof value === 'function') {
+        Object.defineProperty(budgets, name, { value: value.bind(storage.budgets) });
+      }
+    }
+    return { ...storage, budgets } as Storage;
+  };
+}
+
+const scopes: BudgetScope[] = ['agent:a', 'run:r1'];
+
+describe('budget leases', () => {
+  it('serves calls from one stored reservation and charges each call exactly', async () => {
+    const counter = { reserves: 0 };
+    await using harness = await createKernelHarness({ replaceStores: countingReserves(counter) });
+    const { kernel, storage } = harness;
+    for (let call = 0; call < 8; call += 1) {
+      const reservation = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 100 });
+      assert.equal(reservation.leased, true);
+      await kernel.budgets.settle(reservation, { calls: 1, tokens: 30 + call });
+    }
+    assert.equal(counter.reserves, 1, 'eight calls, one storage reservation');
+    const ninth = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 100 });
+    await kernel.budgets.settle(ninth, { calls: 1, tokens: 1 });
+    assert.equal(counter.reserves, 2, 'the ninth opens the next lease');
+    await kernel.budgets.handBackLeases();
+    for (const scope of scopes) {
+      const state = await storage.budgets.get(scope);
+      assert.deepEqual(state?.spent, {
+        tokens: 30 * 8 + 28 + 1,
+        costMicros: 0,
+        calls: 9,
+        wallMs: 0,
+      });
+      assert.deepEqual(state?.reserved, { tokens: 0, costMicros: 0, calls: 0, wallMs: 0 });
+    }
+    assert.deepEqual(await storage.budgets.listOpenReservations(), []);
+  });
+
+  it('never lets calls in flight pass a limit, and refuses only when no room is left', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    await kernel.budgets.setLimits('agent:a', { calls: 10 }, 'operator:ana');
+    // Three runs of the agent take turns; idle room in another run's lease is handed back
+    // rather than refusing a call.
+    const runs: BudgetScope[][] = [1, 2, 3].map((run) => ['agent:a', `run:r${run}`]);
+    let granted = 0;
+    for (let call = 0; call < 10; call += 1) {
+      const reservation = await kernel.budgets.reserve(runs[call % 3] ?? [], { calls: 1 });
+      granted += 1;
+      await kernel.budgets.settle(reservation, { calls: 1 });
+    }
+    assert.equal(granted, 10);
+    const refused = await rejectsWithCode(
+      kernel.budgets.reserve(runs[0] ?? [], { calls: 1 }),
+      'KEEL_BUDGET_EXHAUSTED',
+    );
+    assert.match(refused.message, /is tripped/);
+    assert.equal((await storage.budgets.get('agent:a'))?.spent.calls, 10);
+  });
+
+  it('holds a limit exactly under 50 concurrent calls', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    await kernel.budgets.setLimits('agent:a', { calls: 20 }, 'operator:ana');
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, index) =>
+        kernel.budgets.reserve(['agent:a', `run:p${index % 5}`], { calls: 1 }),
+      ),
+    );
+    const held = attempts.filter((attempt) => attempt.status === 'fulfilled');
+    assert.equal(held.length, 20, 'every call that fits is let in, and no more');
+    for (const attempt of attempts) {
+      if (attempt.status === 'rejected') {
+        assert.equal((attempt.reason as { code?: string }).code, 'KEEL_BUDGET_EXHAUSTED');
+      }
+    }
+    const state = await storage.budgets.get('agent:a');
+    assert.ok((state?.reserved.calls ?? 0) <= 20);
+    for (const attempt of held) await kernel.budgets.settle(attempt.value, { calls: 1 });
+    await kernel.budgets.handBackLeases();
+    const after = await storage.budgets.get('agent:a');
+    assert.equal(after?.spent.calls, held.length);
+    assert.equal(after?.reserved.calls, 0);
+  });
+
+  it('makes lowered limits and a tripped breaker count at once, despite room in a lease', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    await kernel.budgets.setLimits('agent:a', { tokens: 10_000 }, 'operator:ana');
+    const first = await kernel.budgets.reserve(scopes, { tokens: 100 });
+    await kernel.budgets.settle(first, { tokens: 100 });
+    // The lease has room for more; lowered limits still refuse the next call.
+    await kernel.budgets.setLimits('agent:a', { tokens: 150 }, 'operator:ana');
+    const refused = await rejectsWithCode(
+      kernel.budgets.reserve(scopes, { tokens: 100 }),
+      'KEEL_BUDGET_EXHAUSTED',
+    );
+    assert.equal(refused.details.dimension, 'tokens');
+    // A call that overspends trips the breaker; the lease it drew on serves no one after.
+    await kernel.budgets.setLimits('agent:a', { tokens: 10_000 }, 'operator:ana');
+    const big = await kernel.budgets.reserve(scopes, { tokens: 100 });
+    await kernel.budgets.settle(big, { tokens: 9_950 });
+    await rejectsWithCode(kernel.budgets.reserve(scopes, { tokens: 1 }), 'KEEL_BUDGET_EXHAUSTED');
+    const trips = (await kernel.audit.tail(10)).filter((entry) => entry.kind === 'budget.trip');
+    assert.equal(trips.length, 1);
+  });
+
+  it('gives a call refused by the approver back to the lease, and an idle lease back to storage', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    const reservation = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 10 });
+    await kernel.budgets.release(reservation);
+    assert.equal((await storage.budgets.get('agent:a'))?.spent.calls, 0);
+    // Idle past its time (1 s by default), the lease goes back by itself.
+    const deadline = Date.now() + 5_000;
+    while ((await storage.budgets.listOpenReservations()).length > 0) {
+      assert.ok(Date.now() < deadline, 'the idle lease was not handed back');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual((await storage.budgets.get('agent:a'))?.reserved.tokens, 0);
+  });
+
+  it('after a crash charges what calls in flight held, and the unused room with it (fails closed)', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    await kernel.budgets.setLimits('agent:a', { tokens: 1_000 }, 'operator:ana');
+    await kernel.budgets.reserve(scopes, { tokens: 100 });
+    // The node dies here: no settlement, no hand-back. The next start reconciles.
+    const restarted = new BudgetLedger(
+      storage.budgets,
+      new AuditLog(storage.audit, systemClock, harness.auditKey),
+      systemClock,
+      { leaseCalls: 8 },
+    );
+    assert.equal(await restarted.reconcile('node:test'), 1);
+    const state = await storage.budgets.get('agent:a');
+    assert.ok((state?.spent.tokens ?? 0) >= 100, 'the call in flight is charged');
+    assert.ok((state?.spent.tokens ?? 0) <= 500, 'at most the lease: half the room');
+    assert.equal(state?.reserved.tokens, 0);
+  });
+
+  it('reserves each call on its own when leases are off', async () => {
+    await using harness = await createKernelHarness();
+    const counter = { reserves: 0 };
+    const ledger = new BudgetLedger(
+      countingReserves(counter)(harness.storage).budgets,
+      harness.kernel.audit,
+      systemClock,
+      { leaseCalls: 1 },
+    );
+    for (let call = 0; call < 3; call += 1) {
+      const reservation = await ledger.reserve(scopes, { calls: 1 });
+      assert.equal(reservation.leased, false);
+      assert.equal(
+        (await harness.storage.budgets.get('agent:a'))?.reserved.calls,
+        1,
+        'exactly the call',
+      );
+      await ledger.settle(reservation, { calls: 1 });
+    }
+    assert.equal(counter.reserves, 3);
+    assert.equal((await harness.storage.budgets.get('agent:a'))?.spent.calls, 3);
+  });
+});
