@@ -8,26 +8,27 @@ import type { Storage } from '../../platform/storage/storage.ts';
 import { AuditLog } from '../audit/audit-log.ts';
 import { BudgetLedger } from './budget-ledger.ts';
 
+/** The store with some of its methods replaced. */
+function budgetsWith(store: BudgetStore, overrides: Partial<BudgetStore>): BudgetStore {
+  const methods: Record<string, unknown> = {};
+  for (const name of Object.getOwnPropertyNames(store)) {
+    const value = (store as unknown as Record<string, unknown>)[name];
+    if (typeof value === 'function') methods[name] = value.bind(store);
+  }
+  return { ...methods, ...overrides } as unknown as BudgetStore;
+}
+
 /** Storage whose budget store counts the reservations it is asked for. */
 function countingReserves(counter: { reserves: number }): (storage: Storage) => Storage {
-  return (storage) => {
-    const budgets: BudgetStore = Object.create(storage.budgets) as BudgetStore;
-    const reserve = storage.budgets.reserve.bind(storage.budgets);
-    Object.defineProperty(budgets, 'reserve', {
-      value: (request: Parameters<BudgetStore['reserve']>[0]) => {
+  return (storage) => ({
+    ...storage,
+    budgets: budgetsWith(storage.budgets, {
+      reserve: (request) => {
         counter.reserves += 1;
-        return reserve(request);
+        return storage.budgets.reserve(request);
       },
-    });
-    for (const name of Object.getOwnPropertyNames(storage.budgets)) {
-      if (name === 'reserve') continue;
-      const value = (storage.budgets as unknown as Record<string, unknown>)[name];
-      if (typeof value === 'function') {
-        Object.defineProperty(budgets, name, { value: value.bind(storage.budgets) });
-      }
-    }
-    return { ...storage, budgets } as Storage;
-  };
+    }),
+  });
 }
 
 const scopes: BudgetScope[] = ['agent:a', 'run:r1'];
@@ -161,6 +162,75 @@ describe('budget leases', () => {
     assert.ok((state?.spent.tokens ?? 0) >= 100, 'the call in flight is charged');
     assert.ok((state?.spent.tokens ?? 0) <= 500, 'at most the lease: half the room');
     assert.equal(state?.reserved.tokens, 0);
+  });
+
+  it('refuses by lowered limits even when they land while a lease is being opened', async () => {
+    for (const order of ['reserve first', 'limits first']) {
+      await using harness = await createKernelHarness();
+      const { kernel } = harness;
+      await kernel.budgets.setLimits('agent:a', { tokens: 10_000 }, 'operator:ana');
+      // Both requests go to storage in one batch, and both answers come back together.
+      const reserving = () => kernel.budgets.reserve(scopes, { tokens: 100 });
+      const lowering = () => kernel.budgets.setLimits('agent:a', { tokens: 150 }, 'operator:ana');
+      await Promise.all(
+        order === 'reserve first' ? [reserving(), lowering()] : [lowering(), reserving()],
+      );
+      await rejectsWithCode(
+        kernel.budgets.reserve(scopes, { tokens: 100 }),
+        'KEEL_BUDGET_EXHAUSTED',
+      );
+    }
+  });
+
+  it('retires leases when a call on its own reservation trips a shared scope', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    await kernel.budgets.setLimits('agent:a', { tokens: 100 }, 'operator:ana');
+    await kernel.budgets.reserve(['agent:a', 'run:r1'], { tokens: 10 }); // a lease of 50
+    // Does not fit beside that lease: its idle room goes back and this call reserves alone.
+    const alone = await kernel.budgets.reserve(['agent:a', 'run:r2'], { tokens: 60 });
+    assert.equal(alone.leased, false);
+    const leased = await kernel.budgets.reserve(['agent:a', 'run:r1'], { tokens: 2 });
+    assert.equal(leased.leased, true);
+    await kernel.budgets.settle(alone, { tokens: 100 }); // the provider counted more: trips
+    await rejectsWithCode(
+      kernel.budgets.reserve(['agent:a', 'run:r1'], { tokens: 2 }),
+      'KEEL_BUDGET_EXHAUSTED',
+    );
+  });
+
+  it('checks calls with storage again once a call spent more than it reserved', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    await kernel.budgets.setLimits('agent:a', { tokens: 100 }, 'operator:ana');
+    const first = await kernel.budgets.reserve(scopes, { tokens: 10 });
+    await kernel.budgets.settle(first, { tokens: 90 }); // 90 spent, 40 idle in the lease
+    const outcomes = await Promise.allSettled(
+      [0, 1, 2, 3].map(() => kernel.budgets.reserve(scopes, { tokens: 10 })),
+    );
+    assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 1);
+  });
+
+  it('leaves the share of a call storage could not settle for the next start to charge', async () => {
+    await using harness = await createKernelHarness();
+    const { storage } = harness;
+    let failNext = false;
+    const budgets = budgetsWith(storage.budgets, {
+      settle: (...parameters) => {
+        if (!failNext) return storage.budgets.settle(...parameters);
+        failNext = false;
+        return Promise.reject(new Error('disk full'));
+      },
+    });
+    const audit = new AuditLog(storage.audit, systemClock, harness.auditKey);
+    const ledger = new BudgetLedger(budgets, audit, systemClock, { leaseCalls: 8 });
+    const reservation = await ledger.reserve(scopes, { tokens: 100 });
+    failNext = true;
+    await assert.rejects(ledger.settle(reservation, { tokens: 100 }), /disk full/);
+    await ledger.handBackLeases();
+    const restarted = new BudgetLedger(storage.budgets, audit, systemClock);
+    assert.equal(await restarted.reconcile('node:test'), 1);
+    assert.equal((await storage.budgets.get('agent:a'))?.spent.tokens, 100);
   });
 
   it('reserves each call on its own when leases are off', async () => {

@@ -23,6 +23,8 @@ interface Lease {
   available: Record<keyof BudgetAmounts, number>;
   inFlight: number;
   retired: boolean;
+  /** A share of it could not be settled or released: it stays open for the next start. */
+  stuck: boolean;
   idleSince: number;
 }
 
@@ -69,6 +71,8 @@ export class BudgetLeases {
   readonly #leases = new Map<string, Lease>();
   readonly #byId = new Map<string, Lease>();
   readonly #pending = new Set<Promise<unknown>>();
+  /** Counts hand-backs: a lease opened across one serves only its opener. */
+  #epoch = 0;
   #sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -85,9 +89,10 @@ export class BudgetLeases {
 
   /**
    * A share of the scopes' lease, or of a new lease (one storage round trip). When not even
-   * `amounts` fit, the idle room of every lease of these scopes is handed back and the call
-   * is tried once more as a reservation of its own, so that it is refused only for spending
-   * and calls in flight; the store's refusal if it still does not fit.
+   * `amounts` fit, the idle room of every lease of these scopes (and of the scope that
+   * refused) is handed back and the call is tried once more as a reservation of its own, so
+   * that it is refused only for spending and calls in flight; the store's refusal if it still
+   * does not fit.
    */
   async draw(
     scopes: readonly BudgetScope[],
@@ -103,11 +108,11 @@ export class BudgetLeases {
       return { kind: 'lease', draw: this.#take(lease, amounts) };
     }
     if (lease !== undefined) this.#retire(lease);
+    const epoch = this.#epoch;
     const outcome = await this.#open(scopes, amounts);
     if (!outcome.granted) {
-      await this.#retireIdleRoom((candidate) =>
-        scopes.some((scope) => candidate.scopes.has(scope)),
-      );
+      this.retireCovering([...scopes, outcome.scope]);
+      await this.#settled();
       const id = createId('rsv');
       const own = await this.#store.reserve({ id, scopes, amounts, now: this.#clock.now() });
       return own.granted ? { kind: 'own', id } : { kind: 'refused', outcome: own };
@@ -119,44 +124,72 @@ export class BudgetLeases {
       available: { ...outcome.amounts },
       inFlight: 0,
       retired: false,
+      stuck: false,
       idleSince: 0,
     };
+    this.#byId.set(opened.id, opened);
+    const draw = this.#take(opened, amounts);
+    if (epoch !== this.#epoch) {
+      // Leases were handed back while this one was being opened (limits changed, a scope
+      // tripped or was overspent): it may be sized by what no longer holds, so it serves only
+      // the call that opened it.
+      this.#retire(opened);
+      return { kind: 'lease', draw };
+    }
     const replaced = this.#leases.get(key);
     if (replaced !== undefined) this.#retire(replaced);
     this.#leases.set(key, opened);
-    this.#byId.set(opened.id, opened);
     this.#startSweeper();
-    return { kind: 'lease', draw: this.#take(opened, amounts) };
+    return { kind: 'lease', draw };
   }
 
-  /** Settles a call's share with what it actually spent; answers the scopes that tripped. */
+  /**
+   * Settles a call's share with what it actually spent; answers the scopes that tripped. If
+   * storage fails, the share stays in the stored lease for the next start to charge.
+   */
   async settle(draw: LeaseDraw, actual: BudgetAmounts): Promise<readonly BudgetScope[]> {
     const lease = this.#byId.get(draw.leaseId);
-    const now = this.#clock.now();
-    const settled = this.#store.settle(draw.leaseId, actual, now, draw.amounts);
-    if (lease !== undefined) this.#finish(lease);
-    const tripped = await settled;
-    if (tripped.length > 0) {
-      const set = new Set(tripped);
-      for (const other of [...this.#leases.values()]) {
-        if ([...other.scopes].some((scope) => set.has(scope))) this.#retire(other);
-      }
+    try {
+      return await this.#store.settle(draw.leaseId, actual, this.#clock.now(), draw.amounts);
+    } catch (error) {
+      if (lease !== undefined) this.#strand(lease);
+      throw error;
+    } finally {
+      if (lease !== undefined) this.#finish(lease);
     }
-    return tripped;
   }
 
   /** Gives a call's share back unspent. */
   async release(draw: LeaseDraw): Promise<void> {
     const lease = this.#byId.get(draw.leaseId);
     if (lease !== undefined && !lease.retired) {
-      for (const dimension of BUDGET_DIMENSIONS)
+      for (const dimension of BUDGET_DIMENSIONS) {
         lease.available[dimension] += draw.amounts[dimension];
+      }
       this.#finish(lease);
       return;
     }
-    const released = this.#store.release(draw.leaseId, this.#clock.now(), draw.amounts);
-    if (lease !== undefined) this.#finish(lease);
-    await released;
+    try {
+      await this.#store.release(draw.leaseId, this.#clock.now(), draw.amounts);
+    } catch (error) {
+      if (lease !== undefined) this.#strand(lease);
+      throw error;
+    } finally {
+      if (lease !== undefined) this.#finish(lease);
+    }
+  }
+
+  /**
+   * No call draws again on a lease that charges any of `scopes` (one tripped, was overspent
+   * or gets new limits); their idle room goes back to storage, and leases being opened now
+   * serve only their opener.
+   */
+  retireCovering(scopes: Iterable<BudgetScope>): void {
+    this.#epoch += 1;
+    const covered = new Set(scopes);
+    for (const lease of [...this.#leases.values()]) {
+      if ([...lease.scopes].some((scope) => covered.has(scope))) this.#retire(lease);
+    }
   }
 
   /**
@@ -164,7 +197,8 @@ export class BudgetLeases {
    * a child inherits what it has left), and waits until storage has it.
    */
   async handBack(scope: BudgetScope): Promise<void> {
-    await this.#retireIdleRoom((lease) => lease.scopes.has(scope));
+    this.retireCovering([scope]);
+    await this.#settled();
   }
 
   /**
@@ -174,7 +208,9 @@ export class BudgetLeases {
   async handBackAll(): Promise<void> {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
-    await this.#retireIdleRoom(() => true);
+    this.#epoch += 1;
+    for (const lease of [...this.#leases.values()]) this.#retire(lease);
+    await this.#settled();
   }
 
   #take(lease: Lease, amounts: BudgetAmounts): LeaseDraw {
@@ -232,15 +268,28 @@ export class BudgetLeases {
 
   #close(lease: Lease): void {
     this.#byId.delete(lease.id);
+    if (lease.stuck) {
+      this.#logger?.warn(
+        { reservation: lease.id },
+        'a budget lease holds a share storage could not settle; the next start charges it',
+      );
+      return;
+    }
     this.#track(this.#store.release(lease.id, this.#clock.now()));
   }
 
-  /** Retires the leases `matches` picks and waits until storage has every hand-back. */
-  async #retireIdleRoom(matches: (lease: Lease) => boolean): Promise<void> {
-    for (const lease of [...this.#leases.values()]) {
-      if (matches(lease)) this.#retire(lease);
-    }
+  /** Waits until storage has every hand-back sent so far. */
+  async #settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
+  /**
+   * Storage failed to settle or release a share: the share stays in the stored lease, which
+   * is therefore never released whole — the next start charges it.
+   */
+  #strand(lease: Lease): void {
+    lease.stuck = true;
+    this.#retire(lease);
   }
 
   #track(write: Promise<unknown>): void {
@@ -264,7 +313,7 @@ export class BudgetLeases {
         clearInterval(this.#sweeper);
         this.#sweeper = undefined;
       }
-    }, this.#options.idleMs);
+    }, this.#options.idleMs / 2);
     this.#sweeper.unref();
   }
 }

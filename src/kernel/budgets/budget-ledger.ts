@@ -72,6 +72,10 @@ export function toAmounts(partial: Partial<BudgetAmounts> | undefined): BudgetAm
   return amounts as unknown as BudgetAmounts;
 }
 
+function overspent(actual: BudgetAmounts, reserved: BudgetAmounts): boolean {
+  return BUDGET_DIMENSIONS.some((dimension) => actual[dimension] > reserved[dimension]);
+}
+
 /**
  * Budgets that cannot fail open: a reservation is taken before an effect and settled after it;
  * anything that goes wrong while reserving (a full budget, a storage fault) refuses the call.
@@ -169,13 +173,17 @@ export class BudgetLedger {
   /** Settles with the actual amounts; a scope whose spending reaches a limit trips (audited). */
   async settle(reservation: BudgetReservation, actual: Partial<BudgetAmounts>): Promise<void> {
     const amounts = toAmounts(actual);
+    const leases = this.#leases;
+    // A call that spent more than it reserved may leave less room than leases of its scopes
+    // hold: from now on their calls are checked by storage again, after this settlement.
+    if (leases !== undefined && overspent(amounts, reservation.amounts)) {
+      leases.retireCovering(reservation.scopes);
+    }
     const tripped =
-      reservation.leased && this.#leases !== undefined
-        ? await this.#leases.settle(
-            { leaseId: reservation.id, amounts: reservation.amounts },
-            amounts,
-          )
+      reservation.leased && leases !== undefined
+        ? await leases.settle({ leaseId: reservation.id, amounts: reservation.amounts }, amounts)
         : await this.#store.settle(reservation.id, amounts, this.#clock.now());
+    if (tripped.length > 0) leases?.retireCovering(tripped);
     for (const scope of tripped) {
       await this.#audit.record({
         kind: 'budget.trip',
