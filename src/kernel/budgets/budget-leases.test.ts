@@ -209,6 +209,18 @@ describe('budget leases', () => {
       [0, 1, 2, 3].map(() => kernel.budgets.reserve(scopes, { tokens: 10 })),
     );
     assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 1);
+    // The same when the overspending call shares only a parent budget with the lease.
+    await kernel.budgets.setLimits('run:p', { tokens: 200 }, 'operator:ana');
+    await kernel.budgets.inherit('run:c1', 'run:p', 'operator:ana');
+    await kernel.budgets.inherit('run:c2', 'run:p', 'operator:ana');
+    const sibling = await kernel.budgets.reserve(['run:c2'], { tokens: 10 });
+    await kernel.budgets.settle(sibling, { tokens: 10 }); // a lease of run:c2 with room idle
+    const over = await kernel.budgets.reserve(['run:c1'], { tokens: 10 });
+    await kernel.budgets.settle(over, { tokens: 175 }); // run:p: 185 of 200 spent, no trip
+    const siblings = await Promise.allSettled(
+      [0, 1, 2, 3].map(() => kernel.budgets.reserve(['run:c2'], { tokens: 10 })),
+    );
+    assert.equal(siblings.filter((outcome) => outcome.status === 'fulfilled').length, 1);
   });
 
   it('leaves the share of a call storage could not settle for the next start to charge', async () => {

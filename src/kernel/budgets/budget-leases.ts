@@ -208,9 +208,14 @@ export class BudgetLeases {
   async handBackAll(): Promise<void> {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
+    this.retireAll();
+    await this.#settled();
+  }
+
+  /** No call draws again on any lease (a call spent more than it reserved). */
+  retireAll(): void {
     this.#epoch += 1;
     for (const lease of [...this.#leases.values()]) this.#retire(lease);
-    await this.#settled();
   }
 
   #take(lease: Lease, amounts: BudgetAmounts): LeaseDraw {
@@ -280,7 +285,7 @@ export class BudgetLeases {
 
   /** Waits until storage has every hand-back sent so far. */
   async #settled(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    await Promise.allSettled([...this.#pending]);
   }
 
   /**

@@ -174,15 +174,21 @@ export class BudgetLedger {
   async settle(reservation: BudgetReservation, actual: Partial<BudgetAmounts>): Promise<void> {
     const amounts = toAmounts(actual);
     const leases = this.#leases;
-    // A call that spent more than it reserved may leave less room than leases of its scopes
-    // hold: from now on their calls are checked by storage again, after this settlement.
-    if (leases !== undefined && overspent(amounts, reservation.amounts)) {
-      leases.retireCovering(reservation.scopes);
+    // A call that spent more than it reserved may leave less room than leases hold — on its
+    // scopes or on a parent budget it shares with other scopes: from now on every call is
+    // checked by storage again, after this settlement. Overspending is rare.
+    if (leases !== undefined && overspent(amounts, reservation.amounts)) leases.retireAll();
+    let tripped: readonly BudgetScope[];
+    try {
+      tripped =
+        reservation.leased && leases !== undefined
+          ? await leases.settle({ leaseId: reservation.id, amounts: reservation.amounts }, amounts)
+          : await this.#store.settle(reservation.id, amounts, this.#clock.now());
+    } catch (error) {
+      // The settlement may have committed (and tripped a scope) with its answer lost.
+      leases?.retireCovering(reservation.scopes);
+      throw error;
     }
-    const tripped =
-      reservation.leased && leases !== undefined
-        ? await leases.settle({ leaseId: reservation.id, amounts: reservation.amounts }, amounts)
-        : await this.#store.settle(reservation.id, amounts, this.#clock.now());
     if (tripped.length > 0) leases?.retireCovering(tripped);
     for (const scope of tripped) {
       await this.#audit.record({
