@@ -41,6 +41,12 @@ export interface BudgetLeaseOptions {
   readonly idleMs: number;
 }
 
+/** How many openings a call waits for before it opens a lease itself. */
+const MAX_WAITS = 4;
+
+/** The most calls one lease is sized for, however many wait for it. */
+const MAX_LEASE_CALLS = 64;
+
 function fits(available: BudgetAmounts, amounts: BudgetAmounts): boolean {
   return BUDGET_DIMENSIONS.every((dimension) => amounts[dimension] <= available[dimension]);
 }
@@ -71,6 +77,10 @@ export class BudgetLeases {
   readonly #leases = new Map<string, Lease>();
   readonly #byId = new Map<string, Lease>();
   readonly #pending = new Set<Promise<unknown>>();
+  /** Leases being opened, by key: calls of the same scopes wait for them. */
+  readonly #opening = new Map<string, Promise<void>>();
+  /** Calls waiting for a lease of their key to open. */
+  readonly #waiting = new Map<string, number>();
   /** Counts hand-backs: a lease opened across one serves only its opener. */
   #epoch = 0;
   #sweeper: NodeJS.Timeout | undefined;
@@ -103,13 +113,42 @@ export class BudgetLeases {
     | { readonly kind: 'refused'; readonly outcome: ReserveOutcome }
   > {
     const key = scopes.join('\n');
-    const lease = this.#leases.get(key);
-    if (lease !== undefined && fits(lease.available, amounts)) {
-      return { kind: 'lease', draw: this.#take(lease, amounts) };
+    // Calls that arrive while a lease of their scopes is being opened wait for it rather
+    // than each opening one (a few times at most: then they open their own).
+    for (let waits = 0; ; waits += 1) {
+      const lease = this.#leases.get(key);
+      if (lease !== undefined && fits(lease.available, amounts)) {
+        return { kind: 'lease', draw: this.#take(lease, amounts) };
+      }
+      const opening = this.#opening.get(key);
+      if (opening === undefined || waits >= MAX_WAITS) {
+        if (lease !== undefined) this.#retire(lease);
+        break;
+      }
+      this.#waiting.set(key, (this.#waiting.get(key) ?? 0) + 1);
+      try {
+        await opening;
+      } finally {
+        const left = (this.#waiting.get(key) ?? 1) - 1;
+        if (left > 0) this.#waiting.set(key, left);
+        else this.#waiting.delete(key);
+      }
     }
-    if (lease !== undefined) this.#retire(lease);
     const epoch = this.#epoch;
-    const outcome = await this.#open(scopes, amounts);
+    // Sized for the calls waiting now as well, so that a burst needs few openings.
+    const calls = Math.min(MAX_LEASE_CALLS, this.#options.calls + (this.#waiting.get(key) ?? 0));
+    const opening = this.#open(scopes, amounts, calls);
+    const settled = opening.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#opening.set(key, settled);
+    let outcome: Awaited<typeof opening>;
+    try {
+      outcome = await opening;
+    } finally {
+      if (this.#opening.get(key) === settled) this.#opening.delete(key);
+    }
     if (!outcome.granted) {
       this.retireCovering([...scopes, outcome.scope]);
       await this.#settled();
@@ -227,6 +266,7 @@ export class BudgetLeases {
   async #open(
     scopes: readonly BudgetScope[],
     amounts: BudgetAmounts,
+    calls: number,
   ): Promise<
     | (ReserveOutcome & { readonly granted: false })
     | {
@@ -237,7 +277,7 @@ export class BudgetLeases {
       }
   > {
     const upTo: Record<keyof BudgetAmounts, number> = { ...amounts };
-    for (const dimension of BUDGET_DIMENSIONS) upTo[dimension] *= this.#options.calls;
+    for (const dimension of BUDGET_DIMENSIONS) upTo[dimension] *= calls;
     const id = createId('rsv');
     const outcome = await this.#store.reserve({
       id,
