@@ -6,7 +6,7 @@ import type { Storage } from '../platform/storage/storage.ts';
 import { ApprovalPolicy, type ApprovalRule } from './approvals/approval-policy.ts';
 import { ApprovalService } from './approvals/approval-service.ts';
 import { AuditLog } from './audit/audit-log.ts';
-import { BudgetLedger } from './budgets/budget-ledger.ts';
+import { BudgetLedger, DEFAULT_LEASE_CALLS } from './budgets/budget-ledger.ts';
 import { CapabilityService } from './capabilities/capability-service.ts';
 import { ExecutorRegistry } from './gate/executor-registry.ts';
 import { Gate } from './gate/gate.ts';
@@ -95,7 +95,7 @@ export class Kernel {
       cacheTtlMs,
     });
     this.budgets = new BudgetLedger(storage.budgets, this.audit, clock, {
-      leaseCalls: options.gate.budgetLeaseCalls ?? 8,
+      leaseCalls: options.gate.budgetLeaseCalls ?? DEFAULT_LEASE_CALLS,
       logger: this.#logger,
     });
     this.approvals = new ApprovalService({

@@ -61,6 +61,29 @@ describe('budget leases', () => {
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
   });
 
+  it('opens few leases for a burst of calls: they wait for the opening and size it', async () => {
+    const counter = { reserves: 0 };
+    await using harness = await createKernelHarness({ replaceStores: countingReserves(counter) });
+    const { kernel, storage } = harness;
+    const burst = await Promise.all(
+      Array.from({ length: 32 }, () => kernel.budgets.reserve(scopes, { calls: 1 })),
+    );
+    assert.ok(burst.every((reservation) => reservation.leased));
+    // The first opening covers 8 calls. The ninth opens the next, sized for 8 plus the 23
+    // calls still waiting, so it covers them all.
+    assert.equal(counter.reserves, 2);
+    assert.equal((await storage.budgets.get('agent:a'))?.reserved.calls, 8 + (8 + 23));
+    for (const reservation of burst) await kernel.budgets.settle(reservation, { calls: 1 });
+    await kernel.budgets.handBackLeases();
+    assert.deepEqual(
+      [
+        (await storage.budgets.get('agent:a'))?.spent.calls,
+        await storage.budgets.listOpenReservations(),
+      ],
+      [32, []],
+    );
+  });
+
   it('never lets calls in flight pass a limit, and refuses only when no room is left', async () => {
     await using harness = await createKernelHarness();
     const { kernel, storage } = harness;

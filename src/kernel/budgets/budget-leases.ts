@@ -7,6 +7,7 @@ import {
   type BudgetScope,
   type BudgetStore,
   type ReserveOutcome,
+  ZERO_AMOUNTS,
 } from '../../platform/storage/ports/budget-store.ts';
 
 /**
@@ -110,7 +111,7 @@ export class BudgetLeases {
   ): Promise<
     | { readonly kind: 'lease'; readonly draw: LeaseDraw }
     | { readonly kind: 'own'; readonly id: string }
-    | { readonly kind: 'refused'; readonly outcome: ReserveOutcome }
+    | { readonly kind: 'refused'; readonly outcome: ReserveOutcome & { readonly granted: false } }
   > {
     const key = scopes.join('\n');
     // Calls that arrive while a lease of their scopes is being opened wait for it rather
@@ -307,7 +308,7 @@ export class BudgetLeases {
       return;
     }
     const idle = { ...lease.available };
-    lease.available = { tokens: 0, costMicros: 0, calls: 0, wallMs: 0 };
+    lease.available = { ...ZERO_AMOUNTS };
     if (!isEmpty(idle)) this.#track(this.#store.release(lease.id, this.#clock.now(), idle));
   }
 

@@ -72,6 +72,11 @@ export function toAmounts(partial: Partial<BudgetAmounts> | undefined): BudgetAm
   return amounts as unknown as BudgetAmounts;
 }
 
+type Refused = Extract<ReserveOutcome, { readonly granted: false }>;
+
+/** Calls a budget lease covers unless configured otherwise (`gate.budget_lease_calls`). */
+export const DEFAULT_LEASE_CALLS = 8;
+
 function overspent(actual: BudgetAmounts, reserved: BudgetAmounts): boolean {
   return BUDGET_DIMENSIONS.some((dimension) => actual[dimension] > reserved[dimension]);
 }
@@ -127,21 +132,9 @@ export class BudgetLedger {
     partial: Partial<BudgetAmounts>,
   ): Promise<BudgetReservation> {
     const amounts = toAmounts(partial);
-    let outcome: ReserveOutcome;
-    let reservation: BudgetReservation;
+    let taken: BudgetReservation | Refused;
     try {
-      if (this.#leases !== undefined) {
-        const drawn = await this.#leases.draw(scopes, amounts);
-        if (drawn.kind === 'lease') {
-          return { id: drawn.draw.leaseId, scopes, amounts, leased: true };
-        }
-        if (drawn.kind === 'own') return { id: drawn.id, scopes, amounts, leased: false };
-        outcome = drawn.outcome;
-        reservation = { id: '', scopes, amounts, leased: false };
-      } else {
-        reservation = { id: createId('rsv'), scopes, amounts, leased: false };
-        outcome = await this.#store.reserve({ ...reservation, now: this.#clock.now() });
-      }
+      taken = await this.#take(scopes, amounts);
     } catch (error) {
       throw new KeelError(
         'KEEL_BUDGET_EXHAUSTED',
@@ -153,7 +146,8 @@ export class BudgetLedger {
         },
       );
     }
-    if (outcome.granted) return reservation;
+    if (!('granted' in taken)) return taken;
+    const outcome = taken;
     const message =
       outcome.dimension === null
         ? `the budget ${outcome.scope} is tripped`
@@ -168,6 +162,22 @@ export class BudgetLedger {
         requested: outcome.requested,
       },
     });
+  }
+
+  /** A share of a lease, or a reservation of the call's own; the store's refusal otherwise. */
+  async #take(
+    scopes: readonly BudgetScope[],
+    amounts: BudgetAmounts,
+  ): Promise<BudgetReservation | Refused> {
+    if (this.#leases === undefined) {
+      const id = createId('rsv');
+      const outcome = await this.#store.reserve({ id, scopes, amounts, now: this.#clock.now() });
+      return outcome.granted ? { id, scopes, amounts, leased: false } : outcome;
+    }
+    const drawn = await this.#leases.draw(scopes, amounts);
+    if (drawn.kind === 'lease') return { id: drawn.draw.leaseId, scopes, amounts, leased: true };
+    if (drawn.kind === 'own') return { id: drawn.id, scopes, amounts, leased: false };
+    return drawn.outcome;
   }
 
   /** Settles with the actual amounts; a scope whose spending reaches a limit trips (audited). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_LOCAL_SERVICES } from '../../platform/net/probe-tcp-service.ts';
 import { TRUST_LEVELS, type TrustLevel } from '../../platform/storage/ports/agent-store.ts';
+import { DEFAULT_LEASE_CALLS } from '../budgets/budget-ledger.ts';
 import { type ModelsConfiguration, ModelsSection } from './models-configuration.ts';
 import { type RoboticsConfiguration, RoboticsSection } from './robotics-configuration.ts';
 import {
@@ -73,7 +74,7 @@ const GateSection = z.strictObject({
     .max(16 * 1024 * 1024)
     .default(256 * 1024),
   default_timeout_ms: z.number().int().min(1).max(3_600_000).default(30_000),
-  budget_lease_calls: z.number().int().min(1).max(64).default(8),
+  budget_lease_calls: z.number().int().min(1).max(64).default(DEFAULT_LEASE_CALLS),
 });
 
 const ToolsSection = z.strictObject({
