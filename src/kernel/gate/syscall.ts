@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { KeelError } from '../../platform/errors/keel-error.ts';
-import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
+import { canonicalCopy } from '../../platform/integrity/canonical-json.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
@@ -131,19 +131,23 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
       },
     );
   }
-  if (!wellFormed(result.data)) {
-    throw new KeelError(
-      'KEEL_INVALID_ARGUMENT',
-      'the intent contains text that is not well-formed Unicode (a lone surrogate)',
-    );
-  }
   let canonical: string;
+  let copy: { readonly params: Record<string, unknown> };
   try {
-    canonical = canonicalJson(result.data);
+    const form = canonicalCopy(result.data);
+    canonical = form.text;
+    copy = form.copy as typeof copy;
   } catch (error) {
     throw new KeelError('KEEL_INVALID_ARGUMENT', 'intent params must be plain JSON', {
       cause: error,
     });
+  }
+  // JSON text escapes every lone surrogate as \udXXX: without that sequence there is none.
+  if (canonical.includes('\\ud') && !wellFormed(result.data)) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      'the intent contains text that is not well-formed Unicode (a lone surrogate)',
+    );
   }
   if (canonical.length > maxBytes || Buffer.byteLength(canonical) > maxBytes) {
     throw new KeelError('KEEL_PAYLOAD_TOO_LARGE', `the intent is larger than ${maxBytes} bytes`, {
@@ -153,7 +157,7 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
   const intent: SyscallIntent = Object.freeze({
     kind: result.data.kind,
     resource: result.data.resource,
-    params: Object.freeze(JSON.parse(canonical).params as Record<string, unknown>),
+    params: Object.freeze(copy.params),
   });
   return { intent, canonical, digest: createHash('sha256').update(canonical).digest('hex') };
 }

@@ -43,6 +43,31 @@ describe('canonicalJson', () => {
     assert.equal(canonicalJson({ when: new Date(0) }), '{"when":"1970-01-01T00:00:00.000Z"}');
   });
 
+  it('orders integer-like keys as text, as the reference does, though engines list them first', () => {
+    const value = { b: 1, '10': 2, '9': 3, a: { '2': true, '11': false } };
+    assert.equal(canonicalJson(value), reference(value));
+    assert.equal(canonicalJson(value), '{"10":2,"9":3,"a":{"11":false,"2":true},"b":1}');
+  });
+
+  it('keeps a __proto__ key as a key, also in an object without a prototype', () => {
+    const parsed = JSON.parse('{"z":1,"__proto__":{"x":[1]}}') as unknown;
+    assert.equal(canonicalJson(parsed), '{"__proto__":{"x":[1]},"z":1}');
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { b: 2, a: 1 });
+    assert.equal(canonicalJson(bare), '{"a":1,"b":2}');
+  });
+
+  it('reads each member once', () => {
+    let reads = 0;
+    const value = {
+      get flaky(): unknown {
+        reads += 1;
+        return reads === 1 ? 1 : Number.NaN;
+      },
+    };
+    assert.equal(canonicalJson(value), '{"flaky":1}');
+    assert.equal(reads, 1);
+  });
+
   it('refuses what JSON cannot represent faithfully', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;

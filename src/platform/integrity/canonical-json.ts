@@ -13,7 +13,29 @@
  * ```
  */
 export function canonicalJson(value: unknown): string {
-  return serialise(value, 0);
+  return canonicalCopy(value).text;
+}
+
+/**
+ * `canonicalJson(value)` together with a detached copy of the value as plain JSON (what
+ * `JSON.parse` of the text gives), for callers that keep the value and must not share it.
+ *
+ * @example
+ * ```ts
+ * const { text, copy } = canonicalCopy({ b: 1, a: new Date(0) }); // copy: { a: '1970-01-01T00:00:00.000Z', b: 1 }
+ * ```
+ */
+export function canonicalCopy(value: unknown): { readonly text: string; readonly copy: unknown } {
+  try {
+    // The engine's serialiser over a sorted copy is faster than assembling the text here; the
+    // copy also reads each member once, as the slow path does.
+    const copy = sortedCopy(value, 0);
+    return { text: JSON.stringify(copy), copy };
+  } catch (error) {
+    if (!(error instanceof IntegerKeyOrder)) throw error;
+    const text = serialise(value, 0);
+    return { text, copy: JSON.parse(text) as unknown };
+  }
 }
 
 /**
@@ -39,6 +61,76 @@ function isSorted(keys: readonly string[]): boolean {
     if ((keys[index - 1] as string) > (keys[index] as string)) return false;
   }
   return true;
+}
+
+/** An object whose sorted keys include integer-like ones that the engine would put first. */
+class IntegerKeyOrder extends Error {}
+
+const startsWithDigit = (key: string): boolean => {
+  const code = key.charCodeAt(0);
+  return code >= 48 && code <= 57;
+};
+
+/**
+ * A copy of `value` whose objects hold their keys in sorted order, with the same refusals as
+ * `serialise`. Engines list integer-like keys first whatever the insertion order: an object
+ * with such keys out of sorted order throws `IntegerKeyOrder`, and the caller falls back to
+ * `serialise`.
+ */
+function sortedCopy(value: unknown, depth: number): unknown {
+  if (value === null) return null;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) throw new CanonicalJsonError('canonicalJson: non-finite number');
+      return value;
+    case 'object':
+      break;
+    default:
+      throw new CanonicalJsonError(`canonicalJson: cannot serialise a ${typeof value}`);
+  }
+  if (depth > MAX_DEPTH)
+    throw new CanonicalJsonError('canonicalJson: value nested too deeply (or cyclic)');
+  if (Array.isArray(value)) {
+    const copy: unknown[] = new Array(value.length);
+    for (let index = 0; index < value.length; index += 1) {
+      const item: unknown = value[index];
+      copy[index] = item === undefined ? null : sortedCopy(item, depth + 1);
+    }
+    return copy;
+  }
+  if (value instanceof Date) return value.toISOString();
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) {
+    throw new CanonicalJsonError(
+      `canonicalJson: cannot serialise a ${(value as object).constructor?.name ?? 'non-plain object'}`,
+    );
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (!isSorted(keys)) keys.sort();
+  // A literal rather than a prototype-less object: engines build and serialise it far faster.
+  const copy: Record<string, unknown> = {};
+  let integerLike = false;
+  for (const key of keys) {
+    const member = record[key];
+    if (member === undefined) continue;
+    if (startsWithDigit(key)) integerLike = true;
+    const copied = sortedCopy(member, depth + 1);
+    // Assigning `__proto__` would set the copy's prototype instead of adding the key.
+    if (key === '__proto__') {
+      Object.defineProperty(copy, key, {
+        value: copied,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else copy[key] = copied;
+  }
+  if (integerLike && !isSorted(Object.keys(copy))) throw new IntegerKeyOrder();
+  return copy;
 }
 
 function serialise(value: unknown, depth: number): string {

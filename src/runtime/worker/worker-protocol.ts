@@ -81,6 +81,17 @@ const DoneSchema = z.discriminatedUnion('ok', [
 
 const WorkerMessageSchema = z.union([HelloSchema, HeartbeatSchema, SyscallSchema, DoneSchema]);
 
+/**
+ * The schema for each message type: a message is checked against its own type's schema only
+ * (a union would try, and fail, every schema before the right one on each syscall).
+ */
+const SCHEMA_BY_TYPE: Readonly<Record<string, z.ZodType<WorkerMessage>>> = {
+  hello: HelloSchema,
+  heartbeat: HeartbeatSchema,
+  syscall: SyscallSchema,
+  done: DoneSchema,
+};
+
 /** Worker → host: validated, because the worker runs code the node does not trust. */
 export type WorkerMessage = z.output<typeof WorkerMessageSchema>;
 
@@ -93,7 +104,15 @@ export type WorkerMessage = z.output<typeof WorkerMessageSchema>;
  * ```
  */
 export function parseWorkerMessage(value: unknown): WorkerMessage {
-  const parsed = WorkerMessageSchema.safeParse(value);
+  const type =
+    typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as { type?: unknown }).type
+      : undefined;
+  const schema =
+    typeof type === 'string' && Object.hasOwn(SCHEMA_BY_TYPE, type)
+      ? SCHEMA_BY_TYPE[type]
+      : undefined;
+  const parsed = (schema ?? WorkerMessageSchema).safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new KeelError(

@@ -6,10 +6,16 @@ import type { ChatMessage, ChatRequest, ToolDefinition } from './provider/model-
 const TOOL_NAME = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'a tool name');
 const TEXT = z.string().max(4 * 1024 * 1024);
 
+/**
+ * A JSON object. These params reach here only through the gate, whose intent check has already
+ * refused anything that is not plain JSON, so the members are not checked a second time.
+ */
+const JSON_OBJECT = z.record(z.string(), z.unknown());
+
 const ToolCallSchema = z.strictObject({
   id: z.string().min(1).max(256),
   name: TOOL_NAME,
-  arguments: z.record(z.string(), z.json()),
+  arguments: JSON_OBJECT,
 });
 
 const MessageSchema = z.discriminatedUnion('role', [
@@ -27,8 +33,6 @@ const MessageSchema = z.discriminatedUnion('role', [
     content: TEXT,
   }),
 ]);
-
-const JSON_OBJECT = z.record(z.string(), z.json());
 
 /** `llm.chat` params: the request without its model (the intent's resource names the alias). */
 const ChatParametersSchema = z.strictObject({
