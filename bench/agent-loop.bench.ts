@@ -178,10 +178,62 @@ async function startRun(
   return { runId: run.id, ended };
 }
 
-async function keelRun(node: KeelNode, prompt: string): Promise<void> {
-  const { runId, ended } = await startRun(node, prompt);
-  const status = await ended;
-  if (status !== 'succeeded') throw new Error(`keel run ${runId} ended ${status}`);
+/**
+ * Waits for runs' final statuses through one subscription, as one client following many runs
+ * would (a subscription per run would make every status wake every waiter: harness work that
+ * grows with the square of the runs in flight, not Keel's).
+ */
+class RunWaiter {
+  readonly #controller = new AbortController();
+  readonly #waiting = new Map<string, (status: string) => void>();
+  readonly #ended = new Map<string, string>();
+  readonly #done: Promise<void>;
+
+  constructor(node: KeelNode) {
+    const statuses = node.bus.subscribe(RUN_STATUS, {
+      signal: this.#controller.signal,
+      maxPending: 100_000,
+    });
+    this.#done = (async () => {
+      try {
+        for await (const message of statuses) {
+          if (!FINAL_RUN_STATUSES.includes(message.status)) continue;
+          const resolve = this.#waiting.get(message.runId);
+          if (resolve === undefined) this.#ended.set(message.runId, message.status);
+          else {
+            this.#waiting.delete(message.runId);
+            resolve(message.status);
+          }
+        }
+      } catch (error) {
+        if (!this.#controller.signal.aborted) throw error;
+      }
+    })();
+  }
+
+  ended(runId: string): Promise<string> {
+    const status = this.#ended.get(runId);
+    if (status !== undefined) {
+      this.#ended.delete(runId);
+      return Promise.resolve(status);
+    }
+    return new Promise((resolve) => this.#waiting.set(runId, resolve));
+  }
+
+  async close(): Promise<void> {
+    this.#controller.abort();
+    await this.#done;
+  }
+}
+
+async function keelRun(node: KeelNode, waiter: RunWaiter, prompt: string): Promise<void> {
+  const run = await node.runtime.submitRun(
+    'bench',
+    { prompt },
+    { origin: 'bench', actor: 'operator:bench' },
+  );
+  const status = await waiter.ended(run.id);
+  if (status !== 'succeeded') throw new Error(`keel run ${run.id} ended ${status}`);
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -232,6 +284,7 @@ export async function run(): Promise<BenchRow[]> {
       'operator:bench',
     );
     const keel = node;
+    const waiter = new RunWaiter(keel);
 
     const raw = await timeRuns(SEQUENTIAL_RUNS, (index) => rawLoop(client, `bench run ${index}`));
     const aiSdk = await timeRuns(SEQUENTIAL_RUNS, async (index) => {
@@ -247,7 +300,7 @@ export async function run(): Promise<BenchRow[]> {
       await runAgent(peerAgent, `bench run ${index}`, { maxTurns: STEPS + 2 });
     });
     const keelTimes = await timeRuns(SEQUENTIAL_RUNS, (index) =>
-      keelRun(keel, `bench run ${index}`),
+      keelRun(keel, waiter, `bench run ${index}`),
     );
 
     const rawMedian = median(raw);
@@ -275,7 +328,7 @@ export async function run(): Promise<BenchRow[]> {
       const keelStarted = performance.now();
       await Promise.all(
         Array.from({ length: PARALLEL_RUNS }, (_, index) =>
-          keelRun(keel, `bench run p${round}-${index}`),
+          keelRun(keel, waiter, `bench run p${round}-${index}`),
         ),
       );
       const keelMs = performance.now() - keelStarted;
@@ -284,6 +337,7 @@ export async function run(): Promise<BenchRow[]> {
       keelParallel.push(keelMs);
     }
     clearInterval(sampler);
+    await waiter.close();
     const rawParallelMs = median(rawParallel);
     const keelParallelMs = median(keelParallel);
     const throughputRatio = round(rawParallelMs / keelParallelMs, 2);

@@ -6,7 +6,7 @@ import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { ToolDescriptor } from './agent-program.ts';
-import { encodeFrame, FrameDecoder } from './frame-codec.ts';
+import { encodeFrame, FrameDecoder, FrameWriter } from './frame-codec.ts';
 import {
   type HostMessage,
   type ProgramReference,
@@ -114,6 +114,8 @@ export class AgentWorker {
   readonly #runs = new Map<string, RunState>();
   readonly #held: Array<() => void> = [];
   #process: LaunchedProcess | undefined;
+  /** Frames to the worker, those of one event-loop turn written together. */
+  #writer: FrameWriter | undefined;
   #lastSeen = 0;
   #watchdog: NodeJS.Timeout | undefined;
   #inFlight = 0;
@@ -153,6 +155,7 @@ export class AgentWorker {
   async start(): Promise<void> {
     const launched = await this.#options.launch();
     this.#process = launched;
+    this.#writer = new FrameWriter(launched.channel);
     this.#pid = launched.child.pid ?? null;
     this.#lastSeen = this.#options.clock.monotonic();
     const decoder = new FrameDecoder(WORKER_FRAME_LIMIT);
@@ -318,7 +321,7 @@ export class AgentWorker {
     const channel = this.#process?.channel;
     if (channel === undefined || this.#exited || channel.destroyed || !channel.writable) return;
     try {
-      channel.write(encodeFrame(message, 64 * 1024 * 1024));
+      this.#writer?.write(encodeFrame(message, 64 * 1024 * 1024));
     } catch (error) {
       // A result larger than a frame can carry is sent as an error instead.
       if (message.type === 'result' && message.ok) {

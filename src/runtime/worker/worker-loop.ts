@@ -8,7 +8,7 @@ import type {
   ChatParameters,
   ChatResult,
 } from './agent-program.ts';
-import { encodeFrame, FrameDecoder } from './frame-codec.ts';
+import { encodeFrame, FrameDecoder, FrameWriter } from './frame-codec.ts';
 import {
   type HostMessage,
   type ProgramReference,
@@ -55,8 +55,9 @@ export function runWorkerLoop(options: WorkerLoopOptions): Promise<void> {
   const decoder = new FrameDecoder(HOST_FRAME_LIMIT);
   let nextCall = 0;
 
+  const writer = new FrameWriter(options.output);
   const send = (message: unknown): void => {
-    options.output.write(encodeFrame(message, WORKER_FRAME_LIMIT));
+    writer.write(encodeFrame(message, WORKER_FRAME_LIMIT));
   };
 
   const heartbeat = setInterval(() => {
