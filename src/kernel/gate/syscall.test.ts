@@ -43,6 +43,9 @@ describe('parseIntent', () => {
       assert.throws(() => parseIntent({ kind: 'log', params }, 4096), invalid);
     }
     assert.throws(() => parseIntent({ kind: 'log', resource: '\ud800' }, 4096), invalid);
+    let deep: unknown = ['x\ud800'];
+    for (let level = 0; level < 100; level += 1) deep = [deep];
+    assert.throws(() => parseIntent({ kind: 'log', params: { deep } }, 4096), invalid);
     const decoy = parseIntent({ kind: 'log', params: { text: '\\ud800 and 😀' } }, 4096);
     assert.equal(decoy.intent.params.text, '\\ud800 and 😀');
   });

@@ -169,7 +169,8 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
  */
 function wellFormed(value: unknown, depth = 0): boolean {
   if (typeof value === 'string') return value.isWellFormed();
-  if (typeof value !== 'object' || value === null || depth > 64) return true;
+  // Deeper than canonical JSON allows (256) never gets here: it has been refused already.
+  if (typeof value !== 'object' || value === null || depth > 257) return true;
   if (Array.isArray(value)) return value.every((item) => wellFormed(item, depth + 1));
   return Object.entries(value).every(
     ([key, member]) => key.isWellFormed() && wellFormed(member, depth + 1),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalCopy, canonicalJson } from './canonical-json.ts';
 
 /**
  * A slow, obviously correct reference. (Rebuilding objects would not do: JavaScript puts
@@ -66,6 +66,30 @@ describe('canonicalJson', () => {
     };
     assert.equal(canonicalJson(value), '{"flaky":1}');
     assert.equal(reads, 1);
+    // Also when integer-like keys make the text be assembled by hand.
+    reads = 0;
+    const reordered = { '10': 1, '9': 2, ...value };
+    reads = 0;
+    Object.defineProperty(reordered, 'flaky', {
+      enumerable: true,
+      get: () => {
+        reads += 1;
+        return reads === 1 ? 1 : Number.NaN;
+      },
+    });
+    assert.equal(canonicalJson(reordered), '{"10":1,"9":2,"flaky":1}');
+    assert.equal(reads, 1);
+  });
+
+  it('gives a copy that is plain JSON data, -0 included', () => {
+    const { text, copy } = canonicalCopy({
+      z: -0,
+      list: [new Date(0), undefined],
+      gone: undefined,
+    });
+    assert.equal(text, '{"list":["1970-01-01T00:00:00.000Z",null],"z":0}');
+    assert.deepEqual(copy, JSON.parse(text));
+    assert.ok(Object.is((copy as { z: number }).z, 0));
   });
 
   it('refuses what JSON cannot represent faithfully', () => {

@@ -26,16 +26,12 @@ export function canonicalJson(value: unknown): string {
  * ```
  */
 export function canonicalCopy(value: unknown): { readonly text: string; readonly copy: unknown } {
-  try {
-    // The engine's serialiser over a sorted copy is faster than assembling the text here; the
-    // copy also reads each member once, as the slow path does.
-    const copy = sortedCopy(value, 0);
-    return { text: JSON.stringify(copy), copy };
-  } catch (error) {
-    if (!(error instanceof IntegerKeyOrder)) throw error;
-    const text = serialise(value, 0);
-    return { text, copy: JSON.parse(text) as unknown };
-  }
+  // The engine's serialiser over a sorted copy is faster than assembling the text here. Each
+  // member of `value` is read once, into the copy; when the engine would list integer-like
+  // keys of the copy out of sorted order, the text is assembled from the copy instead.
+  const order = { reordered: false };
+  const copy = sortedCopy(value, 0, order);
+  return { text: order.reordered ? serialise(copy, 0) : JSON.stringify(copy), copy };
 }
 
 /**
@@ -63,21 +59,18 @@ function isSorted(keys: readonly string[]): boolean {
   return true;
 }
 
-/** An object whose sorted keys include integer-like ones that the engine would put first. */
-class IntegerKeyOrder extends Error {}
-
 const startsWithDigit = (key: string): boolean => {
   const code = key.charCodeAt(0);
   return code >= 48 && code <= 57;
 };
 
 /**
- * A copy of `value` whose objects hold their keys in sorted order, with the same refusals as
- * `serialise`. Engines list integer-like keys first whatever the insertion order: an object
- * with such keys out of sorted order throws `IntegerKeyOrder`, and the caller falls back to
- * `serialise`.
+ * A copy of `value` as plain JSON data (Dates as ISO text, -0 as 0, undefined members dropped),
+ * its objects' keys inserted in sorted order, with the same refusals as `serialise`. Engines
+ * list integer-like keys first whatever the insertion order: when that puts an object's keys
+ * out of sorted order, `order.reordered` is set.
  */
-function sortedCopy(value: unknown, depth: number): unknown {
+function sortedCopy(value: unknown, depth: number, order: { reordered: boolean }): unknown {
   if (value === null) return null;
   switch (typeof value) {
     case 'string':
@@ -85,7 +78,8 @@ function sortedCopy(value: unknown, depth: number): unknown {
       return value;
     case 'number':
       if (!Number.isFinite(value)) throw new CanonicalJsonError('canonicalJson: non-finite number');
-      return value;
+      // JSON has one zero: -0 reads back as 0.
+      return value === 0 ? 0 : value;
     case 'object':
       break;
     default:
@@ -97,7 +91,7 @@ function sortedCopy(value: unknown, depth: number): unknown {
     const copy: unknown[] = new Array(value.length);
     for (let index = 0; index < value.length; index += 1) {
       const item: unknown = value[index];
-      copy[index] = item === undefined ? null : sortedCopy(item, depth + 1);
+      copy[index] = item === undefined ? null : sortedCopy(item, depth + 1, order);
     }
     return copy;
   }
@@ -118,7 +112,7 @@ function sortedCopy(value: unknown, depth: number): unknown {
     const member = record[key];
     if (member === undefined) continue;
     if (startsWithDigit(key)) integerLike = true;
-    const copied = sortedCopy(member, depth + 1);
+    const copied = sortedCopy(member, depth + 1, order);
     // Assigning `__proto__` would set the copy's prototype instead of adding the key.
     if (key === '__proto__') {
       Object.defineProperty(copy, key, {
@@ -129,7 +123,7 @@ function sortedCopy(value: unknown, depth: number): unknown {
       });
     } else copy[key] = copied;
   }
-  if (integerLike && !isSorted(Object.keys(copy))) throw new IntegerKeyOrder();
+  if (integerLike && !isSorted(Object.keys(copy))) order.reordered = true;
   return copy;
 }
 

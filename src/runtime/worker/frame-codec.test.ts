@@ -45,7 +45,7 @@ describe('frame codec', () => {
     assert.throws(() => new FrameDecoder(64).push(frame), hasCode('KEEL_WORKER_PROTOCOL'));
   });
 
-  it('writes the frames of one event-loop turn together, in order', async () => {
+  it('writes the frames of one callback and its promise reactions together, in order, before the next callback', async () => {
     const writes: Buffer[] = [];
     const stream = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -58,9 +58,15 @@ describe('frame codec', () => {
       },
     });
     const writer = new FrameWriter(stream);
-    for (let index = 0; index < 5; index += 1) writer.write(encodeFrame({ index }, 64));
-    assert.equal(writes.length, 0, 'held until the turn ends');
-    await nextTurn();
+    // A callback queued before the writes still runs after they went out.
+    const seenByNextCallback = new Promise<number>((resolve) =>
+      setImmediate(() => resolve(writes.length)),
+    );
+    for (let index = 0; index < 3; index += 1) writer.write(encodeFrame({ index }, 64));
+    await Promise.resolve();
+    for (let index = 3; index < 5; index += 1) writer.write(encodeFrame({ index }, 64));
+    assert.equal(writes.length, 0, 'held while promise reactions run');
+    assert.equal(await seenByNextCallback, 1, 'out before the next callback');
     writer.write(encodeFrame({ index: 5 }, 64));
     await nextTurn();
     assert.equal(writes.length, 2);

@@ -31,9 +31,10 @@ export function encodeFrame(message: unknown, maxBytes: number): Buffer {
 }
 
 /**
- * Writes frames to a stream, holding those written in the same turn of the event loop and
- * passing them on together at its end: many runs' frames then cost one write, and the peer
- * wakes once for them. Order is kept.
+ * Writes frames to a stream, holding those written in one callback and the promise reactions
+ * that follow it, and passing them on together before anything else runs: many runs' frames
+ * then cost one write, and the peer wakes once for them. Order is kept. (Held until the next
+ * tick, not the next turn, so that a crash in a later callback cannot lose them.)
  *
  * @example
  * ```ts
@@ -53,7 +54,7 @@ export class FrameWriter {
     if (!this.#held) {
       this.#held = true;
       this.#stream.cork();
-      setImmediate(this.#release);
+      process.nextTick(this.#release);
     }
     this.#stream.write(frame);
   }
