@@ -167,14 +167,12 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
  * cannot be stored as UTF-8 unchanged, so text with one would read back differently from
  * what was hashed and journaled.
  */
-function wellFormed(value: unknown, depth = 0): boolean {
+function wellFormed(value: unknown): boolean {
   if (typeof value === 'string') return value.isWellFormed();
-  // Deeper than canonical JSON allows (256) never gets here: it has been refused already.
-  if (typeof value !== 'object' || value === null || depth > 257) return true;
-  if (Array.isArray(value)) return value.every((item) => wellFormed(item, depth + 1));
-  return Object.entries(value).every(
-    ([key, member]) => key.isWellFormed() && wellFormed(member, depth + 1),
-  );
+  // Only values canonical JSON accepted get here: bounded in depth and without cycles.
+  if (typeof value !== 'object' || value === null) return true;
+  if (Array.isArray(value)) return value.every(wellFormed);
+  return Object.entries(value).every(([key, member]) => key.isWellFormed() && wellFormed(member));
 }
 
 /**

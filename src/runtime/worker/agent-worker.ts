@@ -114,7 +114,7 @@ export class AgentWorker {
   readonly #runs = new Map<string, RunState>();
   readonly #held: Array<() => void> = [];
   #process: LaunchedProcess | undefined;
-  /** Frames to the worker, those of one event-loop turn written together. */
+  /** Frames to the worker, those of one callback and its promise reactions written together. */
   #writer: FrameWriter | undefined;
   #lastSeen = 0;
   #watchdog: NodeJS.Timeout | undefined;

@@ -79,18 +79,14 @@ const DoneSchema = z.discriminatedUnion('ok', [
   }),
 ]);
 
-const WorkerMessageSchema = z.union([HelloSchema, HeartbeatSchema, SyscallSchema, DoneSchema]);
-
-/**
- * The schema for each message type: a message is checked against its own type's schema only
- * (a union would try, and fail, every schema before the right one on each syscall).
- */
-const SCHEMA_BY_TYPE: Readonly<Record<string, z.ZodType<WorkerMessage>>> = {
-  hello: HelloSchema,
-  heartbeat: HeartbeatSchema,
-  syscall: SyscallSchema,
-  done: DoneSchema,
-};
+// Discriminated by `type`: a message is checked against its own type's schema only (a plain
+// union would try, and fail, every schema before the right one on each syscall).
+const WorkerMessageSchema = z.discriminatedUnion('type', [
+  HelloSchema,
+  HeartbeatSchema,
+  SyscallSchema,
+  DoneSchema,
+]);
 
 /** Worker → host: validated, because the worker runs code the node does not trust. */
 export type WorkerMessage = z.output<typeof WorkerMessageSchema>;
@@ -104,15 +100,7 @@ export type WorkerMessage = z.output<typeof WorkerMessageSchema>;
  * ```
  */
 export function parseWorkerMessage(value: unknown): WorkerMessage {
-  const type =
-    typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as { type?: unknown }).type
-      : undefined;
-  const schema =
-    typeof type === 'string' && Object.hasOwn(SCHEMA_BY_TYPE, type)
-      ? SCHEMA_BY_TYPE[type]
-      : undefined;
-  const parsed = (schema ?? WorkerMessageSchema).safeParse(value);
+  const parsed = WorkerMessageSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new KeelError(
