@@ -133,6 +133,60 @@ describe('kernel', () => {
     assert.equal((await kernel.audit.verify()).intact, true);
   });
 
+  it('replaces an agent’s grants at once: validated first, audited, seen by the next syscall', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    kernel.registerExecutor({
+      specificationVersion: 'v1',
+      kind: 'clock.now',
+      doExecute: async () => ({ value: 1 }),
+    });
+    const agent = await harness.runningAgent('replaced');
+    const old = await kernel.capabilities.grant(agent.id, { kind: 'clock.now' }, 'operator:ana');
+    assert.equal(await kernel.gate.call({ agentId: agent.id }, { kind: 'clock.now' }), 1);
+
+    await rejectsWithCode(
+      kernel.capabilities.replace(
+        agent.id,
+        [{ kind: 'log' }, { kind: 'tool.call', limits: { bogus: 1 } }],
+        'deploy',
+      ),
+      'KEEL_CAPABILITY_INVALID',
+    );
+    const active = async () =>
+      (await kernel.capabilities.list(agent.id))
+        .filter((grant) => grant.revokedAt === null)
+        .map((grant) => grant.grant.kind);
+    assert.deepEqual(await active(), ['clock.now'], 'an invalid grant anywhere writes nothing');
+
+    const replaced = await kernel.capabilities.replace(
+      agent.id,
+      [{ kind: 'log' }, { kind: 'random' }],
+      'deploy',
+    );
+    assert.deepEqual(
+      replaced.revoked.map((grant) => grant.id),
+      [old.id],
+    );
+    assert.deepEqual(await active(), ['log', 'random']);
+    await rejectsWithCode(
+      kernel.gate.call({ agentId: agent.id }, { kind: 'clock.now' }),
+      'KEEL_CAPABILITY_DENIED',
+    );
+    const audited = (await kernel.audit.tail(10)).filter(
+      (entry) => entry.actor === 'deploy' && entry.kind.startsWith('capability.'),
+    );
+    assert.deepEqual(
+      audited.map((entry) => [entry.kind, entry.data.grantId]),
+      [
+        ['capability.revoke', old.id],
+        ['capability.grant', replaced.added[0]?.id],
+        ['capability.grant', replaced.added[1]?.id],
+      ],
+    );
+    assert.equal((await kernel.audit.verify()).intact, true);
+  });
+
   it('refuses invalid grants and expiries in the past', async () => {
     await using harness = await createKernelHarness();
     const agent = await harness.runningAgent();

@@ -308,10 +308,7 @@ export class AgentRuntime {
 
   async #remove(agent: AgentRecord, supervisor: AgentSupervisor, actor: string): Promise<void> {
     await supervisor.stop(`removed by ${actor}`, 'removed');
-    const { capabilities } = this.#options.kernel;
-    for (const grant of await capabilities.list(agent.id)) {
-      if (grant.revokedAt === null) await capabilities.revoke(grant.id, actor);
-    }
+    await this.#options.kernel.capabilities.replace(agent.id, [], actor);
     this.#schedules.register(agent.id, []);
     const open = await this.#options.storage.runs.list({
       agentId: agent.id,

@@ -160,6 +160,33 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         (entry) => entry.kind === 'agent.deploy' && entry.outcome === 'denied',
       );
       assert.equal(denials.length, 7);
+
+      // An upgrade replaces the grants with the new manifest's, and audits each change.
+      const upgraded = await node.runtime.deploy(
+        signed(manifest({ version: '1.2.0', capabilities: [{ kind: 'random' }] })),
+        'test',
+      );
+      assert.equal(upgraded.outcome, 'updated');
+      const grants = await node.kernel.capabilities.list(upgraded.agent.id);
+      assert.deepEqual(
+        grants.filter((grant) => grant.revokedAt === null).map((grant) => grant.grant.kind),
+        ['random'],
+      );
+      assert.deepEqual(
+        grants
+          .filter((grant) => grant.revokedAt !== null)
+          .map((grant) => grant.grant.kind)
+          .sort(),
+        ['clock.now', 'log'],
+      );
+      const changes = (await node.storage.audit.tail(10)).filter((entry) =>
+        entry.kind.startsWith('capability.'),
+      );
+      assert.deepEqual(changes.map((entry) => entry.kind).sort(), [
+        'capability.grant',
+        'capability.revoke',
+        'capability.revoke',
+      ]);
     });
   });
 

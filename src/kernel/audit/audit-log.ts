@@ -61,6 +61,12 @@ export class AuditLog {
     return appended;
   }
 
+  /** Appends entries together (consecutive, one durable write); resolves once durable. */
+  recordAll(entries: readonly AuditEntry[]): Promise<readonly AuditHead[]> {
+    if (entries.length === 0) return Promise.resolve([]);
+    return this.#store.append(entries.map((entry) => this.#draft(entry)));
+  }
+
   #draft(entry: AuditEntry): AuditDraft {
     return {
       ts: this.#clock.now(),

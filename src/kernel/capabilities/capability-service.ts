@@ -3,7 +3,11 @@ import type { Clock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { GrantStore, StoredGrant } from '../../platform/storage/ports/grant-store.ts';
+import type {
+  GrantReplacement,
+  GrantStore,
+  StoredGrant,
+} from '../../platform/storage/ports/grant-store.ts';
 import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import {
@@ -105,7 +109,7 @@ export class CapabilityService {
       kind: 'capability.grant',
       actor,
       agentId,
-      subject: parsed.resource === '*' ? parsed.kind : `${parsed.kind} ${parsed.resource}`,
+      subject: subjectOf(stored.grant),
       outcome: 'granted',
       data: { grantId: stored.id, grant: stored.grant, expiresAt: stored.expiresAt },
     });
@@ -126,7 +130,62 @@ export class CapabilityService {
     return revoked;
   }
 
+  /**
+   * Replaces all of an agent's active grants with `grants` as one storage request, so that no
+   * syscall is ever checked against half of the change (a deploy, a removal with `[]`). Every
+   * grant is validated before anything is written; the revocations and the new grants are
+   * audited together.
+   */
+  async replace(
+    agentId: string,
+    grants: readonly unknown[],
+    actor: string,
+  ): Promise<GrantReplacement> {
+    const parsed = grants.map((grant) => parseCapabilityGrant(grant));
+    const now = this.#clock.now();
+    const replacement = await this.#store.replace(
+      agentId,
+      parsed.map((grant) => ({
+        id: createId('grt'),
+        agentId,
+        grant: grant as unknown as JsonObject,
+        issuedAt: now,
+        issuedBy: actor,
+        expiresAt: null,
+      })),
+      actor,
+      now,
+    );
+    this.#cache.delete(agentId);
+    await this.#audit.recordAll([
+      ...replacement.revoked.map((revoked) => ({
+        kind: 'capability.revoke',
+        actor,
+        agentId,
+        outcome: 'revoked',
+        data: { grantId: revoked.id, grant: revoked.grant },
+      })),
+      ...replacement.added.map((added) => ({
+        kind: 'capability.grant',
+        actor,
+        agentId,
+        subject: subjectOf(added.grant),
+        outcome: 'granted',
+        data: { grantId: added.id, grant: added.grant, expiresAt: added.expiresAt },
+      })),
+    ]);
+    return replacement;
+  }
+
   list(agentId: string): Promise<readonly StoredGrant[]> {
     return this.#store.listAll(agentId);
   }
+}
+
+/** How an audit entry names a grant: its kind, and its resource unless that is every one. */
+function subjectOf(grant: JsonObject): string {
+  const kind = String(grant.kind);
+  return grant.resource === undefined || grant.resource === '*'
+    ? kind
+    : `${kind} ${String(grant.resource)}`;
 }

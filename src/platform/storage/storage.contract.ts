@@ -934,6 +934,86 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         assert.deepEqual((await storage.grants.get(forever.id))?.grant, { kind: 'clock.now' });
       });
 
+      it('replaces an agent’s active grants in one step, and a failed replacement changes nothing', async () => {
+        const agent = await newAgent();
+        const other = await newAgent();
+        const base = { agentId: agent.id, issuedAt: T0, issuedBy: 'operator:ana' };
+        const kept = await storage.grants.add({
+          ...base,
+          id: createId('grt'),
+          grant: { kind: 'clock.now' },
+          expiresAt: null,
+        });
+        const expired = await storage.grants.add({
+          ...base,
+          id: createId('grt'),
+          grant: { kind: 'random' },
+          expiresAt: T0 + 5,
+        });
+        const otherGrant = await storage.grants.add({
+          ...base,
+          agentId: other.id,
+          id: createId('grt'),
+          grant: { kind: 'log' },
+          expiresAt: null,
+        });
+        const fresh = (kind: string) => ({
+          ...base,
+          id: createId('grt'),
+          issuedAt: T0 + 10,
+          grant: { kind },
+          expiresAt: null,
+        });
+        const activeIds = async (agentId: string) =>
+          (await storage.grants.listActive(agentId, T0 + 10)).map((grant) => grant.id);
+
+        // A duplicate id, a grant for another agent and an unknown agent each change nothing.
+        await rejectsWithCode(
+          storage.grants.replace(
+            agent.id,
+            [fresh('log'), { ...fresh('log'), id: kept.id }],
+            'deploy',
+            T0 + 10,
+          ),
+          'KEEL_CONFLICT',
+        );
+        await rejectsWithCode(
+          storage.grants.replace(
+            agent.id,
+            [{ ...fresh('log'), agentId: other.id }],
+            'deploy',
+            T0 + 10,
+          ),
+          'KEEL_INVALID_ARGUMENT',
+        );
+        await rejectsWithCode(
+          storage.grants.replace('agt_missing', [], 'deploy', T0 + 10),
+          'KEEL_NOT_FOUND',
+        );
+        assert.deepEqual(await activeIds(agent.id), [kept.id]);
+        assert.equal((await storage.grants.listAll(agent.id)).length, 2);
+
+        const first = fresh('log');
+        const second = fresh('clock.now');
+        const replaced = await storage.grants.replace(agent.id, [first, second], 'deploy', T0 + 10);
+        assert.deepEqual(
+          replaced.revoked.map((grant) => [grant.id, grant.revokedAt, grant.revokedBy]),
+          [[kept.id, T0 + 10, 'deploy']],
+          'only the active grant is revoked; the expired one keeps its history',
+        );
+        assert.deepEqual(
+          replaced.added.map((grant) => grant.id),
+          [first.id, second.id],
+        );
+        assert.deepEqual((await activeIds(agent.id)).sort(), [first.id, second.id].sort());
+        assert.equal((await storage.grants.get(expired.id))?.revokedAt, null);
+        assert.deepEqual(await activeIds(other.id), [otherGrant.id], 'other agents are untouched');
+
+        const emptied = await storage.grants.replace(agent.id, [], 'remove', T0 + 11);
+        assert.equal(emptied.revoked.length, 2);
+        assert.deepEqual(await activeIds(agent.id), []);
+      });
+
       it('refuses grants for unknown agents', async () => {
         await rejectsWithCode(
           storage.grants.add({

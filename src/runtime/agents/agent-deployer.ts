@@ -183,11 +183,22 @@ export class AgentDeployer {
       return { agent: existing, deployment, outcome: 'unchanged' };
     }
     const trustLevel = trustLevelOf(manifest.trust);
-    const agent =
-      existing === undefined
-        ? await kernel.agents.register({ name: manifest.id, trustLevel, metadata }, actor)
-        : await kernel.agents.updateDeployment(existing.id, metadata, trustLevel);
-    await this.#replaceGrants(agent.id, manifest, actor);
+    const grantedBy = `${actor} (manifest ${manifest.id}@${manifest.version})`;
+    let agent: AgentRecord;
+    if (existing === undefined) {
+      // A crash before the grants land leaves an agent that may do nothing (deny by default).
+      agent = await kernel.agents.register({ name: manifest.id, trustLevel, metadata }, actor);
+      await kernel.capabilities.replace(agent.id, manifest.capabilities, grantedBy);
+    } else {
+      // Requested in the same turn, the new manifest and its grants go to storage in one
+      // message, which commits as one transaction: a crash never leaves the new manifest with
+      // the old grants (or the reverse). The grants are replaced in one request, so a syscall
+      // of the still-running worker never meets half of the change.
+      [agent] = await Promise.all([
+        kernel.agents.updateDeployment(existing.id, metadata, trustLevel),
+        kernel.capabilities.replace(existing.id, manifest.capabilities, grantedBy),
+      ]);
+    }
     if (manifest.budgets?.agent !== undefined) {
       await kernel.budgets.setLimits(`agent:${agent.id}`, manifest.budgets.agent, actor);
     }
@@ -212,20 +223,6 @@ export class AgentDeployer {
       },
     });
     return { agent, deployment, outcome };
-  }
-
-  async #replaceGrants(agentId: string, manifest: AgentManifest, actor: string): Promise<void> {
-    const { capabilities } = this.#options.kernel;
-    for (const grant of await capabilities.list(agentId)) {
-      if (grant.revokedAt === null) await capabilities.revoke(grant.id, actor);
-    }
-    for (const grant of manifest.capabilities) {
-      await capabilities.grant(
-        agentId,
-        grant,
-        `${actor} (manifest ${manifest.id}@${manifest.version})`,
-      );
-    }
   }
 
   async #modulePath(manifest: AgentManifest): Promise<string | null> {

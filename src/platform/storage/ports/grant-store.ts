@@ -38,4 +38,22 @@ export interface GrantStore {
   /** Grants neither revoked nor expired at `now`. */
   listActive(agentId: string, now: number): Promise<readonly StoredGrant[]>;
   listAll(agentId: string): Promise<readonly StoredGrant[]>;
+  /**
+   * Revokes every active grant of `agentId` and adds `grants` (all for `agentId`) as one
+   * atomic step: no reader ever sees some of the old set gone and the new one not yet there,
+   * and a failure (`KEEL_NOT_FOUND` agent, `KEEL_CONFLICT` id, `KEEL_INVALID_ARGUMENT` grant of
+   * another agent) changes nothing.
+   */
+  replace(
+    agentId: string,
+    grants: readonly NewGrant[],
+    revokedBy: string,
+    now: number,
+  ): Promise<GrantReplacement>;
+}
+
+/** What `GrantStore.replace` did: the grants it revoked and those it added, in order. */
+export interface GrantReplacement {
+  readonly revoked: readonly StoredGrant[];
+  readonly added: readonly StoredGrant[];
 }

@@ -147,6 +147,7 @@ export class SqliteStorage implements Storage {
       'revoke',
       'listActive',
       'listAll',
+      'replace',
     ]);
   }
 

@@ -1,5 +1,5 @@
 import { KeelError } from '../../../errors/keel-error.ts';
-import type { StoredGrant } from '../../ports/grant-store.ts';
+import type { NewGrant, StoredGrant } from '../../ports/grant-store.ts';
 import type { JsonObject } from '../../ports/json-value.ts';
 import {
   fromJsonColumn,
@@ -34,33 +34,35 @@ function byId(context: OperationContext, id: string): StoredGrant | undefined {
   return row === undefined ? undefined : toGrant(row);
 }
 
+function insert(context: OperationContext, grant: NewGrant): StoredGrant {
+  if (
+    context.statements.get('SELECT 1 FROM agents WHERE id = ?').get(grant.agentId) === undefined
+  ) {
+    throw new KeelError('KEEL_NOT_FOUND', `no agent ${grant.agentId}`);
+  }
+  if (byId(context, grant.id) !== undefined) {
+    throw new KeelError('KEEL_CONFLICT', `grant ${grant.id} exists`);
+  }
+  context.statements
+    .get(`INSERT INTO capability_grants (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`)
+    .run(
+      grant.id,
+      grant.agentId,
+      toJsonColumn(grant.grant, 'grant'),
+      grant.issuedAt,
+      grant.issuedBy,
+      grant.expiresAt,
+    );
+  const stored = byId(context, grant.id);
+  if (stored === undefined) throw new KeelError('KEEL_INTERNAL', `grant ${grant.id} vanished`);
+  return stored;
+}
+
 /**
  * The storage worker's handlers for this store's operations (run inside its transaction).
  */
 export const grantOperations: HandlersFor<'grants'> = {
-  'grants.add': (context, grant) => {
-    if (
-      context.statements.get('SELECT 1 FROM agents WHERE id = ?').get(grant.agentId) === undefined
-    ) {
-      throw new KeelError('KEEL_NOT_FOUND', `no agent ${grant.agentId}`);
-    }
-    if (byId(context, grant.id) !== undefined) {
-      throw new KeelError('KEEL_CONFLICT', `grant ${grant.id} exists`);
-    }
-    context.statements
-      .get(`INSERT INTO capability_grants (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`)
-      .run(
-        grant.id,
-        grant.agentId,
-        toJsonColumn(grant.grant, 'grant'),
-        grant.issuedAt,
-        grant.issuedBy,
-        grant.expiresAt,
-      );
-    const stored = byId(context, grant.id);
-    if (stored === undefined) throw new KeelError('KEEL_INTERNAL', `grant ${grant.id} vanished`);
-    return stored;
-  },
+  'grants.add': (context, grant) => insert(context, grant),
   'grants.get': (context, id) => byId(context, id),
   'grants.revoke': (context, id, revokedBy, now) => {
     const current = byId(context, id);
@@ -87,4 +89,32 @@ export const grantOperations: HandlersFor<'grants'> = {
         .get(`SELECT ${COLUMNS} FROM capability_grants WHERE agent_id = ? ORDER BY issued_at, id`)
         .all(agentId) as Row[]
     ).map(toGrant),
+  'grants.replace': (context, agentId, grants, revokedBy, now) => {
+    // One request runs in one savepoint: a throw below rolls back the revocations too.
+    if (context.statements.get('SELECT 1 FROM agents WHERE id = ?').get(agentId) === undefined) {
+      throw new KeelError('KEEL_NOT_FOUND', `no agent ${agentId}`);
+    }
+    const revoked = (
+      context.statements
+        .get(
+          `SELECT ${COLUMNS} FROM capability_grants WHERE agent_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY issued_at, id`,
+        )
+        .all(agentId, now) as Row[]
+    ).map((row) => ({ ...toGrant(row), revokedAt: now, revokedBy }));
+    context.statements
+      .get(
+        'UPDATE capability_grants SET revoked_at = ?, revoked_by = ? WHERE agent_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)',
+      )
+      .run(now, revokedBy, agentId, now);
+    const added = grants.map((grant) => {
+      if (grant.agentId !== agentId) {
+        throw new KeelError(
+          'KEEL_INVALID_ARGUMENT',
+          `grant ${grant.id} is for agent ${grant.agentId}, not ${agentId}`,
+        );
+      }
+      return insert(context, grant);
+    });
+    return { revoked, added };
+  },
 };
