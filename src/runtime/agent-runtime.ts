@@ -124,10 +124,18 @@ export class AgentRuntime {
       logger: options.logger,
       tickMs: options.configuration.scheduleTickMs,
       submit: async (agentId, task, priority, origin) => {
-        // A stopped or removed agent's schedule does not pile runs up for its next start.
-        const state = this.#supervisors.get(agentId)?.state;
+        // A stopped or removed agent's schedule does not pile runs up for its next start, nor
+        // does that of one left crashed past its restart budget.
+        const supervisor = this.#supervisors.get(agentId);
+        const state = supervisor?.state;
         if (state === 'stopped' || state === 'removed' || state === 'stopping') {
           throw new KeelError('KEEL_AGENT_NOT_RUNNING', `agent ${agentId} is ${state}`);
+        }
+        if (supervisor?.gaveUp === true) {
+          throw new KeelError(
+            'KEEL_AGENT_NOT_RUNNING',
+            `agent ${agentId} crashed more often than its restart budget allows`,
+          );
         }
         return this.runs.submit({ agentId, task, priority, origin, actor: `schedule:${agentId}` });
       },
@@ -256,6 +264,12 @@ export class AgentRuntime {
       throw new KeelError(
         'KEEL_AGENT_NOT_RUNNING',
         `agent ${name} is ${agent.state}; start it with \`keel agent restart ${name}\``,
+      );
+    }
+    if (this.#supervisors.get(agent.id)?.gaveUp === true) {
+      throw new KeelError(
+        'KEEL_AGENT_NOT_RUNNING',
+        `agent ${name} crashed more often than its restart budget allows and stays down; see \`keel agent show ${name}\`, then restart it with \`keel agent restart ${name}\``,
       );
     }
     return this.runs.submit({ agentId: agent.id, task, ...options });

@@ -24,7 +24,7 @@ const publisher = generateSigningKeyPair();
 
 async function withNode(
   test: (node: KeelNode, modules: string) => Promise<void>,
-  options: { readonly development?: boolean } = {},
+  options: { readonly development?: boolean; readonly restartBudget?: number } = {},
 ): Promise<void> {
   await using directory = await temporaryDirectory('keel-runtime-');
   const dataDirectory = join(directory.path, 'data');
@@ -51,7 +51,7 @@ heartbeat_interval_ms = 100
 watchdog_timeout_ms = 1500
 restart_initial_delay_ms = 20
 restart_max_delay_ms = 200
-restart_budget = 100
+restart_budget = ${options.restartBudget ?? 100}
 `,
     { mode: 0o600 },
   );
@@ -264,6 +264,52 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         assert.ok(history.some((change) => change.to === 'restarting'));
       },
       { development: true },
+    );
+  });
+
+  it('starts no scheduled or submitted run for an agent left crashed past its restart budget', async () => {
+    await withNode(
+      async (node, modules) => {
+        const module = await writeModule(modules, 'faller', '  process.exit(3);');
+        await node.runtime.deploy(
+          manifest({
+            id: 'faller',
+            program: { module },
+            limits: { maxAttempts: 1 },
+            schedule: [{ every: '1s', task: { prompt: 'fall' } }],
+          }),
+          'test',
+        );
+        const crashes = async () =>
+          (await node.runtime.show('faller')).history.filter((change) => change.to === 'crashed')
+            .length;
+        // A restart budget of one: the first crash restarts it, the second leaves it down.
+        for (let waited = 0; waited < 20_000 && (await crashes()) < 2; waited += 100) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(await crashes(), 2);
+        assert.equal((await node.runtime.show('faller')).agent.state, 'crashed');
+        const scheduled = async () =>
+          (await node.storage.runs.list({ limit: 1000 })).filter(
+            (run) => run.origin === 'schedule:0',
+          );
+        const atGiveUp = (await scheduled()).length;
+        assert.equal(atGiveUp, 2, 'one run per crash');
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        assert.equal((await scheduled()).length, atGiveUp, 'no run piled up while it was down');
+        await rejectsWith(
+          node.runtime.submitRun('faller', { prompt: 'x' }, { origin: 'test', actor: 'test' }),
+          'KEEL_AGENT_NOT_RUNNING',
+        );
+        // An operator's restart gives it a fresh budget, and the schedule fires again.
+        assert.equal((await node.runtime.lifecycle('faller', 'restart', 'test')).state, 'running');
+        for (let waited = 0; waited < 10_000 && (await scheduled()).length === atGiveUp; ) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          waited += 100;
+        }
+        assert.ok((await scheduled()).length > atGiveUp);
+      },
+      { development: true, restartBudget: 1 },
     );
   });
 

@@ -53,6 +53,7 @@ export class AgentSupervisor {
   #restartTimer: NodeJS.Timeout | undefined;
   #operation: Promise<void> = Promise.resolve();
   #closed = false;
+  #gaveUp = false;
   /**
    * Workers whose end is already accounted for: a launch that failed (its exit is that
    * failure) or a stop (its exit is expected, whatever caused it).
@@ -68,6 +69,14 @@ export class AgentSupervisor {
 
   get state(): AgentState {
     return this.#state;
+  }
+
+  /**
+   * Whether the agent crashed more often than its restart budget allows: it stays down until
+   * an operator starts or restarts it, so new runs for it would only pile up.
+   */
+  get gaveUp(): boolean {
+    return this.#gaveUp;
   }
 
   /** Whether the agent can take a run now. */
@@ -178,6 +187,7 @@ export class AgentSupervisor {
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
     this.#restartTimer = undefined;
     if (this.#worker !== undefined) return;
+    this.#gaveUp = false;
     await this.#transition('starting', reason);
     const worker = this.#options.createWorker({
       onStep: this.#options.onStep,
@@ -246,6 +256,7 @@ export class AgentSupervisor {
     await this.#transition('crashed', detail);
     const decision = this.#options.policy.next(this.#options.clock.monotonic());
     if (!decision.restart) {
+      this.#gaveUp = true;
       this.#options.logger.error(
         { agent: this.#options.agent.name },
         'agent crashed more often than its restart budget allows; it stays crashed until restarted',
