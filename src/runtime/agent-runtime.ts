@@ -162,6 +162,25 @@ export class AgentRuntime {
       const supervisor = this.#supervisorFor(agent);
       this.runs.setAvailable(agent.id, false);
       this.#schedules.register(agent.id, deployment.manifest.schedule ?? []);
+      const distrust = this.#options.deployer.distrust(deployment);
+      if (distrust !== undefined && !INACTIVE.has(agent.state)) {
+        // Trust is the node's current configuration, not the one the agent was deployed under.
+        this.#options.logger.error(
+          { agent: agent.name, code: distrust.code, hint: distrust.hint },
+          `${distrust.message}; it is left stopped`,
+        );
+        await supervisor.stop(distrust.message);
+        await this.#options.kernel.audit.record({
+          kind: 'agent.start',
+          actor: this.#options.actor,
+          agentId: agent.id,
+          subject: agent.name,
+          outcome: 'denied',
+          code: distrust.code,
+          data: { reason: distrust.message },
+        });
+        continue;
+      }
       if (!INACTIVE.has(agent.state)) {
         const pausedBefore = agent.state === 'paused';
         await supervisor.start('node started');
@@ -220,6 +239,23 @@ export class AgentRuntime {
     const agent = await this.#agent(name);
     const supervisor = this.#supervisorFor(agent);
     const reason = `${action} by ${actor}`;
+    if (action === 'start' || action === 'restart') {
+      const deployment = this.#deployments.get(agent.id);
+      const distrust =
+        deployment === undefined ? undefined : this.#options.deployer.distrust(deployment);
+      if (distrust !== undefined) {
+        await this.#options.kernel.audit.record({
+          kind: `agent.${action}`,
+          actor,
+          agentId: agent.id,
+          subject: agent.name,
+          outcome: 'denied',
+          code: distrust.code,
+          data: { reason: distrust.message },
+        });
+        throw distrust;
+      }
+    }
     switch (action) {
       case 'pause':
         await supervisor.pause(reason);

@@ -22,18 +22,21 @@ const AGENT_PROGRAM = fileURLToPath(
 
 const publisher = generateSigningKeyPair();
 
-async function withNode(
-  test: (node: KeelNode, modules: string) => Promise<void>,
-  options: { readonly development?: boolean; readonly restartBudget?: number } = {},
-): Promise<void> {
-  await using directory = await temporaryDirectory('keel-runtime-');
-  const dataDirectory = join(directory.path, 'data');
-  const modules = join(directory.path, 'modules');
-  await mkdir(dataDirectory, { mode: 0o700 });
-  await mkdir(modules);
-  // The worker runs as an unprivileged user: its program must be readable by it.
-  await chmod(directory.path, 0o755);
-  await chmod(modules, 0o755);
+interface NodeOptions {
+  readonly development?: boolean;
+  readonly restartBudget?: number;
+  /** Whether `publisher` is in `[agents] trusted_keys` (default yes). */
+  readonly trustPublisher?: boolean;
+}
+
+async function startWith(dataDirectory: string, options: NodeOptions): Promise<KeelNode> {
+  const trusted =
+    options.trustPublisher === false
+      ? ''
+      : `[[agents.trusted_keys]]
+name = "test"
+public_key = "${publisher.publicKey}"
+`;
   await writeFile(
     join(dataDirectory, 'config.toml'),
     `[log]
@@ -42,10 +45,7 @@ level = "silent"
 [agents]
 development = ${options.development === true}
 
-[[agents.trusted_keys]]
-name = "test"
-public_key = "${publisher.publicKey}"
-
+${trusted}
 [runtime]
 heartbeat_interval_ms = 100
 watchdog_timeout_ms = 1500
@@ -56,9 +56,33 @@ restart_budget = ${options.restartBudget ?? 100}
     { mode: 0o600 },
   );
   const loaded = await loadConfiguration({ dataDirectory });
-  const node = await startNode({ loaded, logger: silentLogger() });
+  return startNode({ loaded, logger: silentLogger() });
+}
+
+async function withNode(
+  test: (
+    node: KeelNode,
+    modules: string,
+    /** Stops the node and starts it again on the same data directory with other options. */
+    reopen: (options: NodeOptions) => Promise<KeelNode>,
+  ) => Promise<void>,
+  options: NodeOptions = {},
+): Promise<void> {
+  await using directory = await temporaryDirectory('keel-runtime-');
+  const dataDirectory = join(directory.path, 'data');
+  const modules = join(directory.path, 'modules');
+  await mkdir(dataDirectory, { mode: 0o700 });
+  await mkdir(modules);
+  // The worker runs as an unprivileged user: its program must be readable by it.
+  await chmod(directory.path, 0o755);
+  await chmod(modules, 0o755);
+  let node = await startWith(dataDirectory, options);
   try {
-    await test(node, modules);
+    await test(node, modules, async (next) => {
+      await node.close('reopening');
+      node = await startWith(dataDirectory, next);
+      return node;
+    });
   } finally {
     await node.close('test done');
   }
@@ -262,6 +286,60 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         const history = (await node.runtime.show('crasher')).history;
         assert.ok(history.filter((change) => change.to === 'crashed').length >= 2);
         assert.ok(history.some((change) => change.to === 'restarting'));
+      },
+      { development: true },
+    );
+  });
+
+  it('keeps an agent stopped when the node no longer trusts how it was deployed', async () => {
+    await withNode(
+      async (node, modules, reopen) => {
+        const module = await writeModule(modules, 'loose', 'return { ok: true };');
+        await node.runtime.deploy(signed(manifest({ id: 'vouched' })), 'test');
+        await node.runtime.deploy(manifest({ id: 'loose', program: { module } }), 'test');
+        // The publisher's key leaves trusted_keys, and development mode is off.
+        let reopened = await reopen({ development: false, trustPublisher: false });
+        for (const [name, code] of [
+          ['vouched', 'KEEL_MANIFEST_UNTRUSTED_KEY'],
+          ['loose', 'KEEL_MANIFEST_UNSIGNED'],
+        ] as const) {
+          const shown = await reopened.runtime.show(name);
+          assert.equal(shown.agent.state, 'stopped', `${name} was not started`);
+          assert.match(shown.history.at(-1)?.reason ?? '', /trusted_keys|development mode/);
+          await rejectsWith(reopened.runtime.lifecycle(name, 'restart', 'operator:ana'), code);
+          await rejectsWith(reopened.runtime.lifecycle(name, 'start', 'operator:ana'), code);
+          await rejectsWith(
+            reopened.runtime.submitRun(name, { prompt: 'x' }, { origin: 'test', actor: 'test' }),
+            'KEEL_AGENT_NOT_RUNNING',
+          );
+        }
+        const denied = (await reopened.storage.audit.tail(50)).filter(
+          (entry) => entry.outcome === 'denied' && entry.kind.startsWith('agent.'),
+        );
+        assert.deepEqual(
+          denied.map((entry) => [
+            entry.kind,
+            entry.actor.startsWith('node:') ? 'node' : entry.actor,
+            entry.subject,
+            entry.code,
+          ]),
+          [
+            // At start, in the order of names.
+            ['agent.start', 'node', 'loose', 'KEEL_MANIFEST_UNSIGNED'],
+            ['agent.start', 'node', 'vouched', 'KEEL_MANIFEST_UNTRUSTED_KEY'],
+            ['agent.restart', 'operator:ana', 'vouched', 'KEEL_MANIFEST_UNTRUSTED_KEY'],
+            ['agent.start', 'operator:ana', 'vouched', 'KEEL_MANIFEST_UNTRUSTED_KEY'],
+            ['agent.restart', 'operator:ana', 'loose', 'KEEL_MANIFEST_UNSIGNED'],
+            ['agent.start', 'operator:ana', 'loose', 'KEEL_MANIFEST_UNSIGNED'],
+          ],
+        );
+        // Trusted again, the signed agent may start again, by an operator.
+        reopened = await reopen({ development: false });
+        assert.equal((await reopened.runtime.show('vouched')).agent.state, 'stopped');
+        assert.equal(
+          (await reopened.runtime.lifecycle('vouched', 'start', 'operator:ana')).state,
+          'running',
+        );
       },
       { development: true },
     );

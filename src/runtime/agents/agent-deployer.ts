@@ -82,6 +82,40 @@ export class AgentDeployer {
     this.#options = options;
   }
 
+  /**
+   * Why a deployment accepted earlier may not run on this node as it is configured now: its
+   * signer's key left `[agents] trusted_keys` (`KEEL_MANIFEST_UNTRUSTED_KEY`), or it was
+   * accepted unsigned and the node no longer runs in development mode
+   * (`KEEL_MANIFEST_UNSIGNED`). `undefined` when it may run.
+   */
+  distrust(deployment: DeploymentMetadata): KeelError | undefined {
+    const { configuration } = this.#options;
+    const name = deployment.manifest.id;
+    if (deployment.keyId === null) {
+      if (configuration.development) return undefined;
+      return new KeelError(
+        'KEEL_MANIFEST_UNSIGNED',
+        `agent ${name} was deployed unsigned in development mode, and this node is not in development mode`,
+        {
+          details: { agent: name },
+          hint: `deploy a signed manifest of ${name} (keel agent sign), or start the node with --development`,
+        },
+      );
+    }
+    const trusted = configuration.trustedKeys.some(
+      (key) => publicKeyIdOf(key.publicKey) === deployment.keyId,
+    );
+    if (trusted) return undefined;
+    return new KeelError(
+      'KEEL_MANIFEST_UNTRUSTED_KEY',
+      `agent ${name} was signed by key ${deployment.keyId}, which is no longer in [agents] trusted_keys`,
+      {
+        details: { agent: name, keyId: deployment.keyId },
+        hint: `deploy a manifest of ${name} signed by a trusted key, or trust the key again in config.toml`,
+      },
+    );
+  }
+
   async deploy(value: unknown, actor: string): Promise<DeployResult> {
     try {
       return await this.#deploy(value, actor);
