@@ -60,16 +60,16 @@ export function validUsage(usage: Partial<BudgetAmounts>, intent: SyscallIntent)
  *
  * @example
  * ```ts
- * failure = executionFailure(error, deadline.signal, 30_000, intent);
+ * failure = executionFailure(error, timedOut, 30_000, intent);
  * ```
  */
 export function executionFailure(
   error: unknown,
-  timeout: AbortSignal,
+  timedOut: boolean,
   timeoutMs: number,
   intent: SyscallIntent,
 ): KeelError {
-  if (timeout.aborted && !isKeelError(error)) {
+  if (timedOut && !isKeelError(error)) {
     return new KeelError(
       'KEEL_TIMEOUT',
       `${describeIntent(intent)} took longer than ${timeoutMs} ms`,

@@ -1,3 +1,4 @@
+import { followAborts } from '../../platform/clock/abort-link.ts';
 import type { Clock } from '../../platform/clock/clock.ts';
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
 import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
@@ -383,22 +384,24 @@ export class Gate {
     const dependencies = this.#dependencies;
     const { intent, executor } = admitted;
     const edited = intent !== parsed.intent;
-    // A timer cleared when the call ends (AbortSignal.timeout would keep every call's signal
-    // and timer alive for the whole timeout, tens of thousands of them under load).
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () =>
-        deadline.abort(
-          new DOMException(`the call took longer than ${admitted.timeoutMs} ms`, 'TimeoutError'),
-        ),
-      admitted.timeoutMs,
-    );
-    const timeout = deadline.signal;
-    const signal = AbortSignal.any(
+    // One controller for the caller's abort, the deadline and shutdown, and a timer cleared
+    // when the call ends: AbortSignal.timeout would keep every call's signal and timer alive
+    // for the whole timeout, and AbortSignal.any costs weak references and finalizers per call.
+    const call = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      call.abort(
+        new DOMException(`the call took longer than ${admitted.timeoutMs} ms`, 'TimeoutError'),
+      );
+    }, admitted.timeoutMs);
+    const unfollow = followAborts(
+      call,
       options.signal === undefined
-        ? [timeout, this.#calls.shutdownSignal]
-        : [options.signal, timeout, this.#calls.shutdownSignal],
+        ? [this.#calls.shutdownSignal]
+        : [options.signal, this.#calls.shutdownSignal],
     );
+    const signal = call.signal;
     const context = createExecutionContext(
       identity,
       agent.id,
@@ -432,10 +435,11 @@ export class Gate {
       value = result.value;
     } catch (error) {
       failure = this.#dependencies.redactor.redactError(
-        executionFailure(error, timeout, admitted.timeoutMs, intent),
+        executionFailure(error, timedOut, admitted.timeoutMs, intent),
       );
     } finally {
       clearTimeout(timer);
+      unfollow();
     }
     // What the executor reported along the way stands when it returned none (or failed):
     // a stream cut after some output still consumed it.

@@ -1,3 +1,4 @@
+import { followAborts } from '../../../platform/clock/abort-link.ts';
 import { isKeelError, KeelError, toKeelError } from '../../../platform/errors/keel-error.ts';
 import type { Logger } from '../../../platform/observability/logger.ts';
 import type {
@@ -279,13 +280,11 @@ export class ModelRouter {
         ),
       deadlineMs,
     );
-    const onCallerAbort = (): void => call.abort(options.signal.reason);
-    if (options.signal.aborted) onCallerAbort();
-    else options.signal.addEventListener('abort', onCallerAbort, { once: true });
+    const unfollow = followAborts(call, [options.signal]);
     const signal = call.signal;
     const settle = (): void => {
       clearTimeout(timer);
-      options.signal.removeEventListener('abort', onCallerAbort);
+      unfollow();
     };
     const endsAt = scheduler.now() + deadlineMs;
     const attempts: RouteAttempt[] = [];
