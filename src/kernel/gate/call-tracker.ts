@@ -3,25 +3,36 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 /**
  * The syscalls a gate has in progress: it refuses new ones once closing, runs at most one
  * call per `(runId, seq)` at a time, and at shutdown gives running calls a grace period
- * before aborting them through {@link CallTracker.shutdownSignal}.
+ * before aborting them through the callbacks given to {@link CallTracker.onShutdown}.
  *
  * @example
  * ```ts
  * const calls = new CallTracker();
- * await calls.track(() => calls.exclusive(`${runId}\n${seq}`, () => runTheCall(calls.shutdownSignal)));
+ * await calls.track(() => calls.exclusive(`${runId}\n${seq}`, () => runTheCall()));
  * await calls.close(10_000);
  * ```
  */
 export class CallTracker {
-  readonly #shutdown = new AbortController();
+  /** Set once the grace period has ended. */
+  #shutdownReason: KeelError | undefined;
+  /** How to abort each running call (a Set, not a shared signal's listeners: cheaper per call). */
+  readonly #aborts = new Set<(reason: KeelError) => void>();
   readonly #exclusive = new Map<string, Promise<void>>();
   #active = 0;
   #closing = false;
   #idle: (() => void) | undefined;
 
-  /** Aborts, with `KEEL_SHUTTING_DOWN`, the calls still running when the grace period ends. */
-  get shutdownSignal(): AbortSignal {
-    return this.#shutdown.signal;
+  /**
+   * Has `abort` called with `KEEL_SHUTTING_DOWN` if the call is still running when the grace
+   * period ends (at once if it has ended); returns a function to call when the call ends.
+   */
+  onShutdown(abort: (reason: KeelError) => void): () => void {
+    if (this.#shutdownReason !== undefined) {
+      abort(this.#shutdownReason);
+      return () => {};
+    }
+    this.#aborts.add(abort);
+    return () => this.#aborts.delete(abort);
   }
 
   /** Runs a call, or refuses it with `KEEL_SHUTTING_DOWN` once closing. */
@@ -78,9 +89,12 @@ export class CallTracker {
     } finally {
       clearTimeout(timer);
     }
-    this.#shutdown.abort(
-      new KeelError('KEEL_SHUTTING_DOWN', 'the node stopped while this syscall ran'),
+    this.#shutdownReason = new KeelError(
+      'KEEL_SHUTTING_DOWN',
+      'the node stopped while this syscall ran',
     );
+    for (const abort of [...this.#aborts]) abort(this.#shutdownReason);
+    this.#aborts.clear();
     await settled();
   }
 }

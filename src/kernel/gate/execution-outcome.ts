@@ -6,28 +6,26 @@ import { describeIntent } from './describe-intent.ts';
 import type { SyscallIntent } from './syscall.ts';
 
 /**
- * Waits for an executor's promise or for the signal, whichever comes first. If the signal
- * wins, a later failure of the executor is passed to `onLateFailure` (never left unhandled).
+ * Waits for an executor's promise or for `aborted` (which rejects with the abort's reason
+ * when `signal` aborts), whichever comes first. If the abort wins, a later failure of the
+ * executor is passed to `onLateFailure` (never left unhandled). Racing a promise the caller
+ * rejects costs no listener on the signal.
  *
  * @example
  * ```ts
- * const result = await untilAborted(executor.doExecute(intent, context), signal, (error) => logger.warn({ err: error }));
+ * const result = await untilAborted(executor.doExecute(intent, context), aborted, signal, (error) => logger.warn({ err: error }));
  * ```
  */
 export function untilAborted<T>(
   execution: Promise<T>,
+  aborted: Promise<never>,
   signal: AbortSignal,
   onLateFailure: (error: unknown) => void,
 ): Promise<T> {
-  const { promise: aborted, reject } = Promise.withResolvers<never>();
-  const onAbort = (): void => reject(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
   execution.catch((error: unknown) => {
     if (signal.aborted) onLateFailure(error);
   });
-  return Promise.race([execution, aborted]).finally(() =>
-    signal.removeEventListener('abort', onAbort),
-  );
+  return Promise.race([execution, aborted]);
 }
 
 /**

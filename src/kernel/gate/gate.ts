@@ -386,22 +386,26 @@ export class Gate {
     const edited = intent !== parsed.intent;
     // One controller for the caller's abort, the deadline and shutdown, and a timer cleared
     // when the call ends: AbortSignal.timeout would keep every call's signal and timer alive
-    // for the whole timeout, and AbortSignal.any costs weak references and finalizers per call.
+    // for the whole timeout, and AbortSignal.any (or a listener per source) costs weak
+    // references, finalizers and listener records on every call.
     const call = new AbortController();
+    const signal = call.signal;
+    const { promise: aborted, reject: rejectAborted } = Promise.withResolvers<never>();
+    // Raced below, unless the call is refused before it runs: never an unhandled rejection.
+    aborted.catch(() => {});
+    const abort = (reason: unknown): void => {
+      if (signal.aborted) return;
+      call.abort(reason);
+      rejectAborted(reason);
+    };
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      call.abort(
-        new DOMException(`the call took longer than ${admitted.timeoutMs} ms`, 'TimeoutError'),
-      );
+      abort(new DOMException(`the call took longer than ${admitted.timeoutMs} ms`, 'TimeoutError'));
     }, admitted.timeoutMs);
-    const unfollow = followAborts(
-      call,
-      options.signal === undefined
-        ? [this.#calls.shutdownSignal]
-        : [options.signal, this.#calls.shutdownSignal],
-    );
-    const signal = call.signal;
+    const unfollowShutdown = this.#calls.onShutdown(abort);
+    const unfollowCaller =
+      options.signal === undefined ? undefined : followAborts([options.signal], abort);
     const context = createExecutionContext(
       identity,
       agent.id,
@@ -421,7 +425,7 @@ export class Gate {
       const execution = executor.doExecute(intent, context);
       // An executor that ignores its signal must not hold the call (or its budget) forever:
       // the gate stops waiting at the deadline and reports what the executor does later.
-      const result = await untilAborted(execution, signal, (lateError) =>
+      const result = await untilAborted(execution, aborted, signal, (lateError) =>
         context.logger.warn(
           { err: lateError, kind: intent.kind },
           'an executor failed after its call was abandoned',
@@ -439,7 +443,8 @@ export class Gate {
       );
     } finally {
       clearTimeout(timer);
-      unfollow();
+      unfollowShutdown();
+      unfollowCaller?.();
     }
     // What the executor reported along the way stands when it returned none (or failed):
     // a stream cut after some output still consumed it.

@@ -280,7 +280,7 @@ export class ModelRouter {
         ),
       deadlineMs,
     );
-    const unfollow = followAborts(call, [options.signal]);
+    const unfollow = followAborts([options.signal], (reason) => call.abort(reason));
     const signal = call.signal;
     const settle = (): void => {
       clearTimeout(timer);
