@@ -29,7 +29,7 @@ export class CallTracker {
   onShutdown(abort: (reason: KeelError) => void): () => void {
     if (this.#shutdownReason !== undefined) {
       abort(this.#shutdownReason);
-      return () => {};
+      return () => undefined;
     }
     this.#aborts.add(abort);
     return () => this.#aborts.delete(abort);

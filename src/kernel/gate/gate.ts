@@ -392,7 +392,7 @@ export class Gate {
     const signal = call.signal;
     const { promise: aborted, reject: rejectAborted } = Promise.withResolvers<never>();
     // Raced below, unless the call is refused before it runs: never an unhandled rejection.
-    aborted.catch(() => {});
+    aborted.catch(() => undefined);
     const abort = (reason: unknown): void => {
       if (signal.aborted) return;
       call.abort(reason);

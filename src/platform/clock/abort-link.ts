@@ -19,7 +19,7 @@ export function followAborts(
   const already = signals.find((signal) => signal.aborted);
   if (already !== undefined) {
     onAbort(already.reason);
-    return () => {};
+    return () => undefined;
   }
   const listener = (event: Event): void => onAbort((event.target as AbortSignal).reason);
   for (const signal of signals) signal.addEventListener('abort', listener, { once: true });
