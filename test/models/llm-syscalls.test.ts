@@ -40,6 +40,32 @@ describe('llm.chat through the gate', () => {
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
   });
 
+  it('audits a chat by its last message, the conversation’s length and the tools’ names', async () => {
+    await using models = await createModelHarness({
+      script: { turns: [{ reply: { text: 'noted', usage: fixedUsage } }] },
+    });
+    const earlier = 'an earlier message '.repeat(20);
+    await models.chat({
+      messages: [
+        { role: 'system', content: earlier },
+        { role: 'user', content: earlier },
+        { role: 'user', content: 'the new question' },
+      ],
+      tools: [{ name: 'read_file', parameters: { type: 'object', properties: {} } }],
+      temperature: 0.5,
+    });
+    const entry = (await models.harness.kernel.audit.tail(10)).find(
+      (candidate) => candidate.kind === 'syscall.allow',
+    );
+    assert.deepEqual(entry?.data.params, {
+      temperature: 0.5,
+      messages: 3,
+      lastMessage: { role: 'user', content: 'the new question' },
+      tools: ['read_file'],
+    });
+    assert.ok(!JSON.stringify(entry?.data).includes('an earlier message'));
+  });
+
   it('streams deltas as progress events and returns the same answer', async () => {
     await using models = await createModelHarness({
       script: {

@@ -87,6 +87,34 @@ describe('gate', () => {
     assert.equal(entry?.subject, 'tool.call shell');
   });
 
+  it('audits the executor’s own summary of its parameters, bounded, or the parameters if it throws', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    const summarised = recorder('tool.call', async () => 'done', {
+      summarise: (intent) =>
+        intent.params.broken === true
+          ? (() => {
+              throw new Error('cannot summarise');
+            })()
+          : { count: Object.keys(intent.params).length, note: 'x'.repeat(1000) },
+    });
+    kernel.registerExecutor(summarised.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    await kernel.gate.call(
+      { agentId: agent.id },
+      { kind: 'tool.call', resource: 'x', params: { a: 1, b: 2 } },
+    );
+    const [entry] = await kernel.audit.tail(1);
+    assert.deepEqual(entry?.data.params, { count: 2, note: `${'x'.repeat(256)}…(+744 chars)` });
+    await kernel.gate.call(
+      { agentId: agent.id },
+      { kind: 'tool.call', resource: 'x', params: { broken: true } },
+    );
+    const [fallback] = await kernel.audit.tail(1);
+    assert.deepEqual(fallback?.data.params, { broken: true });
+  });
+
   it('denies a command outside the granted patterns', async () => {
     await using harness = await createKernelHarness();
     const shell = recorder('tool.call');

@@ -219,7 +219,7 @@ export class Gate {
             // What the approver is shown: bounded, and without any secret the node knows.
             summary: {
               params: JSON.parse(
-                dependencies.redactor.redact(JSON.stringify(summariseParameters(intent.params))),
+                dependencies.redactor.redact(JSON.stringify(this.#summaryOf(intent))),
               ) as JsonObject,
             },
             reason: requirement,
@@ -493,9 +493,9 @@ export class Gate {
           grantId: admitted.grantId,
           approvalId: admitted.approvalId,
           digest: parsed.digest,
-          params: summariseParameters(intent.params),
+          params: this.#summaryOf(intent),
           ...(edited
-            ? { editedByApprover: true, agentParams: summariseParameters(parsed.intent.params) }
+            ? { editedByApprover: true, agentParams: this.#summaryOf(parsed.intent) }
             : {}),
           durationMs: Math.ceil(dependencies.clock.monotonic() - admitted.started),
           ...(effect === undefined ? {} : { effect }),
@@ -531,6 +531,25 @@ export class Gate {
     return value ?? null;
   }
 
+  /**
+   * The bounded parameters an audit entry or an approver sees: the executor's own summary
+   * when it gives one (see `SyscallExecutor.summarise`), else the parameters, bounded alike.
+   */
+  #summaryOf(intent: SyscallIntent): JsonObject {
+    const executor = this.#dependencies.executors.get(intent.kind);
+    if (executor?.summarise !== undefined) {
+      try {
+        return summariseParameters(executor.summarise(intent));
+      } catch (error) {
+        this.#dependencies.logger.warn(
+          { err: error, kind: intent.kind },
+          'an executor could not summarise an intent; its parameters are recorded instead',
+        );
+      }
+    }
+    return summariseParameters(intent.params);
+  }
+
   async #recordRefusal(
     identity: CallerIdentity,
     parsed: ParsedIntent | undefined,
@@ -551,7 +570,7 @@ export class Gate {
         step: refusal.step,
         reason: refusal.error.message,
         digest: parsed?.digest ?? null,
-        params: intent === undefined ? null : summariseParameters(intent.params),
+        params: intent === undefined ? null : this.#summaryOf(intent),
         ...(refusal.error.code === 'KEEL_APPROVAL_REQUIRED'
           ? { approvalId: refusal.error.details.approvalId ?? null }
           : {}),

@@ -92,6 +92,14 @@ export interface SyscallExecutor {
    * that cost nothing. Wall time defaults to the timeout when calls are budgeted.
    */
   estimate?(intent: SyscallIntent): Partial<BudgetAmounts> | undefined;
+  /**
+   * What the audit entry and an approver are shown of an intent's parameters, before the
+   * gate's own bounds (long strings, long lists, deep nesting, 4 KiB) apply; default: the
+   * parameters. A kind whose parameters repeat earlier calls' (a chat carries the whole
+   * conversation each time) keeps what is new and counts the rest: the intent's digest
+   * covers all of it. Must accept any JSON parameters; a throw falls back to the default.
+   */
+  summarise?(intent: SyscallIntent): JsonObject;
   doExecute(intent: SyscallIntent, context: ExecutionContext): Promise<ExecutorResult>;
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { SyscallIntent } from '../../kernel/gate/syscall.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { ChatMessage, ChatRequest, ToolDefinition } from './provider/model-provider.ts';
 
 const TOOL_NAME = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'a tool name');
@@ -156,4 +157,41 @@ export function embedCallOf(intent: SyscallIntent): EmbedCall {
   const parsed = EmbedParametersSchema.safeParse(intent.params);
   if (!parsed.success) throw invalid('llm.embed', parsed.error);
   return { alias: aliasOf(intent), inputs: parsed.data.inputs, dimensions: parsed.data.dimensions };
+}
+
+/**
+ * What the audit log and an approver are shown of an `llm.chat` call: its settings, how many
+ * messages the conversation has, its last message (what is new to the model at this call: the
+ * task, or a tool's result) and the tools by name. The earlier messages were shown with the
+ * calls that added them, and the intent's digest covers the whole conversation, so the audit
+ * does not copy a growing conversation into every entry. Any JSON is accepted: it may be
+ * summarising a call that is then refused as invalid.
+ *
+ * @example
+ * ```ts
+ * summariseChatParameters({ messages: [system, user, assistant, toolResult], tools: [readFile] });
+ * // { messages: 4, lastMessage: toolResult, tools: ['read_file'] }
+ * ```
+ */
+export function summariseChatParameters(params: Readonly<Record<string, unknown>>): JsonObject {
+  const { messages, tools, ...settings } = params;
+  const summary: Record<string, unknown> = { ...settings };
+  if (Array.isArray(messages)) {
+    summary.messages = messages.length;
+    if (messages.length > 0) summary.lastMessage = messages.at(-1);
+  } else if (messages !== undefined) {
+    summary.messages = messages;
+  }
+  if (Array.isArray(tools)) {
+    summary.tools = tools.map((tool: unknown) =>
+      typeof tool === 'object' &&
+      tool !== null &&
+      typeof (tool as { name?: unknown }).name === 'string'
+        ? (tool as { name: string }).name
+        : tool,
+    );
+  } else if (tools !== undefined) {
+    summary.tools = tools;
+  }
+  return summary as Record<string, JsonValue>;
 }

@@ -10,7 +10,13 @@ import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { PriceTable } from './accounting/price-table.ts';
 import type { TokenEstimator } from './accounting/token-estimator.ts';
-import { type ChatCall, chatCallOf, type EmbedCall, embedCallOf } from './llm-call-parameters.ts';
+import {
+  type ChatCall,
+  chatCallOf,
+  type EmbedCall,
+  embedCallOf,
+  summariseChatParameters,
+} from './llm-call-parameters.ts';
 import type {
   ChatResponse,
   FinishReason,
@@ -106,6 +112,7 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
     specificationVersion: 'v1',
     kind: 'llm.chat',
     timeoutMs,
+    summarise: (intent) => summariseChatParameters(intent.params),
     estimate(intent) {
       const call = chatCall(intent);
       const { inputTokens } = call;
