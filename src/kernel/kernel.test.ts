@@ -156,7 +156,8 @@ describe('kernel', () => {
     const active = async () =>
       (await kernel.capabilities.list(agent.id))
         .filter((grant) => grant.revokedAt === null)
-        .map((grant) => grant.grant.kind);
+        .map((grant) => grant.grant.kind)
+        .sort();
     assert.deepEqual(await active(), ['clock.now'], 'an invalid grant anywhere writes nothing');
 
     const replaced = await kernel.capabilities.replace(

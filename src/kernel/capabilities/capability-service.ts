@@ -4,6 +4,7 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type {
+  AgentDeployment,
   GrantReplacement,
   GrantStore,
   StoredGrant,
@@ -134,12 +135,14 @@ export class CapabilityService {
    * Replaces all of an agent's active grants with `grants` as one storage request, so that no
    * syscall is ever checked against half of the change (a deploy, a removal with `[]`). Every
    * grant is validated before anything is written; the revocations and the new grants are
-   * audited together.
+   * audited together. With `deployment`, the agent's metadata and trust level change in the
+   * same request (the caller forgets the agent's cached record).
    */
   async replace(
     agentId: string,
     grants: readonly unknown[],
     actor: string,
+    deployment?: AgentDeployment,
   ): Promise<GrantReplacement> {
     const parsed = grants.map((grant) => parseCapabilityGrant(grant));
     const now = this.#clock.now();
@@ -155,6 +158,7 @@ export class CapabilityService {
       })),
       actor,
       now,
+      deployment,
     );
     this.#cache.delete(agentId);
     await this.#audit.recordAll([

@@ -190,20 +190,9 @@ export class AgentDirectory {
     return this.#agents.getByName(name);
   }
 
-  /** A new deployment of an agent: its manifest metadata and the trust level it declares. */
-  async updateDeployment(
-    agentId: string,
-    metadata: JsonObject,
-    trustLevel: TrustLevel,
-  ): Promise<AgentRecord> {
-    const record = await this.#agents.updateMetadata(
-      agentId,
-      metadata,
-      trustLevel,
-      this.#clock.now(),
-    );
+  /** Drops the cached record of an agent changed by another service (a deploy's grants). */
+  forget(agentId: string): void {
     this.#agentCache.delete(agentId);
-    return record;
   }
 
   list(): Promise<readonly AgentRecord[]> {

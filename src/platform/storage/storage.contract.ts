@@ -228,18 +228,6 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         assert.equal((await storage.agents.history(agent.id, 1))[0]?.to, 'running');
       });
 
-      it('replaces metadata and trust level together', async () => {
-        const agent = await newAgent();
-        const updated = await storage.agents.updateMetadata(
-          agent.id,
-          { version: '1.2.0' },
-          'untrusted',
-          T0 + 4,
-        );
-        assert.deepEqual(updated.metadata, { version: '1.2.0' });
-        assert.equal(updated.trustLevel, 'untrusted');
-      });
-
       it('changes the trust level', async () => {
         const agent = await newAgent();
         const trusted = await storage.agents.setTrustLevel(agent.id, 'trusted', T0 + 5);
@@ -1012,6 +1000,56 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         const emptied = await storage.grants.replace(agent.id, [], 'remove', T0 + 11);
         assert.equal(emptied.revoked.length, 2);
         assert.deepEqual(await activeIds(agent.id), []);
+      });
+
+      it('deploys: metadata, trust level and grants change in one step, or none of them', async () => {
+        const agent = await newAgent();
+        const before = await storage.grants.add({
+          id: createId('grt'),
+          agentId: agent.id,
+          grant: { kind: 'clock.now' },
+          issuedAt: T0,
+          issuedBy: 'operator:ana',
+          expiresAt: null,
+        });
+        const grant = {
+          id: createId('grt'),
+          agentId: agent.id,
+          grant: { kind: 'log' },
+          issuedAt: T0 + 1,
+          issuedBy: 'deploy',
+          expiresAt: null,
+        };
+        // Metadata over the size limit: the grants stay as they were, and so does the record.
+        await rejectsWithCode(
+          storage.grants.replace(agent.id, [grant], 'deploy', T0 + 1, {
+            metadata: { manifest: 'x'.repeat(2 * 1024 * 1024) },
+            trustLevel: 'trusted',
+          }),
+          'KEEL_PAYLOAD_TOO_LARGE',
+        );
+        assert.deepEqual(
+          (await storage.grants.listActive(agent.id, T0 + 1)).map((active) => active.id),
+          [before.id],
+        );
+        assert.equal((await storage.agents.get(agent.id))?.trustLevel, 'standard');
+
+        const deployed = await storage.grants.replace(agent.id, [grant], 'deploy', T0 + 2, {
+          metadata: { version: '1.2.0' },
+          trustLevel: 'untrusted',
+        });
+        assert.deepEqual(deployed.agent?.metadata, { version: '1.2.0' });
+        assert.equal(deployed.agent?.trustLevel, 'untrusted');
+        assert.equal(deployed.agent?.updatedAt, T0 + 2);
+        assert.deepEqual(
+          (await storage.grants.listActive(agent.id, T0 + 2)).map((active) => active.id),
+          [grant.id],
+        );
+        assert.equal(
+          (await storage.grants.replace(agent.id, [], 'remove', T0 + 3)).agent,
+          undefined,
+          'without a deployment the record is not touched',
+        );
       });
 
       it('refuses grants for unknown agents', async () => {

@@ -224,14 +224,19 @@ export class AgentDeployer {
       agent = await kernel.agents.register({ name: manifest.id, trustLevel, metadata }, actor);
       await kernel.capabilities.replace(agent.id, manifest.capabilities, grantedBy);
     } else {
-      // Requested in the same turn, the new manifest and its grants go to storage in one
-      // message, which commits as one transaction: a crash never leaves the new manifest with
-      // the old grants (or the reverse). The grants are replaced in one request, so a syscall
-      // of the still-running worker never meets half of the change.
-      [agent] = await Promise.all([
-        kernel.agents.updateDeployment(existing.id, metadata, trustLevel),
-        kernel.capabilities.replace(existing.id, manifest.capabilities, grantedBy),
-      ]);
+      // One storage request: the new manifest and its grants commit together or not at all,
+      // and a syscall of the still-running worker never meets half of the change.
+      const replaced = await kernel.capabilities.replace(
+        existing.id,
+        manifest.capabilities,
+        grantedBy,
+        { metadata, trustLevel },
+      );
+      kernel.agents.forget(existing.id);
+      if (replaced.agent === undefined) {
+        throw new KeelError('KEEL_INTERNAL', `deploying ${manifest.id} returned no agent record`);
+      }
+      agent = replaced.agent;
     }
     if (manifest.budgets?.agent !== undefined) {
       await kernel.budgets.setLimits(`agent:${agent.id}`, manifest.budgets.agent, actor);

@@ -73,13 +73,6 @@ export interface AgentStore {
     expected?: AgentState,
     reason?: string,
   ): Promise<AgentRecord>;
-  /** Replaces the metadata (the deployed manifest, its digest and signer) and trust level. */
-  updateMetadata(
-    id: string,
-    metadata: JsonObject,
-    trustLevel: TrustLevel,
-    now: number,
-  ): Promise<AgentRecord>;
   /** The agent's most recent transitions, newest last (at most `limit`, ≤ 1000). */
   history(id: string, limit: number): Promise<readonly AgentStateChange[]>;
   setTrustLevel(id: string, trustLevel: TrustLevel, now: number): Promise<AgentRecord>;

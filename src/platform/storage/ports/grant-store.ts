@@ -1,3 +1,4 @@
+import type { AgentRecord, TrustLevel } from './agent-store.ts';
 import type { JsonObject } from './json-value.ts';
 
 export interface StoredGrant {
@@ -42,18 +43,29 @@ export interface GrantStore {
    * Revokes every active grant of `agentId` and adds `grants` (all for `agentId`) as one
    * atomic step: no reader ever sees some of the old set gone and the new one not yet there,
    * and a failure (`KEEL_NOT_FOUND` agent, `KEEL_CONFLICT` id, `KEEL_INVALID_ARGUMENT` grant of
-   * another agent) changes nothing.
+   * another agent, metadata too large) changes nothing. With `deployment`, the agent's
+   * metadata and trust level are replaced in the same step (a deploy: the manifest and its
+   * grants never exist one without the other).
    */
   replace(
     agentId: string,
     grants: readonly NewGrant[],
     revokedBy: string,
     now: number,
+    deployment?: AgentDeployment,
   ): Promise<GrantReplacement>;
+}
+
+/** What a deploy sets on the agent's record together with its grants. */
+export interface AgentDeployment {
+  readonly metadata: JsonObject;
+  readonly trustLevel: TrustLevel;
 }
 
 /** What `GrantStore.replace` did: the grants it revoked and those it added, in order. */
 export interface GrantReplacement {
   readonly revoked: readonly StoredGrant[];
   readonly added: readonly StoredGrant[];
+  /** The agent's record after the change, when a deployment was applied. */
+  readonly agent?: AgentRecord;
 }

@@ -98,7 +98,6 @@ export class SqliteStorage implements Storage {
       'list',
       'updateState',
       'setTrustLevel',
-      'updateMetadata',
       'history',
     ]);
     this.runs = bindStore<RunStore>(client, 'runs', [

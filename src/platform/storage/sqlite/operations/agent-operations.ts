@@ -35,7 +35,8 @@ function byId(context: OperationContext, id: string): AgentRecord | undefined {
   return row === undefined ? undefined : toRecord(row);
 }
 
-function required(context: OperationContext, id: string): AgentRecord {
+/** The agent `id`, or `KEEL_NOT_FOUND`. */
+export function required(context: OperationContext, id: string): AgentRecord {
   const agent = byId(context, id);
   if (agent === undefined) throw new KeelError('KEEL_NOT_FOUND', `no agent ${id}`);
   return agent;
@@ -93,13 +94,6 @@ export const agentOperations: HandlersFor<'agents'> = {
         'INSERT INTO agent_state_history (agent_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)',
       )
       .run(id, current.state, state, (reason ?? '').slice(0, 500), now);
-    return required(context, id);
-  },
-  'agents.updateMetadata': (context, id, metadata, trustLevel, now) => {
-    required(context, id);
-    context.statements
-      .get('UPDATE agents SET metadata = ?, trust_level = ?, updated_at = ? WHERE id = ?')
-      .run(toJsonColumn(metadata, 'metadata'), trustLevel, now, id);
     return required(context, id);
   },
   'agents.history': (context, id, limit) => {

@@ -1,6 +1,7 @@
 import { KeelError } from '../../../errors/keel-error.ts';
 import type { NewGrant, StoredGrant } from '../../ports/grant-store.ts';
 import type { JsonObject } from '../../ports/json-value.ts';
+import { required } from './agent-operations.ts';
 import {
   fromJsonColumn,
   type HandlersFor,
@@ -89,10 +90,13 @@ export const grantOperations: HandlersFor<'grants'> = {
         .get(`SELECT ${COLUMNS} FROM capability_grants WHERE agent_id = ? ORDER BY issued_at, id`)
         .all(agentId) as Row[]
     ).map(toGrant),
-  'grants.replace': (context, agentId, grants, revokedBy, now) => {
-    // One request runs in one savepoint: a throw below rolls back the revocations too.
-    if (context.statements.get('SELECT 1 FROM agents WHERE id = ?').get(agentId) === undefined) {
-      throw new KeelError('KEEL_NOT_FOUND', `no agent ${agentId}`);
+  'grants.replace': (context, agentId, grants, revokedBy, now, deployment) => {
+    // One request runs in one savepoint: a throw below rolls back everything before it.
+    required(context, agentId);
+    if (deployment !== undefined) {
+      context.statements
+        .get('UPDATE agents SET metadata = ?, trust_level = ?, updated_at = ? WHERE id = ?')
+        .run(toJsonColumn(deployment.metadata, 'metadata'), deployment.trustLevel, now, agentId);
     }
     const revoked = (
       context.statements
@@ -115,6 +119,8 @@ export const grantOperations: HandlersFor<'grants'> = {
       }
       return insert(context, grant);
     });
-    return { revoked, added };
+    return deployment === undefined
+      ? { revoked, added }
+      : { revoked, added, agent: required(context, agentId) };
   },
 };
