@@ -40,15 +40,18 @@ describe('llm.chat through the gate', () => {
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
   });
 
-  it('audits a chat by its last message, the conversation’s length and the tools’ names', async () => {
+  it('audits a chat by its new messages, the conversation’s length and the tools’ names', async () => {
     await using models = await createModelHarness({
-      script: { turns: [{ reply: { text: 'noted', usage: fixedUsage } }] },
+      script: {
+        turns: [{ reply: { text: 'ok' } }, { reply: { text: 'noted', usage: fixedUsage } }],
+      },
     });
     const earlier = 'an earlier message '.repeat(20);
     await models.chat({
       messages: [
         { role: 'system', content: earlier },
         { role: 'user', content: earlier },
+        { role: 'assistant', content: 'ok' },
         { role: 'user', content: 'the new question' },
       ],
       tools: [{ name: 'read_file', parameters: { type: 'object', properties: {} } }],
@@ -59,8 +62,8 @@ describe('llm.chat through the gate', () => {
     );
     assert.deepEqual(entry?.data.params, {
       temperature: 0.5,
-      messages: 3,
-      lastMessage: { role: 'user', content: 'the new question' },
+      messages: 4,
+      newMessages: [{ role: 'user', content: 'the new question' }],
       tools: ['read_file'],
     });
     assert.ok(!JSON.stringify(entry?.data).includes('an earlier message'));

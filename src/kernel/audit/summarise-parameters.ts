@@ -21,8 +21,15 @@ function summarise(value: unknown, depth: number): JsonValue {
   if (typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>);
     const summary: Record<string, JsonValue> = {};
-    for (const [key, member] of entries.slice(0, MAX_ITEMS))
-      summary[key] = summarise(member, depth + 1);
+    for (const [key, member] of entries.slice(0, MAX_ITEMS)) {
+      // Assigning `__proto__` would set the summary's prototype instead of adding the key.
+      Object.defineProperty(summary, key, {
+        value: summarise(member, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
     if (entries.length > MAX_ITEMS) summary['…'] = `+${entries.length - MAX_ITEMS} keys`;
     return summary;
   }

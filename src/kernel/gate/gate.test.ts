@@ -115,6 +115,34 @@ describe('gate', () => {
     assert.deepEqual(fallback?.data.params, { broken: true });
   });
 
+  it('records no secret the node knows in the audit entry’s parameters, allowed or denied', async () => {
+    const secret = 'sk-live-abcdefghijklmnop';
+    await using harness = await createKernelHarness({ secrets: [secret] });
+    const { kernel } = harness;
+    kernel.registerExecutor(recorder('tool.call').executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call', resource: 'x' }, 'operator:ana');
+    await kernel.gate.call(
+      { agentId: agent.id },
+      { kind: 'tool.call', resource: 'x', params: { note: `key ${secret}` } },
+    );
+    await rejectsWithCode(
+      kernel.gate.call(
+        { agentId: agent.id },
+        { kind: 'tool.call', resource: 'y', params: { note: `key ${secret}` } },
+      ),
+      'KEEL_CAPABILITY_DENIED',
+    );
+    const entries = await kernel.audit.tail(2);
+    assert.deepEqual(
+      entries.map((entry) => [entry.kind, entry.data.params]),
+      [
+        ['syscall.allow', { note: 'key [REDACTED]' }],
+        ['syscall.deny', { note: 'key [REDACTED]' }],
+      ],
+    );
+  });
+
   it('denies a command outside the granted patterns', async () => {
     await using harness = await createKernelHarness();
     const shell = recorder('tool.call');

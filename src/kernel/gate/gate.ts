@@ -217,11 +217,7 @@ export class Gate {
             resource: intent.resource,
             digest: approvalDigest(identity, parsed.digest),
             // What the approver is shown: bounded, and without any secret the node knows.
-            summary: {
-              params: JSON.parse(
-                dependencies.redactor.redact(JSON.stringify(this.#summaryOf(intent))),
-              ) as JsonObject,
-            },
+            summary: { params: this.#summaryOf(intent) },
             reason: requirement,
           }),
         );
@@ -532,22 +528,24 @@ export class Gate {
   }
 
   /**
-   * The bounded parameters an audit entry or an approver sees: the executor's own summary
-   * when it gives one (see `SyscallExecutor.summarise`), else the parameters, bounded alike.
+   * The parameters an audit entry or an approver sees: the executor's own summary when it
+   * gives one (see `SyscallExecutor.summarise`), else the parameters; bounded alike, and
+   * without any secret the node knows (a tool's output in a conversation may quote one).
    */
   #summaryOf(intent: SyscallIntent): JsonObject {
-    const executor = this.#dependencies.executors.get(intent.kind);
+    const { redactor, executors, logger } = this.#dependencies;
+    const executor = executors.get(intent.kind);
     if (executor?.summarise !== undefined) {
       try {
-        return summariseParameters(executor.summarise(intent));
+        return redactor.redactJson(summariseParameters(executor.summarise(intent)));
       } catch (error) {
-        this.#dependencies.logger.warn(
+        logger.warn(
           { err: error, kind: intent.kind },
           'an executor could not summarise an intent; its parameters are recorded instead',
         );
       }
     }
-    return summariseParameters(intent.params);
+    return redactor.redactJson(summariseParameters(intent.params));
   }
 
   async #recordRefusal(

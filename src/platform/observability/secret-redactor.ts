@@ -43,6 +43,17 @@ export class SecretRedactor {
   }
 
   /**
+   * A JSON object with every secret replaced in its text (keys included); the same object
+   * when this redactor knows no secret or the text holds none.
+   */
+  redactJson<T extends Readonly<Record<string, unknown>>>(value: T): T {
+    if (this.#pattern === undefined) return value;
+    const text = JSON.stringify(value);
+    const redacted = this.redact(text);
+    return redacted === text ? value : (JSON.parse(redacted) as T);
+  }
+
+  /**
    * The error with every secret removed from its message, hint and details (and its cause
    * dropped, which may quote one too); the same error when it holds none.
    */

@@ -253,10 +253,11 @@ export class AgentSupervisor {
   async #crashed(detail: string): Promise<void> {
     // A node shutting down restarts nothing (nor keeps its event loop alive for a timer).
     if (this.#closed) return;
-    await this.#transition('crashed', detail);
     const decision = this.#options.policy.next(this.#options.clock.monotonic());
+    // Before any await: from the crash on, a run submitted for an agent given up on is refused.
+    if (!decision.restart) this.#gaveUp = true;
+    await this.#transition('crashed', detail);
     if (!decision.restart) {
-      this.#gaveUp = true;
       this.#options.logger.error(
         { agent: this.#options.agent.name },
         'agent crashed more often than its restart budget allows; it stays crashed until restarted',

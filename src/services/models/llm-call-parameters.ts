@@ -161,8 +161,9 @@ export function embedCallOf(intent: SyscallIntent): EmbedCall {
 
 /**
  * What the audit log and an approver are shown of an `llm.chat` call: its settings, how many
- * messages the conversation has, its last message (what is new to the model at this call: the
- * task, or a tool's result) and the tools by name. The earlier messages were shown with the
+ * messages the conversation has, the messages after the last assistant message (what is new
+ * to the model at this call: the task and system prompt at first, then the tools' results and
+ * anything the program added) and the tools by name. The earlier messages were shown with the
  * calls that added them, and the intent's digest covers the whole conversation, so the audit
  * does not copy a growing conversation into every entry. Any JSON is accepted: it may be
  * summarising a call that is then refused as invalid.
@@ -170,7 +171,7 @@ export function embedCallOf(intent: SyscallIntent): EmbedCall {
  * @example
  * ```ts
  * summariseChatParameters({ messages: [system, user, assistant, toolResult], tools: [readFile] });
- * // { messages: 4, lastMessage: toolResult, tools: ['read_file'] }
+ * // { messages: 4, newMessages: [toolResult], tools: ['read_file'] }
  * ```
  */
 export function summariseChatParameters(params: Readonly<Record<string, unknown>>): JsonObject {
@@ -178,7 +179,9 @@ export function summariseChatParameters(params: Readonly<Record<string, unknown>
   const summary: Record<string, unknown> = { ...settings };
   if (Array.isArray(messages)) {
     summary.messages = messages.length;
-    if (messages.length > 0) summary.lastMessage = messages.at(-1);
+    let from = messages.length;
+    while (from > 0 && !isAssistantMessage(messages[from - 1])) from -= 1;
+    summary.newMessages = messages.slice(from);
   } else if (messages !== undefined) {
     summary.messages = messages;
   }
@@ -194,4 +197,12 @@ export function summariseChatParameters(params: Readonly<Record<string, unknown>
     summary.tools = tools;
   }
   return summary as Record<string, JsonValue>;
+}
+
+function isAssistantMessage(message: unknown): boolean {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as { role?: unknown }).role === 'assistant'
+  );
 }
