@@ -10,7 +10,7 @@ import type {
   StoredGrant,
 } from '../../platform/storage/ports/grant-store.ts';
 import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
-import type { AuditLog } from '../audit/audit-log.ts';
+import type { AuditEntry, AuditLog } from '../audit/audit-log.ts';
 import {
   type CapabilityDecision,
   type CompiledGrant,
@@ -106,14 +106,7 @@ export class CapabilityService {
       expiresAt: options.expiresAt ?? null,
     });
     this.#cache.delete(agentId);
-    await this.#audit.record({
-      kind: 'capability.grant',
-      actor,
-      agentId,
-      subject: subjectOf(stored.grant),
-      outcome: 'granted',
-      data: { grantId: stored.id, grant: stored.grant, expiresAt: stored.expiresAt },
-    });
+    await this.#audit.record(grantedEntry(stored, actor));
     return stored;
   }
 
@@ -121,13 +114,7 @@ export class CapabilityService {
   async revoke(grantId: string, actor: string): Promise<StoredGrant> {
     const revoked = await this.#store.revoke(grantId, actor, this.#clock.now());
     this.#cache.delete(revoked.agentId);
-    await this.#audit.record({
-      kind: 'capability.revoke',
-      actor,
-      agentId: revoked.agentId,
-      outcome: 'revoked',
-      data: { grantId, grant: revoked.grant },
-    });
+    await this.#audit.record(revokedEntry(revoked, actor));
     return revoked;
   }
 
@@ -162,21 +149,8 @@ export class CapabilityService {
     );
     this.#cache.delete(agentId);
     await this.#audit.recordAll([
-      ...replacement.revoked.map((revoked) => ({
-        kind: 'capability.revoke',
-        actor,
-        agentId,
-        outcome: 'revoked',
-        data: { grantId: revoked.id, grant: revoked.grant },
-      })),
-      ...replacement.added.map((added) => ({
-        kind: 'capability.grant',
-        actor,
-        agentId,
-        subject: subjectOf(added.grant),
-        outcome: 'granted',
-        data: { grantId: added.id, grant: added.grant, expiresAt: added.expiresAt },
-      })),
+      ...replacement.revoked.map((revoked) => revokedEntry(revoked, actor)),
+      ...replacement.added.map((added) => grantedEntry(added, actor)),
     ]);
     return replacement;
   }
@@ -186,10 +160,29 @@ export class CapabilityService {
   }
 }
 
-/** How an audit entry names a grant: its kind, and its resource unless that is every one. */
-function subjectOf(grant: JsonObject): string {
-  const kind = String(grant.kind);
-  return grant.resource === undefined || grant.resource === '*'
-    ? kind
-    : `${kind} ${String(grant.resource)}`;
+/** The audit entry of an issued grant, named by its kind and (unless any) its resource. */
+function grantedEntry(grant: StoredGrant, actor: string): AuditEntry {
+  const { kind, resource } = grant.grant;
+  return {
+    kind: 'capability.grant',
+    actor,
+    agentId: grant.agentId,
+    subject:
+      resource === undefined || resource === '*'
+        ? String(kind)
+        : `${String(kind)} ${String(resource)}`,
+    outcome: 'granted',
+    data: { grantId: grant.id, grant: grant.grant, expiresAt: grant.expiresAt },
+  };
+}
+
+/** The audit entry of a revoked grant. */
+function revokedEntry(grant: StoredGrant, actor: string): AuditEntry {
+  return {
+    kind: 'capability.revoke',
+    actor,
+    agentId: grant.agentId,
+    outcome: 'revoked',
+    data: { grantId: grant.id, grant: grant.grant },
+  };
 }

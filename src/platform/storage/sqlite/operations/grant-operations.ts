@@ -12,6 +12,9 @@ import {
   toJsonColumn,
 } from './operation-context.ts';
 
+/** An agent's grants neither revoked nor expired at a time (parameters: agent id, now). */
+const ACTIVE = 'agent_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)';
+
 const COLUMNS =
   'id, agent_id, grant_json, issued_at, issued_by, expires_at, revoked_at, revoked_by';
 
@@ -79,9 +82,7 @@ export const grantOperations: HandlersFor<'grants'> = {
   'grants.listActive': (context, agentId, now) =>
     (
       context.statements
-        .get(
-          `SELECT ${COLUMNS} FROM capability_grants WHERE agent_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY issued_at, id`,
-        )
+        .get(`SELECT ${COLUMNS} FROM capability_grants WHERE ${ACTIVE} ORDER BY issued_at, id`)
         .all(agentId, now) as Row[]
     ).map(toGrant),
   'grants.listAll': (context, agentId) =>
@@ -100,15 +101,11 @@ export const grantOperations: HandlersFor<'grants'> = {
     }
     const revoked = (
       context.statements
-        .get(
-          `SELECT ${COLUMNS} FROM capability_grants WHERE agent_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY issued_at, id`,
-        )
+        .get(`SELECT ${COLUMNS} FROM capability_grants WHERE ${ACTIVE} ORDER BY issued_at, id`)
         .all(agentId, now) as Row[]
     ).map((row) => ({ ...toGrant(row), revokedAt: now, revokedBy }));
     context.statements
-      .get(
-        'UPDATE capability_grants SET revoked_at = ?, revoked_by = ? WHERE agent_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)',
-      )
+      .get(`UPDATE capability_grants SET revoked_at = ?, revoked_by = ? WHERE ${ACTIVE}`)
       .run(now, revokedBy, agentId, now);
     const added = grants.map((grant) => {
       if (grant.agentId !== agentId) {
