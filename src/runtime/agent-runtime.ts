@@ -131,12 +131,7 @@ export class AgentRuntime {
         if (state === 'stopped' || state === 'removed' || state === 'stopping') {
           throw new KeelError('KEEL_AGENT_NOT_RUNNING', `agent ${agentId} is ${state}`);
         }
-        if (supervisor?.gaveUp === true) {
-          throw new KeelError(
-            'KEEL_AGENT_NOT_RUNNING',
-            `agent ${agentId} crashed more often than its restart budget allows`,
-          );
-        }
+        this.#refuseIfGivenUp(agentId, this.#deployments.get(agentId)?.manifest.id ?? agentId);
         return this.runs.submit({ agentId, task, priority, origin, actor: `schedule:${agentId}` });
       },
     });
@@ -170,15 +165,7 @@ export class AgentRuntime {
           `${distrust.message}; it is left stopped`,
         );
         await supervisor.stop(distrust.message);
-        await this.#options.kernel.audit.record({
-          kind: 'agent.start',
-          actor: this.#options.actor,
-          agentId: agent.id,
-          subject: agent.name,
-          outcome: 'denied',
-          code: distrust.code,
-          data: { reason: distrust.message },
-        });
+        await this.#auditRefusedStart(agent, 'start', this.#options.actor, distrust);
         continue;
       }
       if (!INACTIVE.has(agent.state)) {
@@ -244,15 +231,7 @@ export class AgentRuntime {
       const distrust =
         deployment === undefined ? undefined : this.#options.deployer.distrust(deployment);
       if (distrust !== undefined) {
-        await this.#options.kernel.audit.record({
-          kind: `agent.${action}`,
-          actor,
-          agentId: agent.id,
-          subject: agent.name,
-          outcome: 'denied',
-          code: distrust.code,
-          data: { reason: distrust.message },
-        });
+        await this.#auditRefusedStart(agent, action, actor, distrust);
         throw distrust;
       }
     }
@@ -302,12 +281,7 @@ export class AgentRuntime {
         `agent ${name} is ${agent.state}; start it with \`keel agent restart ${name}\``,
       );
     }
-    if (this.#supervisors.get(agent.id)?.gaveUp === true) {
-      throw new KeelError(
-        'KEEL_AGENT_NOT_RUNNING',
-        `agent ${name} crashed more often than its restart budget allows and stays down; see \`keel agent show ${name}\`, then restart it with \`keel agent restart ${name}\``,
-      );
-    }
+    this.#refuseIfGivenUp(agent.id, name);
     return this.runs.submit({ agentId: agent.id, task, ...options });
   }
 
@@ -354,6 +328,33 @@ export class AgentRuntime {
       });
     }
     return agent;
+  }
+
+  /** Refuses runs for an agent that crashed past its restart budget and stays down. */
+  #refuseIfGivenUp(agentId: string, name: string): void {
+    if (this.#supervisors.get(agentId)?.gaveUp !== true) return;
+    throw new KeelError(
+      'KEEL_AGENT_NOT_RUNNING',
+      `agent ${name} crashed more often than its restart budget allows and stays down; see \`keel agent show ${name}\`, then restart it with \`keel agent restart ${name}\``,
+    );
+  }
+
+  /** Audits a start the node's trust configuration refused. */
+  async #auditRefusedStart(
+    agent: AgentRecord,
+    action: 'start' | 'restart',
+    actor: string,
+    distrust: KeelError,
+  ): Promise<void> {
+    await this.#options.kernel.audit.record({
+      kind: `agent.${action}`,
+      actor,
+      agentId: agent.id,
+      subject: agent.name,
+      outcome: 'denied',
+      code: distrust.code,
+      data: { reason: distrust.message },
+    });
   }
 
   async #remove(agent: AgentRecord, supervisor: AgentSupervisor, actor: string): Promise<void> {
