@@ -1,4 +1,4 @@
-import { followAborts } from '../../platform/clock/abort-link.ts';
+import { followAbort } from '../../platform/clock/abort-link.ts';
 import type { Clock } from '../../platform/clock/clock.ts';
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
 import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
@@ -401,7 +401,7 @@ export class Gate {
     }, admitted.timeoutMs);
     const unfollowShutdown = this.#calls.onShutdown(abort);
     const unfollowCaller =
-      options.signal === undefined ? undefined : followAborts([options.signal], abort);
+      options.signal === undefined ? undefined : followAbort(options.signal, abort);
     const context = createExecutionContext(
       identity,
       agent.id,

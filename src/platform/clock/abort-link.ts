@@ -1,29 +1,22 @@
 /**
- * Calls `onAbort` with the reason of the first of `signals` to abort (at once if one already
- * has), and returns a function that stops following them. It does what `AbortSignal.any`
- * does for a call that lives as long as one request, without the weak references and
- * finalizers that make `AbortSignal.any` garbage-collector work on every call; the caller must
- * call the returned function when the call ends.
+ * Calls `onAbort` with `signal`'s reason when it aborts (at once if it already has), and
+ * returns a function that stops following it; the caller calls that when its call ends. One
+ * listener per call, where `AbortSignal.any` would add weak references and finalizers, which
+ * are garbage-collector work on every call.
  *
  * @example
  * ```ts
  * const call = new AbortController();
- * const unfollow = followAborts([callerSignal], (reason) => call.abort(reason));
+ * const unfollow = followAbort(callerSignal, (reason) => call.abort(reason));
  * try { await work(call.signal); } finally { unfollow(); }
  * ```
  */
-export function followAborts(
-  signals: readonly AbortSignal[],
-  onAbort: (reason: unknown) => void,
-): () => void {
-  const already = signals.find((signal) => signal.aborted);
-  if (already !== undefined) {
-    onAbort(already.reason);
+export function followAbort(signal: AbortSignal, onAbort: (reason: unknown) => void): () => void {
+  if (signal.aborted) {
+    onAbort(signal.reason);
     return () => undefined;
   }
-  const listener = (event: Event): void => onAbort((event.target as AbortSignal).reason);
-  for (const signal of signals) signal.addEventListener('abort', listener, { once: true });
-  return () => {
-    for (const signal of signals) signal.removeEventListener('abort', listener);
-  };
+  const listener = (): void => onAbort(signal.reason);
+  signal.addEventListener('abort', listener, { once: true });
+  return () => signal.removeEventListener('abort', listener);
 }

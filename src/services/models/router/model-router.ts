@@ -1,4 +1,4 @@
-import { followAborts } from '../../../platform/clock/abort-link.ts';
+import { followAbort } from '../../../platform/clock/abort-link.ts';
 import { isKeelError, KeelError, toKeelError } from '../../../platform/errors/keel-error.ts';
 import type { Logger } from '../../../platform/observability/logger.ts';
 import type {
@@ -280,7 +280,7 @@ export class ModelRouter {
         ),
       deadlineMs,
     );
-    const unfollow = followAborts([options.signal], (reason) => call.abort(reason));
+    const unfollow = followAbort(options.signal, (reason) => call.abort(reason));
     const signal = call.signal;
     const settle = (): void => {
       clearTimeout(timer);
