@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -213,5 +214,23 @@ chaos = ["chaos/chaos-model"]
       'every run has each step exactly once',
     );
     assert.equal(lines.length, RUNS * STEPS);
+    // Chats sent what they added to the conversation; after each node kill, the runs in flight
+    // found their conversation gone, were refused, and sent it whole.
+    const database = new DatabaseSync(join(dataDirectory, 'keel.db'), { readOnly: true });
+    try {
+      const count = (sql: string): number =>
+        Number((database.prepare(sql).get() as { n: number }).n);
+      const continued = count(
+        `SELECT count(*) AS n FROM audit_log WHERE kind = 'syscall.allow' AND subject LIKE 'llm.chat%' AND json_extract(data, '$.params.continues') IS NOT NULL`,
+      );
+      const unknown = count(
+        `SELECT count(*) AS n FROM audit_log WHERE kind = 'syscall.deny' AND code = 'KEEL_CONVERSATION_UNKNOWN'`,
+      );
+      t.diagnostic(`continued chats: ${continued}, conversations not held: ${unknown}`);
+      assert.ok(continued >= RUNS * (STEPS - 2), `only ${continued} chats continued one`);
+      assert.ok(unknown >= 1, 'a run in flight at a node kill found its conversation gone');
+    } finally {
+      database.close();
+    }
   });
 });

@@ -329,6 +329,98 @@ describe('llm.chat through the gate', () => {
     assert.deepEqual(await models.harness.storage.budgets.listOpenReservations(), []);
   });
 
+  it('continues a run’s conversation: the model gets all of it, the audit only what is new', async () => {
+    // No script: the mock echoes the latest user message and counts every message it got.
+    await using models = await createModelHarness();
+    const run = await models.harness.newRun(models.agentId);
+    const system = { role: 'system', content: 'You answer in one line. '.repeat(10) };
+    const first = await models.chat(
+      { messages: [system, { role: 'user', content: 'first question' }] },
+      { runId: run.id, seq: 1 },
+    );
+    assert.equal(first.seq, 1);
+    const added = [
+      { role: 'assistant', content: first.text },
+      { role: 'user', content: 'second question' },
+    ];
+    const second = await models.chat(
+      { continues: 1, messages: added, temperature: 0.2 },
+      { runId: run.id, seq: 2 },
+    );
+    assert.equal(second.text, 'mock reply to: second question');
+    assert.equal(second.seq, 2);
+    // The same conversation sent whole, outside any run, costs the same input.
+    const whole = await models.chat({
+      messages: [system, { role: 'user', content: 'first question' }, ...added],
+      temperature: 0.2,
+    });
+    assert.equal(whole.seq, undefined);
+    assert.deepEqual(
+      (second.usage as { inputTokens: number }).inputTokens,
+      (whole.usage as { inputTokens: number }).inputTokens,
+    );
+    // And a third call continues the second.
+    const third = await models.chat(
+      {
+        continues: 2,
+        messages: [
+          { role: 'assistant', content: second.text },
+          { role: 'user', content: 'third' },
+        ],
+      },
+      { runId: run.id, seq: 3 },
+    );
+    assert.equal(third.text, 'mock reply to: third');
+    const allowed = (await models.harness.kernel.audit.tail(20)).filter(
+      (entry) => entry.kind === 'syscall.allow' && entry.runId === run.id,
+    );
+    assert.deepEqual(
+      allowed.map((entry) => entry.data.params),
+      [
+        { messages: 2, newMessages: [system, { role: 'user', content: 'first question' }] },
+        {
+          continues: 1,
+          temperature: 0.2,
+          messages: 2,
+          newMessages: [{ role: 'user', content: 'second question' }],
+        },
+        { continues: 2, messages: 2, newMessages: [{ role: 'user', content: 'third' }] },
+      ],
+    );
+  });
+
+  it('refuses to continue a conversation the node does not hold, before any provider call', async () => {
+    await using models = await createModelHarness();
+    const run = await models.harness.newRun(models.agentId);
+    const other = await models.harness.newRun(models.agentId);
+    await models.chat(hello, { runId: run.id, seq: 1 });
+    await models.chat(
+      { continues: 1, messages: [{ role: 'user', content: 'again' }] },
+      { runId: run.id, seq: 2 },
+    );
+    const next = { messages: [{ role: 'user', content: 'more' }] };
+    // Another run's conversation, an earlier call's (the run's latest is 2's), a refused call's.
+    for (const [runId, seq, continues] of [
+      [other.id, 1, 1],
+      [run.id, 3, 1],
+      [run.id, 4, 3],
+    ] as const) {
+      const error = await rejectsWithCode(
+        models.chat({ ...next, continues }, { runId, seq }),
+        'KEEL_CONVERSATION_UNKNOWN',
+      );
+      assert.equal(error.details.field, 'continues');
+    }
+    await rejectsWithCode(models.chat({ ...next, continues: 1 }), 'KEEL_INVALID_ARGUMENT');
+    await rejectsWithCode(
+      models.chat({ ...next, continues: 0 }, { runId: run.id, seq: 5 }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    assert.equal(models.mock.requests().length, 2, 'no refused call reached the provider');
+    // The refusals are not journaled: a replayed run asks again, and is refused again.
+    assert.equal(await models.harness.storage.runs.journalHead(run.id), 2);
+  });
+
   it('replays a journaled call without calling the provider again', async () => {
     await using models = await createModelHarness();
     const run = await models.harness.newRun(models.agentId);

@@ -335,7 +335,7 @@ export class Gate {
     const timeoutMs = executor.timeoutMs ?? dependencies.limits.defaultTimeoutMs;
     const estimate = await this.#step('budget', async () => {
       try {
-        const estimated = executor.estimate?.(intent);
+        const estimated = executor.estimate?.(intent, identity);
         // Wall time defaults to the timeout: the most a call can take.
         return estimated === undefined ? undefined : toAmounts({ wallMs: timeoutMs, ...estimated });
       } catch (error) {

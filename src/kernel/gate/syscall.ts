@@ -91,7 +91,7 @@ export interface SyscallExecutor {
    * What to reserve before the call (tokens, cost, calls, wall time); `undefined` for kinds
    * that cost nothing. Wall time defaults to the timeout when calls are budgeted.
    */
-  estimate?(intent: SyscallIntent): Partial<BudgetAmounts> | undefined;
+  estimate?(intent: SyscallIntent, caller: CallerIdentity): Partial<BudgetAmounts> | undefined;
   /**
    * What the audit entry and an approver are shown of an intent's parameters, before the
    * gate's own bounds (long strings, long lists, deep nesting, 4 KiB) apply; default: the

@@ -123,6 +123,12 @@ export const ERROR_CATALOGUE = Object.freeze({
     'a replayed syscall differs from the one recorded at the same sequence number',
     'the agent program is not deterministic; start a new run',
   ),
+  KEEL_CONVERSATION_UNKNOWN: entry(
+    409,
+    false,
+    'an llm.chat call continues a conversation this node does not hold',
+    'send the whole conversation without continues (an agent program’s context.chat does this itself)',
+  ),
   KEEL_TIMEOUT: entry(504, true, 'the operation timed out', 'try again, or raise the timeout'),
   KEEL_ABORTED: entry(499, false, 'the operation was aborted', 'nothing to do: the caller aborted'),
   KEEL_NOT_READY: entry(

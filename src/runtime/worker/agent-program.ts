@@ -32,6 +32,11 @@ export interface ChatParameters {
 
 /** What an `llm.chat` syscall returns. */
 export interface ChatResult {
+  /**
+   * The call's sequence number in its run: a later call whose messages extend this one's may
+   * send only the new ones with `continues: seq` (`AgentContext.chat` does so by itself).
+   */
+  readonly seq?: number;
   readonly text: string;
   readonly toolCalls: readonly ToolCall[];
   readonly finishReason: FinishReason;
@@ -67,7 +72,13 @@ export interface AgentContext {
   readonly signal: AbortSignal;
   /** Any syscall. The kernel assigns its sequence number in the order the program calls. */
   syscall(kind: string, resource: string, params?: JsonObject): Promise<JsonValue>;
-  /** `llm.chat` with the alias as resource. */
+  /**
+   * `llm.chat` with the alias as resource. When the messages begin with exactly the messages of
+   * the run's previous chat (the same JSON), only the ones after them are sent, with
+   * `continues`; the model still gets them all. The node that no longer holds that
+   * conversation (after a restart) answers `KEEL_CONVERSATION_UNKNOWN`, and the whole
+   * conversation is sent instead, as one more syscall.
+   */
   chat(model: string, parameters: ChatParameters): Promise<ChatResult>;
   /** `tool.call` of a named tool. */
   callTool(name: string, args: JsonObject): Promise<JsonValue>;

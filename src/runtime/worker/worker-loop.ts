@@ -1,13 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { isKeelError, KeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
-import type {
-  AgentContext,
-  AgentProgram,
-  AgentTask,
-  ChatParameters,
-  ChatResult,
-} from './agent-program.ts';
+import type { AgentContext, AgentProgram, AgentTask, ChatResult } from './agent-program.ts';
 import { encodeFrame, FrameDecoder, FrameWriter } from './frame-codec.ts';
 import {
   type HostMessage,
@@ -186,12 +180,7 @@ function createContext(
     model: message.model ?? undefined,
     signal,
     syscall: (kind, resource, params = {}) => syscall(kind, resource, params),
-    chat: async (model: string, parameters: ChatParameters) =>
-      (await syscall(
-        'llm.chat',
-        model,
-        parameters as unknown as JsonObject,
-      )) as unknown as ChatResult,
+    chat: createChat((model, parameters) => syscall('llm.chat', model, parameters)),
     // A tool's arguments are the intent's params, so grants' limits (paths, commands, domains)
     // and the verifier's rules see them.
     callTool: (name, args) => syscall('tool.call', name, args),
@@ -204,6 +193,45 @@ function createContext(
         ...(fields === undefined ? {} : { fields }),
       });
     },
+  };
+}
+
+/**
+ * A run's `chat`: sends only what a conversation adds to the run's previous chat when its
+ * messages begin with that chat's, as JSON text (a program may change a message in place: the
+ * text compared is the one sent). Costs the worker what sending the whole conversation did —
+ * each message serialised once a call —, and spares the node parsing, checking, digesting and
+ * counting it again at every step.
+ */
+function createChat(
+  send: (model: string, parameters: JsonObject) => Promise<JsonValue>,
+): AgentContext['chat'] {
+  let previous: { readonly seq: number; readonly texts: readonly string[] } | undefined;
+  return async (model, parameters) => {
+    const texts = parameters.messages.map((message) => JSON.stringify(message));
+    const earlier = previous;
+    const continues =
+      earlier !== undefined &&
+      texts.length > earlier.texts.length &&
+      earlier.texts.every((text, index) => texts[index] === text);
+    let result: ChatResult;
+    if (continues) {
+      try {
+        result = (await send(model, {
+          ...(parameters as unknown as JsonObject),
+          continues: earlier.seq,
+          messages: parameters.messages.slice(earlier.texts.length) as unknown as JsonValue[],
+        })) as unknown as ChatResult;
+      } catch (error) {
+        if (!isKeelError(error) || error.code !== 'KEEL_CONVERSATION_UNKNOWN') throw error;
+        previous = undefined;
+        result = (await send(model, parameters as unknown as JsonObject)) as unknown as ChatResult;
+      }
+    } else {
+      result = (await send(model, parameters as unknown as JsonObject)) as unknown as ChatResult;
+    }
+    previous = typeof result.seq === 'number' ? { seq: result.seq, texts } : undefined;
+    return result;
   };
 }
 

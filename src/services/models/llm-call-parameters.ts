@@ -35,9 +35,17 @@ const MessageSchema = z.discriminatedUnion('role', [
   }),
 ]);
 
+/** The most messages a conversation sent to a model may have. */
+export const MAX_CHAT_MESSAGES = 5_000;
+
 /** `llm.chat` params: the request without its model (the intent's resource names the alias). */
 const ChatParametersSchema = z.strictObject({
-  messages: z.array(MessageSchema).min(1).max(5_000),
+  /**
+   * The `seq` of an earlier `llm.chat` of the same run whose conversation `messages` continue:
+   * the model is sent that call's messages and then these (see `ConversationCache`).
+   */
+  continues: z.number().int().min(1).optional(),
+  messages: z.array(MessageSchema).min(1).max(MAX_CHAT_MESSAGES),
   tools: z
     .array(
       z.strictObject({
@@ -81,8 +89,11 @@ const EmbedParametersSchema = z.strictObject({
 
 export interface ChatCall {
   readonly alias: string;
+  /** With `continues`, its messages are those the call adds to that conversation. */
   readonly request: Omit<ChatRequest, 'model'>;
   readonly stream: boolean;
+  /** The `seq` of the run's earlier call whose conversation this one continues. */
+  readonly continues: number | undefined;
 }
 
 export interface EmbedCall {
@@ -127,7 +138,7 @@ function aliasOf(intent: SyscallIntent): string {
 export function chatCallOf(intent: SyscallIntent, maxOutputTokens: number): ChatCall {
   const parsed = ChatParametersSchema.safeParse(intent.params);
   if (!parsed.success) throw invalid('llm.chat', parsed.error);
-  const { stream, tools, messages, ...rest } = parsed.data;
+  const { stream, tools, messages, continues, ...rest } = parsed.data;
   if (rest.maxOutputTokens !== undefined && rest.maxOutputTokens > maxOutputTokens) {
     throw new KeelError(
       'KEEL_INVALID_ARGUMENT',
@@ -142,7 +153,7 @@ export function chatCallOf(intent: SyscallIntent, maxOutputTokens: number): Chat
     messages: messages as ChatMessage[],
     ...(tools === undefined ? {} : { tools: tools as ToolDefinition[] }),
   } as Omit<ChatRequest, 'model'>;
-  return { alias: aliasOf(intent), request, stream };
+  return { alias: aliasOf(intent), request, stream, continues };
 }
 
 /**
@@ -161,9 +172,10 @@ export function embedCallOf(intent: SyscallIntent): EmbedCall {
 
 /**
  * What the audit log and an approver are shown of an `llm.chat` call: its settings, how many
- * messages the conversation has, the messages after the last assistant message (what is new
- * to the model at this call: the task and system prompt at first, then the tools' results and
- * anything the program added) and the tools by name. The earlier messages were shown with the
+ * messages the conversation has (with `continues`, how many the call adds to it), the messages
+ * after the last assistant message (what is new to the model at this call: the task and
+ * system prompt at first, then the tools' results and anything the program added) and the
+ * tools by name. The earlier messages were shown with the
  * calls that added them, and the intent's digest covers the whole conversation, so the audit
  * does not copy a growing conversation into every entry. Any JSON is accepted: it may be
  * summarising a call that is then refused as invalid.

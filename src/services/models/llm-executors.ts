@@ -11,10 +11,17 @@ import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { PriceTable } from './accounting/price-table.ts';
 import type { TokenEstimator } from './accounting/token-estimator.ts';
 import {
+  type CachedConversation,
+  ConversationCache,
+  type ConversationCacheLimits,
+  conversationSize,
+} from './conversation-cache.ts';
+import {
   type ChatCall,
   chatCallOf,
   type EmbedCall,
   embedCallOf,
+  MAX_CHAT_MESSAGES,
   summariseChatParameters,
 } from './llm-call-parameters.ts';
 import type {
@@ -37,6 +44,75 @@ export interface LlmExecutorDependencies {
   /** The router's total deadline; the gate's timeout is a little longer. */
   readonly deadlineMs: number;
   readonly onUnpriced?: (target: RouteTarget) => void;
+  /** How much of runs' conversations is kept for `continues` (default 64 Mi units, 4,096 runs). */
+  readonly conversations?: ConversationCacheLimits;
+}
+
+const DEFAULT_CONVERSATION_LIMITS: ConversationCacheLimits = {
+  maxSize: 64 * 1024 * 1024,
+  maxRuns: 4_096,
+};
+
+/** A chat call with the conversation it continues resolved and its input counted. */
+interface ResolvedChatCall extends ChatCall {
+  /** The whole conversation's tokens before the margin. */
+  readonly messageTokens: number;
+  readonly inputTokens: number;
+  /** The whole conversation's size (see `conversationSize`). */
+  readonly size: number;
+}
+
+/**
+ * Puts a call's messages after the conversation it continues, and counts the input. Only the
+ * new messages are counted and sized: the earlier ones were when their call was made. A
+ * conversation the node does not hold (another run's, one it dropped, one from before a
+ * restart) is `KEEL_CONVERSATION_UNKNOWN`; the caller sends the whole conversation instead.
+ */
+function resolveChatCall(
+  call: ChatCall,
+  runId: string | undefined,
+  conversations: ConversationCache,
+  estimator: TokenEstimator,
+): ResolvedChatCall {
+  const added = call.request.messages;
+  let earlier: CachedConversation | undefined;
+  if (call.continues !== undefined) {
+    if (runId === undefined) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        'llm.chat params continues: only a call of a durable run can continue a conversation',
+        { details: { field: 'continues' } },
+      );
+    }
+    earlier = conversations.get(runId, call.continues);
+    if (earlier === undefined) {
+      throw new KeelError(
+        'KEEL_CONVERSATION_UNKNOWN',
+        `llm.chat params continues: this node does not hold the conversation of call ${call.continues} of run ${runId}`,
+        { details: { field: 'continues', runId, continues: call.continues } },
+      );
+    }
+    if (earlier.messages.length + added.length > MAX_CHAT_MESSAGES) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        `llm.chat params messages: the conversation would have ${earlier.messages.length + added.length} messages, more than ${MAX_CHAT_MESSAGES}`,
+        { details: { field: 'messages', limit: MAX_CHAT_MESSAGES } },
+      );
+    }
+  }
+  const addedTokens = estimator.countMessages(added);
+  const messageTokens = (earlier?.messageTokens ?? 0) + addedTokens;
+  const request =
+    earlier === undefined
+      ? call.request
+      : { ...call.request, messages: [...earlier.messages, ...added] };
+  return {
+    ...call,
+    request,
+    messageTokens,
+    inputTokens: estimator.estimateInput(request, messageTokens),
+    size: (earlier?.size ?? 0) + conversationSize(added),
+  };
 }
 
 /**
@@ -83,19 +159,27 @@ function attemptsOf(error: KeelError): readonly RouteAttempt[] | undefined {
  * ```
  */
 export function createLlmExecutors(dependencies: LlmExecutorDependencies): SyscallExecutor[] {
-  // The gate hands `estimate` and `doExecute` the same frozen intent: parse it and count its
-  // input tokens once (the tokenizer is the costly part of a large prompt).
-  const chatCalls = new WeakMap<SyscallIntent, ChatCall & { readonly inputTokens: number }>();
-  const embedCalls = new WeakMap<SyscallIntent, EmbedCall & { readonly inputTokens: number }>();
-  const chatCall = (intent: SyscallIntent) => {
+  const conversations = new ConversationCache(
+    dependencies.conversations ?? DEFAULT_CONVERSATION_LIMITS,
+  );
+  // The gate hands `estimate` and `doExecute` the same frozen intent: parse it, resolve the
+  // conversation it continues and count its input tokens once (the tokenizer is the costly
+  // part of a large prompt).
+  const chatCalls = new WeakMap<SyscallIntent, ResolvedChatCall>();
+  const chatCall = (intent: SyscallIntent, runId: string | undefined): ResolvedChatCall => {
     let call = chatCalls.get(intent);
     if (call === undefined) {
-      const parsed = chatCallOf(intent, dependencies.maxOutputTokens);
-      call = { ...parsed, inputTokens: dependencies.estimator.estimateInput(parsed.request) };
+      call = resolveChatCall(
+        chatCallOf(intent, dependencies.maxOutputTokens),
+        runId,
+        conversations,
+        dependencies.estimator,
+      );
       chatCalls.set(intent, call);
     }
     return call;
   };
+  const embedCalls = new WeakMap<SyscallIntent, EmbedCall & { readonly inputTokens: number }>();
   const embedCall = (intent: SyscallIntent) => {
     let call = embedCalls.get(intent);
     if (call === undefined) {
@@ -113,8 +197,8 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
     kind: 'llm.chat',
     timeoutMs,
     summarise: (intent) => summariseChatParameters(intent.params),
-    estimate(intent) {
-      const call = chatCall(intent);
+    estimate(intent, caller) {
+      const call = chatCall(intent, caller.runId);
       const { inputTokens } = call;
       const outputTokens = call.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens;
       const costMicros = accounting.worstCost(call.alias, { inputTokens, outputTokens });
@@ -125,7 +209,7 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
       };
     },
     async doExecute(intent, context) {
-      const requested = chatCall(intent);
+      const requested = chatCall(intent, context.runId);
       // The output bound that was reserved is the bound the provider gets: output can never
       // exceed what the budget set aside for it.
       const maxOutputTokens =
@@ -178,7 +262,18 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
         response.attempts,
         { inputTokens: inputEstimate, outputTokens: maxOutputTokens },
       );
+      const { runId, seq } = context;
+      if (runId !== undefined && seq !== undefined) {
+        // The run's next call may now continue this conversation (answered with `seq`).
+        conversations.remember(runId, {
+          seq,
+          messages: requested.request.messages,
+          messageTokens: requested.messageTokens,
+          size: requested.size,
+        });
+      }
       const value: JsonValue = {
+        ...(seq === undefined || runId === undefined ? {} : { seq }),
         text: response.text,
         toolCalls: response.toolCalls.map((toolCall) => ({ ...toolCall })),
         finishReason: response.finishReason,

@@ -76,6 +76,10 @@ describe('token estimator', () => {
       Math.ceil((3 + 4 + 4) * 1.25),
     );
     assert.equal(margined.estimateEmbedding(['ab', 'cde']), Math.ceil(5 * 1.25));
+    // A conversation counted in parts, as it grew, estimates as the whole does.
+    const [first, ...rest] = request.messages;
+    const parts = margined.countMessages(first ? [first] : []) + margined.countMessages(rest);
+    assert.equal(margined.estimateInput(request, parts), margined.estimateInput(request));
   });
 
   it('bounds text over maxTokenizedLength by its UTF-8 byte count without tokenizing it', () => {

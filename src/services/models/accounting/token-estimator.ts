@@ -46,10 +46,27 @@ export class TokenEstimator {
     return Math.ceil(this.#raw(text) * this.#margin);
   }
 
-  /** Input tokens of a chat request: messages, tool calls in the history and tool schemas. */
-  estimateInput(request: Pick<ChatRequest, 'messages' | 'tools'>): number {
-    let tokens = PER_REQUEST_OVERHEAD;
-    for (const message of request.messages) {
+  /**
+   * Input tokens of a chat request: messages, tool calls in the history and tool schemas.
+   * `messageTokens`, when given, is what `countMessages` counted for the messages (a
+   * conversation counted part by part, as it grew).
+   */
+  estimateInput(
+    request: Pick<ChatRequest, 'messages' | 'tools'>,
+    messageTokens: number = this.countMessages(request.messages),
+  ): number {
+    let tokens = PER_REQUEST_OVERHEAD + messageTokens;
+    for (const tool of request.tools ?? []) tokens += this.#toolTokens(tool);
+    return Math.ceil(tokens * this.#margin);
+  }
+
+  /**
+   * The tokens of messages before the margin: counts of consecutive parts of a conversation
+   * add up to the whole's.
+   */
+  countMessages(messages: ChatRequest['messages']): number {
+    let tokens = 0;
+    for (const message of messages) {
       tokens += PER_MESSAGE_OVERHEAD + this.#raw(message.content);
       if (message.role === 'assistant' && message.toolCalls !== undefined) {
         for (const call of message.toolCalls) {
@@ -58,8 +75,7 @@ export class TokenEstimator {
         }
       }
     }
-    for (const tool of request.tools ?? []) tokens += this.#toolTokens(tool);
-    return Math.ceil(tokens * this.#margin);
+    return tokens;
   }
 
   /** Input tokens of an embedding request. */

@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import { type AgentProgram, type ChatMessage, defineAgent } from './agent-program.ts';
+import { encodeFrame, FrameDecoder } from './frame-codec.ts';
+import { runWorkerLoop } from './worker-loop.ts';
+
+interface Syscall {
+  readonly runId: string;
+  readonly call: number;
+  readonly intent: {
+    readonly kind: string;
+    readonly resource: string;
+    readonly params: JsonObject;
+  };
+}
+
+/**
+ * Runs one program in a worker loop over in-memory streams, answering each syscall with
+ * `answer` (a value, or a KeelError to send as the failure) as a host would; resolves with the
+ * syscalls the worker sent and the run's `done` message.
+ */
+async function runProgram(
+  program: AgentProgram,
+  answer: (syscall: Syscall, index: number) => JsonValue | KeelError,
+): Promise<{ readonly syscalls: readonly Syscall[]; readonly done: JsonObject }> {
+  const toWorker = new PassThrough();
+  const fromWorker = new PassThrough();
+  const loop = runWorkerLoop({
+    input: toWorker,
+    output: fromWorker,
+    programs: new Map([[program.name, program]]),
+    loadModule: () => Promise.reject(new Error('no modules here')),
+    heartbeatIntervalMs: 60_000,
+    pid: 1,
+    memoryUsage: () => ({ heapUsed: 0, rss: 0 }),
+  });
+  const send = (message: JsonObject): void => {
+    toWorker.write(encodeFrame(message, 1024 * 1024));
+  };
+  const decoder = new FrameDecoder(1024 * 1024);
+  const syscalls: Syscall[] = [];
+  const done = await new Promise<JsonObject>((resolve) => {
+    fromWorker.on('data', (chunk: Buffer) => {
+      for (const message of decoder.push(chunk) as JsonObject[]) {
+        if (message.type === 'hello') {
+          send({
+            type: 'start',
+            runId: 'run_1',
+            agent: { id: 'agt_1', name: 'test', version: '1.0.0' },
+            program: { builtin: program.name },
+            task: { prompt: 'go' },
+            tools: [],
+            settings: {},
+            model: null,
+          });
+        } else if (message.type === 'syscall') {
+          const syscall = message as unknown as Syscall;
+          syscalls.push(syscall);
+          const answered = answer(syscall, syscalls.length - 1);
+          send(
+            answered instanceof KeelError
+              ? {
+                  type: 'result',
+                  runId: syscall.runId,
+                  call: syscall.call,
+                  ok: false,
+                  error: answered.toJSON() as unknown as JsonObject,
+                }
+              : {
+                  type: 'result',
+                  runId: syscall.runId,
+                  call: syscall.call,
+                  ok: true,
+                  value: answered,
+                },
+          );
+        } else if (message.type === 'done') {
+          resolve(message);
+        }
+      }
+    });
+  });
+  send({ type: 'shutdown' });
+  await loop;
+  return { syscalls, done };
+}
+
+const chatAnswer = (seq: number): JsonValue => ({
+  seq,
+  text: 'ok',
+  toolCalls: [],
+  finishReason: 'stop',
+  model: 'm',
+  provider: 'p',
+  usage: { inputTokens: 1, outputTokens: 1, costMicros: 0 },
+});
+
+const system: ChatMessage = { role: 'system', content: 'be brief' };
+const task: ChatMessage = { role: 'user', content: 'go' };
+
+describe('an agent program’s chat', () => {
+  it('sends only the messages that extend the previous chat’s, with continues', async () => {
+    const program = defineAgent({
+      name: 'chatty',
+      async run(context) {
+        const messages: ChatMessage[] = [system, task];
+        const first = await context.chat('default', { messages });
+        messages.push({ role: 'assistant', content: first.text });
+        messages.push({ role: 'user', content: 'and then?' });
+        await context.chat('default', { messages, temperature: 0.5 });
+        // A conversation that does not begin with the previous one's goes whole.
+        await context.chat('default', { messages: [system, { role: 'user', content: 'new' }] });
+        return null;
+      },
+    });
+    const { syscalls, done } = await runProgram(program, (_, index) => chatAnswer(index + 1));
+    assert.equal(done.ok, true);
+    assert.deepEqual(
+      syscalls.map((syscall) => syscall.intent.params),
+      [
+        { messages: [system, task] },
+        {
+          messages: [
+            { role: 'assistant', content: 'ok' },
+            { role: 'user', content: 'and then?' },
+          ],
+          temperature: 0.5,
+          continues: 1,
+        },
+        { messages: [system, { role: 'user', content: 'new' }] },
+      ],
+    );
+  });
+
+  it('sends the whole conversation when an earlier message was changed in place', async () => {
+    const program = defineAgent({
+      name: 'editor',
+      async run(context) {
+        const prompt = { role: 'system' as const, content: 'draft' };
+        const messages: ChatMessage[] = [prompt, task];
+        await context.chat('default', { messages });
+        (prompt as { content: string }).content = 'final';
+        messages.push({ role: 'user', content: 'more' });
+        await context.chat('default', { messages });
+        return null;
+      },
+    });
+    const { syscalls } = await runProgram(program, (_, index) => chatAnswer(index + 1));
+    assert.deepEqual(syscalls[1]?.intent.params, {
+      messages: [{ role: 'system', content: 'final' }, task, { role: 'user', content: 'more' }],
+    });
+  });
+
+  it('sends the whole conversation again when the node no longer holds it', async () => {
+    const program = defineAgent({
+      name: 'resumed',
+      async run(context) {
+        const messages: ChatMessage[] = [system, task];
+        await context.chat('default', { messages });
+        messages.push({ role: 'assistant', content: 'ok' }, { role: 'user', content: 'next' });
+        const answer = await context.chat('default', { messages });
+        return answer.text;
+      },
+    });
+    const { syscalls, done } = await runProgram(program, (syscall, index) =>
+      syscall.intent.params.continues === undefined
+        ? chatAnswer(index + 1)
+        : new KeelError('KEEL_CONVERSATION_UNKNOWN', 'not held'),
+    );
+    assert.deepEqual(done, { type: 'done', runId: 'run_1', ok: true, result: 'ok' });
+    assert.equal(syscalls.length, 3);
+    assert.equal(syscalls[1]?.intent.params.continues, 1);
+    assert.deepEqual(syscalls[2]?.intent.params, {
+      messages: [
+        system,
+        task,
+        { role: 'assistant', content: 'ok' },
+        { role: 'user', content: 'next' },
+      ],
+    });
+  });
+
+  it('passes any other failure of a continued chat to the program', async () => {
+    const program = defineAgent({
+      name: 'refused',
+      async run(context) {
+        const messages: ChatMessage[] = [system, task];
+        await context.chat('default', { messages });
+        messages.push({ role: 'user', content: 'next' });
+        await context.chat('default', { messages });
+        return null;
+      },
+    });
+    const { syscalls, done } = await runProgram(program, (syscall, index) =>
+      syscall.intent.params.continues === undefined
+        ? chatAnswer(index + 1)
+        : new KeelError('KEEL_BUDGET_EXHAUSTED', 'no budget left'),
+    );
+    assert.equal(syscalls.length, 2);
+    assert.equal(done.ok, false);
+    assert.equal((done.error as JsonObject).code, 'KEEL_BUDGET_EXHAUSTED');
+  });
+
+  it('continues nothing when the answer carries no seq (a call outside a durable run)', async () => {
+    const program = defineAgent({
+      name: 'seqless',
+      async run(context) {
+        const messages: ChatMessage[] = [system, task];
+        await context.chat('default', { messages });
+        messages.push({ role: 'user', content: 'next' });
+        await context.chat('default', { messages });
+        return null;
+      },
+    });
+    const { syscalls } = await runProgram(program, () => {
+      const { seq: _seq, ...answer } = chatAnswer(1) as JsonObject;
+      return answer;
+    });
+    assert.equal(syscalls[1]?.intent.params.continues, undefined);
+    assert.equal((syscalls[1]?.intent.params.messages as unknown[] | undefined)?.length, 3);
+  });
+});
