@@ -5,9 +5,10 @@
  * - peers: the Vercel AI SDK's tool loop and the OpenAI Agents SDK;
  * - Keel: a deployed agent (the built-in tool-loop program) in its sandboxed worker process,
  *   every LLM and tool call a syscall through the gate (capability, budget, journal, audit).
- * Also: 50 runs in parallel (throughput against the raw loop's; medians of 5 alternating rounds after
- * a warm-up), recovery after `kill -9` of a
- * worker mid-run (time until the run makes progress again), and worker memory.
+ * Every one is given the same work: the same system prompt, task and one tool. Also: 50 runs in
+ * parallel (throughput against the raw loop's; medians of 5 alternating rounds after a
+ * warm-up), recovery after `kill -9` of a worker mid-run (time until the run makes progress
+ * again), and worker memory.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -67,11 +68,12 @@ const script = parseMockScript({
   ],
 });
 
+const SYSTEM_PROMPT = 'You are a benchmark agent.';
 const stepResult = (step: number) => ({ step, ok: true });
 
 async function rawLoop(client: OpenAI, prompt: string): Promise<void> {
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-    { role: 'system', content: 'You are a benchmark agent.' },
+    { role: 'system', content: SYSTEM_PROMPT },
     { role: 'user', content: prompt },
   ];
   const tools: OpenAI.Chat.ChatCompletionTool[] = [
@@ -113,6 +115,32 @@ async function timeRuns(runs: number, once: (index: number) => Promise<void>): P
   return times;
 }
 
+async function deployBenchAgent(node: KeelNode, id: string, tool: string): Promise<void> {
+  await node.runtime.deploy(
+    {
+      apiVersion: 'keel.dev/v1',
+      id,
+      version: '1.0.0',
+      program: { builtin: 'tool-loop', settings: { system: SYSTEM_PROMPT } },
+      trust: 'autonomous',
+      capabilities: [
+        { kind: 'llm.chat', resource: 'bench' },
+        { kind: 'tool.call', resource: tool },
+        { kind: 'log' },
+      ],
+      models: { default: 'bench' },
+      tools: [tool],
+      limits: { maxSteps: 40, maxIterations: 15, concurrency: 64, maxAttempts: 100 },
+    },
+    'operator:bench',
+  );
+}
+
+/** The worker of a deployed agent, by name. */
+async function workerOf(node: KeelNode, name: string) {
+  return (await node.runtime.list()).find((agent) => agent.name === name)?.worker;
+}
+
 async function startKeel(baseUrl: string, directory: string): Promise<KeelNode> {
   const dataDirectory = join(directory, 'data');
   await mkdir(dataDirectory, { mode: 0o700 });
@@ -151,6 +179,7 @@ async function startKeel(baseUrl: string, directory: string): Promise<KeelNode> 
  */
 async function startRun(
   node: KeelNode,
+  agent: string,
   prompt: string,
 ): Promise<{ readonly runId: string; readonly ended: Promise<string> }> {
   const controller = new AbortController();
@@ -159,7 +188,7 @@ async function startRun(
     maxPending: 100_000,
   });
   const run = await node.runtime.submitRun(
-    'bench',
+    agent,
     { prompt },
     { origin: 'bench', actor: 'operator:bench' },
   );
@@ -251,7 +280,7 @@ export async function run(): Promise<BenchRow[]> {
   const agentsModel = new OpenAIChatCompletionsModel(client as never, MODEL);
   const peerAgent = new Agent({
     name: 'bench',
-    instructions: 'You are a benchmark agent.',
+    instructions: SYSTEM_PROMPT,
     model: agentsModel,
     tools: [
       agentTool({
@@ -265,24 +294,10 @@ export async function run(): Promise<BenchRow[]> {
   let node: KeelNode | undefined;
   try {
     node = await startKeel(mock.openAiBaseUrl, directory);
-    await node.runtime.deploy(
-      {
-        apiVersion: 'keel.dev/v1',
-        id: 'bench',
-        version: '1.0.0',
-        program: { builtin: 'tool-loop' },
-        trust: 'autonomous',
-        capabilities: [
-          { kind: 'llm.chat', resource: 'bench' },
-          { kind: 'tool.call', resource: 'bench_*' },
-          { kind: 'log' },
-        ],
-        models: { default: 'bench' },
-        tools: ['bench_step', 'bench_wait'],
-        limits: { maxSteps: 40, maxIterations: 15, concurrency: 64, maxAttempts: 100 },
-      },
-      'operator:bench',
-    );
+    // The same work as the raw loop: its system prompt and its one tool (the tool loop's own
+    // prompt is 13 times as long); the recovery runs' slow tool is another agent's.
+    await deployBenchAgent(node, 'bench', 'bench_step');
+    await deployBenchAgent(node, 'bench-recovery', 'bench_wait');
     const keel = node;
     const waiter = new RunWaiter(keel);
 
@@ -290,7 +305,7 @@ export async function run(): Promise<BenchRow[]> {
     const aiSdk = await timeRuns(SEQUENTIAL_RUNS, async (index) => {
       await generateText({
         model: aiProvider.chatModel(MODEL),
-        system: 'You are a benchmark agent.',
+        system: SYSTEM_PROMPT,
         prompt: `bench run ${index}`,
         tools: aiTools,
         stopWhen: isStepCount(STEPS + 2),
@@ -311,8 +326,8 @@ export async function run(): Promise<BenchRow[]> {
     // both meet the same moments of a noisy machine; the medians are compared.
     let peakRss = 0;
     const sampler = setInterval(() => {
-      void keel.runtime.list().then((agents) => {
-        peakRss = Math.max(peakRss, agents[0]?.worker?.rss ?? 0);
+      void workerOf(keel, 'bench').then((worker) => {
+        peakRss = Math.max(peakRss, worker?.rss ?? 0);
       });
     }, 100);
     const rawParallel: number[] = [];
@@ -344,7 +359,7 @@ export async function run(): Promise<BenchRow[]> {
 
     // Idle worker memory (heartbeats report the worker's own RSS).
     await sleep(2_500);
-    const idleRss = (await keel.runtime.list())[0]?.worker?.rss ?? 0;
+    const idleRss = (await workerOf(keel, 'bench'))?.rss ?? 0;
 
     // Recovery: kill -9 the worker while a run waits in a slow tool call.
     const recoveries: number[] = [];
@@ -354,14 +369,14 @@ export async function run(): Promise<BenchRow[]> {
         signal: controller.signal,
         maxPending: 100_000,
       });
-      const submitted = await startRun(keel, `recovery run ${sample}`);
+      const submitted = await startRun(keel, 'bench-recovery', `recovery run ${sample}`);
       const { ended } = submitted;
       let killedAt = 0;
       for await (const step of steps) {
         if (step.runId !== submitted.runId) continue;
         if (killedAt === 0 && step.kind === 'llm.chat' && step.seq >= 3) {
           await sleep(50);
-          const pid = (await keel.runtime.list())[0]?.worker?.pid;
+          const pid = (await workerOf(keel, 'bench-recovery'))?.pid;
           if (pid === null || pid === undefined) break;
           process.kill(pid, 'SIGKILL');
           killedAt = performance.now();
