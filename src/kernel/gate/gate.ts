@@ -3,7 +3,7 @@ import type { Clock } from '../../platform/clock/clock.ts';
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
 import { isKeelError, KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
-import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
+import { assertCanonicalJson } from '../../platform/integrity/canonical-json.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
@@ -431,7 +431,7 @@ export class Gate {
       accounting = result.accounting;
       effect = result.effect;
       usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
-      canonicalJson(result.value);
+      assertCanonicalJson(result.value);
       value = result.value;
     } catch (error) {
       failure = this.#dependencies.redactor.redactError(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { canonicalCopy, canonicalJson } from './canonical-json.ts';
+import { assertCanonicalJson, canonicalCopy, canonicalJson } from './canonical-json.ts';
 
 /**
  * A slow, obviously correct reference. (Rebuilding objects would not do: JavaScript puts
@@ -92,6 +92,30 @@ describe('canonicalJson', () => {
     assert.ok(Object.is((copy as { z: number }).z, 0));
   });
 
+  it('is checked without building the text, with the same refusals', () => {
+    fc.assert(
+      fc.property(fc.anything({ withDate: true, withMap: true, withSet: true }), (value) => {
+        let expected: unknown;
+        try {
+          canonicalJson(value);
+        } catch (error) {
+          expected = error;
+        }
+        if (expected === undefined) assert.doesNotThrow(() => assertCanonicalJson(value));
+        else assert.throws(() => assertCanonicalJson(value), expected as Error);
+      }),
+    );
+    const deep: unknown[] = [];
+    let inner = deep;
+    for (let depth = 0; depth < 300; depth += 1) {
+      const next: unknown[] = [];
+      inner.push(next);
+      inner = next;
+    }
+    assert.throws(() => assertCanonicalJson(deep), /nested too deeply/);
+    assert.doesNotThrow(() => assertCanonicalJson({ a: undefined, b: [undefined, new Date(0)] }));
+  });
+
   it('refuses what JSON cannot represent faithfully', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
@@ -107,6 +131,7 @@ describe('canonicalJson', () => {
       cyclic,
     ]) {
       assert.throws(() => canonicalJson({ value }), TypeError);
+      assert.throws(() => assertCanonicalJson({ value }), TypeError);
     }
   });
 });

@@ -71,36 +71,23 @@ const startsWithDigit = (key: string): boolean => {
  * out of sorted order, `order.reordered` is set.
  */
 function sortedCopy(value: unknown, depth: number, order: { reordered: boolean }): unknown {
-  if (value === null) return null;
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return value;
-    case 'number':
-      if (!Number.isFinite(value)) throw new CanonicalJsonError('canonicalJson: non-finite number');
+  switch (shapeOf(value, depth)) {
+    case 'scalar':
       // JSON has one zero: -0 reads back as 0.
       return value === 0 ? 0 : value;
+    case 'date':
+      return (value as Date).toISOString();
+    case 'array': {
+      const array = value as readonly unknown[];
+      const copy: unknown[] = new Array(array.length);
+      for (let index = 0; index < array.length; index += 1) {
+        const item: unknown = array[index];
+        copy[index] = item === undefined ? null : sortedCopy(item, depth + 1, order);
+      }
+      return copy;
+    }
     case 'object':
       break;
-    default:
-      throw new CanonicalJsonError(`canonicalJson: cannot serialise a ${typeof value}`);
-  }
-  if (depth > MAX_DEPTH)
-    throw new CanonicalJsonError('canonicalJson: value nested too deeply (or cyclic)');
-  if (Array.isArray(value)) {
-    const copy: unknown[] = new Array(value.length);
-    for (let index = 0; index < value.length; index += 1) {
-      const item: unknown = value[index];
-      copy[index] = item === undefined ? null : sortedCopy(item, depth + 1, order);
-    }
-    return copy;
-  }
-  if (value instanceof Date) return value.toISOString();
-  const prototype = Object.getPrototypeOf(value);
-  if (prototype !== Object.prototype && prototype !== null) {
-    throw new CanonicalJsonError(
-      `canonicalJson: cannot serialise a ${(value as object).constructor?.name ?? 'non-plain object'}`,
-    );
   }
   const record = value as Record<string, unknown>;
   const keys = Object.keys(record);
@@ -125,6 +112,71 @@ function sortedCopy(value: unknown, depth: number, order: { reordered: boolean }
   }
   if (integerLike && !isSorted(Object.keys(copy))) order.reordered = true;
   return copy;
+}
+
+/**
+ * What a value is to canonical JSON: a scalar (null, string, boolean, finite number), a Date,
+ * an array or a plain object; throws `CanonicalJsonError` for anything else, and past
+ * `MAX_DEPTH`.
+ */
+function shapeOf(value: unknown, depth: number): 'scalar' | 'date' | 'array' | 'object' {
+  if (value === null) return 'scalar';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return 'scalar';
+    case 'number':
+      if (!Number.isFinite(value)) throw new CanonicalJsonError('canonicalJson: non-finite number');
+      return 'scalar';
+    case 'object':
+      break;
+    default:
+      throw new CanonicalJsonError(`canonicalJson: cannot serialise a ${typeof value}`);
+  }
+  if (depth > MAX_DEPTH)
+    throw new CanonicalJsonError('canonicalJson: value nested too deeply (or cyclic)');
+  if (Array.isArray(value)) return 'array';
+  if (value instanceof Date) return 'date';
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) {
+    throw new CanonicalJsonError(
+      `canonicalJson: cannot serialise a ${(value as object).constructor?.name ?? 'non-plain object'}`,
+    );
+  }
+  return 'object';
+}
+
+/**
+ * Throws what `canonicalJson(value)` would throw, without building anything: for a caller that
+ * only needs to know that a value has a faithful JSON form (an executor's result, before it is
+ * journaled and sent). Reads each member once.
+ *
+ * @example
+ * ```ts
+ * assertCanonicalJson({ ok: true }); // returns
+ * assertCanonicalJson({ at: Number.NaN }); // throws CanonicalJsonError
+ * ```
+ */
+export function assertCanonicalJson(value: unknown): void {
+  check(value, 0);
+}
+
+function check(value: unknown, depth: number): void {
+  switch (shapeOf(value, depth)) {
+    case 'scalar':
+    case 'date':
+      return;
+    case 'array':
+      for (const item of value as readonly unknown[]) {
+        if (item !== undefined) check(item, depth + 1);
+      }
+      return;
+    case 'object':
+      for (const key of Object.keys(value as object)) {
+        const member = (value as Record<string, unknown>)[key];
+        if (member !== undefined) check(member, depth + 1);
+      }
+  }
 }
 
 /**
