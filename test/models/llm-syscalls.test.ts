@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isKeelError } from '../../src/platform/errors/keel-error.ts';
+import { canonicalJson } from '../../src/platform/integrity/canonical-json.ts';
 import { rejectsWithCode } from '../support/assertions.ts';
 import { createModelHarness } from '../support/model-harness.ts';
 
@@ -419,6 +420,83 @@ describe('llm.chat through the gate', () => {
     assert.equal(models.mock.requests().length, 2, 'no refused call reached the provider');
     // The refusals are not journaled: a replayed run asks again, and is refused again.
     assert.equal(await models.harness.storage.runs.journalHead(run.id), 2);
+  });
+
+  it('holds a continued conversation to what a whole call could carry', async () => {
+    // The harness allows intents of 64 KiB.
+    await using models = await createModelHarness();
+    const run = await models.harness.newRun(models.agentId);
+    const long = (tag: string) => ({ role: 'user', content: `${tag} ${'x'.repeat(30_000)}` });
+    const messages = [long('one')];
+    await models.chat({ messages }, { runId: run.id, seq: 1 });
+    messages.push({ role: 'assistant', content: 'ok' }, long('two'));
+    await models.chat({ continues: 1, messages: messages.slice(1) }, { runId: run.id, seq: 2 });
+    messages.push({ role: 'assistant', content: 'ok' }, long('three'));
+    const error = await rejectsWithCode(
+      models.chat({ continues: 2, messages: messages.slice(3) }, { runId: run.id, seq: 3 }),
+      'KEEL_PAYLOAD_TOO_LARGE',
+    );
+    // The size it names is the whole call's (give or take `continues`), which is refused too.
+    const whole = Buffer.byteLength(
+      canonicalJson({ kind: 'llm.chat', resource: 'default', params: { messages } }),
+    );
+    assert.ok(
+      Number(error.details.size) >= whole && Number(error.details.size) <= whole + 16,
+      `${String(error.details.size)} against ${whole}`,
+    );
+    await rejectsWithCode(
+      models.chat({ messages }, { runId: run.id, seq: 3 }),
+      'KEEL_PAYLOAD_TOO_LARGE',
+    );
+  });
+
+  it('continues no chat an approver edited: the next one goes whole, as the agent has it', async () => {
+    await using models = await createModelHarness({
+      kernel: {
+        approvalRules: [
+          { kind: 'llm.chat', resource: 'default', trustLevels: ['standard'], reason: null },
+        ],
+      },
+    });
+    const { kernel } = models.harness;
+    const run = await models.harness.newRun(models.agentId);
+    const asked = await rejectsWithCode(
+      models.chat(
+        { messages: [{ role: 'user', content: 'my card is 4111' }] },
+        {
+          runId: run.id,
+          seq: 1,
+        },
+      ),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    await kernel.approvals.decide(
+      String(asked.details.approvalId),
+      'approved',
+      'operator:ana',
+      'redacted',
+      {
+        messages: [{ role: 'user', content: 'my card is [redacted]' }],
+      },
+    );
+    const edited = await models.chat(
+      { messages: [{ role: 'user', content: 'my card is 4111' }] },
+      { runId: run.id, seq: 1 },
+    );
+    assert.equal(edited.text, 'mock reply to: my card is [redacted]');
+    await rejectsWithCode(
+      models.chat(
+        {
+          continues: 1,
+          messages: [
+            { role: 'assistant', content: String(edited.text) },
+            { role: 'user', content: 'and?' },
+          ],
+        },
+        { runId: run.id, seq: 2 },
+      ),
+      'KEEL_CONVERSATION_UNKNOWN',
+    );
   });
 
   it('replays a journaled call without calling the provider again', async () => {

@@ -129,6 +129,7 @@ export function toolCallContext(
     seq: runId === undefined ? undefined : seq,
     idempotencyKey: `test-${seq}`,
     signal: new AbortController().signal,
+    edited: false,
     logger: silentLogger(),
     reportUsage: () => undefined,
     progress: () => undefined,

@@ -26,6 +26,7 @@ export function createExecutionContext(
   signal: AbortSignal,
   logger: Logger,
   onProgress?: (event: JsonValue) => void,
+  edited = false,
 ): ExecutionContext & { readonly logger: Logger; readonly reported: ReportedUsage | undefined } {
   let callLogger: Logger | undefined;
   let idempotencyKey: string | undefined;
@@ -35,6 +36,7 @@ export function createExecutionContext(
     runId: identity.runId,
     seq: identity.seq,
     signal,
+    edited,
     get idempotencyKey() {
       idempotencyKey ??=
         identity.runId !== undefined && identity.seq !== undefined

@@ -194,7 +194,7 @@ export class Gate {
   ): Promise<JsonValue> {
     const dependencies = this.#dependencies;
     const { intent } = parsed;
-    let admitted = await this.#admit(identity, agent, intent);
+    let admitted = await this.#admit(identity, agent, parsed);
 
     let approvalId: string | null = null;
     let edits: JsonObject | null = null;
@@ -238,7 +238,7 @@ export class Gate {
         await dependencies.budgets.release(admitted.reservation);
       const editedParsed = this.#validate({ ...intent, params: { ...intent.params, ...edits } });
       executed = editedParsed.intent;
-      admitted = await this.#admit(identity, agent, executed);
+      admitted = await this.#admit(identity, agent, editedParsed);
     } else if (approvalId !== null) {
       // The world may have changed while the call waited for a human (a robot's path, an
       // e-stop): the rules judge it again, just before it runs.
@@ -292,7 +292,7 @@ export class Gate {
   async #admit(
     identity: CallerIdentity,
     agent: AgentRecord,
-    intent: SyscallIntent,
+    parsed: ParsedIntent,
   ): Promise<{
     readonly executor: SyscallExecutor;
     readonly timeoutMs: number;
@@ -301,6 +301,7 @@ export class Gate {
     readonly grantId: string;
   }> {
     const dependencies = this.#dependencies;
+    const { intent } = parsed;
     const subject = describeIntent(intent);
     const decision = await this.#step('capability', () =>
       dependencies.capabilities.check(agent.id, intent),
@@ -335,7 +336,11 @@ export class Gate {
     const timeoutMs = executor.timeoutMs ?? dependencies.limits.defaultTimeoutMs;
     const estimate = await this.#step('budget', async () => {
       try {
-        const estimated = executor.estimate?.(intent, identity);
+        const estimated = executor.estimate?.(intent, {
+          caller: identity,
+          intentBytes: parsed.bytes,
+          maxIntentBytes: dependencies.limits.maxIntentBytes,
+        });
         // Wall time defaults to the timeout: the most a call can take.
         return estimated === undefined ? undefined : toAmounts({ wallMs: timeoutMs, ...estimated });
       } catch (error) {
@@ -408,6 +413,7 @@ export class Gate {
       signal,
       dependencies.logger,
       options.onProgress,
+      edited,
     );
     const executeStarted = dependencies.clock.monotonic();
 

@@ -38,6 +38,11 @@ export interface ExecutionContext {
   /** Stable across replays of the same `(runId, seq)`: give it to the outside world. */
   readonly idempotencyKey: string;
   readonly signal: AbortSignal;
+  /**
+   * An approver changed the parameters (edit-then-approve): the call runs with theirs, not
+   * the agent's.
+   */
+  readonly edited: boolean;
   readonly logger: Logger;
   /**
    * Reports what the call has consumed so far, also when it is about to fail (a stream cut
@@ -91,7 +96,7 @@ export interface SyscallExecutor {
    * What to reserve before the call (tokens, cost, calls, wall time); `undefined` for kinds
    * that cost nothing. Wall time defaults to the timeout when calls are budgeted.
    */
-  estimate?(intent: SyscallIntent, caller: CallerIdentity): Partial<BudgetAmounts> | undefined;
+  estimate?(intent: SyscallIntent, call: EstimateContext): Partial<BudgetAmounts> | undefined;
   /**
    * What the audit entry and an approver are shown of an intent's parameters, before the
    * gate's own bounds (long strings, long lists, deep nesting, 4 KiB) apply; default: the
@@ -109,10 +114,24 @@ const IntentSchema = z.strictObject({
   params: z.record(z.string(), z.unknown()).default({}),
 });
 
+/** What an executor's `estimate` is told besides the intent. */
+export interface EstimateContext {
+  readonly caller: CallerIdentity;
+  /** UTF-8 bytes of the intent's canonical JSON. */
+  readonly intentBytes: number;
+  /**
+   * The most an intent may have (`gate.max_intent_bytes`): the bound for a request an executor
+   * assembles from earlier calls' parts as well.
+   */
+  readonly maxIntentBytes: number;
+}
+
 /** A validated intent with its canonical form and digest, computed once. */
 export interface ParsedIntent {
   readonly intent: SyscallIntent;
   readonly canonical: string;
+  /** UTF-8 bytes of `canonical`. */
+  readonly bytes: number;
   /** SHA-256 of the canonical intent. */
   readonly digest: string;
 }
@@ -157,7 +176,9 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
       'the intent contains text that is not well-formed Unicode (a lone surrogate)',
     );
   }
-  if (canonical.length > maxBytes || Buffer.byteLength(canonical) > maxBytes) {
+  const bytes =
+    canonical.length > maxBytes ? Number.POSITIVE_INFINITY : Buffer.byteLength(canonical);
+  if (bytes > maxBytes) {
     throw new KeelError('KEEL_PAYLOAD_TOO_LARGE', `the intent is larger than ${maxBytes} bytes`, {
       details: { limit: maxBytes },
     });
@@ -167,7 +188,12 @@ export function parseIntent(value: unknown, maxBytes: number): ParsedIntent {
     resource: result.data.resource,
     params: Object.freeze(copy.params),
   });
-  return { intent, canonical, digest: createHash('sha256').update(canonical).digest('hex') };
+  return {
+    intent,
+    canonical,
+    bytes,
+    digest: createHash('sha256').update(canonical).digest('hex'),
+  };
 }
 
 /**

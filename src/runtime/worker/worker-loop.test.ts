@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import { type AgentProgram, type ChatMessage, defineAgent } from './agent-program.ts';
@@ -24,7 +25,10 @@ interface Syscall {
  */
 async function runProgram(
   program: AgentProgram,
-  answer: (syscall: Syscall, index: number) => JsonValue | KeelError,
+  answer: (
+    syscall: Syscall,
+    index: number,
+  ) => JsonValue | KeelError | Promise<JsonValue | KeelError>,
 ): Promise<{ readonly syscalls: readonly Syscall[]; readonly done: JsonObject }> {
   const toWorker = new PassThrough();
   const fromWorker = new PassThrough();
@@ -59,23 +63,24 @@ async function runProgram(
         } else if (message.type === 'syscall') {
           const syscall = message as unknown as Syscall;
           syscalls.push(syscall);
-          const answered = answer(syscall, syscalls.length - 1);
-          send(
-            answered instanceof KeelError
-              ? {
-                  type: 'result',
-                  runId: syscall.runId,
-                  call: syscall.call,
-                  ok: false,
-                  error: answered.toJSON() as unknown as JsonObject,
-                }
-              : {
-                  type: 'result',
-                  runId: syscall.runId,
-                  call: syscall.call,
-                  ok: true,
-                  value: answered,
-                },
+          void Promise.resolve(answer(syscall, syscalls.length - 1)).then((answered) =>
+            send(
+              answered instanceof KeelError
+                ? {
+                    type: 'result',
+                    runId: syscall.runId,
+                    call: syscall.call,
+                    ok: false,
+                    error: answered.toJSON() as unknown as JsonObject,
+                  }
+                : {
+                    type: 'result',
+                    runId: syscall.runId,
+                    call: syscall.call,
+                    ok: true,
+                    value: answered,
+                  },
+            ),
           );
         } else if (message.type === 'done') {
           resolve(message);
@@ -202,6 +207,68 @@ describe('an agent program’s chat', () => {
     assert.equal(syscalls.length, 2);
     assert.equal(done.ok, false);
     assert.equal((done.error as JsonObject).code, 'KEEL_BUDGET_EXHAUSTED');
+  });
+
+  it('sends the same whatever order concurrent chats are answered in', async () => {
+    const a: ChatMessage[] = [system, task];
+    const b: ChatMessage[] = [system, task, { role: 'user', content: 'b' }];
+    const program = defineAgent({
+      name: 'concurrent',
+      async run(context) {
+        await Promise.all([
+          context.chat('default', { messages: a }),
+          context.chat('default', { messages: b }),
+        ]);
+        // Extends the first chat but not the last one made: goes whole, however answered.
+        const c: ChatMessage[] = [...a, { role: 'user', content: 'c' }];
+        await context.chat('default', { messages: c });
+        await context.chat('default', { messages: [...c, { role: 'user', content: 'd' }] });
+        return null;
+      },
+    });
+    const intents: unknown[][] = [];
+    for (const slowFirst of [true, false]) {
+      const { syscalls } = await runProgram(program, async (_, index) => {
+        // The first two are in flight together: answer them in one order, then the other.
+        if (index === 0 && slowFirst) await setTimeout(30);
+        if (index === 1 && !slowFirst) await setTimeout(30);
+        return chatAnswer(index + 1);
+      });
+      intents.push(syscalls.map((syscall) => syscall.intent.params));
+    }
+    assert.deepEqual(intents[0], intents[1]);
+    assert.equal((intents[0]?.[2] as JsonObject | undefined)?.continues, undefined);
+    assert.ok(intents[0]?.[2], 'the third chat was sent');
+    assert.deepEqual(intents[0]?.[3], {
+      continues: 3,
+      messages: [{ role: 'user', content: 'd' }],
+    });
+  });
+
+  it('waits for the answer of the chat it extends before sending', async () => {
+    const order: string[] = [];
+    const program = defineAgent({
+      name: 'eager',
+      async run(context) {
+        const first = context.chat('default', { messages: [system, task] });
+        const second = context.chat('default', {
+          messages: [system, task, { role: 'user', content: 'also' }],
+        });
+        await Promise.all([first, second]);
+        return null;
+      },
+    });
+    const { syscalls } = await runProgram(program, async (_, index) => {
+      order.push(`sent ${index + 1}`);
+      if (index === 0) await setTimeout(30);
+      order.push(`answered ${index + 1}`);
+      return chatAnswer(index + 1);
+    });
+    assert.deepEqual(order, ['sent 1', 'answered 1', 'sent 2', 'answered 2']);
+    assert.deepEqual(syscalls[1]?.intent.params, {
+      continues: 1,
+      messages: [{ role: 'user', content: 'also' }],
+    });
   });
 
   it('continues nothing when the answer carries no seq (a call outside a durable run)', async () => {

@@ -197,41 +197,55 @@ function createContext(
 }
 
 /**
- * A run's `chat`: sends only what a conversation adds to the run's previous chat when its
- * messages begin with that chat's, as JSON text (a program may change a message in place: the
- * text compared is the one sent). Costs the worker what sending the whole conversation did —
- * each message serialised once a call —, and spares the node parsing, checking, digesting and
- * counting it again at every step.
+ * A run's `chat`: sends only what a conversation adds to the run's previous chat (the last one
+ * the program made) when its messages begin with that chat's, compared as JSON text (a
+ * program may change a message in place: the text compared is the one sent). A chat that
+ * extends one still in progress waits for its answer first: what it sends then depends only on
+ * the program's calls and their answers, never on which answer arrived first, so a replay
+ * sends the same. Costs the worker what sending the whole conversation did — each message
+ * serialised once a call —, and spares the node parsing, checking, digesting and counting it
+ * again at every step.
  */
 function createChat(
   send: (model: string, parameters: JsonObject) => Promise<JsonValue>,
 ): AgentContext['chat'] {
-  let previous: { readonly seq: number; readonly texts: readonly string[] } | undefined;
+  /** The run's last chat: its messages as sent, and the `seq` its answer carried, if any. */
+  let previous:
+    | { readonly texts: readonly string[]; readonly seq: Promise<number | undefined> }
+    | undefined;
   return async (model, parameters) => {
     const texts = parameters.messages.map((message) => JSON.stringify(message));
     const earlier = previous;
-    const continues =
-      earlier !== undefined &&
-      texts.length > earlier.texts.length &&
-      earlier.texts.every((text, index) => texts[index] === text);
-    let result: ChatResult;
-    if (continues) {
-      try {
-        result = (await send(model, {
-          ...(parameters as unknown as JsonObject),
-          continues: earlier.seq,
-          messages: parameters.messages.slice(earlier.texts.length) as unknown as JsonValue[],
-        })) as unknown as ChatResult;
-      } catch (error) {
-        if (!isKeelError(error) || error.code !== 'KEEL_CONVERSATION_UNKNOWN') throw error;
-        previous = undefined;
-        result = (await send(model, parameters as unknown as JsonObject)) as unknown as ChatResult;
+    const answered = Promise.withResolvers<number | undefined>();
+    previous = { texts, seq: answered.promise };
+    const whole = async () =>
+      (await send(model, parameters as unknown as JsonObject)) as unknown as ChatResult;
+    let result: ChatResult | undefined;
+    try {
+      const base =
+        earlier !== undefined &&
+        texts.length > earlier.texts.length &&
+        earlier.texts.every((text, index) => texts[index] === text)
+          ? earlier
+          : undefined;
+      const continues = base === undefined ? undefined : await base.seq;
+      if (base === undefined || continues === undefined) result = await whole();
+      else {
+        try {
+          result = (await send(model, {
+            ...(parameters as unknown as JsonObject),
+            continues,
+            messages: parameters.messages.slice(base.texts.length) as unknown as JsonValue[],
+          })) as unknown as ChatResult;
+        } catch (error) {
+          if (!isKeelError(error) || error.code !== 'KEEL_CONVERSATION_UNKNOWN') throw error;
+          result = await whole();
+        }
       }
-    } else {
-      result = (await send(model, parameters as unknown as JsonObject)) as unknown as ChatResult;
+      return result;
+    } finally {
+      answered.resolve(typeof result?.seq === 'number' ? result.seq : undefined);
     }
-    previous = typeof result.seq === 'number' ? { seq: result.seq, texts } : undefined;
-    return result;
   };
 }
 

@@ -7,37 +7,15 @@ export interface CachedConversation {
   readonly messages: readonly ChatMessage[];
   /** The messages' tokens before the estimator's margin (see `TokenEstimator.countMessages`). */
   readonly messageTokens: number;
-  /** Roughly the memory the messages hold, in UTF-16 units (see `conversationSize`). */
-  readonly size: number;
+  /** UTF-8 bytes of the messages' canonical JSON (the array): what a whole call would carry. */
+  readonly bytes: number;
 }
 
 export interface ConversationCacheLimits {
-  /** All conversations held together, in UTF-16 units of their texts. */
-  readonly maxSize: number;
+  /** All conversations held together, in UTF-8 bytes of their canonical JSON. */
+  readonly maxBytes: number;
   /** Runs whose conversation is held. */
   readonly maxRuns: number;
-}
-
-/** Per message: the role, ids and punctuation a size counts besides the texts. */
-const MESSAGE_OVERHEAD = 64;
-
-/**
- * The size `ConversationCache` counts for messages: the texts' length in UTF-16 units, tool
- * calls' arguments as JSON, and a fixed overhead per message. Linear in the messages; it reads
- * each argument object once.
- */
-export function conversationSize(messages: readonly ChatMessage[]): number {
-  let size = 0;
-  for (const message of messages) {
-    size += MESSAGE_OVERHEAD + message.content.length;
-    if (message.role === 'assistant' && message.toolCalls !== undefined) {
-      for (const call of message.toolCalls) {
-        size += MESSAGE_OVERHEAD + call.id.length + call.name.length;
-        size += JSON.stringify(call.arguments).length;
-      }
-    }
-  }
-  return size;
 }
 
 /**
@@ -46,14 +24,15 @@ export function conversationSize(messages: readonly ChatMessage[]): number {
  * validates, digests, counts and audits what is new, and a run's cost stays linear in its
  * length. One conversation per run (the latest call's), the least recently used dropped first
  * past either limit; a conversation larger than the whole cache is not held. Only calls the
- * node runs put a conversation here — never a replayed one — so a call that found its
- * conversation gone finds it gone again when its run is replayed: the refusal it got is
- * deterministic, and the program's fallback (the whole conversation) happens again too.
+ * node runs put a conversation here — never a replayed one —, and a program continues only a
+ * call whose answer it got, which the journal therefore holds and which never runs again: a
+ * call refused because its conversation was gone is refused again when its run is replayed,
+ * and the program's fallback (the whole conversation) happens again too.
  *
  * @example
  * ```ts
- * const cache = new ConversationCache({ maxSize: 64 * 1024 * 1024, maxRuns: 4096 });
- * cache.remember(runId, { seq: 3, messages, messageTokens: 812, size: conversationSize(messages) });
+ * const cache = new ConversationCache({ maxBytes: 64 * 1024 * 1024, maxRuns: 4096 });
+ * cache.remember(runId, { seq: 3, messages, messageTokens: 812, bytes: 4_210 });
  * cache.get(runId, 3)?.messages; // then the new messages follow them
  * ```
  */
@@ -61,7 +40,7 @@ export class ConversationCache {
   readonly #limits: ConversationCacheLimits;
   /** By run, least recently used first (a Map keeps insertion order). */
   readonly #byRun = new Map<string, CachedConversation>();
-  #size = 0;
+  #bytes = 0;
 
   constructor(limits: ConversationCacheLimits) {
     this.#limits = limits;
@@ -83,22 +62,23 @@ export class ConversationCache {
       if (previous.seq > conversation.seq) return;
       this.#drop(runId, previous);
     }
-    if (conversation.size > this.#limits.maxSize) return;
+    if (conversation.bytes > this.#limits.maxBytes) return;
     this.#byRun.set(runId, conversation);
-    this.#size += conversation.size;
+    this.#bytes += conversation.bytes;
+    if (this.#bytes <= this.#limits.maxBytes && this.#byRun.size <= this.#limits.maxRuns) return;
     for (const [oldest, cached] of this.#byRun) {
-      if (this.#size <= this.#limits.maxSize && this.#byRun.size <= this.#limits.maxRuns) break;
+      if (this.#bytes <= this.#limits.maxBytes && this.#byRun.size <= this.#limits.maxRuns) break;
       this.#drop(oldest, cached);
     }
   }
 
-  /** Conversations held, and their total size. */
-  get stats(): { readonly runs: number; readonly size: number } {
-    return { runs: this.#byRun.size, size: this.#size };
+  /** Conversations held, and their total bytes. */
+  get stats(): { readonly runs: number; readonly bytes: number } {
+    return { runs: this.#byRun.size, bytes: this.#bytes };
   }
 
   #drop(runId: string, cached: CachedConversation): void {
     this.#byRun.delete(runId);
-    this.#size -= cached.size;
+    this.#bytes -= cached.bytes;
   }
 }

@@ -175,9 +175,10 @@ export function embedCallOf(intent: SyscallIntent): EmbedCall {
  * messages the conversation has (with `continues`, how many the call adds to it), the messages
  * after the last assistant message (what is new to the model at this call: the task and
  * system prompt at first, then the tools' results and anything the program added) and the
- * tools by name. The earlier messages were shown with the
- * calls that added them, and the intent's digest covers the whole conversation, so the audit
- * does not copy a growing conversation into every entry. Any JSON is accepted: it may be
+ * tools by name. The earlier messages were shown with the calls that added them, and the
+ * intent's digest covers all the messages the call carries (a continued call's digest, the
+ * ones it adds; the call it continues had its own), so the audit does not copy a growing
+ * conversation into every entry. Any JSON is accepted: it may be
  * summarising a call that is then refused as invalid.
  *
  * @example

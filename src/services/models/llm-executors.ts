@@ -1,5 +1,6 @@
 import { type BudgetLedger, scopesFor } from '../../kernel/budgets/budget-ledger.ts';
 import type {
+  EstimateContext,
   ExecutionContext,
   ExecutorResult,
   SyscallExecutor,
@@ -7,6 +8,7 @@ import type {
   UsageAccounting,
 } from '../../kernel/gate/syscall.ts';
 import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { canonicalJson } from '../../platform/integrity/canonical-json.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { PriceTable } from './accounting/price-table.ts';
 import type { TokenEstimator } from './accounting/token-estimator.ts';
@@ -14,7 +16,6 @@ import {
   type CachedConversation,
   ConversationCache,
   type ConversationCacheLimits,
-  conversationSize,
 } from './conversation-cache.ts';
 import {
   type ChatCall,
@@ -25,6 +26,7 @@ import {
   summariseChatParameters,
 } from './llm-call-parameters.ts';
 import type {
+  ChatMessage,
   ChatResponse,
   FinishReason,
   TokenUsage,
@@ -44,12 +46,12 @@ export interface LlmExecutorDependencies {
   /** The router's total deadline; the gate's timeout is a little longer. */
   readonly deadlineMs: number;
   readonly onUnpriced?: (target: RouteTarget) => void;
-  /** How much of runs' conversations is kept for `continues` (default 64 Mi units, 4,096 runs). */
+  /** How much of runs' conversations is kept for `continues` (default 64 MiB, 4,096 runs). */
   readonly conversations?: ConversationCacheLimits;
 }
 
 const DEFAULT_CONVERSATION_LIMITS: ConversationCacheLimits = {
-  maxSize: 64 * 1024 * 1024,
+  maxBytes: 64 * 1024 * 1024,
   maxRuns: 4_096,
 };
 
@@ -58,60 +60,83 @@ interface ResolvedChatCall extends ChatCall {
   /** The whole conversation's tokens before the margin. */
   readonly messageTokens: number;
   readonly inputTokens: number;
-  /** The whole conversation's size (see `conversationSize`). */
-  readonly size: number;
+  /** UTF-8 bytes of the whole conversation's canonical JSON (the messages array). */
+  readonly messageBytes: number;
+}
+
+/** UTF-8 bytes of messages' canonical JSON, as an array. */
+function messagesBytes(messages: readonly ChatMessage[]): number {
+  return Buffer.byteLength(canonicalJson(messages), 'utf8');
 }
 
 /**
  * Puts a call's messages after the conversation it continues, and counts the input. Only the
- * new messages are counted and sized: the earlier ones were when their call was made. A
+ * new messages are counted and measured: the earlier ones were when their call was made. A
  * conversation the node does not hold (another run's, one it dropped, one from before a
- * restart) is `KEEL_CONVERSATION_UNKNOWN`; the caller sends the whole conversation instead.
+ * restart) is `KEEL_CONVERSATION_UNKNOWN`; the caller sends the whole conversation instead,
+ * which is why a continued call may not grow past what that whole call could carry
+ * (`KEEL_PAYLOAD_TOO_LARGE`, as the whole call would be).
  */
 function resolveChatCall(
   call: ChatCall,
-  runId: string | undefined,
+  estimateContext: EstimateContext | undefined,
   conversations: ConversationCache,
   estimator: TokenEstimator,
 ): ResolvedChatCall {
   const added = call.request.messages;
-  let earlier: CachedConversation | undefined;
-  if (call.continues !== undefined) {
-    if (runId === undefined) {
-      throw new KeelError(
-        'KEEL_INVALID_ARGUMENT',
-        'llm.chat params continues: only a call of a durable run can continue a conversation',
-        { details: { field: 'continues' } },
-      );
-    }
-    earlier = conversations.get(runId, call.continues);
-    if (earlier === undefined) {
-      throw new KeelError(
-        'KEEL_CONVERSATION_UNKNOWN',
-        `llm.chat params continues: this node does not hold the conversation of call ${call.continues} of run ${runId}`,
-        { details: { field: 'continues', runId, continues: call.continues } },
-      );
-    }
-    if (earlier.messages.length + added.length > MAX_CHAT_MESSAGES) {
-      throw new KeelError(
-        'KEEL_INVALID_ARGUMENT',
-        `llm.chat params messages: the conversation would have ${earlier.messages.length + added.length} messages, more than ${MAX_CHAT_MESSAGES}`,
-        { details: { field: 'messages', limit: MAX_CHAT_MESSAGES } },
-      );
-    }
-  }
   const addedTokens = estimator.countMessages(added);
-  const messageTokens = (earlier?.messageTokens ?? 0) + addedTokens;
-  const request =
-    earlier === undefined
-      ? call.request
-      : { ...call.request, messages: [...earlier.messages, ...added] };
+  if (call.continues === undefined) {
+    return {
+      ...call,
+      messageTokens: addedTokens,
+      inputTokens: estimator.estimateInput(call.request, addedTokens),
+      messageBytes: messagesBytes(added),
+    };
+  }
+  const runId = estimateContext?.caller.runId;
+  if (estimateContext === undefined || runId === undefined) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      'llm.chat params continues: only a call of a durable run can continue a conversation',
+      { details: { field: 'continues' } },
+    );
+  }
+  const earlier: CachedConversation | undefined = conversations.get(runId, call.continues);
+  if (earlier === undefined) {
+    throw new KeelError(
+      'KEEL_CONVERSATION_UNKNOWN',
+      `llm.chat params continues: this node does not hold the conversation of call ${call.continues} of run ${runId}`,
+      { details: { field: 'continues', runId, continues: call.continues } },
+    );
+  }
+  const count = earlier.messages.length + added.length;
+  if (count > MAX_CHAT_MESSAGES) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      `llm.chat params messages: the conversation would have ${count} messages, more than ${MAX_CHAT_MESSAGES}`,
+      { details: { field: 'messages', limit: MAX_CHAT_MESSAGES } },
+    );
+  }
+  // `[a,b]` followed by `[c]` is `[a,b,c]`: one bracket pair fewer, one comma more.
+  const addedBytes = messagesBytes(added);
+  const messageBytes = earlier.bytes + addedBytes - 1;
+  // The whole call: this one with the earlier messages too (and, unneeded, `continues`).
+  const wholeBytes = estimateContext.intentBytes - addedBytes + messageBytes;
+  if (wholeBytes > estimateContext.maxIntentBytes) {
+    throw new KeelError(
+      'KEEL_PAYLOAD_TOO_LARGE',
+      `llm.chat: the conversation would make a call of ${wholeBytes} bytes, more than the ${estimateContext.maxIntentBytes} an intent may have`,
+      { details: { limit: estimateContext.maxIntentBytes, size: wholeBytes } },
+    );
+  }
+  const messageTokens = earlier.messageTokens + addedTokens;
+  const request = { ...call.request, messages: [...earlier.messages, ...added] };
   return {
     ...call,
     request,
     messageTokens,
     inputTokens: estimator.estimateInput(request, messageTokens),
-    size: (earlier?.size ?? 0) + conversationSize(added),
+    messageBytes,
   };
 }
 
@@ -166,12 +191,15 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
   // conversation it continues and count its input tokens once (the tokenizer is the costly
   // part of a large prompt).
   const chatCalls = new WeakMap<SyscallIntent, ResolvedChatCall>();
-  const chatCall = (intent: SyscallIntent, runId: string | undefined): ResolvedChatCall => {
+  const chatCall = (
+    intent: SyscallIntent,
+    estimateContext: EstimateContext | undefined,
+  ): ResolvedChatCall => {
     let call = chatCalls.get(intent);
     if (call === undefined) {
       call = resolveChatCall(
         chatCallOf(intent, dependencies.maxOutputTokens),
-        runId,
+        estimateContext,
         conversations,
         dependencies.estimator,
       );
@@ -197,8 +225,8 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
     kind: 'llm.chat',
     timeoutMs,
     summarise: (intent) => summariseChatParameters(intent.params),
-    estimate(intent, caller) {
-      const call = chatCall(intent, caller.runId);
+    estimate(intent, estimateContext) {
+      const call = chatCall(intent, estimateContext);
       const { inputTokens } = call;
       const outputTokens = call.request.maxOutputTokens ?? dependencies.defaultMaxOutputTokens;
       const costMicros = accounting.worstCost(call.alias, { inputTokens, outputTokens });
@@ -209,7 +237,8 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
       };
     },
     async doExecute(intent, context) {
-      const requested = chatCall(intent, context.runId);
+      // The gate estimated this very intent before: its resolved call is the one kept.
+      const requested = chatCall(intent, undefined);
       // The output bound that was reserved is the bound the provider gets: output can never
       // exceed what the budget set aside for it.
       const maxOutputTokens =
@@ -263,13 +292,15 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
         { inputTokens: inputEstimate, outputTokens: maxOutputTokens },
       );
       const { runId, seq } = context;
-      if (runId !== undefined && seq !== undefined) {
-        // The run's next call may now continue this conversation (answered with `seq`).
+      // The run's next call may now continue this conversation (answered with `seq`); not
+      // one an approver edited: the program's conversation is the agent's, so its next call
+      // goes whole, as it would have without `continues`.
+      if (runId !== undefined && seq !== undefined && !context.edited) {
         conversations.remember(runId, {
           seq,
           messages: requested.request.messages,
           messageTokens: requested.messageTokens,
-          size: requested.size,
+          bytes: requested.messageBytes,
         });
       }
       const value: JsonValue = {
