@@ -136,7 +136,10 @@ function shapeOf(value: unknown, depth: number): 'scalar' | 'date' | 'array' | '
   if (depth > MAX_DEPTH)
     throw new CanonicalJsonError('canonicalJson: value nested too deeply (or cyclic)');
   if (Array.isArray(value)) return 'array';
-  if (value instanceof Date) return 'date';
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new CanonicalJsonError('canonicalJson: invalid Date');
+    return 'date';
+  }
   const prototype = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) {
     throw new CanonicalJsonError(
