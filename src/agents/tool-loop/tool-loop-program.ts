@@ -11,6 +11,7 @@ import {
   type ChatToolCall,
   defineAgent,
 } from '../../runtime/worker/agent-program.ts';
+import { MAX_CHAT_MESSAGES } from '../../services/models/llm-call-parameters.ts';
 import { approximateTokens, type TokenCounter, trimMessages } from './context-trimmer.ts';
 import { parseJsonAnswer } from './json-answer.ts';
 import { type Repetition, RepetitionDetector, repetitionWarning } from './repetition-detector.ts';
@@ -95,9 +96,6 @@ export const FATAL_TOOL_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'KEEL_APPROVAL_REQUIRED',
   'KEEL_WORKER_PROTOCOL',
 ]);
-
-/** The most messages one `llm.chat` call may carry (the kernel's limit on its params). */
-const MAX_CHAT_MESSAGES = 5_000;
 
 interface LoopState {
   readonly messages: ChatMessage[];

@@ -1,3 +1,4 @@
+import { setMember } from '../../platform/integrity/canonical-json.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 
 const MAX_STRING = 256;
@@ -22,13 +23,7 @@ function summarise(value: unknown, depth: number): JsonValue {
     const entries = Object.entries(value as Record<string, unknown>);
     const summary: Record<string, JsonValue> = {};
     for (const [key, member] of entries.slice(0, MAX_ITEMS)) {
-      // Assigning `__proto__` would set the summary's prototype instead of adding the key.
-      Object.defineProperty(summary, key, {
-        value: summarise(member, depth + 1),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      setMember(summary, key, summarise(member, depth + 1));
     }
     if (entries.length > MAX_ITEMS) summary['…'] = `+${entries.length - MAX_ITEMS} keys`;
     return summary;

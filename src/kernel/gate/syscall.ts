@@ -100,8 +100,8 @@ export interface SyscallExecutor {
   /**
    * What the audit entry and an approver are shown of an intent's parameters, before the
    * gate's own bounds (long strings, long lists, deep nesting, 4 KiB) apply; default: the
-   * parameters. A kind whose parameters repeat earlier calls' (a chat carries the whole
-   * conversation each time) keeps what is new and counts the rest: the intent's digest
+   * parameters. A kind whose parameters may repeat earlier calls' (a chat sent whole carries
+   * the conversation so far) keeps what is new and counts the rest: the intent's digest
    * covers all of it. Must accept any JSON parameters; a throw falls back to the default.
    */
   summarise?(intent: SyscallIntent): JsonObject;

@@ -66,7 +66,7 @@ const startsWithDigit = (key: string): boolean => {
 
 /**
  * A copy of `value` as plain JSON data (Dates as ISO text, -0 as 0, undefined members dropped),
- * its objects' keys inserted in sorted order, with the same refusals as `serialise`. Engines
+ * its objects' keys inserted in sorted order; refuses what `shapeOf` refuses. Engines
  * list integer-like keys first whatever the insertion order: when that puts an object's keys
  * out of sorted order, `order.reordered` is set.
  */
@@ -99,19 +99,30 @@ function sortedCopy(value: unknown, depth: number, order: { reordered: boolean }
     const member = record[key];
     if (member === undefined) continue;
     if (startsWithDigit(key)) integerLike = true;
-    const copied = sortedCopy(member, depth + 1, order);
-    // Assigning `__proto__` would set the copy's prototype instead of adding the key.
-    if (key === '__proto__') {
-      Object.defineProperty(copy, key, {
-        value: copied,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else copy[key] = copied;
+    setMember(copy, key, sortedCopy(member, depth + 1, order));
   }
   if (integerLike && !isSorted(Object.keys(copy))) order.reordered = true;
   return copy;
+}
+
+/**
+ * Sets `object[key]` as an own enumerable member, also when `key` is `__proto__` (assigning
+ * that would set the object's prototype instead of adding the key).
+ *
+ * @example
+ * ```ts
+ * setMember(copy, '__proto__', 1); // Object.keys(copy) includes '__proto__'
+ * ```
+ */
+export function setMember(object: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(object, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else object[key] = value;
 }
 
 /**

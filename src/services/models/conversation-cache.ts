@@ -65,11 +65,14 @@ export class ConversationCache {
     if (conversation.bytes > this.#limits.maxBytes) return;
     this.#byRun.set(runId, conversation);
     this.#bytes += conversation.bytes;
-    if (this.#bytes <= this.#limits.maxBytes && this.#byRun.size <= this.#limits.maxRuns) return;
     for (const [oldest, cached] of this.#byRun) {
-      if (this.#bytes <= this.#limits.maxBytes && this.#byRun.size <= this.#limits.maxRuns) break;
+      if (this.#withinLimits()) break;
       this.#drop(oldest, cached);
     }
+  }
+
+  #withinLimits(): boolean {
+    return this.#bytes <= this.#limits.maxBytes && this.#byRun.size <= this.#limits.maxRuns;
   }
 
   /** Conversations held, and their total bytes. */

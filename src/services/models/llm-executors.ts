@@ -60,8 +60,11 @@ interface ResolvedChatCall extends ChatCall {
   /** The whole conversation's tokens before the margin. */
   readonly messageTokens: number;
   readonly inputTokens: number;
-  /** UTF-8 bytes of the whole conversation's canonical JSON (the messages array). */
-  readonly messageBytes: number;
+  /**
+   * UTF-8 bytes of the whole conversation's canonical JSON (the messages array); measured for
+   * a call sent whole only when its conversation is kept for the run.
+   */
+  readonly messageBytes: number | undefined;
 }
 
 /** UTF-8 bytes of messages' canonical JSON, as an array. */
@@ -90,7 +93,7 @@ function resolveChatCall(
       ...call,
       messageTokens: addedTokens,
       inputTokens: estimator.estimateInput(call.request, addedTokens),
-      messageBytes: messagesBytes(added),
+      messageBytes: undefined,
     };
   }
   const runId = estimateContext?.caller.runId;
@@ -300,7 +303,7 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
           seq,
           messages: requested.request.messages,
           messageTokens: requested.messageTokens,
-          bytes: requested.messageBytes,
+          bytes: requested.messageBytes ?? messagesBytes(requested.request.messages),
         });
       }
       const value: JsonValue = {
