@@ -46,41 +46,6 @@ const LONG_ROUNDS = 3;
 const RECOVERY_SAMPLES = 10;
 const MODEL = 'bench-model';
 
-const script = parseMockScript({
-  conversations: [
-    {
-      name: 'bench',
-      match: { contains: 'bench run' },
-      turns: [
-        ...Array.from({ length: STEPS }, (_, index) => ({
-          reply: { toolCalls: [{ name: 'bench_step', arguments: { step: index + 1 } }] },
-        })),
-        { reply: { text: 'done' } },
-      ],
-    },
-    {
-      name: 'long',
-      match: { contains: 'long run' },
-      turns: [
-        ...Array.from({ length: LONG_STEPS }, (_, index) => ({
-          reply: { toolCalls: [{ name: 'bench_long_step', arguments: { step: index + 1 } }] },
-        })),
-        { reply: { text: 'done' } },
-      ],
-    },
-    {
-      name: 'recovery',
-      match: { contains: 'recovery run' },
-      turns: [
-        ...Array.from({ length: 4 }, (_, index) => ({
-          reply: { toolCalls: [{ name: 'bench_wait', arguments: { step: index + 1 } }] },
-        })),
-        { reply: { text: 'done' } },
-      ],
-    },
-  ],
-});
-
 const SYSTEM_PROMPT = 'You are a benchmark agent.';
 const stepResult = (step: number) => ({ step, ok: true });
 const longStepResult = (step: number) => ({
@@ -91,13 +56,45 @@ const longStepResult = (step: number) => ({
 
 /** What a run does: which tool it calls, how many times, and what the tool answers. */
 interface Workload {
+  /** How its runs' prompts begin (the mock's script matches it). */
+  readonly prompt: string;
   readonly tool: string;
   readonly steps: number;
   readonly result: (step: number) => Record<string, unknown>;
 }
 
-const SHORT: Workload = { tool: 'bench_step', steps: STEPS, result: stepResult };
-const LONG: Workload = { tool: 'bench_long_step', steps: LONG_STEPS, result: longStepResult };
+const SHORT: Workload = {
+  prompt: 'bench run',
+  tool: 'bench_step',
+  steps: STEPS,
+  result: stepResult,
+};
+const LONG: Workload = {
+  prompt: 'long run',
+  tool: 'bench_long_step',
+  steps: LONG_STEPS,
+  result: longStepResult,
+};
+
+/** A scripted conversation: `steps` calls of `tool`, then a final answer. */
+const toolConversation = (name: string, contains: string, tool: string, steps: number) => ({
+  name,
+  match: { contains },
+  turns: [
+    ...Array.from({ length: steps }, (_, index) => ({
+      reply: { toolCalls: [{ name: tool, arguments: { step: index + 1 } }] },
+    })),
+    { reply: { text: 'done' } },
+  ],
+});
+
+const script = parseMockScript({
+  conversations: [
+    toolConversation('bench', SHORT.prompt, SHORT.tool, SHORT.steps),
+    toolConversation('long', LONG.prompt, LONG.tool, LONG.steps),
+    toolConversation('recovery', 'recovery run', 'bench_wait', 4),
+  ],
+});
 
 async function rawLoop(client: OpenAI, prompt: string, workload: Workload = SHORT): Promise<void> {
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
@@ -316,21 +313,20 @@ async function parallelRounds(
   workload: Workload,
   agent: string,
 ): Promise<{ readonly rawMs: number; readonly keelMs: number }> {
-  const prompt = workload === SHORT ? 'bench run' : 'long run';
   const raw: number[] = [];
   const keel: number[] = [];
   for (let round = -1; round < rounds; round += 1) {
     const rawStarted = performance.now();
     await Promise.all(
       Array.from({ length: PARALLEL_RUNS }, (_, index) =>
-        rawLoop(client, `${prompt} p${round}-${index}`, workload),
+        rawLoop(client, `${workload.prompt} p${round}-${index}`, workload),
       ),
     );
     const rawMs = performance.now() - rawStarted;
     const keelStarted = performance.now();
     await Promise.all(
       Array.from({ length: PARALLEL_RUNS }, (_, index) =>
-        keelRun(node, waiter, `${prompt} p${round}-${index}`, agent),
+        keelRun(node, waiter, `${workload.prompt} p${round}-${index}`, agent),
       ),
     );
     const keelMs = performance.now() - keelStarted;

@@ -106,6 +106,19 @@ const chatAnswer = (seq: number): JsonValue => ({
 const system: ChatMessage = { role: 'system', content: 'be brief' };
 const task: ChatMessage = { role: 'user', content: 'go' };
 
+/** A program that chats with `[system, task]`, then with `added` after them too. */
+function twoChats(name: string, ...added: ChatMessage[]): AgentProgram {
+  return defineAgent({
+    name,
+    async run(context) {
+      const messages: ChatMessage[] = [system, task];
+      await context.chat('default', { messages });
+      messages.push(...added);
+      return (await context.chat('default', { messages })).text;
+    },
+  });
+}
+
 describe('an agent program’s chat', () => {
   it('sends only the messages that extend the previous chat’s, with continues', async () => {
     const program = defineAgent({
@@ -160,16 +173,11 @@ describe('an agent program’s chat', () => {
   });
 
   it('sends the whole conversation again when the node no longer holds it', async () => {
-    const program = defineAgent({
-      name: 'resumed',
-      async run(context) {
-        const messages: ChatMessage[] = [system, task];
-        await context.chat('default', { messages });
-        messages.push({ role: 'assistant', content: 'ok' }, { role: 'user', content: 'next' });
-        const answer = await context.chat('default', { messages });
-        return answer.text;
-      },
-    });
+    const program = twoChats(
+      'resumed',
+      { role: 'assistant', content: 'ok' },
+      { role: 'user', content: 'next' },
+    );
     const { syscalls, done } = await runProgram(program, (syscall, index) =>
       syscall.intent.params.continues === undefined
         ? chatAnswer(index + 1)
@@ -189,16 +197,7 @@ describe('an agent program’s chat', () => {
   });
 
   it('passes any other failure of a continued chat to the program', async () => {
-    const program = defineAgent({
-      name: 'refused',
-      async run(context) {
-        const messages: ChatMessage[] = [system, task];
-        await context.chat('default', { messages });
-        messages.push({ role: 'user', content: 'next' });
-        await context.chat('default', { messages });
-        return null;
-      },
-    });
+    const program = twoChats('refused', { role: 'user', content: 'next' });
     const { syscalls, done } = await runProgram(program, (syscall, index) =>
       syscall.intent.params.continues === undefined
         ? chatAnswer(index + 1)
@@ -272,16 +271,7 @@ describe('an agent program’s chat', () => {
   });
 
   it('continues nothing when the answer carries no seq (a call outside a durable run)', async () => {
-    const program = defineAgent({
-      name: 'seqless',
-      async run(context) {
-        const messages: ChatMessage[] = [system, task];
-        await context.chat('default', { messages });
-        messages.push({ role: 'user', content: 'next' });
-        await context.chat('default', { messages });
-        return null;
-      },
-    });
+    const program = twoChats('seqless', { role: 'user', content: 'next' });
     const { syscalls } = await runProgram(program, () => {
       const { seq: _seq, ...answer } = chatAnswer(1) as JsonObject;
       return answer;
