@@ -499,6 +499,130 @@ describe('llm.chat through the gate', () => {
     );
   });
 
+  it('asks a human once for a continued chat whose conversation the node let go while it waited', async () => {
+    // One run's conversation is held at a time: another run's chat lets the first one's go,
+    // as a restart of the node or a long wait under load would.
+    await using models = await createModelHarness({
+      conversations: { maxBytes: 1024 * 1024, maxRuns: 1 },
+      kernel: {
+        approvalRules: [
+          { kind: 'llm.chat', resource: 'default', trustLevels: ['standard'], reason: null },
+        ],
+      },
+    });
+    const { kernel } = models.harness;
+    const approved = async (params: Record<string, unknown>, runId: string, seq: number) => {
+      const asked = await rejectsWithCode(
+        models.chat(params, { runId, seq }),
+        'KEEL_APPROVAL_REQUIRED',
+      );
+      await kernel.approvals.decide(String(asked.details.approvalId), 'approved', 'operator:ana');
+      return models.chat(params, { runId, seq });
+    };
+    const run = await models.harness.newRun(models.agentId);
+    const other = await models.harness.newRun(models.agentId);
+    const first = await approved(hello, run.id, 1);
+    const added = [
+      { role: 'assistant', content: String(first.text) },
+      { role: 'user', content: 'and then?' },
+    ];
+    const continued = { continues: 1, messages: added };
+    const asked = await rejectsWithCode(
+      models.chat(continued, { runId: run.id, seq: 2 }),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    const approvalId = String(asked.details.approvalId);
+    // While a human decides, the node lets the run's conversation go.
+    await approved(hello, other.id, 1);
+    await kernel.approvals.decide(approvalId, 'approved', 'operator:ana');
+    const refused = await rejectsWithCode(
+      models.chat(continued, { runId: run.id, seq: 2 }),
+      'KEEL_CONVERSATION_UNKNOWN',
+    );
+    assert.equal(refused.details.seq, 2, 'the refusal names the call, for fallbackOf');
+    // Sent whole as the stand-in of call 2, it runs on the approval call 2 was given.
+    const whole = { fallbackOf: 2, messages: [...hello.messages, ...added] };
+    const answer = await models.chat(whole, { runId: run.id, seq: 3 });
+    assert.equal(answer.text, 'mock reply to: and then?');
+    const approvals = await kernel.approvals.list({ agentId: models.agentId });
+    assert.equal(approvals.length, 3, 'one approval a call: the run’s two and the other run’s');
+    const used = approvals.find((approval) => approval.id === approvalId);
+    assert.notEqual(used?.consumedAt, null, 'call 2’s approval was used by its stand-in');
+    // It is used up: the stand-in sent again at another seq is asked about anew.
+    await rejectsWithCode(models.chat(whole, { runId: run.id, seq: 4 }), 'KEEL_APPROVAL_REQUIRED');
+  });
+
+  it('shares an approval between forms of a chat only when they send the model the same', async () => {
+    await using models = await createModelHarness({
+      conversations: { maxBytes: 1024 * 1024, maxRuns: 1 },
+      kernel: {
+        approvalRules: [
+          { kind: 'llm.chat', resource: 'default', trustLevels: ['standard'], reason: null },
+        ],
+      },
+    });
+    const { kernel } = models.harness;
+    const approve = async (call: Promise<unknown>) => {
+      const asked = await rejectsWithCode(call, 'KEEL_APPROVAL_REQUIRED');
+      await kernel.approvals.decide(String(asked.details.approvalId), 'approved', 'operator:ana');
+    };
+    const run = await models.harness.newRun(models.agentId);
+    const other = await models.harness.newRun(models.agentId);
+    await approve(models.chat(hello, { runId: run.id, seq: 1 }));
+    await models.chat(hello, { runId: run.id, seq: 1 });
+    const next = { role: 'user', content: 'next' };
+    await approve(models.chat({ continues: 1, messages: [next] }, { runId: run.id, seq: 2 }));
+    // The run's conversation goes.
+    await approve(models.chat(hello, { runId: other.id, seq: 1 }));
+    await models.chat(hello, { runId: other.id, seq: 1 });
+    // A stand-in that changed the conversation, or a setting, is a call nobody approved.
+    for (const whole of [
+      { fallbackOf: 2, messages: [{ role: 'user', content: 'other' }, next] },
+      { fallbackOf: 2, messages: [...hello.messages, next], temperature: 1 },
+      { fallbackOf: 1, messages: [...hello.messages, next] },
+    ]) {
+      await rejectsWithCode(
+        models.chat(whole, { runId: run.id, seq: 3 }),
+        'KEEL_APPROVAL_REQUIRED',
+      );
+    }
+    // The same conversation and settings use it.
+    const answer = await models.chat(
+      { fallbackOf: 2, messages: [...hello.messages, next] },
+      { runId: run.id, seq: 3 },
+    );
+    assert.equal(answer.text, 'mock reply to: next');
+  });
+
+  it('refuses fallbackOf outside a run, naming a later call, or with continues', async () => {
+    await using models = await createModelHarness();
+    const run = await models.harness.newRun(models.agentId);
+    await models.chat(hello, { runId: run.id, seq: 1 });
+    for (const [params, identity] of [
+      [{ ...hello, fallbackOf: 1 }, {}],
+      [
+        { ...hello, fallbackOf: 2 },
+        { runId: run.id, seq: 2 },
+      ],
+      [
+        { ...hello, fallbackOf: 3 },
+        { runId: run.id, seq: 2 },
+      ],
+      [
+        { ...hello, fallbackOf: 1, continues: 1 },
+        { runId: run.id, seq: 2 },
+      ],
+      [
+        { ...hello, fallbackOf: 0 },
+        { runId: run.id, seq: 2 },
+      ],
+    ] as const) {
+      const error = await rejectsWithCode(models.chat(params, identity), 'KEEL_INVALID_ARGUMENT');
+      assert.match(String(error.details.field), /fallbackOf/);
+    }
+    assert.equal(models.mock.requests().length, 1, 'no refused call reached the provider');
+  });
+
   it('replays a journaled call without calling the provider again', async () => {
     await using models = await createModelHarness();
     const run = await models.harness.newRun(models.agentId);

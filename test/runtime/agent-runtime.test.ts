@@ -13,6 +13,7 @@ import {
   signManifest,
 } from '../../src/runtime/manifests/manifest-signing.ts';
 import { type KeelNode, startNode } from '../../src/runtime/node.ts';
+import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
 import { silentLogger } from '../support/silent-logger.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
@@ -27,6 +28,8 @@ interface NodeOptions {
   readonly restartBudget?: number;
   /** Whether `publisher` is in `[agents] trusted_keys` (default yes). */
   readonly trustPublisher?: boolean;
+  /** More of config.toml, after the rest. */
+  readonly more?: string;
 }
 
 async function startWith(dataDirectory: string, options: NodeOptions): Promise<KeelNode> {
@@ -52,7 +55,7 @@ watchdog_timeout_ms = 1500
 restart_initial_delay_ms = 20
 restart_max_delay_ms = 200
 restart_budget = ${options.restartBudget ?? 100}
-`,
+${options.more ?? ''}`,
     { mode: 0o600 },
   );
   const loaded = await loadConfiguration({ dataDirectory });
@@ -116,12 +119,16 @@ async function writeModule(modules: string, name: string, body: string): Promise
 
 async function runToEnd(node: KeelNode, agent: string, prompt: string): Promise<RunRecord> {
   const run = await node.runtime.submitRun(agent, { prompt }, { origin: 'test', actor: 'test' });
+  return ended(node, run.id);
+}
+
+async function ended(node: KeelNode, runId: string): Promise<RunRecord> {
   for (let waited = 0; waited < 60_000; waited += 50) {
-    const current = await node.storage.runs.get(run.id);
+    const current = await node.storage.runs.get(runId);
     if (current !== undefined && FINAL_RUN_STATUSES.includes(current.status)) return current;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`run ${run.id} did not end`);
+  throw new Error(`run ${runId} did not end`);
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
@@ -343,6 +350,98 @@ describe('agent runtime', { timeout: 120_000 }, () => {
       },
       { development: true },
     );
+  });
+
+  it('asks a human once for a chat that waited for them across a restart of the node', async () => {
+    await using mock = await MockLlmServer.start({});
+    const options: NodeOptions = {
+      development: true,
+      more: `
+[models.providers.mock]
+kind = "openai-compatible"
+base_url = "${mock.openAiBaseUrl}"
+
+[models.aliases]
+default = ["mock/mock-small"]
+
+[[approvals.rules]]
+kind = "llm.chat"
+resource = "default"
+trust_levels = ["untrusted"]
+`,
+    };
+    await withNode(async (node, modules, reopen) => {
+      // Its second chat continues its first: it sends the node only what it adds.
+      const module = await writeModule(
+        modules,
+        'asker',
+        `  const one = { role: 'user', content: 'one' };
+  const first = await context.chat('default', { messages: [one] });
+  const second = await context.chat('default', {
+    messages: [one, { role: 'assistant', content: first.text }, { role: 'user', content: 'two' }],
+  });
+  return second.text;`,
+      );
+      await node.runtime.deploy(
+        manifest({
+          id: 'asker',
+          program: { module },
+          capabilities: [{ kind: 'llm.chat', resource: 'default' }],
+        }),
+        'test',
+      );
+      const { id } = await node.runtime.submitRun(
+        'asker',
+        { prompt: 'ask' },
+        { origin: 'test', actor: 'test' },
+      );
+      /** The approval the run waits for next (after `after`, decided already). */
+      const suspendedOn = async (current: KeelNode, after?: string): Promise<string> => {
+        for (let waited = 0; waited < 30_000; waited += 25) {
+          const run = await current.storage.runs.get(id);
+          const approvalId = (run?.error as { details?: { approvalId?: unknown } } | null)?.details
+            ?.approvalId;
+          if (
+            run?.status === 'suspended' &&
+            typeof approvalId === 'string' &&
+            approvalId !== after
+          ) {
+            return approvalId;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        throw new Error(`run ${id} did not wait for an approval`);
+      };
+      const first = await suspendedOn(node);
+      await node.kernel.approvals.decide(first, 'approved', 'operator:ana');
+      const second = await suspendedOn(node, first);
+      // The node restarts while a human decides: it no longer holds the run's conversation.
+      const reopened = await reopen(options);
+      await reopened.kernel.approvals.decide(second, 'approved', 'operator:ana');
+      const run = await ended(reopened, id);
+      assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+      assert.equal(run.result, 'mock reply to: two');
+      const approvals = (await reopened.kernel.approvals.list())
+        .filter((approval) => approval.runId === id)
+        .sort((a, b) => Number(a.seq) - Number(b.seq));
+      assert.deepEqual(
+        approvals.map((approval) => [approval.seq, approval.state, approval.consumedAt !== null]),
+        [
+          [1, 'approved', true],
+          [2, 'approved', true],
+        ],
+        'one approval a chat: the second chat, sent whole after the restart, used its own',
+      );
+      const journal = await reopened.storage.runs.listJournal(id);
+      assert.deepEqual(
+        journal.map((entry) => [entry.seq, entry.kind, entry.outcome]),
+        [
+          [1, 'llm.chat', 'ok'],
+          [3, 'llm.chat', 'ok'],
+        ],
+        'the continuation the restarted node could not serve was refused, not journaled',
+      );
+    }, options);
   });
 
   it('starts no scheduled or submitted run for an agent left crashed past its restart budget', async () => {

@@ -3,6 +3,7 @@ import {
   toModelsConfiguration,
 } from '../../src/kernel/config/models-configuration.ts';
 import { SecretStore } from '../../src/kernel/config/secrets.ts';
+import type { ConversationCacheLimits } from '../../src/services/models/conversation-cache.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
 import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
 import { createModelProviders, ModelService } from '../../src/services/models/model-service.ts';
@@ -38,6 +39,7 @@ export async function createModelHarness(
     readonly script?: unknown;
     readonly models?: Record<string, unknown>;
     readonly kernel?: Parameters<typeof createKernelHarness>[0];
+    readonly conversations?: ConversationCacheLimits;
   } = {},
 ): Promise<ModelHarness> {
   const mock = await MockLlmServer.start(
@@ -61,6 +63,7 @@ export async function createModelHarness(
     budgets: harness.kernel.budgets,
     logger: silentLogger(),
     tokenizer: 'eager',
+    ...(options.conversations === undefined ? {} : { conversations: options.conversations }),
   });
   for (const executor of models.executors) harness.kernel.registerExecutor(executor);
   const agent = await harness.runningAgent();

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
  * ```
  */
 export function approvalDigest(
-  call: { readonly agentId: string; readonly runId?: string; readonly seq?: number },
+  call: { readonly agentId: string; readonly runId?: string; readonly seq?: number | undefined },
   intentDigest: string,
 ): string {
   return createHash('sha256')

@@ -532,6 +532,46 @@ describe('gate', () => {
     }
   });
 
+  it('binds an approval to what the executor names, and only to an earlier call of the run', async () => {
+    await using harness = await createKernelHarness({
+      approvalRules: [
+        { kind: 'tool.call', resource: 'shell', trustLevels: ['standard'], reason: null },
+      ],
+    });
+    const { kernel } = harness;
+    // `standsFor` in the params names the call this one stands in for; the digest ignores it.
+    const shell = recorder('tool.call', async () => 'ran', {
+      approvalSubject: (intent) => ({
+        digest: String(intent.params.command),
+        ...(typeof intent.params.standsFor === 'number' ? { seq: intent.params.standsFor } : {}),
+      }),
+    });
+    kernel.registerExecutor(shell.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
+    const run = await harness.newRun(agent.id);
+    const call = (seq: number, params: JsonValue) =>
+      kernel.gate.call(
+        { agentId: agent.id, runId: run.id, seq },
+        { kind: 'tool.call', resource: 'shell', params },
+      );
+    const asked = await rejectsWithCode(call(1, { command: 'npm test' }), 'KEEL_APPROVAL_REQUIRED');
+    const approvalId = String(asked.details.approvalId);
+    for (const standsFor of [2, 3, 0]) {
+      await rejectsWithCode(call(2, { command: 'npm test', standsFor }), 'KEEL_INVALID_ARGUMENT');
+    }
+    const again = await rejectsWithCode(
+      call(2, { command: 'npm test', standsFor: 1 }),
+      'KEEL_APPROVAL_REQUIRED',
+    );
+    assert.equal(again.details.approvalId, approvalId, 'the stand-in finds the call’s approval');
+    await kernel.approvals.decide(approvalId, 'approved', 'operator:ana');
+    assert.equal(await call(3, { command: 'npm test', standsFor: 1 }), 'ran');
+    assert.equal(shell.calls.length, 1);
+    await rejectsWithCode(call(1, { command: 'npm test' }), 'KEEL_APPROVAL_REQUIRED');
+    assert.equal(shell.calls.length, 1, 'an approval is used once, by either form');
+  });
+
   it('runs an edited call when the approver edits it, checking the edit against the grant', async () => {
     await using harness = await createKernelHarness({
       approvalRules: [

@@ -32,6 +32,7 @@ import type { ExecutorRegistry } from './executor-registry.ts';
 import { type GateStep, Refusal } from './refusal.ts';
 import type { RunJournal } from './run-journal.ts';
 import {
+  type ApprovalSubject,
   type CallerIdentity,
   type ParsedIntent,
   parseIntent,
@@ -208,14 +209,15 @@ export class Gate {
           })
         : undefined;
       if (requirement !== undefined) {
+        const subject = this.#approvalSubject(identity, admitted.executor, parsed);
         const approval = await this.#step('approval', () =>
           dependencies.approvals.authorise({
             agentId: agent.id,
             runId: identity.runId,
-            seq: identity.seq,
+            seq: subject.seq,
             kind: intent.kind,
             resource: intent.resource,
-            digest: approvalDigest(identity, parsed.digest),
+            digest: approvalDigest({ ...identity, seq: subject.seq }, subject.digest),
             // What the approver is shown: bounded, and without any secret the node knows.
             summary: { params: this.#summaryOf(intent) },
             reason: requirement,
@@ -286,6 +288,44 @@ export class Gate {
         'verifier',
       );
     }
+  }
+
+  /**
+   * What an approval of the call is bound to: its executor's subject if it names one (a call
+   * standing in for an earlier `seq` of its run may name only an earlier one), else the intent.
+   */
+  #approvalSubject(
+    identity: CallerIdentity,
+    executor: SyscallExecutor,
+    parsed: ParsedIntent,
+  ): { readonly digest: string; readonly seq: number | undefined } {
+    if (executor.approvalSubject === undefined) {
+      return { digest: parsed.digest, seq: identity.seq };
+    }
+    let subject: ApprovalSubject;
+    try {
+      subject = executor.approvalSubject(parsed.intent, identity);
+    } catch (error) {
+      throw new Refusal(toKeelError(error, 'KEEL_INVALID_ARGUMENT'), 'approval');
+    }
+    if (
+      subject.seq !== undefined &&
+      (identity.runId === undefined ||
+        identity.seq === undefined ||
+        !Number.isSafeInteger(subject.seq) ||
+        subject.seq < 1 ||
+        subject.seq >= identity.seq)
+    ) {
+      throw new Refusal(
+        new KeelError(
+          'KEEL_INVALID_ARGUMENT',
+          `${parsed.intent.kind} may stand in only for an earlier call of its run, not seq ${subject.seq}`,
+          { details: { seq: subject.seq } },
+        ),
+        'approval',
+      );
+    }
+    return { digest: subject.digest, seq: subject.seq ?? identity.seq };
   }
 
   /** Capability, verifier rules, executor and budget: every step before the approval. */

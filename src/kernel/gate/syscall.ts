@@ -105,6 +105,14 @@ export interface SyscallExecutor {
    * covers all of it. Must accept any JSON parameters; a throw falls back to the default.
    */
   summarise?(intent: SyscallIntent): JsonObject;
+  /**
+   * What an approval of this call is bound to, when not the intent as sent (the default): the
+   * digest of what the call does, and the `seq` of the run's earlier call it stands in for (a
+   * call resent in another form after a refusal, which must come before it), so that the two
+   * forms of one call share one approval. Called after `estimate`, only for a call that needs
+   * an approval.
+   */
+  approvalSubject?(intent: SyscallIntent, caller: CallerIdentity): ApprovalSubject;
   doExecute(intent: SyscallIntent, context: ExecutionContext): Promise<ExecutorResult>;
 }
 
@@ -113,6 +121,14 @@ const IntentSchema = z.strictObject({
   resource: z.string().max(256).default(''),
   params: z.record(z.string(), z.unknown()).default({}),
 });
+
+/** What an approval of a call is bound to besides its agent and run (`approvalSubject`). */
+export interface ApprovalSubject {
+  /** SHA-256 (hex) of what the call does. */
+  readonly digest: string;
+  /** The earlier `seq` of the run the call stands in for; its own by default. */
+  readonly seq?: number;
+}
 
 /** What an executor's `estimate` is told besides the intent. */
 export interface EstimateContext {

@@ -172,7 +172,7 @@ describe('an agent program’s chat', () => {
     });
   });
 
-  it('sends the whole conversation again when the node no longer holds it', async () => {
+  it('sends the whole conversation again when the node no longer holds it, naming the refused call', async () => {
     const program = twoChats(
       'resumed',
       { role: 'assistant', content: 'ok' },
@@ -181,18 +181,34 @@ describe('an agent program’s chat', () => {
     const { syscalls, done } = await runProgram(program, (syscall, index) =>
       syscall.intent.params.continues === undefined
         ? chatAnswer(index + 1)
-        : new KeelError('KEEL_CONVERSATION_UNKNOWN', 'not held'),
+        : new KeelError('KEEL_CONVERSATION_UNKNOWN', 'not held', {
+            // The node counts a run's syscalls in the order they arrive.
+            details: { field: 'continues', seq: index + 1 },
+          }),
     );
     assert.deepEqual(done, { type: 'done', runId: 'run_1', ok: true, result: 'ok' });
     assert.equal(syscalls.length, 3);
     assert.equal(syscalls[1]?.intent.params.continues, 1);
     assert.deepEqual(syscalls[2]?.intent.params, {
+      fallbackOf: 2,
       messages: [
         system,
         task,
         { role: 'assistant', content: 'ok' },
         { role: 'user', content: 'next' },
       ],
+    });
+  });
+
+  it('sends a refused continuation whole without fallbackOf when the refusal names no call', async () => {
+    const program = twoChats('unnamed', { role: 'user', content: 'next' });
+    const { syscalls } = await runProgram(program, (syscall, index) =>
+      syscall.intent.params.continues === undefined
+        ? chatAnswer(index + 1)
+        : new KeelError('KEEL_CONVERSATION_UNKNOWN', 'not held', { details: { seq: 'two' } }),
+    );
+    assert.deepEqual(syscalls[2]?.intent.params, {
+      messages: [system, task, { role: 'user', content: 'next' }],
     });
   });
 

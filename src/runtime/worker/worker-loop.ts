@@ -202,7 +202,8 @@ function createContext(
  * program may change a message in place: the text compared is the one sent). A chat that
  * extends one still in progress waits for its answer first: what it sends then depends only on
  * the program's calls and their answers, never on which answer arrived first, so a replay
- * sends the same. Costs the worker what sending the whole conversation did — each message
+ * sends the same. A continuation the node refuses because it does not hold the conversation
+ * (after a restart, or long after) goes whole, naming the refused call (`fallbackOf`). Costs the worker what sending the whole conversation did — each message
  * serialised once a call —, and spares the node parsing, checking, digesting and counting it
  * again at every step.
  */
@@ -218,8 +219,11 @@ function createChat(
     const earlier = previous;
     const answered = Promise.withResolvers<number | undefined>();
     previous = { texts, seq: answered.promise };
-    const whole = async () =>
-      (await send(model, parameters as unknown as JsonObject)) as unknown as ChatResult;
+    const whole = async (fallbackOf?: number) =>
+      (await send(model, {
+        ...(parameters as unknown as JsonObject),
+        ...(fallbackOf === undefined ? {} : { fallbackOf }),
+      })) as unknown as ChatResult;
     let result: ChatResult | undefined;
     try {
       const base =
@@ -239,7 +243,13 @@ function createChat(
           })) as unknown as ChatResult;
         } catch (error) {
           if (!isKeelError(error) || error.code !== 'KEEL_CONVERSATION_UNKNOWN') throw error;
-          result = await whole();
+          // Sent whole as the refused call's stand-in: an approval asked for it is this one's.
+          const refused = error.details.seq;
+          result = await whole(
+            typeof refused === 'number' && Number.isSafeInteger(refused) && refused > 0
+              ? refused
+              : undefined,
+          );
         }
       }
       return result;

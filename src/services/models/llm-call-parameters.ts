@@ -45,6 +45,12 @@ const ChatParametersSchema = z.strictObject({
    * the model is sent that call's messages and then these (see `ConversationCache`).
    */
   continues: z.number().int().min(1).optional(),
+  /**
+   * The `seq` of the run's earlier `llm.chat` that continued a conversation this node did not
+   * hold (`KEEL_CONVERSATION_UNKNOWN`): this call is that one sent whole, and an approval given
+   * to that call is this one's.
+   */
+  fallbackOf: z.number().int().min(1).optional(),
   messages: z.array(MessageSchema).min(1).max(MAX_CHAT_MESSAGES),
   tools: z
     .array(
@@ -94,6 +100,8 @@ export interface ChatCall {
   readonly stream: boolean;
   /** The `seq` of the run's earlier call whose conversation this one continues. */
   readonly continues: number | undefined;
+  /** The `seq` of the run's refused continuation this call sends whole. */
+  readonly fallbackOf: number | undefined;
 }
 
 export interface EmbedCall {
@@ -138,7 +146,14 @@ function aliasOf(intent: SyscallIntent): string {
 export function chatCallOf(intent: SyscallIntent, maxOutputTokens: number): ChatCall {
   const parsed = ChatParametersSchema.safeParse(intent.params);
   if (!parsed.success) throw invalid('llm.chat', parsed.error);
-  const { stream, tools, messages, continues, ...rest } = parsed.data;
+  const { stream, tools, messages, continues, fallbackOf, ...rest } = parsed.data;
+  if (continues !== undefined && fallbackOf !== undefined) {
+    throw new KeelError(
+      'KEEL_INVALID_ARGUMENT',
+      'llm.chat params fallbackOf: a call that continues a conversation is not sent whole',
+      { details: { field: 'fallbackOf' } },
+    );
+  }
   if (rest.maxOutputTokens !== undefined && rest.maxOutputTokens > maxOutputTokens) {
     throw new KeelError(
       'KEEL_INVALID_ARGUMENT',
@@ -153,7 +168,7 @@ export function chatCallOf(intent: SyscallIntent, maxOutputTokens: number): Chat
     messages: messages as ChatMessage[],
     ...(tools === undefined ? {} : { tools: tools as ToolDefinition[] }),
   } as Omit<ChatRequest, 'model'>;
-  return { alias: aliasOf(intent), request, stream, continues };
+  return { alias: aliasOf(intent), request, stream, continues, fallbackOf };
 }
 
 /**

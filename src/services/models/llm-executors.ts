@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type BudgetLedger, scopesFor } from '../../kernel/budgets/budget-ledger.ts';
 import type {
   EstimateContext,
@@ -88,6 +89,20 @@ function resolveChatCall(
 ): ResolvedChatCall {
   const added = call.request.messages;
   const addedTokens = estimator.countMessages(added);
+  if (call.fallbackOf !== undefined) {
+    const seq = estimateContext?.caller.seq;
+    if (
+      seq === undefined ||
+      estimateContext?.caller.runId === undefined ||
+      call.fallbackOf >= seq
+    ) {
+      throw new KeelError(
+        'KEEL_INVALID_ARGUMENT',
+        'llm.chat params fallbackOf: names an earlier call of the same durable run',
+        { details: { field: 'fallbackOf' } },
+      );
+    }
+  }
   if (call.continues === undefined) {
     return {
       ...call,
@@ -109,7 +124,15 @@ function resolveChatCall(
     throw new KeelError(
       'KEEL_CONVERSATION_UNKNOWN',
       `llm.chat params continues: this node does not hold the conversation of call ${call.continues} of run ${runId}`,
-      { details: { field: 'continues', runId, continues: call.continues } },
+      {
+        details: {
+          field: 'continues',
+          runId,
+          continues: call.continues,
+          // What the caller's whole call names as `fallbackOf`.
+          ...(estimateContext.caller.seq === undefined ? {} : { seq: estimateContext.caller.seq }),
+        },
+      },
     );
   }
   const count = earlier.messages.length + added.length;
@@ -228,6 +251,23 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
     kind: 'llm.chat',
     timeoutMs,
     summarise: (intent) => summariseChatParameters(intent.params),
+    // A call continued and the same call sent whole after a refusal (`fallbackOf`) do the same:
+    // they share one approval, so a human is asked once, also when the node restarted or let
+    // the conversation go while the run waited for them. What binds it is the whole request.
+    approvalSubject(intent) {
+      const call = chatCall(intent, undefined);
+      const digest = createHash('sha256')
+        .update(
+          canonicalJson({
+            kind: 'llm.chat',
+            alias: call.alias,
+            stream: call.stream,
+            request: call.request,
+          }),
+        )
+        .digest('hex');
+      return call.fallbackOf === undefined ? { digest } : { digest, seq: call.fallbackOf };
+    },
     estimate(intent, estimateContext) {
       const call = chatCall(intent, estimateContext);
       const { inputTokens } = call;

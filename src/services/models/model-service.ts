@@ -9,6 +9,7 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { loadPriceTable, type PriceTable } from './accounting/price-table.ts';
 import { deferredTokenEstimator, type TokenEstimator } from './accounting/token-estimator.ts';
+import type { ConversationCacheLimits } from './conversation-cache.ts';
 import { createLlmExecutors } from './llm-executors.ts';
 import type { ModelProviderV1 } from './provider/model-provider.ts';
 import { AnthropicProvider } from './providers/anthropic-provider.ts';
@@ -30,6 +31,8 @@ export interface ModelServiceOptions {
   readonly random?: () => number;
   /** `eager` loads the tokenizer before `create` resolves (tests); default after `start`. */
   readonly tokenizer?: 'eager' | 'deferred';
+  /** How much of runs' conversations is kept for `continues` (default 64 MiB, 4,096 runs). */
+  readonly conversations?: ConversationCacheLimits;
 }
 
 const TOKENIZER_DELAY_MS = 500;
@@ -92,6 +95,7 @@ export class ModelService {
       defaultMaxOutputTokens: configuration.defaultMaxOutputTokens,
       maxOutputTokens: configuration.maxOutputTokens,
       deadlineMs: configuration.deadlineMs,
+      ...(options.conversations === undefined ? {} : { conversations: options.conversations }),
       onUnpriced: (target: RouteTarget) =>
         logger.warn(
           { provider: target.provider, model: target.model, priceTable: prices.version },
