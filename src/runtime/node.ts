@@ -98,6 +98,7 @@ export class KeelNode implements AsyncDisposable {
   readonly storage: SqliteStorage;
   readonly bus: MemoryEventBus;
   readonly kernel: Kernel;
+  readonly models: ModelService;
   readonly runtime: AgentRuntime;
   readonly logger: Logger;
   /** The robot this node drives, when `[robotics]` is enabled. */
@@ -113,6 +114,7 @@ export class KeelNode implements AsyncDisposable {
     storage: SqliteStorage;
     bus: MemoryEventBus;
     kernel: Kernel;
+    models: ModelService;
     runtime: AgentRuntime;
     control: ControlServer;
     logger: Logger;
@@ -125,6 +127,7 @@ export class KeelNode implements AsyncDisposable {
     this.storage = parts.storage;
     this.bus = parts.bus;
     this.kernel = parts.kernel;
+    this.models = parts.models;
     this.runtime = parts.runtime;
     this.#control = parts.control;
     this.logger = parts.logger;
@@ -354,7 +357,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       actor: `node:${configuration.node.name}`,
     });
     closers.push(() => runtime.close());
-    closers.push(await forgetTaintOfEndedRuns(bus, taint, storage, options.logger));
+    closers.push(await forgetEndedRuns(bus, taint, models, storage, options.logger));
     const robotLink = await connectRobotMqtt({
       robot,
       loaded,
@@ -411,6 +414,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       storage,
       bus,
       kernel,
+      models,
       runtime,
       control,
       logger,
@@ -427,13 +431,15 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
 }
 
 /**
- * Drops the untrusted-content marks of runs once they end (and, at start, of runs that ended
- * while the node was down), so the marks do not pile up. Resolves with the closer that stops
- * listening.
+ * Drops what the node keeps of runs while they go on once they end: their untrusted-content
+ * marks (also, at start, of runs that ended while the node was down) and the conversation the
+ * model layer holds for their next chat, so neither piles up. Resolves with the closer that
+ * stops listening.
  */
-async function forgetTaintOfEndedRuns(
+async function forgetEndedRuns(
   bus: MemoryEventBus,
   taint: RunTaint,
+  models: ModelService,
   storage: SqliteStorage,
   logger: Logger,
 ): Promise<Closer> {
@@ -442,6 +448,7 @@ async function forgetTaintOfEndedRuns(
   void (async () => {
     for await (const message of statuses) {
       if (!FINAL_RUN_STATUSES.includes(message.status)) continue;
+      models.forgetRun(message.runId);
       await taint
         .forget(message.runId)
         .catch((error: unknown) =>

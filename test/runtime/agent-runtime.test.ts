@@ -441,6 +441,11 @@ trust_levels = ["untrusted"]
         ],
         'the continuation the restarted node could not serve was refused, not journaled',
       );
+      // The run ended: nothing will continue its conversation, which the node lets go.
+      for (let waited = 0; reopened.models.heldConversations.runs > 0; waited += 25) {
+        assert.ok(waited < 5_000, 'the ended run’s conversation is still held');
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
     }, options);
   });
 

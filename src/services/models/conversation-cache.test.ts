@@ -21,6 +21,17 @@ describe('ConversationCache', () => {
     assert.deepEqual(cache.stats, { runs: 1, bytes: 20 });
   });
 
+  it('lets an ended run’s conversation go, and the bytes it took', () => {
+    const cache = new ConversationCache({ maxBytes: 1_000, maxRuns: 10 });
+    cache.remember('run_a', conversation(1, 10));
+    cache.remember('run_b', conversation(4, 25));
+    cache.forget('run_a');
+    cache.forget('run_c');
+    assert.equal(cache.get('run_a', 1), undefined);
+    assert.equal(cache.get('run_b', 4)?.seq, 4);
+    assert.deepEqual(cache.stats, { runs: 1, bytes: 25 });
+  });
+
   it('drops the least recently used conversations past its size or its number of runs', () => {
     const cache = new ConversationCache({ maxBytes: 100, maxRuns: 3 });
     cache.remember('run_a', conversation(1, 40));

@@ -18,6 +18,12 @@ export interface ConversationCacheLimits {
   readonly maxRuns: number;
 }
 
+/** 64 MiB of canonical JSON, 4,096 runs. */
+export const DEFAULT_CONVERSATION_LIMITS: ConversationCacheLimits = {
+  maxBytes: 64 * 1024 * 1024,
+  maxRuns: 4_096,
+};
+
 /**
  * The last conversation each run sent to a model, so that the run's next `llm.chat` can carry
  * only the messages it adds (`continues`) instead of the whole conversation again: the node then
@@ -69,6 +75,12 @@ export class ConversationCache {
       if (this.#withinLimits()) break;
       this.#drop(oldest, cached);
     }
+  }
+
+  /** Lets the run's conversation go (the run ended). */
+  forget(runId: string): void {
+    const cached = this.#byRun.get(runId);
+    if (cached !== undefined) this.#drop(runId, cached);
   }
 
   #withinLimits(): boolean {

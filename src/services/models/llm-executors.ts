@@ -16,7 +16,7 @@ import type { TokenEstimator } from './accounting/token-estimator.ts';
 import {
   type CachedConversation,
   ConversationCache,
-  type ConversationCacheLimits,
+  DEFAULT_CONVERSATION_LIMITS,
 } from './conversation-cache.ts';
 import {
   type ChatCall,
@@ -47,14 +47,9 @@ export interface LlmExecutorDependencies {
   /** The router's total deadline; the gate's timeout is a little longer. */
   readonly deadlineMs: number;
   readonly onUnpriced?: (target: RouteTarget) => void;
-  /** How much of runs' conversations is kept for `continues` (default 64 MiB, 4,096 runs). */
-  readonly conversations?: ConversationCacheLimits;
+  /** Runs' conversations kept for `continues` (default: 64 MiB, 4,096 runs). */
+  readonly conversations?: ConversationCache;
 }
-
-const DEFAULT_CONVERSATION_LIMITS: ConversationCacheLimits = {
-  maxBytes: 64 * 1024 * 1024,
-  maxRuns: 4_096,
-};
 
 /** A chat call with the conversation it continues resolved and its input counted. */
 interface ResolvedChatCall extends ChatCall {
@@ -210,9 +205,8 @@ function attemptsOf(error: KeelError): readonly RouteAttempt[] | undefined {
  * ```
  */
 export function createLlmExecutors(dependencies: LlmExecutorDependencies): SyscallExecutor[] {
-  const conversations = new ConversationCache(
-    dependencies.conversations ?? DEFAULT_CONVERSATION_LIMITS,
-  );
+  const conversations =
+    dependencies.conversations ?? new ConversationCache(DEFAULT_CONVERSATION_LIMITS);
   // The gate hands `estimate` and `doExecute` the same frozen intent: parse it, resolve the
   // conversation it continues and count its input tokens once (the tokenizer is the costly
   // part of a large prompt).

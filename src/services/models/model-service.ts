@@ -9,7 +9,11 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { loadPriceTable, type PriceTable } from './accounting/price-table.ts';
 import { deferredTokenEstimator, type TokenEstimator } from './accounting/token-estimator.ts';
-import type { ConversationCacheLimits } from './conversation-cache.ts';
+import {
+  ConversationCache,
+  type ConversationCacheLimits,
+  DEFAULT_CONVERSATION_LIMITS,
+} from './conversation-cache.ts';
 import { createLlmExecutors } from './llm-executors.ts';
 import type { ModelProviderV1 } from './provider/model-provider.ts';
 import { AnthropicProvider } from './providers/anthropic-provider.ts';
@@ -56,6 +60,7 @@ export class ModelService {
   readonly estimator: TokenEstimator;
   readonly executors: readonly SyscallExecutor[];
   readonly health: ProviderHealthMonitor;
+  readonly #conversations: ConversationCache;
   #loadTokenizer: () => Promise<unknown> = () => Promise.resolve();
   #tokenizer: Promise<unknown> = Promise.resolve();
   #tokenizerTimer: NodeJS.Timeout | undefined;
@@ -70,6 +75,9 @@ export class ModelService {
     this.providers = providers;
     this.prices = prices;
     this.estimator = estimator;
+    this.#conversations = new ConversationCache(
+      options.conversations ?? DEFAULT_CONVERSATION_LIMITS,
+    );
     this.router = new ModelRouter({
       providers,
       aliases: new Map(Object.entries(configuration.aliases)),
@@ -95,7 +103,7 @@ export class ModelService {
       defaultMaxOutputTokens: configuration.defaultMaxOutputTokens,
       maxOutputTokens: configuration.maxOutputTokens,
       deadlineMs: configuration.deadlineMs,
-      ...(options.conversations === undefined ? {} : { conversations: options.conversations }),
+      conversations: this.#conversations,
       onUnpriced: (target: RouteTarget) =>
         logger.warn(
           { provider: target.provider, model: target.model, priceTable: prices.version },
@@ -106,6 +114,16 @@ export class ModelService {
       intervalMs: configuration.healthCheckIntervalMs,
       logger,
     });
+  }
+
+  /** Runs whose conversation is held for their next chat, and its bytes. */
+  get heldConversations(): { readonly runs: number; readonly bytes: number } {
+    return this.#conversations.stats;
+  }
+
+  /** Lets an ended run's conversation go: nothing will continue it. */
+  forgetRun(runId: string): void {
+    this.#conversations.forget(runId);
   }
 
   static async create(options: ModelServiceOptions): Promise<ModelService> {
