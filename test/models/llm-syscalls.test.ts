@@ -575,17 +575,33 @@ describe('llm.chat through the gate', () => {
     // The run's conversation goes.
     await approve(models.chat(hello, { runId: other.id, seq: 1 }));
     await models.chat(hello, { runId: other.id, seq: 1 });
-    // A stand-in that changed the conversation, or a setting, is a call nobody approved.
+    const approvalOf2 = (await kernel.approvals.list({ state: 'approved' })).find(
+      (approval) => approval.runId === run.id && approval.seq === 2,
+    )?.id;
+    assert.ok(approvalOf2 !== undefined, 'call 2 was approved');
+    // A stand-in that changed the conversation, a setting or the alias's streaming is a call
+    // nobody approved: it is asked about anew, and nothing reaches the model.
+    const requests = models.mock.requests().length;
     for (const whole of [
       { fallbackOf: 2, messages: [{ role: 'user', content: 'other' }, next] },
       { fallbackOf: 2, messages: [...hello.messages, next], temperature: 1 },
-      { fallbackOf: 1, messages: [...hello.messages, next] },
+      { fallbackOf: 2, messages: [...hello.messages, next], stream: true },
     ]) {
-      await rejectsWithCode(
+      const asked = await rejectsWithCode(
         models.chat(whole, { runId: run.id, seq: 3 }),
         'KEEL_APPROVAL_REQUIRED',
       );
+      assert.notEqual(asked.details.approvalId, approvalOf2);
     }
+    assert.equal(models.mock.requests().length, requests);
+    // Call 1 ran: nothing stands in for it.
+    await rejectsWithCode(
+      models.chat(
+        { fallbackOf: 1, messages: [...hello.messages, next] },
+        { runId: run.id, seq: 3 },
+      ),
+      'KEEL_INVALID_ARGUMENT',
+    );
     // The same conversation and settings use it.
     const answer = await models.chat(
       { fallbackOf: 2, messages: [...hello.messages, next] },

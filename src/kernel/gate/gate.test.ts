@@ -535,7 +535,7 @@ describe('gate', () => {
   it('binds an approval to what the executor names, and only to an earlier call of the run', async () => {
     await using harness = await createKernelHarness({
       approvalRules: [
-        { kind: 'tool.call', resource: 'shell', trustLevels: ['standard'], reason: null },
+        { kind: 'tool.call', resource: '*', trustLevels: ['standard'], reason: null },
       ],
     });
     const { kernel } = harness;
@@ -548,28 +548,53 @@ describe('gate', () => {
     });
     kernel.registerExecutor(shell.executor);
     const agent = await harness.runningAgent();
-    await kernel.capabilities.grant(agent.id, shellGrant, 'operator:ana');
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call', resource: '*' }, 'operator:ana');
     const run = await harness.newRun(agent.id);
-    const call = (seq: number, params: JsonValue) =>
+    const call = (seq: number | undefined, params: JsonValue, resource = 'shell') =>
       kernel.gate.call(
-        { agentId: agent.id, runId: run.id, seq },
-        { kind: 'tool.call', resource: 'shell', params },
+        { agentId: agent.id, ...(seq === undefined ? {} : { runId: run.id, seq }) },
+        { kind: 'tool.call', resource, params },
       );
-    const asked = await rejectsWithCode(call(1, { command: 'npm test' }), 'KEEL_APPROVAL_REQUIRED');
-    const approvalId = String(asked.details.approvalId);
-    for (const standsFor of [2, 3, 0]) {
+    // Three forms of call 1 ask together: one approval.
+    const asked = await Promise.all(
+      [
+        call(1, { command: 'npm test' }),
+        call(2, { command: 'npm test', standsFor: 1 }),
+        call(3, { command: 'npm test', standsFor: 1 }),
+      ].map((pending) => rejectsWithCode(pending, 'KEEL_APPROVAL_REQUIRED')),
+    );
+    const approvalId = String(asked[0]?.details.approvalId);
+    assert.deepEqual(
+      asked.map((error) => error.details.approvalId),
+      [approvalId, approvalId, approvalId],
+    );
+    assert.equal((await kernel.approvals.list({ state: 'pending' })).length, 1);
+    // A later seq, none, or outside a run: refused.
+    for (const standsFor of [3, 0]) {
       await rejectsWithCode(call(2, { command: 'npm test', standsFor }), 'KEEL_INVALID_ARGUMENT');
     }
-    const again = await rejectsWithCode(
-      call(2, { command: 'npm test', standsFor: 1 }),
+    await rejectsWithCode(
+      call(undefined, { command: 'npm test', standsFor: 1 }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    // The same subject on another resource is another call.
+    const elsewhere = await rejectsWithCode(
+      call(2, { command: 'npm test', standsFor: 1 }, 'deploy'),
       'KEEL_APPROVAL_REQUIRED',
     );
-    assert.equal(again.details.approvalId, approvalId, 'the stand-in finds the call’s approval');
+    assert.notEqual(elsewhere.details.approvalId, approvalId);
     await kernel.approvals.decide(approvalId, 'approved', 'operator:ana');
-    assert.equal(await call(3, { command: 'npm test', standsFor: 1 }), 'ran');
+    assert.equal(await call(4, { command: 'npm test', standsFor: 1 }), 'ran');
     assert.equal(shell.calls.length, 1);
     await rejectsWithCode(call(1, { command: 'npm test' }), 'KEEL_APPROVAL_REQUIRED');
     assert.equal(shell.calls.length, 1, 'an approval is used once, by either form');
+    // Call 4 ran: nothing may stand in for it.
+    await rejectsWithCode(call(5, { command: 'npm test', standsFor: 4 }), 'KEEL_INVALID_ARGUMENT');
+    // A denial holds for every form of the call.
+    const next = await rejectsWithCode(call(6, { command: 'rm -r' }), 'KEEL_APPROVAL_REQUIRED');
+    await kernel.approvals.decide(String(next.details.approvalId), 'denied', 'operator:ana');
+    await rejectsWithCode(call(7, { command: 'rm -r', standsFor: 6 }), 'KEEL_APPROVAL_DENIED');
+    assert.equal(shell.calls.length, 1);
   });
 
   it('runs an edited call when the approver edits it, checking the edit against the grant', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { followAbort } from '../../platform/clock/abort-link.ts';
 import type { Clock } from '../../platform/clock/clock.ts';
 import type { ErrorCode } from '../../platform/errors/error-catalogue.ts';
@@ -209,19 +210,24 @@ export class Gate {
           })
         : undefined;
       if (requirement !== undefined) {
-        const subject = this.#approvalSubject(identity, admitted.executor, parsed);
-        const approval = await this.#step('approval', () =>
-          dependencies.approvals.authorise({
-            agentId: agent.id,
-            runId: identity.runId,
-            seq: subject.seq,
-            kind: intent.kind,
-            resource: intent.resource,
-            digest: approvalDigest({ ...identity, seq: subject.seq }, subject.digest),
-            // What the approver is shown: bounded, and without any secret the node knows.
-            summary: { params: this.#summaryOf(intent) },
-            reason: requirement,
-          }),
+        const subject = await this.#approvalSubject(identity, admitted.executor, parsed);
+        const digest = approvalDigest({ ...identity, seq: subject.seq }, subject.digest);
+        // One at a time per approval: two forms of one call (they have different seqs, so
+        // different call locks) asking together create one pending approval, not two.
+        const approval = await this.#calls.exclusive(`approval\n${digest}`, () =>
+          this.#step('approval', () =>
+            dependencies.approvals.authorise({
+              agentId: agent.id,
+              runId: identity.runId,
+              seq: subject.seq,
+              kind: intent.kind,
+              resource: intent.resource,
+              digest,
+              // What the approver is shown: bounded, and without any secret the node knows.
+              summary: { params: this.#summaryOf(intent) },
+              reason: requirement,
+            }),
+          ),
         );
         approvalId = approval.id;
         edits = approval.paramEdits;
@@ -291,41 +297,54 @@ export class Gate {
   }
 
   /**
-   * What an approval of the call is bound to: its executor's subject if it names one (a call
-   * standing in for an earlier `seq` of its run may name only an earlier one), else the intent.
+   * What an approval of the call is bound to: its executor's subject if it names one, under the
+   * call's kind and resource (so no subject can stand for another kind's or resource's call),
+   * else the intent. A call standing in for another `seq` of its run may name only an earlier
+   * one that has not run (nothing in the journal): the approval and its audit then point at
+   * the call the human was asked about.
    */
-  #approvalSubject(
+  async #approvalSubject(
     identity: CallerIdentity,
     executor: SyscallExecutor,
     parsed: ParsedIntent,
-  ): { readonly digest: string; readonly seq: number | undefined } {
+  ): Promise<{ readonly digest: string; readonly seq: number | undefined }> {
     if (executor.approvalSubject === undefined) {
       return { digest: parsed.digest, seq: identity.seq };
     }
+    const { kind, resource } = parsed.intent;
     let subject: ApprovalSubject;
     try {
       subject = executor.approvalSubject(parsed.intent, identity);
     } catch (error) {
       throw new Refusal(toKeelError(error, 'KEEL_INVALID_ARGUMENT'), 'approval');
     }
-    if (
-      subject.seq !== undefined &&
-      (identity.runId === undefined ||
-        identity.seq === undefined ||
-        !Number.isSafeInteger(subject.seq) ||
-        subject.seq < 1 ||
-        subject.seq >= identity.seq)
-    ) {
+    const digest = createHash('sha256')
+      .update(`${kind}\n${resource}\n${subject.digest}`)
+      .digest('hex');
+    const standsFor = subject.seq;
+    if (standsFor === undefined || standsFor === identity.seq) {
+      return { digest, seq: identity.seq };
+    }
+    const refuse = (why: string): never => {
       throw new Refusal(
         new KeelError(
           'KEEL_INVALID_ARGUMENT',
-          `${parsed.intent.kind} may stand in only for an earlier call of its run, not seq ${subject.seq}`,
-          { details: { seq: subject.seq } },
+          `${kind} may stand in only for an earlier call of its run that has not run: ${why}`,
+          { details: { seq: standsFor } },
         ),
         'approval',
       );
+    };
+    const { runId, seq } = identity;
+    if (runId === undefined || seq === undefined) return refuse('this call is not in a run');
+    if (!Number.isSafeInteger(standsFor) || standsFor < 1 || standsFor >= seq) {
+      return refuse(`seq ${standsFor} does not come before ${seq}`);
     }
-    return { digest: subject.digest, seq: subject.seq ?? identity.seq };
+    const recorded = await this.#step('approval', () =>
+      this.#dependencies.journal.lookup(runId, standsFor),
+    );
+    if (recorded !== undefined) return refuse(`seq ${standsFor} ran`);
+    return { digest, seq: standsFor };
   }
 
   /** Capability, verifier rules, executor and budget: every step before the approval. */
