@@ -352,6 +352,40 @@ describe('agent runtime', { timeout: 120_000 }, () => {
     );
   });
 
+  it('puts a manifest’s budget in place before its grants, on a first deploy and on an update', async () => {
+    await withNode(async (node) => {
+      const budgeted = (version: string, calls: number) =>
+        signed(
+          manifest({
+            id: 'budgeted',
+            version,
+            capabilities: [{ kind: 'log' }, { kind: 'clock.now' }],
+            budgets: { agent: { calls } },
+          }),
+        );
+      for (const [version, calls] of [
+        ['1.0.0', 100],
+        ['1.1.0', 50],
+      ] as const) {
+        await node.runtime.deploy(budgeted(version, calls), 'operator:ana');
+        const deployed = (await node.storage.audit.tail(20)).filter(
+          (entry) =>
+            (entry.kind === 'budget.limits' || entry.kind.startsWith('capability.')) &&
+            entry.actor.startsWith('operator:ana'),
+        );
+        const order = deployed.map((entry) => entry.kind);
+        const lastLimits = order.lastIndexOf('budget.limits');
+        assert.ok(lastLimits >= 0, `${version} set its limits`);
+        assert.ok(
+          order.slice(lastLimits + 1).includes('capability.grant'),
+          `${version}: its grants came after its limits (${order.join(', ')})`,
+        );
+        const { agent } = await node.runtime.show('budgeted');
+        assert.equal((await node.kernel.budgets.get(`agent:${agent.id}`))?.limits.calls, calls);
+      }
+    });
+  });
+
   it('asks a human once for a chat that waited for them across a restart of the node', async () => {
     await using mock = await MockLlmServer.start({});
     const options: NodeOptions = {

@@ -218,12 +218,21 @@ export class AgentDeployer {
     }
     const trustLevel = trustLevelOf(manifest.trust);
     const grantedBy = `${actor} (manifest ${manifest.id}@${manifest.version})`;
+    // The manifest's budget is in place before its grants: a crash between the two leaves the
+    // grants of before under the limits of now, never new grants without their limits.
+    const limit = async (agentId: string): Promise<void> => {
+      if (manifest.budgets?.agent !== undefined) {
+        await kernel.budgets.setLimits(`agent:${agentId}`, manifest.budgets.agent, actor);
+      }
+    };
     let agent: AgentRecord;
     if (existing === undefined) {
       // A crash before the grants land leaves an agent that may do nothing (deny by default).
       agent = await kernel.agents.register({ name: manifest.id, trustLevel, metadata }, actor);
+      await limit(agent.id);
       await kernel.capabilities.replace(agent.id, manifest.capabilities, grantedBy);
     } else {
+      await limit(existing.id);
       // One storage request: the new manifest and its grants commit together or not at all,
       // and a syscall of the still-running worker never meets half of the change.
       const replaced = await kernel.capabilities.replace(
@@ -237,9 +246,6 @@ export class AgentDeployer {
         throw new KeelError('KEEL_INTERNAL', `deploying ${manifest.id} returned no agent record`);
       }
       agent = replaced.agent;
-    }
-    if (manifest.budgets?.agent !== undefined) {
-      await kernel.budgets.setLimits(`agent:${agent.id}`, manifest.budgets.agent, actor);
     }
     await this.#options.keyValues.set(
       versionKey,
