@@ -203,9 +203,9 @@ function createContext(
  * extends one still in progress waits for its answer first: what it sends then depends only on
  * the program's calls and their answers, never on which answer arrived first, so a replay
  * sends the same. A continuation the node refuses because it does not hold the conversation
- * (after a restart, or long after) goes whole, naming the refused call (`fallbackOf`). Costs the worker what sending the whole conversation did — each message
- * serialised once a call —, and spares the node parsing, checking, digesting and counting it
- * again at every step.
+ * (after a restart, or long after) goes whole, naming the refused call (`fallbackOf`). Costs
+ * the worker what sending the whole conversation did — each message serialised once a call —,
+ * and spares the node parsing, checking, digesting and counting it again at every step.
  */
 function createChat(
   send: (model: string, parameters: JsonObject) => Promise<JsonValue>,

@@ -247,18 +247,12 @@ export function createLlmExecutors(dependencies: LlmExecutorDependencies): Sysca
     summarise: (intent) => summariseChatParameters(intent.params),
     // A call continued and the same call sent whole after a refusal (`fallbackOf`) do the same:
     // they share one approval, so a human is asked once, also when the node restarted or let
-    // the conversation go while the run waited for them. What binds it is the whole request.
+    // the conversation go while the run waited for them. What binds it is the whole request
+    // (the gate adds the kind and the alias, the intent's resource).
     approvalSubject(intent) {
       const call = chatCall(intent, undefined);
       const digest = createHash('sha256')
-        .update(
-          canonicalJson({
-            kind: 'llm.chat',
-            alias: call.alias,
-            stream: call.stream,
-            request: call.request,
-          }),
-        )
+        .update(canonicalJson({ stream: call.stream, request: call.request }))
         .digest('hex');
       return call.fallbackOf === undefined ? { digest } : { digest, seq: call.fallbackOf };
     },
