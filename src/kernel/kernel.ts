@@ -2,6 +2,7 @@ import type { EventBus } from '../platform/bus/event-bus.ts';
 import type { Clock } from '../platform/clock/clock.ts';
 import type { Logger } from '../platform/observability/logger.ts';
 import type { SecretRedactor } from '../platform/observability/secret-redactor.ts';
+import type { RunRecord } from '../platform/storage/ports/run-store.ts';
 import type { Storage } from '../platform/storage/storage.ts';
 import { ApprovalPolicy, type ApprovalRule } from './approvals/approval-policy.ts';
 import { ApprovalService } from './approvals/approval-service.ts';
@@ -66,6 +67,7 @@ export class Kernel {
   readonly executors: ExecutorRegistry;
   /** Which calls need a human: the configured rules, then services' own (see `addSource`). */
   readonly approvalPolicy: ApprovalPolicy;
+  readonly #journal: RunJournal;
   readonly #logger: Logger;
   readonly #actor: string;
   readonly #sweepIntervalMs: number;
@@ -110,6 +112,7 @@ export class Kernel {
       this.verifier.register(rule);
     this.executors = new ExecutorRegistry();
     this.approvalPolicy = new ApprovalPolicy(options.approvals.rules);
+    this.#journal = new RunJournal(storage.runs);
     this.gate = new Gate({
       agents: this.agents,
       capabilities: this.capabilities,
@@ -117,7 +120,7 @@ export class Kernel {
       budgets: this.budgets,
       approvals: this.approvals,
       approvalPolicy: this.approvalPolicy,
-      journal: new RunJournal(storage.runs),
+      journal: this.#journal,
       executors: this.executors,
       audit: this.audit,
       usage: storage.usage,
@@ -126,6 +129,15 @@ export class Kernel {
       redactor: options.redactor,
       limits: options.gate,
     });
+  }
+
+  /**
+   * A run's attempt is starting, and storage has just answered its record and its journal's
+   * head: the gate keeps both, so that the run's first call reads neither again.
+   */
+  runStarted(run: RunRecord, journalHead: number): void {
+    this.agents.noteRun(run);
+    this.#journal.noteHead(run.id, journalHead);
   }
 
   registerExecutor(executor: SyscallExecutor): void {

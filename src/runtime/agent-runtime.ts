@@ -114,6 +114,7 @@ export class AgentRuntime {
           runBudget: budgets?.run,
         };
       },
+      attemptStarted: (run, journalHead) => kernel.runStarted(run, journalHead),
       dispatch: (run) => this.#dispatch(run),
       cancelInWorker: (agentId, runId, reason) =>
         this.#supervisors.get(agentId)?.cancel(runId, reason),

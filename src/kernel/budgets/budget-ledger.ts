@@ -302,16 +302,20 @@ export class BudgetLedger {
   }
 
   async #readLimitsCost(scopes: readonly BudgetScope[]): Promise<boolean> {
+    // Level by level, each level's reads in one storage request.
     const seen = new Set<BudgetScope>();
-    const pending = [...scopes];
-    while (pending.length > 0 && seen.size < 64) {
-      const scope = pending.pop() as BudgetScope;
-      if (seen.has(scope)) continue;
-      seen.add(scope);
-      const state = await this.#store.get(scope);
-      if (state === undefined) continue;
-      if (state.limits.costMicros !== undefined) return true;
-      if (state.parent !== null) pending.push(state.parent);
+    let level = [...new Set(scopes)];
+    while (level.length > 0 && seen.size < 64) {
+      for (const scope of level) seen.add(scope);
+      const states = await Promise.all(level.map((scope) => this.#store.get(scope)));
+      if (states.some((state) => state?.limits.costMicros !== undefined)) return true;
+      level = [
+        ...new Set(
+          states.flatMap((state) =>
+            state?.parent == null || seen.has(state.parent) ? [] : [state.parent],
+          ),
+        ),
+      ];
     }
     return false;
   }

@@ -986,4 +986,41 @@ describe('gate', () => {
     assert.equal(verification.checked, verification.total);
     assert.equal(verification.total, 202, 'register + grant + one entry per decision');
   });
+  it('needs no read of a started run at its first call, and never trusts a head below one it recorded', async () => {
+    const reads: string[] = [];
+    await using harness = await createKernelHarness({
+      cacheTtlMs: 60_000,
+      replaceStores: (storage) => ({
+        ...storage,
+        runs: {
+          ...storage.runs,
+          get: (id) => {
+            reads.push('get');
+            return storage.runs.get(id);
+          },
+          journalHead: (id) => {
+            reads.push('journalHead');
+            return storage.runs.journalHead(id);
+          },
+        },
+      }),
+    });
+    const { kernel, storage } = harness;
+    const clock = recorder('clock.now', async () => 1_767_225_600_000);
+    kernel.registerExecutor(clock.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'clock.now' }, 'operator:ana');
+    const run = await harness.newRun(agent.id);
+    const attempt = await storage.runs.startAttempt(run.id, Date.now(), 3);
+    kernel.runStarted(attempt.run, attempt.journalHead);
+    const call = (seq: number) =>
+      kernel.gate.call({ agentId: agent.id, runId: run.id, seq }, { kind: 'clock.now' });
+    await call(1);
+    await call(2);
+    assert.deepEqual(reads, [], 'the run and its journal head came with the attempt');
+    // A head read before calls were recorded (a late answer) does not hide them.
+    kernel.runStarted(attempt.run, 0);
+    await call(1);
+    assert.equal(clock.calls.length, 2, 'seq 1 replays from the journal instead of running again');
+  });
 });

@@ -30,6 +30,14 @@ export class RunJournal {
     return this.#store.getJournal(runId, seq);
   }
 
+  /**
+   * A run's head as storage has just read it (an attempt starting): its first call then needs
+   * no read. Never lowers a head already known, since a run's journal only grows.
+   */
+  noteHead(runId: string, head: number): void {
+    this.#remember(runId, Math.max(this.#heads.get(runId) ?? 0, head));
+  }
+
   async record(entry: JournalEntry): Promise<void> {
     await this.#store.appendJournal(entry);
     this.#remember(entry.runId, Math.max(this.#heads.get(entry.runId) ?? 0, entry.seq));

@@ -190,6 +190,14 @@ export class AgentDirectory {
     return this.#agents.getByName(name);
   }
 
+  /**
+   * Keeps a run's record as storage has just answered it (an attempt starting), so that the
+   * run's first call need not read it again.
+   */
+  noteRun(run: RunRecord): void {
+    this.#runCache.set(run.id, run);
+  }
+
   /** Drops the cached record of an agent changed by another service (a deploy's grants). */
   forget(agentId: string): void {
     this.#agentCache.delete(agentId);

@@ -31,4 +31,16 @@ describe('ExpiringCache', () => {
     assert.equal(await slow, 'stale');
     assert.equal(await cache.get('agent', async () => 'fresh'), 'fresh');
   });
+  it('keeps a value its owner sets, over a load that overlapped it', async () => {
+    let now = 0;
+    const cache = new ExpiringCache<string, string>(100, () => now);
+    let release: (value: string) => void = () => undefined;
+    const slow = cache.get('run', () => new Promise<string>((resolve) => (release = resolve)));
+    cache.set('run', 'written');
+    release('read before the write');
+    assert.equal(await slow, 'read before the write');
+    assert.equal(await cache.get('run', async () => 'loaded'), 'written');
+    now = 100;
+    assert.equal(await cache.get('run', async () => 'loaded'), 'loaded', 'a set value expires too');
+  });
 });

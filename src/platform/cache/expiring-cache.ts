@@ -39,6 +39,13 @@ export class ExpiringCache<Key, Value> {
     return value;
   }
 
+  /** Keeps a value the owner has just read or written itself, fresher than any load. */
+  set(key: Key, value: Value): void {
+    this.#generation += 1;
+    if (this.#entries.size >= this.#maxEntries) this.#entries.clear();
+    this.#entries.set(key, { value, until: this.#now() + this.#ttlMs });
+  }
+
   delete(key: Key): void {
     this.#generation += 1;
     this.#entries.delete(key);

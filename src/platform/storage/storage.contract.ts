@@ -278,19 +278,53 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           [run.priority, run.attempts, run.origin, run.error],
           [8, 0, 'schedule:0', null],
         );
-        const first = await storage.runs.recordAttempt(run.id, T0 + 1);
-        assert.deepEqual([first.status, first.attempts], ['running', 1]);
-        assert.equal((await storage.runs.recordAttempt(run.id, T0 + 2)).attempts, 2);
+        const first = await storage.runs.startAttempt(run.id, T0 + 1, 3);
+        assert.deepEqual(
+          [first.outcome, first.run.status, first.run.attempts, first.journalHead],
+          ['started', 'running', 1, 0],
+        );
+        await storage.runs.appendJournal({
+          runId: run.id,
+          seq: 1,
+          kind: 'clock.now',
+          intentDigest: 'd1',
+          outcome: 'ok',
+          result: T0,
+          recordedAt: T0 + 1,
+        });
+        const second = await storage.runs.startAttempt(run.id, T0 + 2, 3);
+        assert.deepEqual([second.run.attempts, second.journalHead], [2, 1]);
         const returned = await storage.runs.returnAttempt(run.id, T0 + 2);
         assert.deepEqual([returned.status, returned.attempts], ['pending', 1]);
-        assert.equal((await storage.runs.recordAttempt(run.id, T0 + 2)).attempts, 2);
-        const failed = await storage.runs.updateStatus(run.id, 'dead-lettered', T0 + 3, undefined, {
+        assert.equal((await storage.runs.startAttempt(run.id, T0 + 2, 3)).run.attempts, 2);
+        // At its agent's maxAttempts a run is not started again, and is left as it was.
+        const exhausted = await storage.runs.startAttempt(run.id, T0 + 2, 2);
+        assert.deepEqual(
+          [exhausted.outcome, exhausted.run.status, exhausted.run.attempts],
+          ['exhausted', 'running', 2],
+        );
+        const failed = await storage.runs.end(run.id, 'dead-lettered', T0 + 3, undefined, {
           code: 'KEEL_WORKER_CRASHED',
         });
-        assert.deepEqual(failed.error, { code: 'KEEL_WORKER_CRASHED' });
-        // An ended run is not started again.
-        const ended = await storage.runs.recordAttempt(run.id, T0 + 4);
-        assert.deepEqual([ended.status, ended.attempts], ['dead-lettered', 2]);
+        assert.equal(failed.ended, true);
+        assert.deepEqual(failed.run.error, { code: 'KEEL_WORKER_CRASHED' });
+        // An ended run is not started again, nor ended a second time.
+        const ended = await storage.runs.startAttempt(run.id, T0 + 4, 3);
+        assert.deepEqual(
+          [ended.outcome, ended.run.status, ended.run.attempts, ended.journalHead],
+          ['ended', 'dead-lettered', 2, 1],
+        );
+        const again = await storage.runs.end(run.id, 'succeeded', T0 + 4, { late: true });
+        assert.deepEqual(
+          [again.ended, again.run.status, again.run.result],
+          [false, 'dead-lettered', null],
+        );
+        await rejectsWithCode(
+          storage.runs.end(run.id, 'running' as never, T0 + 4),
+          'KEEL_INVALID_ARGUMENT',
+        );
+        await rejectsWithCode(storage.runs.startAttempt('run_missing', T0, 3), 'KEEL_NOT_FOUND');
+        await rejectsWithCode(storage.runs.end('run_missing', 'failed', T0), 'KEEL_NOT_FOUND');
         const kept = await storage.runs.returnAttempt(run.id, T0 + 4);
         assert.deepEqual([kept.status, kept.attempts], ['dead-lettered', 2]);
         assert.deepEqual(
@@ -300,7 +334,7 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           [run.id],
         );
         assert.deepEqual(await storage.runs.list({ statuses: [] }), []);
-        assert.deepEqual(await storage.runs.journalCounts([run.id]), { [run.id]: 0 });
+        assert.deepEqual(await storage.runs.journalCounts([run.id]), { [run.id]: 1 });
       });
 
       it('writes each journal sequence number once', async () => {

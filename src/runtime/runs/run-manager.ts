@@ -34,6 +34,11 @@ export interface RunManagerOptions {
   readonly actor: string;
   readonly maxConcurrent: number;
   readonly agent: (agentId: string) => SchedulableAgent | undefined;
+  /**
+   * An attempt of a run is about to be dispatched: the run as storage answered it and its
+   * journal's head, which the gate would otherwise read at the run's first call.
+   */
+  readonly attemptStarted?: (run: RunRecord, journalHead: number) => void;
   /** Hands a run to the agent's worker; throws when the agent cannot take it now. */
   readonly dispatch: (run: RunRecord) => void;
   readonly cancelInWorker: (agentId: string, runId: string, reason: string) => void;
@@ -100,7 +105,10 @@ export class RunManager {
       await this.#options.budgets.setLimits(scope, agent.runBudget, request.actor);
       await this.#options.budgets.inherit(scope, `agent:${request.agentId}`, request.actor);
     }
-    await this.#options.audit.record({
+    // The submission's audit entry is chained now and travels with the first storage request
+    // of the run's start, in one transaction when it starts at once: the run's first step
+    // waits for one commit fewer. The caller is answered once the entry is durable.
+    const audited = this.#options.audit.record({
       kind: 'run.submit',
       actor: request.actor,
       agentId: run.agentId,
@@ -110,8 +118,18 @@ export class RunManager {
       data: { origin: run.origin, priority: run.priority },
     });
     this.#enqueue(run);
-    await this.#publish(run);
+    const published = this.#publish(run);
     this.pump();
+    try {
+      await audited;
+    } catch (error) {
+      // A run whose submission is not on the record does not run.
+      await this.cancel(run.id, this.#options.actor, 'its submission could not be audited').catch(
+        () => undefined,
+      );
+      throw error;
+    }
+    await published;
     return run;
   }
 
@@ -165,27 +183,31 @@ export class RunManager {
   /** A worker reported a run's end. */
   async finished(runId: string, outcome: RunOutcome): Promise<void> {
     this.#release(runId);
+    const { runs, clock } = this.#options;
     try {
-      const run = await this.#options.runs.get(runId);
-      if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) return;
       if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
+        const run = await runs.get(runId);
+        if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) return;
         await this.#awaitApproval(run, outcome.error);
         return;
       }
-      const updated = outcome.ok
-        ? await this.#options.runs.updateStatus(
-            runId,
-            'succeeded',
-            this.#options.clock.now(),
-            outcome.result,
-          )
-        : await this.#options.runs.updateStatus(
+      const end = await (outcome.ok
+        ? runs.end(runId, 'succeeded', clock.now(), outcome.result)
+        : runs.end(
             runId,
             outcome.error.code === 'KEEL_RUN_CANCELLED' ? 'cancelled' : 'failed',
-            this.#options.clock.now(),
+            clock.now(),
             undefined,
             outcome.error.toJSON() as unknown as JsonValue,
-          );
+          )
+      ).catch((error: unknown) => {
+        // A run removed meanwhile has nobody left to tell.
+        if (toKeelError(error).code === 'KEEL_NOT_FOUND') return undefined;
+        throw error;
+      });
+      // Ended already (an operator cancelled it first): that end stands, and was told.
+      if (end === undefined || !end.ended) return;
+      const updated = end.run;
       await this.#options.audit.record({
         kind: 'run.end',
         actor: `agent:${updated.agentId}`,
@@ -282,26 +304,25 @@ export class RunManager {
   }
 
   async cancel(runId: string, actor: string, reason: string): Promise<RunRecord> {
-    const run = await this.#options.runs.get(runId);
-    if (run === undefined) throw new KeelError('KEEL_NOT_FOUND', `no run ${runId}`);
-    if (FINAL_RUN_STATUSES.includes(run.status)) {
-      throw new KeelError('KEEL_CONFLICT', `run ${runId} has already ended (${run.status})`);
-    }
     this.#queue.remove(runId);
     const error = new KeelError('KEEL_RUN_CANCELLED', reason);
-    const updated = await this.#options.runs.updateStatus(
+    const end = await this.#options.runs.end(
       runId,
       'cancelled',
       this.#options.clock.now(),
       undefined,
       error.toJSON() as unknown as JsonValue,
     );
-    this.#options.cancelInWorker(run.agentId, runId, reason);
+    const updated = end.run;
+    if (!end.ended) {
+      throw new KeelError('KEEL_CONFLICT', `run ${runId} has already ended (${updated.status})`);
+    }
+    this.#options.cancelInWorker(updated.agentId, runId, reason);
     this.#release(runId);
     await this.#options.audit.record({
       kind: 'run.cancel',
       actor,
-      agentId: run.agentId,
+      agentId: updated.agentId,
       runId,
       subject: runId,
       outcome: 'cancelled',
@@ -341,25 +362,34 @@ export class RunManager {
     for (;;) {
       const ready = this.#queue.takeReady();
       if (ready.length === 0) return;
-      for (const queued of ready) await this.#start(queued.runId);
+      for (const queued of ready) await this.#start(queued.runId, queued.agentId);
     }
   }
 
-  async #start(runId: string): Promise<void> {
+  async #start(runId: string, agentId: string): Promise<void> {
     const { runs, clock } = this.#options;
-    const run = await runs.get(runId);
-    if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) {
-      this.#release(runId);
-      return;
-    }
-    const agent = this.#options.agent(run.agentId);
+    const agent = this.#options.agent(agentId);
     if (agent === undefined) {
       this.#release(runId);
       return;
     }
-    if (run.attempts >= agent.maxAttempts) {
-      const updated = await runs.updateStatus(runId, 'dead-lettered', clock.now());
+    // One request reads the run, counts the attempt and reads its journal's head.
+    const attempt = await runs
+      .startAttempt(runId, clock.now(), agent.maxAttempts)
+      .catch((error: unknown) => {
+        // A run removed while it waited in the queue.
+        if (toKeelError(error).code === 'KEEL_NOT_FOUND') return undefined;
+        throw error;
+      });
+    if (attempt === undefined || attempt.outcome === 'ended') {
       this.#release(runId);
+      return;
+    }
+    const run = attempt.run;
+    if (attempt.outcome === 'exhausted') {
+      const end = await runs.end(runId, 'dead-lettered', clock.now());
+      this.#release(runId);
+      if (!end.ended) return;
       await this.#options.audit.record({
         kind: 'run.dead-letter',
         actor: this.#options.actor,
@@ -373,12 +403,12 @@ export class RunManager {
         { runId, attempts: run.attempts },
         'a run failed too many times; moved to the dead-letter list',
       );
-      await this.#publish(updated);
+      await this.#publish(end.run);
       return;
     }
-    const started = await runs.recordAttempt(runId, clock.now());
+    this.#options.attemptStarted?.(run, attempt.journalHead);
     try {
-      this.#options.dispatch(started);
+      this.#options.dispatch(run);
     } catch (error) {
       // The agent stopped between the queue and here: the run waits for it, and this attempt,
       // which never reached a worker, does not count towards the dead-letter list.
@@ -390,7 +420,7 @@ export class RunManager {
       return;
     }
     // The run is on its worker: a status nobody could be told about changes nothing of that.
-    await this.#publish(started).catch((error: unknown) =>
+    await this.#publish(run).catch((error: unknown) =>
       this.#options.logger.debug({ err: error, runId }, 'could not publish a run status'),
     );
   }

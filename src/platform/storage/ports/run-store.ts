@@ -14,6 +14,9 @@ export type RunStatus =
   | 'cancelled'
   | 'dead-lettered';
 
+/** The statuses that end a run. */
+export type FinalRunStatus = 'succeeded' | 'failed' | 'cancelled' | 'dead-lettered';
+
 /** Statuses a run never leaves. */
 export const FINAL_RUN_STATUSES: readonly RunStatus[] = [
   'succeeded',
@@ -62,6 +65,20 @@ export interface JournalEntry {
   readonly recordedAt: number;
 }
 
+/** What `RunStore.startAttempt` did, with the run as it is now. */
+export interface AttemptStart {
+  readonly outcome: 'started' | 'ended' | 'exhausted';
+  readonly run: RunRecord;
+  /** The highest recorded sequence number of its journal, 0 when it has none. */
+  readonly journalHead: number;
+}
+
+/** What `RunStore.end` did, with the run as it is now. */
+export interface RunEnd {
+  readonly ended: boolean;
+  readonly run: RunRecord;
+}
+
 export interface RunListFilter {
   readonly agentId?: string;
   readonly status?: RunStatus;
@@ -92,9 +109,24 @@ export interface RunStore {
   ): Promise<RunRecord>;
   /**
    * A worker starts (or resumes) the run: `attempts` goes up by one and the status becomes
-   * `running`, unless the run already ended (then it is returned unchanged).
+   * `running` (`started`), unless the run already ended (`ended`) or has had `maxAttempts`
+   * attempts (`exhausted`); those two leave it unchanged. Also answers its journal's head, read
+   * in the same step, so that the first call of the attempt need not ask. `KEEL_NOT_FOUND` for
+   * an unknown run.
    */
-  recordAttempt(id: string, now: number): Promise<RunRecord>;
+  startAttempt(id: string, now: number, maxAttempts: number): Promise<AttemptStart>;
+  /**
+   * Ends a run that has not ended: the final `status` with its result or error (`ended`
+   * true). A run that already ended is returned unchanged (`ended` false), so that of two
+   * ends racing (a worker's result and an operator's cancel) the first wins.
+   */
+  end(
+    id: string,
+    status: FinalRunStatus,
+    now: number,
+    result?: JsonValue,
+    error?: JsonValue,
+  ): Promise<RunEnd>;
   /**
    * Undoes `recordAttempt` for a run that never reached a worker: back to `pending`, one
    * attempt fewer. A run no longer `running` is returned unchanged.

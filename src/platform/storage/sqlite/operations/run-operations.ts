@@ -54,6 +54,13 @@ function byId(context: OperationContext, id: string): RunRecord | undefined {
   return row === undefined ? undefined : toRun(row);
 }
 
+function headOf(context: OperationContext, runId: string): number {
+  const row = context.statements
+    .get('SELECT coalesce(max(seq), 0) AS head FROM run_journal WHERE run_id = ?')
+    .get(runId) as Row;
+  return Number(row.head);
+}
+
 function required(context: OperationContext, id: string): RunRecord {
   const run = byId(context, id);
   if (run === undefined) throw new KeelError('KEEL_NOT_FOUND', `no run ${id}`);
@@ -126,15 +133,36 @@ export const runOperations: HandlersFor<'runs'> = {
       );
     return required(context, id);
   },
-  'runs.recordAttempt': (context, id, now) => {
+  'runs.startAttempt': (context, id, now, maxAttempts) => {
     const run = required(context, id);
-    if (FINAL_RUN_STATUSES.includes(run.status)) return run;
+    const journalHead = headOf(context, id);
+    if (FINAL_RUN_STATUSES.includes(run.status)) return { outcome: 'ended', run, journalHead };
+    if (run.attempts >= maxAttempts) return { outcome: 'exhausted', run, journalHead };
     context.statements
       .get(
         "UPDATE runs SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?",
       )
       .run(now, id);
-    return required(context, id);
+    return { outcome: 'started', run: required(context, id), journalHead };
+  },
+  'runs.end': (context, id, status, now, result, error) => {
+    if (!FINAL_RUN_STATUSES.includes(status)) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', `${status} does not end a run`);
+    }
+    const run = required(context, id);
+    if (FINAL_RUN_STATUSES.includes(run.status)) return { ended: false, run };
+    context.statements
+      .get(
+        'UPDATE runs SET status = ?, result = coalesce(?, result), error = coalesce(?, error), updated_at = ? WHERE id = ?',
+      )
+      .run(
+        status,
+        result === undefined ? null : toJsonColumn(result, 'result'),
+        error === undefined ? null : toJsonColumn(error, 'error'),
+        now,
+        id,
+      );
+    return { ended: true, run: required(context, id) };
   },
   'runs.returnAttempt': (context, id, now) => {
     required(context, id);
@@ -183,12 +211,7 @@ export const runOperations: HandlersFor<'runs'> = {
       .get(runId, seq) as Row | undefined;
     return row === undefined ? undefined : toJournal(row);
   },
-  'runs.journalHead': (context, runId) => {
-    const row = context.statements
-      .get('SELECT coalesce(max(seq), 0) AS head FROM run_journal WHERE run_id = ?')
-      .get(runId) as Row;
-    return Number(row.head);
-  },
+  'runs.journalHead': (context, runId) => headOf(context, runId),
   'runs.listJournal': (context, runId) =>
     (
       context.statements

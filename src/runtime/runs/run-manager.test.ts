@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { rejectsWithCode } from '../../../test/support/assertions.ts';
+import { createKernelHarness, type KernelHarness } from '../../../test/support/kernel-harness.ts';
+import { silentLogger } from '../../../test/support/silent-logger.ts';
+import { systemClock } from '../../platform/clock/clock.ts';
+import { KeelError } from '../../platform/errors/keel-error.ts';
+import type { RunRecord } from '../../platform/storage/ports/run-store.ts';
+import { RunManager } from './run-manager.ts';
+
+/** A run manager over a real kernel and SQLite file, whose "workers" are a list of dispatches. */
+async function createManager(harness: KernelHarness, maxAttempts = 3) {
+  const agent = await harness.runningAgent();
+  const dispatched: RunRecord[] = [];
+  const started: { runId: string; journalHead: number }[] = [];
+  const manager = new RunManager({
+    runs: harness.storage.runs,
+    budgets: harness.kernel.budgets,
+    audit: harness.kernel.audit,
+    bus: harness.bus,
+    clock: systemClock,
+    logger: silentLogger(),
+    actor: 'node:test',
+    maxConcurrent: 4,
+    agent: (agentId) =>
+      agentId === agent.id ? { concurrency: 4, maxAttempts, runBudget: undefined } : undefined,
+    attemptStarted: (run, journalHead) => started.push({ runId: run.id, journalHead }),
+    dispatch: (run) => {
+      dispatched.push(run);
+    },
+    cancelInWorker: () => undefined,
+  });
+  const submit = () =>
+    manager.submit({
+      agentId: agent.id,
+      task: { prompt: 'hi' },
+      origin: 'test',
+      actor: 'operator:test',
+    });
+  /** Resolves once `count` runs have been handed to "workers". */
+  const dispatchedCount = async (count: number) => {
+    while (dispatched.length < count) await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { agent, manager, dispatched, started, submit, dispatchedCount };
+}
+
+async function auditKinds(harness: KernelHarness, runId: string): Promise<string[]> {
+  return (await harness.kernel.audit.tail(100))
+    .filter((entry) => entry.runId === runId)
+    .map((entry) => `${entry.kind}:${entry.outcome}`);
+}
+
+describe('RunManager', () => {
+  it('audits a submission before its attempt starts, and hands the attempt its journal head', async () => {
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, started, submit, dispatchedCount } = await createManager(harness);
+    const run = await submit();
+    await dispatchedCount(1);
+    assert.deepEqual(
+      [dispatched[0]?.id, dispatched[0]?.status, dispatched[0]?.attempts],
+      [run.id, 'running', 1],
+    );
+    assert.deepEqual(started, [{ runId: run.id, journalHead: 0 }]);
+    await manager.finished(run.id, { ok: true, result: { answer: 42 } });
+    const stored = await harness.storage.runs.get(run.id);
+    assert.deepEqual([stored?.status, stored?.result], ['succeeded', { answer: 42 }]);
+    assert.deepEqual(await auditKinds(harness, run.id), [
+      'run.submit:pending',
+      'run.end:succeeded',
+    ]);
+  });
+
+  it('keeps the first of two ends: a cancel wins over a later result, and a result over a later cancel', async () => {
+    await using harness = await createKernelHarness();
+    const { manager, submit, dispatchedCount } = await createManager(harness);
+    const cancelled = await submit();
+    await dispatchedCount(1);
+    await manager.cancel(cancelled.id, 'operator:ana', 'not needed');
+    // The worker's result arrives after the cancel: it changes nothing and is not audited.
+    await manager.finished(cancelled.id, { ok: true, result: 'late' });
+    const afterCancel = await harness.storage.runs.get(cancelled.id);
+    assert.deepEqual([afterCancel?.status, afterCancel?.result], ['cancelled', null]);
+    assert.deepEqual(await auditKinds(harness, cancelled.id), [
+      'run.submit:pending',
+      'run.cancel:cancelled',
+    ]);
+
+    const finished = await submit();
+    await dispatchedCount(2);
+    await manager.finished(finished.id, {
+      ok: false,
+      error: new KeelError('KEEL_INTERNAL', 'the program broke'),
+    });
+    const refused = await rejectsWithCode(
+      manager.cancel(finished.id, 'operator:ana', 'too late'),
+      'KEEL_CONFLICT',
+    );
+    assert.match(refused.message, /already ended \(failed\)/);
+    assert.equal((await harness.storage.runs.get(finished.id))?.status, 'failed');
+    await rejectsWithCode(manager.cancel('run_missing', 'operator:ana', 'no'), 'KEEL_NOT_FOUND');
+
+    // At the same moment: one end is stored and audited, the other changes nothing.
+    const raced = await submit();
+    await dispatchedCount(3);
+    const [cancel] = await Promise.allSettled([
+      manager.cancel(raced.id, 'operator:ana', 'racing'),
+      manager.finished(raced.id, { ok: true, result: 'raced' }),
+    ]);
+    const status = (await harness.storage.runs.get(raced.id))?.status;
+    const ends = (await auditKinds(harness, raced.id)).slice(1);
+    assert.equal(ends.length, 1, `one end on record, not ${ends.join(', ')}`);
+    assert.equal(cancel.status === 'fulfilled', status === 'cancelled');
+    assert.deepEqual(ends, [status === 'cancelled' ? 'run.cancel:cancelled' : 'run.end:succeeded']);
+  });
+
+  it('dead-letters a run that has had its agent’s attempts, without starting it again', async () => {
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, submit, dispatchedCount } = await createManager(harness, 1);
+    const run = await submit();
+    await dispatchedCount(1);
+    // Its worker crashed: the run goes back in the queue, and has no attempt left.
+    await manager.interrupted([run.id], {
+      expected: false,
+      reason: 'exited',
+      code: null,
+      signal: 'SIGKILL',
+      detail: 'killed',
+      runs: [run.id],
+    });
+    for (let turn = 0; turn < 100; turn += 1) {
+      if ((await harness.storage.runs.get(run.id))?.status === 'dead-lettered') break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const stored = await harness.storage.runs.get(run.id);
+    assert.deepEqual([stored?.status, stored?.attempts], ['dead-lettered', 1]);
+    assert.equal(dispatched.length, 1, 'not handed to a worker again');
+    assert.deepEqual(await auditKinds(harness, run.id), [
+      'run.submit:pending',
+      'run.dead-letter:dead-lettered',
+    ]);
+  });
+});
