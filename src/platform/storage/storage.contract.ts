@@ -252,9 +252,23 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           now: T0,
         });
         assert.equal(run.status, 'pending');
-        const done = await storage.runs.updateStatus(run.id, 'succeeded', T0 + 9, { answer: 42 });
+        const suspended = await storage.runs.updateStatus(run.id, 'suspended', T0 + 8, {
+          code: 'KEEL_APPROVAL_REQUIRED',
+        });
+        assert.deepEqual(
+          [suspended.status, suspended.error],
+          ['suspended', { code: 'KEEL_APPROVAL_REQUIRED' }],
+        );
+        const { run: done } = await storage.runs.end(run.id, 'succeeded', T0 + 9, { answer: 42 });
         assert.equal(done.status, 'succeeded');
         assert.deepEqual(done.result, { answer: 42 });
+        // Nothing brings an ended run back, and nothing but end ends one.
+        const kept = await storage.runs.updateStatus(run.id, 'pending', T0 + 10);
+        assert.deepEqual([kept.status, kept.updatedAt], ['succeeded', T0 + 9]);
+        await rejectsWithCode(
+          storage.runs.updateStatus(run.id, 'failed' as never, T0 + 10),
+          'KEEL_INVALID_ARGUMENT',
+        );
         assert.deepEqual(
           (await storage.runs.list({ agentId: agent.id, status: 'succeeded' })).map(
             (listed) => listed.id,

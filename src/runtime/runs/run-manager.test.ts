@@ -139,4 +139,34 @@ describe('RunManager', () => {
       'run.dead-letter:dead-lettered',
     ]);
   });
+  it('does not bring back a run cancelled while its worker crashed, whichever is seen first', async () => {
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, submit, dispatchedCount } = await createManager(harness);
+    const crashed = (runId: string) =>
+      manager.interrupted([runId], {
+        expected: false,
+        reason: 'exited',
+        code: null,
+        signal: 'SIGKILL',
+        detail: 'killed',
+        runs: [runId],
+      });
+    const cancelFirst = await submit();
+    await dispatchedCount(1);
+    await Promise.all([
+      manager.cancel(cancelFirst.id, 'operator:ana', 'stop it'),
+      crashed(cancelFirst.id),
+    ]);
+    const crashFirst = await submit();
+    await dispatchedCount(2);
+    await Promise.all([
+      crashed(crashFirst.id),
+      manager.cancel(crashFirst.id, 'operator:ana', 'stop it'),
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const run of [cancelFirst, crashFirst]) {
+      assert.equal((await harness.storage.runs.get(run.id))?.status, 'cancelled');
+    }
+    assert.equal(dispatched.length, 2, 'neither is handed to a worker again');
+  });
 });

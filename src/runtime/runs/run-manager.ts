@@ -157,6 +157,7 @@ export class RunManager {
         'pending',
         this.#options.clock.now(),
       );
+      if (hasEnded(updated)) continue;
       this.#enqueue(updated);
       await this.#publish(updated);
     }
@@ -236,9 +237,10 @@ export class RunManager {
       run.id,
       'suspended',
       clock.now(),
-      undefined,
       error.toJSON() as unknown as JsonValue,
     );
+    // Cancelled while its worker was reaching the call: it stays cancelled.
+    if (hasEnded(updated)) return;
     await this.#options.audit.record({
       kind: 'run.suspend',
       actor: `agent:${run.agentId}`,
@@ -265,6 +267,7 @@ export class RunManager {
       'pending',
       this.#options.clock.now(),
     );
+    if (hasEnded(updated)) return;
     this.#enqueue(updated);
     await this.#publish(updated);
     this.pump();
@@ -287,15 +290,16 @@ export class RunManager {
           'suspended',
           this.#options.clock.now(),
         );
-        await this.#publish(updated);
+        if (!hasEnded(updated)) await this.#publish(updated);
       } else {
         const updated = await this.#options.runs.updateStatus(
           runId,
           'pending',
           this.#options.clock.now(),
-          undefined,
           error.toJSON() as unknown as JsonValue,
         );
+        // Cancelled meanwhile: it is not queued again.
+        if (hasEnded(updated)) continue;
         this.#enqueue(updated);
         await this.#publish(updated);
       }
@@ -450,4 +454,9 @@ export class RunManager {
       at: this.#options.clock.now(),
     });
   }
+}
+
+/** Whether a run has ended: a status change that came too late left it as it was. */
+function hasEnded(run: RunRecord): boolean {
+  return FINAL_RUN_STATUSES.includes(run.status);
 }

@@ -100,11 +100,15 @@ export interface RunStore {
   create(run: NewRun): Promise<RunRecord>;
   get(id: string): Promise<RunRecord | undefined>;
   list(filter?: RunListFilter): Promise<readonly RunRecord[]>;
+  /**
+   * Moves a run that has not ended to `pending`, `running` or `suspended` (with the error that
+   * sent it there, if any). A run that has ended is returned unchanged: nothing brings it back.
+   * A final status is `KEEL_INVALID_ARGUMENT`: runs end through `end`.
+   */
   updateStatus(
     id: string,
-    status: RunStatus,
+    status: Exclude<RunStatus, FinalRunStatus>,
     now: number,
-    result?: JsonValue,
     error?: JsonValue,
   ): Promise<RunRecord>;
   /**

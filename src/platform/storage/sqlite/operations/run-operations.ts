@@ -118,19 +118,15 @@ export const runOperations: HandlersFor<'runs'> = {
       .all(...values, pageSize(filter.limit, 100, 1000)) as Row[];
     return rows.map(toRun);
   },
-  'runs.updateStatus': (context, id, status, now, result, error) => {
-    required(context, id);
+  'runs.updateStatus': (context, id, status, now, error) => {
+    if (FINAL_RUN_STATUSES.includes(status)) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', `${status} ends a run: use runs.end`);
+    }
+    const run = required(context, id);
+    if (FINAL_RUN_STATUSES.includes(run.status)) return run;
     context.statements
-      .get(
-        'UPDATE runs SET status = ?, result = coalesce(?, result), error = coalesce(?, error), updated_at = ? WHERE id = ?',
-      )
-      .run(
-        status,
-        result === undefined ? null : toJsonColumn(result, 'result'),
-        error === undefined ? null : toJsonColumn(error, 'error'),
-        now,
-        id,
-      );
+      .get('UPDATE runs SET status = ?, error = coalesce(?, error), updated_at = ? WHERE id = ?')
+      .run(status, error === undefined ? null : toJsonColumn(error, 'error'), now, id);
     return required(context, id);
   },
   'runs.startAttempt': (context, id, now, maxAttempts) => {
