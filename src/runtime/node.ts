@@ -349,7 +349,6 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
         ...modulePlaces,
         maxWorkerMemoryMb: configuration.runtime.workerMemoryMb,
         toolNames: () => tools.names(),
-        now: () => clock.now(),
       }),
       launch: launcher.launch,
       describeTools: (names) => tools.describe(names),

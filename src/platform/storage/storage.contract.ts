@@ -1073,9 +1073,11 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           storage.grants.replace(agent.id, [grant], 'deploy', T0 + 1, {
             metadata: { manifest: 'x'.repeat(2 * 1024 * 1024) },
             trustLevel: 'trusted',
+            setting: { key: 'agents.version.deployed', value: { version: '9.0.0' } },
           }),
           'KEEL_PAYLOAD_TOO_LARGE',
         );
+        assert.equal(await storage.keyValues.get('agents.version.deployed'), undefined);
         assert.deepEqual(
           (await storage.grants.listActive(agent.id, T0 + 1)).map((active) => active.id),
           [before.id],
@@ -1085,6 +1087,10 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         const deployed = await storage.grants.replace(agent.id, [grant], 'deploy', T0 + 2, {
           metadata: { version: '1.2.0' },
           trustLevel: 'untrusted',
+          setting: { key: 'agents.version.deployed', value: { version: '1.2.0' } },
+        });
+        assert.deepEqual(await storage.keyValues.get('agents.version.deployed'), {
+          version: '1.2.0',
         });
         assert.deepEqual(deployed.agent?.metadata, { version: '1.2.0' });
         assert.equal(deployed.agent?.trustLevel, 'untrusted');

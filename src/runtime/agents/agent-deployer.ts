@@ -42,7 +42,6 @@ export interface AgentDeployerOptions {
   readonly maxWorkerMemoryMb: number;
   /** Tools this node has; a manifest that allows another is refused. */
   readonly toolNames: () => readonly string[];
-  readonly now: () => number;
 }
 
 /**
@@ -225,33 +224,28 @@ export class AgentDeployer {
         await kernel.budgets.setLimits(`agent:${agentId}`, manifest.budgets.agent, actor);
       }
     };
-    let agent: AgentRecord;
-    if (existing === undefined) {
-      // A crash before the grants land leaves an agent that may do nothing (deny by default).
-      agent = await kernel.agents.register({ name: manifest.id, trustLevel, metadata }, actor);
-      await limit(agent.id);
-      await kernel.capabilities.replace(agent.id, manifest.capabilities, grantedBy);
-    } else {
-      await limit(existing.id);
-      // One storage request: the new manifest and its grants commit together or not at all,
-      // and a syscall of the still-running worker never meets half of the change.
-      const replaced = await kernel.capabilities.replace(
-        existing.id,
-        manifest.capabilities,
-        grantedBy,
-        { metadata, trustLevel },
-      );
-      kernel.agents.forget(existing.id);
-      if (replaced.agent === undefined) {
-        throw new KeelError('KEEL_INTERNAL', `deploying ${manifest.id} returned no agent record`);
-      }
-      agent = replaced.agent;
-    }
-    await this.#options.keyValues.set(
-      versionKey,
-      { version: manifest.version, digest },
-      this.#options.now(),
+    // A crash before the grants land leaves a new agent that may do nothing (deny by default).
+    const target =
+      existing ??
+      (await kernel.agents.register({ name: manifest.id, trustLevel, metadata }, actor));
+    await limit(target.id);
+    // One storage request: the manifest, its grants and its version commit together or not at
+    // all, and a syscall of a still-running worker never meets half of the change.
+    const replaced = await kernel.capabilities.replace(
+      target.id,
+      manifest.capabilities,
+      grantedBy,
+      {
+        metadata,
+        trustLevel,
+        setting: { key: versionKey, value: { version: manifest.version, digest } },
+      },
     );
+    kernel.agents.forget(target.id);
+    if (replaced.agent === undefined) {
+      throw new KeelError('KEEL_INTERNAL', `deploying ${manifest.id} returned no agent record`);
+    }
+    const agent: AgentRecord = replaced.agent;
     const outcome = existing === undefined ? 'created' : sameAsBefore ? 'redeployed' : 'updated';
     await kernel.audit.record({
       kind: 'agent.deploy',

@@ -1,5 +1,5 @@
 import type { AgentRecord, TrustLevel } from './agent-store.ts';
-import type { JsonObject } from './json-value.ts';
+import type { JsonObject, JsonValue } from './json-value.ts';
 
 export interface StoredGrant {
   readonly id: string;
@@ -60,6 +60,11 @@ export interface GrantStore {
 export interface AgentDeployment {
   readonly metadata: JsonObject;
   readonly trustLevel: TrustLevel;
+  /**
+   * A key-value setting written in the same step: the deployed version, so that the version
+   * a replayed older manifest is compared with is always the one whose grants stand.
+   */
+  readonly setting?: { readonly key: string; readonly value: JsonValue };
 }
 
 /** What `GrantStore.replace` did: the grants it revoked and those it added, in order. */

@@ -2,6 +2,7 @@ import { KeelError } from '../../../errors/keel-error.ts';
 import type { NewGrant, StoredGrant } from '../../ports/grant-store.ts';
 import type { JsonObject } from '../../ports/json-value.ts';
 import { required } from './agent-operations.ts';
+import { keyValueOperations } from './key-value-operations.ts';
 import {
   fromJsonColumn,
   type HandlersFor,
@@ -116,6 +117,10 @@ export const grantOperations: HandlersFor<'grants'> = {
       }
       return insert(context, grant);
     });
+    if (deployment?.setting !== undefined) {
+      const { key, value } = deployment.setting;
+      keyValueOperations['keyValues.set'](context, key, value, now);
+    }
     return deployment === undefined
       ? { revoked, added }
       : { revoked, added, agent: required(context, agentId) };
