@@ -140,6 +140,11 @@ export class Kernel {
     this.#journal.noteHead(run.id, journalHead);
   }
 
+  /** A run has ended: its next call reads its record again, and is refused. */
+  runEnded(runId: string): void {
+    this.agents.forgetRun(runId);
+  }
+
   registerExecutor(executor: SyscallExecutor): void {
     this.executors.register(executor);
   }

@@ -115,6 +115,7 @@ export class AgentRuntime {
         };
       },
       attemptStarted: (run, journalHead) => kernel.runStarted(run, journalHead),
+      runEnded: (runId) => kernel.runEnded(runId),
       dispatch: (run) => this.#dispatch(run),
       cancelInWorker: (agentId, runId, reason) =>
         this.#supervisors.get(agentId)?.cancel(runId, reason),

@@ -23,8 +23,9 @@ export class RunJournal {
   async lookup(runId: string, seq: number): Promise<JournalEntry | undefined> {
     let head = this.#heads.get(runId);
     if (head === undefined) {
-      head = await this.#store.journalHead(runId);
-      this.#remember(runId, head);
+      // A call of the run recorded while this read was out has raised the head: keep the higher.
+      this.noteHead(runId, await this.#store.journalHead(runId));
+      head = this.#heads.get(runId) ?? 0;
     }
     if (seq > head) return undefined;
     return this.#store.getJournal(runId, seq);

@@ -198,6 +198,11 @@ export class AgentDirectory {
     this.#runCache.set(run.id, run);
   }
 
+  /** Drops a run's cached record (it ended). */
+  forgetRun(runId: string): void {
+    this.#runCache.delete(runId);
+  }
+
   /** Drops the cached record of an agent changed by another service (a deploy's grants). */
   forget(agentId: string): void {
     this.#agentCache.delete(agentId);

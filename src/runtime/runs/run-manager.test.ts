@@ -169,4 +169,53 @@ describe('RunManager', () => {
     }
     assert.equal(dispatched.length, 2, 'neither is handed to a worker again');
   });
+  it('does not hand a worker a run cancelled while its attempt was being counted', async () => {
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, started, submit, dispatchedCount } = await createManager(harness);
+    const run = await submit();
+    await dispatchedCount(1);
+    // Its worker crashed: the run is queued again, and its next attempt is on its way to
+    // storage when the operator's cancel follows it into the same transaction.
+    await manager.interrupted([run.id], {
+      expected: false,
+      reason: 'exited',
+      code: null,
+      signal: 'SIGKILL',
+      detail: 'killed',
+      runs: [run.id],
+    });
+    await manager.cancel(run.id, 'operator:ana', 'stop it');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'cancelled');
+    assert.equal(dispatched.length, 1, 'the cancelled run is not handed to its worker');
+    assert.equal(started.length, 1, 'nor is its record kept for its calls');
+    assert.equal(manager.activeCount, 0);
+  });
+  it('does not run a run whose submission could not be audited', async () => {
+    await using harness = await createKernelHarness({
+      replaceStores: (storage) => ({
+        ...storage,
+        audit: {
+          ...storage.audit,
+          head: () => storage.audit.head(),
+          read: (fromSeq, limit) => storage.audit.read(fromSeq, limit),
+          tail: (limit) => storage.audit.tail(limit),
+          count: () => storage.audit.count(),
+          append: (drafts) =>
+            drafts.some((draft) => draft.kind === 'run.submit')
+              ? Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk on fire'))
+              : storage.audit.append(drafts),
+        },
+      }),
+    });
+    const { agent, manager, dispatched } = await createManager(harness);
+    await rejectsWithCode(
+      manager.submit({ agentId: agent.id, task: {}, origin: 'test', actor: 'operator:test' }),
+      'KEEL_STORAGE_UNAVAILABLE',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const [run] = await harness.storage.runs.list({ agentId: agent.id });
+    assert.equal(run?.status, 'cancelled');
+    assert.equal(dispatched.length, 0, 'never handed to a worker');
+  });
 });

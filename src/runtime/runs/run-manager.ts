@@ -39,6 +39,8 @@ export interface RunManagerOptions {
    * journal's head, which the gate would otherwise read at the run's first call.
    */
   readonly attemptStarted?: (run: RunRecord, journalHead: number) => void;
+  /** A run has ended: whatever was kept about it for its calls is stale. */
+  readonly runEnded?: (runId: string) => void;
   /** Hands a run to the agent's worker; throws when the agent cannot take it now. */
   readonly dispatch: (run: RunRecord) => void;
   readonly cancelInWorker: (agentId: string, runId: string, reason: string) => void;
@@ -69,6 +71,11 @@ export class RunManager {
   #pumping = false;
   #pumpAgain = false;
   #closing = false;
+  /** Submissions whose audit entry is not yet durable: their runs are not dispatched before. */
+  readonly #submitting = new Map<string, Promise<unknown>>();
+  /** Runs whose attempt is being counted; a cancel meanwhile is noted in `#cancelledWhileStarting`. */
+  readonly #starting = new Set<string>();
+  readonly #cancelledWhileStarting = new Set<string>();
 
   constructor(options: RunManagerOptions) {
     this.#options = options;
@@ -117,17 +124,23 @@ export class RunManager {
       outcome: 'pending',
       data: { origin: run.origin, priority: run.priority },
     });
+    this.#submitting.set(run.id, audited);
     this.#enqueue(run);
     const published = this.#publish(run);
+    // Awaited below, or dropped with the submission: never an unhandled rejection.
+    published.catch(() => undefined);
     this.pump();
     try {
       await audited;
     } catch (error) {
-      // A run whose submission is not on the record does not run.
+      // A run whose submission is not on the record does not run: its start waits for the
+      // entry (see #start), and the run ends here.
       await this.cancel(run.id, this.#options.actor, 'its submission could not be audited').catch(
         () => undefined,
       );
       throw error;
+    } finally {
+      this.#submitting.delete(run.id);
     }
     await published;
     return run;
@@ -208,6 +221,7 @@ export class RunManager {
       });
       // Ended already (an operator cancelled it first): that end stands, and was told.
       if (end === undefined || !end.ended) return;
+      this.#options.runEnded?.(runId);
       const updated = end.run;
       await this.#options.audit.record({
         kind: 'run.end',
@@ -321,6 +335,8 @@ export class RunManager {
     if (!end.ended) {
       throw new KeelError('KEEL_CONFLICT', `run ${runId} has already ended (${updated.status})`);
     }
+    if (this.#starting.has(runId)) this.#cancelledWhileStarting.add(runId);
+    this.#options.runEnded?.(runId);
     this.#options.cancelInWorker(updated.agentId, runId, reason);
     this.#release(runId);
     await this.#options.audit.record({
@@ -378,14 +394,28 @@ export class RunManager {
       return;
     }
     // One request reads the run, counts the attempt and reads its journal's head.
+    const submitted = this.#submitting.get(runId);
+    this.#starting.add(runId);
     const attempt = await runs
       .startAttempt(runId, clock.now(), agent.maxAttempts)
       .catch((error: unknown) => {
         // A run removed while it waited in the queue.
         if (toKeelError(error).code === 'KEEL_NOT_FOUND') return undefined;
+        this.#starting.delete(runId);
+        this.#cancelledWhileStarting.delete(runId);
         throw error;
       });
-    if (attempt === undefined || attempt.outcome === 'ended') {
+    // Its submission's audit entry went in the same transaction, or is on its way.
+    const onRecord = await submitted?.then(
+      () => true,
+      () => false,
+    );
+    // A cancel that ended the run while its attempt was being counted: the run is not
+    // dispatched, and its slot was freed by the cancel. From here to the dispatch nothing
+    // awaits, so a later cancel finds the run on its worker.
+    this.#starting.delete(runId);
+    const cancelled = this.#cancelledWhileStarting.delete(runId);
+    if (attempt === undefined || attempt.outcome === 'ended' || cancelled || onRecord === false) {
       this.#release(runId);
       return;
     }
@@ -394,6 +424,7 @@ export class RunManager {
       const end = await runs.end(runId, 'dead-lettered', clock.now());
       this.#release(runId);
       if (!end.ended) return;
+      this.#options.runEnded?.(runId);
       await this.#options.audit.record({
         kind: 'run.dead-letter',
         actor: this.#options.actor,
