@@ -986,6 +986,7 @@ describe('gate', () => {
     assert.equal(verification.checked, verification.total);
     assert.equal(verification.total, 202, 'register + grant + one entry per decision');
   });
+
   it('needs no read of a started run at its first call, and never trusts a head below one it recorded', async () => {
     const reads: string[] = [];
     await using harness = await createKernelHarness({

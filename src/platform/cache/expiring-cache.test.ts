@@ -31,6 +31,7 @@ describe('ExpiringCache', () => {
     assert.equal(await slow, 'stale');
     assert.equal(await cache.get('agent', async () => 'fresh'), 'fresh');
   });
+
   it('keeps a value its owner sets, over a load that overlapped it', async () => {
     let now = 0;
     const cache = new ExpiringCache<string, string>(100, () => now);

@@ -6,6 +6,7 @@ import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import type { RunRecord } from '../../platform/storage/ports/run-store.ts';
+import type { WorkerExit } from '../worker/agent-worker.ts';
 import { RunManager } from './run-manager.ts';
 
 /** A run manager over a real kernel and SQLite file, whose "workers" are a list of dispatches. */
@@ -42,6 +43,18 @@ async function createManager(harness: KernelHarness, maxAttempts = 3) {
     while (dispatched.length < count) await new Promise((resolve) => setImmediate(resolve));
   };
   return { agent, manager, dispatched, started, submit, dispatchedCount };
+}
+
+/** How a worker ends when it is killed with runs on it. */
+function workerKilled(runId: string): WorkerExit {
+  return {
+    expected: false,
+    reason: 'exited',
+    code: null,
+    signal: 'SIGKILL',
+    detail: 'killed',
+    runs: [runId],
+  };
 }
 
 async function auditKinds(harness: KernelHarness, runId: string): Promise<string[]> {
@@ -119,14 +132,7 @@ describe('RunManager', () => {
     const run = await submit();
     await dispatchedCount(1);
     // Its worker crashed: the run goes back in the queue, and has no attempt left.
-    await manager.interrupted([run.id], {
-      expected: false,
-      reason: 'exited',
-      code: null,
-      signal: 'SIGKILL',
-      detail: 'killed',
-      runs: [run.id],
-    });
+    await manager.interrupted([run.id], workerKilled(run.id));
     for (let turn = 0; turn < 100; turn += 1) {
       if ((await harness.storage.runs.get(run.id))?.status === 'dead-lettered') break;
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -139,18 +145,11 @@ describe('RunManager', () => {
       'run.dead-letter:dead-lettered',
     ]);
   });
+
   it('does not bring back a run cancelled while its worker crashed, whichever is seen first', async () => {
     await using harness = await createKernelHarness();
     const { manager, dispatched, submit, dispatchedCount } = await createManager(harness);
-    const crashed = (runId: string) =>
-      manager.interrupted([runId], {
-        expected: false,
-        reason: 'exited',
-        code: null,
-        signal: 'SIGKILL',
-        detail: 'killed',
-        runs: [runId],
-      });
+    const crashed = (runId: string) => manager.interrupted([runId], workerKilled(runId));
     const cancelFirst = await submit();
     await dispatchedCount(1);
     await Promise.all([
@@ -169,6 +168,7 @@ describe('RunManager', () => {
     }
     assert.equal(dispatched.length, 2, 'neither is handed to a worker again');
   });
+
   it('does not hand a worker a run cancelled while its attempt was being counted', async () => {
     await using harness = await createKernelHarness();
     const { manager, dispatched, started, submit, dispatchedCount } = await createManager(harness);
@@ -176,14 +176,7 @@ describe('RunManager', () => {
     await dispatchedCount(1);
     // Its worker crashed: the run is queued again, and its next attempt is on its way to
     // storage when the operator's cancel follows it into the same transaction.
-    await manager.interrupted([run.id], {
-      expected: false,
-      reason: 'exited',
-      code: null,
-      signal: 'SIGKILL',
-      detail: 'killed',
-      runs: [run.id],
-    });
+    await manager.interrupted([run.id], workerKilled(run.id));
     await manager.cancel(run.id, 'operator:ana', 'stop it');
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal((await harness.storage.runs.get(run.id))?.status, 'cancelled');
@@ -191,6 +184,7 @@ describe('RunManager', () => {
     assert.equal(started.length, 1, 'nor is its record kept for its calls');
     assert.equal(manager.activeCount, 0);
   });
+
   it('does not run a run whose submission could not be audited', async () => {
     await using harness = await createKernelHarness({
       replaceStores: (storage) => ({

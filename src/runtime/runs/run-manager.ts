@@ -201,7 +201,7 @@ export class RunManager {
     try {
       if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
         const run = await runs.get(runId);
-        if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) return;
+        if (run === undefined || hasEnded(run)) return;
         await this.#awaitApproval(run, outcome.error);
         return;
       }
@@ -296,7 +296,7 @@ export class RunManager {
     if (this.#closing) return;
     for (const runId of runIds) {
       const run = await this.#options.runs.get(runId);
-      if (run === undefined || FINAL_RUN_STATUSES.includes(run.status)) continue;
+      if (run === undefined || hasEnded(run)) continue;
       const error = new KeelError('KEEL_WORKER_CRASHED', `${exit.reason}: ${exit.detail}`);
       if (exit.expected) {
         const updated = await this.#options.runs.updateStatus(
@@ -487,7 +487,7 @@ export class RunManager {
   }
 }
 
-/** Whether a run has ended: a status change that came too late left it as it was. */
+/** Whether a run has ended (a status change that came too late leaves it as it was). */
 function hasEnded(run: RunRecord): boolean {
   return FINAL_RUN_STATUSES.includes(run.status);
 }
