@@ -8,11 +8,15 @@
  * Every one is given the same work: the same system prompt, task and one tool. Also: 50 runs in
  * parallel (throughput against the raw loop's; medians of 5 alternating rounds after a
  * warm-up), recovery after `kill -9` of a worker mid-run (time until the run makes progress
- * again), and worker memory.
+ * again), and worker memory. And, measured at the same moment as Keel's runs, the floor that
+ * isolation and durable journaling alone put under a step (see `measureFloors`).
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import {
@@ -27,6 +31,7 @@ import OpenAI from 'openai';
 import { z } from 'zod';
 import { loadConfiguration } from '../src/kernel/config/load-configuration.ts';
 import { FINAL_RUN_STATUSES } from '../src/platform/storage/ports/run-store.ts';
+import { openConnection } from '../src/platform/storage/sqlite/sqlite-connection.ts';
 import { type KeelNode, startNode } from '../src/runtime/node.ts';
 import { RUN_STATUS, RUN_STEPS } from '../src/runtime/runs/run-topics.ts';
 import { MockLlmServer } from '../src/services/models/mock/mock-llm-server.ts';
@@ -44,6 +49,7 @@ const LONG_STEPS = 40;
 const LONG_RESULT_BYTES = 2048;
 const LONG_ROUNDS = 3;
 const RECOVERY_SAMPLES = 10;
+const FLOOR_SAMPLES = 400;
 const MODEL = 'bench-model';
 
 const SYSTEM_PROMPT = 'You are a benchmark agent.';
@@ -127,6 +133,67 @@ async function rawLoop(client: OpenAI, prompt: string, workload: Workload = SHOR
       });
     }
   }
+}
+
+/**
+ * The least a step can cost under two of the issue's own requirements, each measured alone in
+ * its most favourable form, with no Keel code:
+ * - isolation: the agent runs in its own process, so each syscall is a round trip over a pipe
+ *   to another process (here a bare `node` child that echoes a 200-byte frame);
+ * - durability: each syscall's result is journaled before the agent sees it, and
+ *   acknowledged data must survive a crash, so each is a committed SQLite transaction with
+ *   `synchronous=FULL` in WAL mode (here one small row, on this thread, in the same
+ *   directory as the node's database).
+ * A step is two syscalls (a chat and a tool call), so each floor is twice the median.
+ */
+async function measureFloors(
+  directory: string,
+): Promise<{ readonly processHopMs: number; readonly durableCommitMs: number }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      "const s = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true }); s.on('data', (d) => s.write(d));",
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env: {} },
+  );
+  const channel = child.stdio[3] as Duplex;
+  const frame = Buffer.alloc(200, 0x61);
+  const hops: number[] = [];
+  try {
+    for (let sample = -20; sample < FLOOR_SAMPLES; sample += 1) {
+      const started = performance.now();
+      channel.write(frame);
+      let received = 0;
+      while (received < frame.length) {
+        const [chunk] = (await once(channel, 'data')) as [Buffer];
+        received += chunk.length;
+      }
+      if (sample >= 0) hops.push(performance.now() - started);
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
+
+  const database = openConnection(join(directory, 'floor.db'), {
+    readOnly: false,
+    synchronous: 'full',
+  });
+  const commits: number[] = [];
+  try {
+    database.exec('CREATE TABLE IF NOT EXISTS journal (run_id TEXT, seq INTEGER, result TEXT)');
+    const insert = database.prepare('INSERT INTO journal VALUES (?, ?, ?)');
+    for (let sample = -20; sample < FLOOR_SAMPLES; sample += 1) {
+      const started = performance.now();
+      database.exec('BEGIN IMMEDIATE');
+      insert.run('run_floor', sample, '{"step":1,"ok":true}');
+      database.exec('COMMIT');
+      if (sample >= 0) commits.push(performance.now() - started);
+    }
+  } finally {
+    database.close();
+  }
+  return { processHopMs: 2 * median(hops), durableCommitMs: 2 * median(commits) };
 }
 
 async function timeRuns(runs: number, once: (index: number) => Promise<void>): Promise<number[]> {
@@ -390,6 +457,8 @@ export async function run(): Promise<BenchRow[]> {
     const keelTimes = await timeRuns(SEQUENTIAL_RUNS, (index) =>
       keelRun(keel, waiter, `bench run ${index}`),
     );
+    const floors = await measureFloors(directory);
+    const floorPerStep = round(floors.processHopMs + floors.durableCommitMs, 3);
 
     const rawMedian = median(raw);
     const perStep = (times: number[]) => round((median(times) - rawMedian) / STEPS, 3);
@@ -488,6 +557,16 @@ export async function run(): Promise<BenchRow[]> {
         target: '≤ 0.35 ms/step',
         met: keelPerStep <= 0.35,
         details: details(keelTimes),
+      },
+      {
+        name: 'floor per step: 2 pipe round trips to another process + 2 durable commits',
+        value: floorPerStep,
+        unit: 'ms/step',
+        details: {
+          processHopMs: round(floors.processHopMs, 3),
+          durableCommitMs: round(floors.durableCommitMs, 3),
+          keelBeyondFloorMs: round(keelPerStep - floorPerStep, 3),
+        },
       },
       {
         name: `${PARALLEL_RUNS} runs in parallel: Keel throughput ÷ raw loop's`,
