@@ -116,6 +116,8 @@ export class AgentRuntime {
       },
       attemptStarted: (run, journalHead) => kernel.runStarted(run, journalHead),
       runEnded: (runId) => kernel.runEnded(runId),
+      approvalPending: async (approvalId) =>
+        (await kernel.approvals.get(approvalId))?.state === 'pending',
       dispatch: (run) => this.#dispatch(run),
       cancelInWorker: (agentId, runId, reason) =>
         this.#supervisors.get(agentId)?.cancel(runId, reason),

@@ -259,6 +259,18 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           [suspended.status, suspended.error],
           ['suspended', { code: 'KEEL_APPROVAL_REQUIRED' }],
         );
+        // Requeued once: a second resumption finds it pending and leaves it.
+        const requeued = await storage.runs.requeueSuspended(run.id, T0 + 8);
+        assert.deepEqual(
+          [requeued.requeued, requeued.run.status, requeued.run.error],
+          [true, 'pending', { code: 'KEEL_APPROVAL_REQUIRED' }],
+        );
+        const twice = await storage.runs.requeueSuspended(run.id, T0 + 8);
+        assert.deepEqual([twice.requeued, twice.run.status], [false, 'pending']);
+        await storage.runs.startAttempt(run.id, T0 + 8, 3);
+        const running = await storage.runs.requeueSuspended(run.id, T0 + 8);
+        assert.deepEqual([running.requeued, running.run.status], [false, 'running']);
+        await rejectsWithCode(storage.runs.requeueSuspended('run_missing', T0), 'KEEL_NOT_FOUND');
         const { run: done } = await storage.runs.end(run.id, 'succeeded', T0 + 9, { answer: 42 });
         assert.equal(done.status, 'succeeded');
         assert.deepEqual(done.result, { answer: 42 });

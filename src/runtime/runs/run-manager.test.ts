@@ -5,17 +5,37 @@ import { createKernelHarness, type KernelHarness } from '../../../test/support/k
 import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
-import type { RunRecord } from '../../platform/storage/ports/run-store.ts';
+import type { RunRecord, RunStore } from '../../platform/storage/ports/run-store.ts';
 import type { WorkerExit } from '../worker/agent-worker.ts';
 import { RunManager } from './run-manager.ts';
 
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let turn = 0; turn < 400; turn += 1) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
 /** A run manager over a real kernel and SQLite file, whose "workers" are a list of dispatches. */
-async function createManager(harness: KernelHarness, maxAttempts = 3) {
+async function createManager(
+  harness: KernelHarness,
+  {
+    maxAttempts = 3,
+    approvalPending,
+    runs = (stored) => stored,
+  }: {
+    readonly maxAttempts?: number;
+    readonly approvalPending?: (approvalId: string) => Promise<boolean>;
+    /** Stands in for the run store (to make it fail, or wait). */
+    readonly runs?: (stored: RunStore) => RunStore;
+  } = {},
+) {
   const agent = await harness.runningAgent();
   const dispatched: RunRecord[] = [];
   const started: { runId: string; journalHead: number }[] = [];
   const manager = new RunManager({
-    runs: harness.storage.runs,
+    runs: runs(harness.storage.runs),
     budgets: harness.kernel.budgets,
     audit: harness.kernel.audit,
     bus: harness.bus,
@@ -26,6 +46,8 @@ async function createManager(harness: KernelHarness, maxAttempts = 3) {
     agent: (agentId) =>
       agentId === agent.id ? { concurrency: 4, maxAttempts, runBudget: undefined } : undefined,
     attemptStarted: (run, journalHead) => started.push({ runId: run.id, journalHead }),
+    ...(approvalPending === undefined ? {} : { approvalPending }),
+    retryDelayMs: 20,
     dispatch: (run) => {
       dispatched.push(run);
     },
@@ -39,9 +61,8 @@ async function createManager(harness: KernelHarness, maxAttempts = 3) {
       actor: 'operator:test',
     });
   /** Resolves once `count` runs have been handed to "workers". */
-  const dispatchedCount = async (count: number) => {
-    while (dispatched.length < count) await new Promise((resolve) => setImmediate(resolve));
-  };
+  const dispatchedCount = (count: number) =>
+    until(() => dispatched.length >= count, `${count} runs were handed to a worker`);
   return { agent, manager, dispatched, started, submit, dispatchedCount };
 }
 
@@ -54,6 +75,29 @@ function workerKilled(runId: string): WorkerExit {
     signal: 'SIGKILL',
     detail: 'killed',
     runs: [runId],
+  };
+}
+
+/** How a run's worker reports that a call of the run waits for a human. */
+function approvalRequired(approvalId: string) {
+  return {
+    ok: false as const,
+    error: new KeelError('KEEL_APPROVAL_REQUIRED', 'this call needs an approval', {
+      details: { approvalId },
+    }),
+  };
+}
+
+/** A store method that fails its first `times` calls with a storage error, then works. */
+function failing<Arguments extends unknown[], Result>(
+  method: (...parameters: Arguments) => Promise<Result>,
+  times = 1,
+): (...parameters: Arguments) => Promise<Result> {
+  let left = times;
+  return (...parameters) => {
+    if (left <= 0) return method(...parameters);
+    left -= 1;
+    return Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'));
   };
 }
 
@@ -128,7 +172,9 @@ describe('RunManager', () => {
 
   it('dead-letters a run that has had its agent’s attempts, without starting it again', async () => {
     await using harness = await createKernelHarness();
-    const { manager, dispatched, submit, dispatchedCount } = await createManager(harness, 1);
+    const { manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
+      maxAttempts: 1,
+    });
     const run = await submit();
     await dispatchedCount(1);
     // Its worker crashed: the run goes back in the queue, and has no attempt left.
@@ -211,5 +257,137 @@ describe('RunManager', () => {
     const [run] = await harness.storage.runs.list({ agentId: agent.id });
     assert.equal(run?.status, 'cancelled');
     assert.equal(dispatched.length, 0, 'never handed to a worker');
+  });
+
+  it('queues a suspended run once when its approval is decided as its agent starts', async () => {
+    // The agent's start lists the suspended runs; the approval's decision resumes the run and
+    // it is on its worker again before that list is acted on.
+    let listed: () => void = () => undefined;
+    const decidedFirst = new Promise<void>((resolve) => {
+      listed = resolve;
+    });
+    await using harness = await createKernelHarness();
+    const { agent, manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
+      runs: (stored) => ({
+        ...stored,
+        list: async (filter) => {
+          const runs = await stored.list(filter);
+          if (filter?.status === 'suspended') await decidedFirst;
+          return runs;
+        },
+      }),
+    });
+    const run = await submit();
+    await dispatchedCount(1);
+    await manager.finished(run.id, approvalRequired('apr_1'));
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'suspended');
+    const agentStarted = manager.resumeSuspended(agent.id);
+    await manager.approvalDecided(run.id);
+    await dispatchedCount(2);
+    listed();
+    await agentStarted;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const stored = await harness.storage.runs.get(run.id);
+    assert.deepEqual([stored?.status, stored?.attempts], ['running', 1], 'left on its worker');
+    assert.equal(dispatched.length, 2);
+    // A decision for a run that is running again changes nothing either.
+    await manager.approvalDecided(run.id);
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
+  });
+
+  it('resumes a run whose approval was decided before the run was suspended', async () => {
+    await using harness = await createKernelHarness();
+    const pending = new Set(['apr_waiting']);
+    const { manager, submit, dispatchedCount } = await createManager(harness, {
+      approvalPending: async (approvalId) => pending.has(approvalId),
+    });
+    const decided = await submit();
+    await dispatchedCount(1);
+    // The approver was quick: the decision arrives while the worker's report is on its way.
+    await manager.approvalDecided(decided.id);
+    await manager.finished(decided.id, approvalRequired('apr_decided'));
+    await dispatchedCount(2);
+    assert.equal((await harness.storage.runs.get(decided.id))?.status, 'running');
+
+    // Still waiting: the run stays suspended until the decision comes.
+    const waiting = await submit();
+    await dispatchedCount(3);
+    await manager.finished(waiting.id, approvalRequired('apr_waiting'));
+    assert.equal((await harness.storage.runs.get(waiting.id))?.status, 'suspended');
+    pending.delete('apr_waiting');
+    await manager.approvalDecided(waiting.id);
+    await dispatchedCount(4);
+    assert.deepEqual(await auditKinds(harness, decided.id), [
+      'run.submit:pending',
+      'run.suspend:suspended',
+    ]);
+  });
+
+  it('starts a run storage failed to start later, without holding up the others', async () => {
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, submit } = await createManager(harness, {
+      runs: (stored) => ({ ...stored, startAttempt: failing(stored.startAttempt) }),
+    });
+    const first = await submit();
+    const second = await submit();
+    await until(() => dispatched.length === 2, 'both runs are on a worker');
+    assert.deepEqual(
+      dispatched.map((run) => run.id),
+      [second.id, first.id],
+      'the second went first; the first followed once storage answered',
+    );
+    assert.equal(manager.activeCount, 2, 'no slot is held by the failed start');
+    assert.equal((await harness.storage.runs.get(first.id))?.attempts, 1);
+  });
+
+  it('runs again a run whose end storage failed to record, and its replay ends it', async () => {
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
+      runs: (stored) => ({ ...stored, end: failing(stored.end) }),
+    });
+    const run = await submit();
+    await dispatchedCount(1);
+    await manager.finished(run.id, { ok: true, result: 'first' });
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
+    await dispatchedCount(2);
+    assert.equal(dispatched[1]?.id, run.id);
+    await manager.finished(run.id, { ok: true, result: 'first' });
+    const stored = await harness.storage.runs.get(run.id);
+    assert.deepEqual([stored?.status, stored?.result], ['succeeded', 'first']);
+    assert.equal(manager.activeCount, 0);
+  });
+
+  it('requeues each run of a crashed worker even when storage fails for one of them', async () => {
+    let failOnce = true;
+    let failFor = '';
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
+      runs: (stored) => ({
+        ...stored,
+        get: (id) => {
+          if (failOnce && id === failFor) {
+            failOnce = false;
+            return Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'));
+          }
+          return stored.get(id);
+        },
+      }),
+    });
+    const first = await submit();
+    const second = await submit();
+    await dispatchedCount(2);
+    failFor = first.id;
+    await manager.interrupted([first.id, second.id], {
+      ...workerKilled(first.id),
+      runs: [first.id, second.id],
+    });
+    await until(() => dispatched.length === 4, 'both runs are on a worker again');
+    assert.deepEqual(
+      dispatched
+        .slice(2)
+        .map((run) => run.id)
+        .sort(),
+      [first.id, second.id].sort(),
+    );
   });
 });

@@ -39,12 +39,26 @@ export interface RunManagerOptions {
    * journal's head, which the gate would otherwise read at the run's first call.
    */
   readonly attemptStarted?: (run: RunRecord, journalHead: number) => void;
+  /**
+   * Whether an approval is still waiting for a decision. A run that stopped at a call needing
+   * one asks after it has been suspended: a decision taken meanwhile found the run still
+   * running, and resumed nothing.
+   */
+  readonly approvalPending?: (approvalId: string) => Promise<boolean>;
   /** A run has ended: whatever was kept about it for its calls is stale. */
   readonly runEnded?: (runId: string) => void;
+  /**
+   * How long a run waits before it is queued again when storage failed while it was between
+   * states (default 1 s, doubling up to 30 s while storage keeps failing).
+   */
+  readonly retryDelayMs?: number;
   /** Hands a run to the agent's worker; throws when the agent cannot take it now. */
   readonly dispatch: (run: RunRecord) => void;
   readonly cancelInWorker: (agentId: string, runId: string, reason: string) => void;
 }
+
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
 
 export interface SubmitRun {
   readonly agentId: string;
@@ -76,6 +90,8 @@ export class RunManager {
   /** Runs whose attempt is being counted; a cancel meanwhile is noted in `#cancelledWhileStarting`. */
   readonly #starting = new Set<string>();
   readonly #cancelledWhileStarting = new Set<string>();
+  /** Runs to queue again once storage answers (see `#retryLater`). */
+  readonly #retries = new Map<string, NodeJS.Timeout>();
 
   constructor(options: RunManagerOptions) {
     this.#options = options;
@@ -164,17 +180,23 @@ export class RunManager {
   /** An agent started: its suspended runs go back in the queue. */
   async resumeSuspended(agentId: string): Promise<void> {
     const runs = await this.#options.runs.list({ agentId, status: 'suspended', limit: 1000 });
-    for (const run of runs) {
-      const updated = await this.#options.runs.updateStatus(
-        run.id,
-        'pending',
-        this.#options.clock.now(),
-      );
-      if (hasEnded(updated)) continue;
-      this.#enqueue(updated);
-      await this.#publish(updated);
-    }
+    for (const run of runs) await this.#requeue(run.id);
     this.pump();
+  }
+
+  /**
+   * Queues a suspended run again. Storage moves it only if it is still suspended, so of two
+   * paths resuming one run (its approval decided, its agent started) one queues it, and a
+   * run already running again is left on its worker.
+   */
+  async #requeue(runId: string): Promise<void> {
+    const { requeued, run } = await this.#options.runs.requeueSuspended(
+      runId,
+      this.#options.clock.now(),
+    );
+    if (!requeued) return;
+    this.#enqueue(run);
+    await this.#publish(run);
   }
 
   setAvailable(agentId: string, available: boolean): void {
@@ -194,35 +216,49 @@ export class RunManager {
       );
   }
 
-  /** A worker reported a run's end. */
+  /**
+   * A worker reported a run's end. If storage cannot record it, the run is queued again a
+   * little later: its replay, answered from the journal, reports the same end.
+   */
   async finished(runId: string, outcome: RunOutcome): Promise<void> {
     this.#release(runId);
-    const { runs, clock } = this.#options;
     try {
-      if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
-        const run = await runs.get(runId);
-        if (run === undefined || hasEnded(run)) return;
-        await this.#awaitApproval(run, outcome.error);
-        return;
-      }
-      const end = await (outcome.ok
-        ? runs.end(runId, 'succeeded', clock.now(), outcome.result)
-        : runs.end(
-            runId,
-            outcome.error.code === 'KEEL_RUN_CANCELLED' ? 'cancelled' : 'failed',
-            clock.now(),
-            undefined,
-            outcome.error.toJSON() as unknown as JsonValue,
-          )
-      ).catch((error: unknown) => {
-        // A run removed meanwhile has nobody left to tell.
-        if (toKeelError(error).code === 'KEEL_NOT_FOUND') return undefined;
-        throw error;
-      });
-      // Ended already (an operator cancelled it first): that end stands, and was told.
-      if (end === undefined || !end.ended) return;
-      this.#options.runEnded?.(runId);
-      const updated = end.run;
+      await this.#recordEnd(runId, outcome);
+    } catch (error) {
+      this.#retryLater(runId, error);
+    } finally {
+      this.pump();
+    }
+  }
+
+  async #recordEnd(runId: string, outcome: RunOutcome): Promise<void> {
+    const { runs, clock } = this.#options;
+    if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
+      const run = await runs.get(runId);
+      if (run === undefined || hasEnded(run)) return;
+      await this.#awaitApproval(run, outcome.error);
+      return;
+    }
+    const end = await (outcome.ok
+      ? runs.end(runId, 'succeeded', clock.now(), outcome.result)
+      : runs.end(
+          runId,
+          outcome.error.code === 'KEEL_RUN_CANCELLED' ? 'cancelled' : 'failed',
+          clock.now(),
+          undefined,
+          outcome.error.toJSON() as unknown as JsonValue,
+        )
+    ).catch((error: unknown) => {
+      // A run removed meanwhile has nobody left to tell.
+      if (toKeelError(error).code === 'KEEL_NOT_FOUND') return undefined;
+      throw error;
+    });
+    // Ended already (an operator cancelled it first): that end stands, and was told.
+    if (end === undefined || !end.ended) return;
+    this.#options.runEnded?.(runId);
+    const updated = end.run;
+    // The end is on record: from here a failure is told, and nothing is retried.
+    try {
       await this.#options.audit.record({
         kind: 'run.end',
         actor: `agent:${updated.agentId}`,
@@ -234,8 +270,11 @@ export class RunManager {
         data: { attempts: updated.attempts },
       });
       await this.#publish(updated);
-    } finally {
-      this.pump();
+    } catch (error) {
+      this.#options.logger.error(
+        { err: toKeelError(error), runId, status: updated.status },
+        'a run ended, but its end could not be audited or published',
+      );
     }
   }
 
@@ -255,6 +294,7 @@ export class RunManager {
     );
     // Cancelled while its worker was reaching the call: it stays cancelled.
     if (hasEnded(updated)) return;
+    const approvalId = (error.details.approvalId as string | undefined) ?? null;
     await this.#options.audit.record({
       kind: 'run.suspend',
       actor: `agent:${run.agentId}`,
@@ -263,9 +303,16 @@ export class RunManager {
       subject: run.id,
       outcome: 'suspended',
       code: error.code,
-      data: { approvalId: (error.details.approvalId as string | undefined) ?? null },
+      data: { approvalId },
     });
     await this.#publish(updated);
+    // Decided while the run was still on its way here: that decision resumed nothing. (One
+    // taken from now on finds the run suspended.)
+    const { approvalPending } = this.#options;
+    if (approvalId === null || approvalPending === undefined) return;
+    if (await approvalPending(approvalId)) return;
+    await this.#requeue(run.id);
+    this.pump();
   }
 
   /**
@@ -274,16 +321,10 @@ export class RunManager {
    */
   async approvalDecided(runId: string): Promise<void> {
     if (this.#closing) return;
-    const run = await this.#options.runs.get(runId);
-    if (run === undefined || run.status !== 'suspended') return;
-    const updated = await this.#options.runs.updateStatus(
-      runId,
-      'pending',
-      this.#options.clock.now(),
-    );
-    if (hasEnded(updated)) return;
-    this.#enqueue(updated);
-    await this.#publish(updated);
+    await this.#requeue(runId).catch((error: unknown) => {
+      // A run removed meanwhile waits for nothing.
+      if (toKeelError(error).code !== 'KEEL_NOT_FOUND') throw error;
+    });
     this.pump();
   }
 
@@ -295,30 +336,38 @@ export class RunManager {
     for (const runId of runIds) this.#release(runId);
     if (this.#closing) return;
     for (const runId of runIds) {
-      const run = await this.#options.runs.get(runId);
-      if (run === undefined || hasEnded(run)) continue;
-      const error = new KeelError('KEEL_WORKER_CRASHED', `${exit.reason}: ${exit.detail}`);
-      if (exit.expected) {
-        const updated = await this.#options.runs.updateStatus(
-          runId,
-          'suspended',
-          this.#options.clock.now(),
-        );
-        if (!hasEnded(updated)) await this.#publish(updated);
-      } else {
-        const updated = await this.#options.runs.updateStatus(
-          runId,
-          'pending',
-          this.#options.clock.now(),
-          error.toJSON() as unknown as JsonValue,
-        );
-        // Cancelled meanwhile: it is not queued again.
-        if (hasEnded(updated)) continue;
-        this.#enqueue(updated);
-        await this.#publish(updated);
+      try {
+        await this.#interruptOne(runId, exit);
+      } catch (error) {
+        this.#retryLater(runId, error);
       }
     }
     this.pump();
+  }
+
+  async #interruptOne(runId: string, exit: WorkerExit): Promise<void> {
+    const run = await this.#options.runs.get(runId);
+    if (run === undefined || hasEnded(run)) return;
+    if (exit.expected) {
+      const updated = await this.#options.runs.updateStatus(
+        runId,
+        'suspended',
+        this.#options.clock.now(),
+      );
+      if (!hasEnded(updated)) await this.#publish(updated);
+      return;
+    }
+    const error = new KeelError('KEEL_WORKER_CRASHED', `${exit.reason}: ${exit.detail}`);
+    const updated = await this.#options.runs.updateStatus(
+      runId,
+      'pending',
+      this.#options.clock.now(),
+      error.toJSON() as unknown as JsonValue,
+    );
+    // Cancelled meanwhile: it is not queued again.
+    if (hasEnded(updated)) return;
+    this.#enqueue(updated);
+    await this.#publish(updated);
   }
 
   async cancel(runId: string, actor: string, reason: string): Promise<RunRecord> {
@@ -376,14 +425,55 @@ export class RunManager {
 
   close(): void {
     this.#closing = true;
+    for (const timer of this.#retries.values()) clearTimeout(timer);
+    this.#retries.clear();
   }
 
   async #drain(): Promise<void> {
     for (;;) {
       const ready = this.#queue.takeReady();
       if (ready.length === 0) return;
-      for (const queued of ready) await this.#start(queued.runId, queued.agentId);
+      for (const queued of ready) {
+        try {
+          await this.#start(queued.runId, queued.agentId);
+        } catch (error) {
+          // One run storage could not start does not hold up the others, nor keep its slot.
+          this.#release(queued.runId);
+          this.#retryLater(queued.runId, error);
+        }
+      }
     }
+  }
+
+  /**
+   * Storage failed while a run was between states (starting, ending, being requeued after a
+   * crash): the run is queued again after a pause (`retryDelayMs`), and resumes by replay. A
+   * run that ended or is suspended meanwhile is left as it is.
+   */
+  #retryLater(
+    runId: string,
+    error: unknown,
+    delayMs = this.#options.retryDelayMs ?? RETRY_FIRST_MS,
+  ): void {
+    this.#options.logger.error(
+      { err: toKeelError(error), runId, retryInMs: delayMs },
+      'storage failed for a run between states; it will be queued again',
+    );
+    if (this.#closing || this.#retries.has(runId)) return;
+    const timer = setTimeout(() => {
+      this.#retries.delete(runId);
+      if (this.#closing) return;
+      void this.#options.runs.get(runId).then(
+        (run) => {
+          if (run === undefined || hasEnded(run) || run.status === 'suspended') return;
+          this.#enqueue(run);
+          this.pump();
+        },
+        (failure: unknown) => this.#retryLater(runId, failure, Math.min(RETRY_MAX_MS, delayMs * 2)),
+      );
+    }, delayMs);
+    timer.unref();
+    this.#retries.set(runId, timer);
   }
 
   async #start(runId: string, agentId: string): Promise<void> {

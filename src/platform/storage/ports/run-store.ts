@@ -73,6 +73,12 @@ export interface AttemptStart {
   readonly journalHead: number;
 }
 
+/** What `RunStore.requeueSuspended` did, with the run as it is now. */
+export interface RunRequeue {
+  readonly requeued: boolean;
+  readonly run: RunRecord;
+}
+
 /** What `RunStore.end` did, with the run as it is now. */
 export interface RunEnd {
   readonly ended: boolean;
@@ -111,6 +117,13 @@ export interface RunStore {
     now: number,
     error?: JsonValue,
   ): Promise<RunRecord>;
+  /**
+   * Moves a `suspended` run to `pending` (`requeued` true), keeping its error. A run in any
+   * other status is returned unchanged (`requeued` false), so that of two paths resuming one
+   * run (its approval decided, its agent started) only one queues it, and a run already
+   * running again is not sent back. `KEEL_NOT_FOUND` for an unknown run.
+   */
+  requeueSuspended(id: string, now: number): Promise<RunRequeue>;
   /**
    * A worker starts (or resumes) the run: `attempts` goes up by one and the status becomes
    * `running` (`started`), unless the run already ended (`ended`) or has had `maxAttempts`

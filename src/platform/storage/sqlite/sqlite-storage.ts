@@ -105,6 +105,7 @@ export class SqliteStorage implements Storage {
       'get',
       'list',
       'updateStatus',
+      'requeueSuspended',
       'startAttempt',
       'end',
       'returnAttempt',

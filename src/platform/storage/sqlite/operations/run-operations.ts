@@ -129,6 +129,14 @@ export const runOperations: HandlersFor<'runs'> = {
       .run(status, error === undefined ? null : toJsonColumn(error, 'error'), now, id);
     return required(context, id);
   },
+  'runs.requeueSuspended': (context, id, now) => {
+    const run = required(context, id);
+    if (run.status !== 'suspended') return { requeued: false, run };
+    context.statements
+      .get("UPDATE runs SET status = 'pending', updated_at = ? WHERE id = ?")
+      .run(now, id);
+    return { requeued: true, run: required(context, id) };
+  },
   'runs.startAttempt': (context, id, now, maxAttempts) => {
     const run = required(context, id);
     const journalHead = headOf(context, id);
