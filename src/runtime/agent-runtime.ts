@@ -91,6 +91,8 @@ export class AgentRuntime {
   readonly #schedules: ScheduleRunner;
   #closed = false;
   readonly #approvalsFollowed = new AbortController();
+  /** The deploy in progress, if any: deploys go one at a time (see `deploy`). */
+  #deploying: Promise<unknown> = Promise.resolve();
 
   constructor(options: AgentRuntimeOptions) {
     this.#options = options;
@@ -186,7 +188,19 @@ export class AgentRuntime {
     this.#schedules.start();
   }
 
-  async deploy(value: unknown, actor: string): Promise<DeployResult> {
+  /**
+   * Deploys a manifest (see `AgentDeployer`) and starts or restarts the agent's worker on it.
+   * Deploys go one at a time: each reads the version deployed before it and checks the new
+   * one against it, so two at once could both pass and land in either order, leaving the
+   * older version's grants on record while the newer one ran.
+   */
+  deploy(value: unknown, actor: string): Promise<DeployResult> {
+    const turn = this.#deploying.then(() => this.#deploy(value, actor));
+    this.#deploying = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async #deploy(value: unknown, actor: string): Promise<DeployResult> {
     const result = await this.#options.deployer.deploy(value, actor);
     if (result.outcome === 'unchanged') return result;
     const { agent, deployment } = result;

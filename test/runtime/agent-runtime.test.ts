@@ -352,6 +352,29 @@ describe('agent runtime', { timeout: 120_000 }, () => {
     );
   });
 
+  it('deploys one version at a time: of two sent at once, the older one is refused', async () => {
+    await withNode(async (node) => {
+      const versioned = (version: string, kind: string) =>
+        signed(manifest({ id: 'raced', version, capabilities: [{ kind: 'log' }, { kind }] }));
+      await node.runtime.deploy(versioned('1.0.0', 'clock.now'), 'operator:ana');
+      const [newer, older] = await Promise.allSettled([
+        node.runtime.deploy(versioned('2.0.0', 'random'), 'operator:ana'),
+        node.runtime.deploy(versioned('1.5.0', 'clock.now'), 'operator:bo'),
+      ]);
+      assert.equal(newer.status === 'fulfilled' && newer.value.outcome, 'updated');
+      assert.ok(
+        older.status === 'rejected' &&
+          isKeelError(older.reason) &&
+          older.reason.code === 'KEEL_MANIFEST_DOWNGRADE',
+        'the older version is refused',
+      );
+      const { agent, manifest: deployed } = await node.runtime.show('raced');
+      assert.equal(deployed.version, '2.0.0');
+      const grants = await node.storage.grants.listActive(agent.id, Date.now());
+      assert.deepEqual(grants.map((stored) => stored.grant.kind).sort(), ['log', 'random']);
+    });
+  });
+
   it('puts a manifest’s budget in place before its grants, on a first deploy and on an update', async () => {
     await withNode(async (node) => {
       const budgeted = (version: string, calls: number) =>
