@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { createKernelHarness, type KernelHarness } from '../../../test/support/kernel-harness.ts';
 import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
+import { createLogger, type Logger } from '../../platform/observability/logger.ts';
+import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { RunRecord, RunStore } from '../../platform/storage/ports/run-store.ts';
 import type { WorkerExit } from '../worker/agent-worker.ts';
 import { RunManager } from './run-manager.ts';
@@ -24,11 +27,13 @@ async function createManager(
     maxAttempts = 3,
     approvalPending,
     runs = (stored) => stored,
+    logger = silentLogger(),
   }: {
     readonly maxAttempts?: number;
     readonly approvalPending?: (approvalId: string) => Promise<boolean>;
     /** Stands in for the run store (to make it fail, or wait). */
     readonly runs?: (stored: RunStore) => RunStore;
+    readonly logger?: Logger;
   } = {},
 ) {
   const agent = await harness.runningAgent();
@@ -40,7 +45,7 @@ async function createManager(
     audit: harness.kernel.audit,
     bus: harness.bus,
     clock: systemClock,
-    logger: silentLogger(),
+    logger,
     actor: 'node:test',
     maxConcurrent: 4,
     agent: (agentId) =>
@@ -340,21 +345,112 @@ describe('RunManager', () => {
     assert.equal((await harness.storage.runs.get(first.id))?.attempts, 1);
   });
 
-  it('runs again a run whose end storage failed to record, and its replay ends it', async () => {
+  it('records an end storage failed to record, without running the run again', async () => {
     await using harness = await createKernelHarness();
+    // Its last attempt: running it again would dead-letter it and lose its result.
     const { manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
-      runs: (stored) => ({ ...stored, end: failing(stored.end) }),
+      maxAttempts: 1,
+      runs: (stored) => ({ ...stored, end: failing(stored.end, 2) }),
     });
     const run = await submit();
     await dispatchedCount(1);
     await manager.finished(run.id, { ok: true, result: 'first' });
     assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
-    await dispatchedCount(2);
-    assert.equal(dispatched[1]?.id, run.id);
-    await manager.finished(run.id, { ok: true, result: 'first' });
+    await until(
+      async () => (await harness.storage.runs.get(run.id))?.status === 'succeeded',
+      'the end is on record',
+    );
     const stored = await harness.storage.runs.get(run.id);
-    assert.deepEqual([stored?.status, stored?.result], ['succeeded', 'first']);
+    assert.deepEqual([stored?.result, stored?.attempts], ['first', 1]);
+    assert.equal(dispatched.length, 1, 'not run again');
+    assert.deepEqual(await auditKinds(harness, run.id), [
+      'run.submit:pending',
+      'run.end:succeeded',
+    ]);
     assert.equal(manager.activeCount, 0);
+  });
+
+  it('resumes a suspended run whose approval check or requeue storage failed', async () => {
+    await using harness = await createKernelHarness();
+    let checks = 0;
+    const { manager, submit, dispatchedCount } = await createManager(harness, {
+      approvalPending: async () => {
+        checks += 1;
+        if (checks === 1) throw new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy');
+        return false;
+      },
+      runs: (stored) => ({ ...stored, requeueSuspended: failing(stored.requeueSuspended) }),
+    });
+    const run = await submit();
+    await dispatchedCount(1);
+    // Decided early; the check after the suspension fails, then the requeue does.
+    await manager.finished(run.id, approvalRequired('apr_decided'));
+    await dispatchedCount(2);
+    assert.equal(checks, 2);
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
+
+    // A decision whose requeue fails once is tried again too.
+    const later = await createManager(harness, {
+      approvalPending: async () => true,
+      runs: (stored) => ({ ...stored, requeueSuspended: failing(stored.requeueSuspended) }),
+    });
+    const waiting = await later.submit();
+    await later.dispatchedCount(1);
+    await later.manager.finished(waiting.id, approvalRequired('apr_waiting'));
+    assert.equal((await harness.storage.runs.get(waiting.id))?.status, 'suspended');
+    await later.manager.approvalDecided(waiting.id);
+    await later.dispatchedCount(2);
+  });
+
+  it('waits longer each time storage fails a run again, and starts it once it answers', async () => {
+    await using harness = await createKernelHarness();
+    const lines: { retryInMs?: number; failures?: number; runId?: string }[] = [];
+    const { agent, manager, dispatched, submit } = await createManager(harness, {
+      logger: createLogger({
+        level: 'error',
+        format: 'json',
+        redactor: new SecretRedactor([]),
+        destination: new Writable({
+          write: (chunk: Buffer, _encoding, callback) => {
+            lines.push(JSON.parse(chunk.toString('utf8')));
+            callback();
+          },
+        }),
+      }),
+      runs: (stored) => ({
+        ...stored,
+        startAttempt: (id, ...rest) =>
+          id === failOn ? failingStart(id, ...rest) : stored.startAttempt(id, ...rest),
+      }),
+    });
+    // Three runs ready at once; storage fails the first one's start three times.
+    let failOn = '';
+    let left = 3;
+    const failingStart: RunStore['startAttempt'] = async (id, ...rest) => {
+      if (left > 0) {
+        left -= 1;
+        throw new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy');
+      }
+      return harness.storage.runs.startAttempt(id, ...rest);
+    };
+    manager.setAvailable(agent.id, false);
+    const runs = [await submit(), await submit(), await submit()];
+    failOn = runs[0]?.id ?? '';
+    manager.setAvailable(agent.id, true);
+    await until(() => dispatched.length === 3, 'all three runs are on a worker');
+    assert.deepEqual(
+      dispatched.map((run) => run.id),
+      [runs[1]?.id, runs[2]?.id, runs[0]?.id],
+    );
+    assert.equal(manager.activeCount, 3, 'no slot held by the failed starts');
+    assert.deepEqual(
+      lines.filter((line) => line.runId === failOn).map((line) => [line.failures, line.retryInMs]),
+      [
+        [1, 20],
+        [2, 40],
+        [3, 80],
+      ],
+    );
   });
 
   it('requeues each run of a crashed worker even when storage fails for one of them', async () => {

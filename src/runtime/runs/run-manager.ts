@@ -9,6 +9,7 @@ import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import {
   FINAL_RUN_STATUSES,
+  type RunEnd,
   type RunRecord,
   type RunStatus,
   type RunStore,
@@ -90,8 +91,9 @@ export class RunManager {
   /** Runs whose attempt is being counted; a cancel meanwhile is noted in `#cancelledWhileStarting`. */
   readonly #starting = new Set<string>();
   readonly #cancelledWhileStarting = new Set<string>();
-  /** Runs to queue again once storage answers (see `#retryLater`). */
+  /** A step of a run to try again once storage answers, and how often it failed (`#retry`). */
   readonly #retries = new Map<string, NodeJS.Timeout>();
+  readonly #failures = new Map<string, number>();
 
   constructor(options: RunManagerOptions) {
     this.#options = options;
@@ -187,16 +189,29 @@ export class RunManager {
   /**
    * Queues a suspended run again. Storage moves it only if it is still suspended, so of two
    * paths resuming one run (its approval decided, its agent started) one queues it, and a
-   * run already running again is left on its worker.
+   * run already running again is left on its worker. Tried again later if storage fails.
    */
   async #requeue(runId: string): Promise<void> {
-    const { requeued, run } = await this.#options.runs.requeueSuspended(
-      runId,
-      this.#options.clock.now(),
-    );
-    if (!requeued) return;
-    this.#enqueue(run);
-    await this.#publish(run);
+    let moved: RunRecord | undefined;
+    try {
+      const { requeued, run } = await this.#options.runs.requeueSuspended(
+        runId,
+        this.#options.clock.now(),
+      );
+      this.#succeeded(runId);
+      if (!requeued) return;
+      moved = run;
+    } catch (error) {
+      // A run removed meanwhile waits for nothing.
+      if (toKeelError(error).code === 'KEEL_NOT_FOUND') return;
+      this.#retry(runId, 'requeue', error, async () => {
+        await this.#requeue(runId);
+        this.pump();
+      });
+      return;
+    }
+    this.#enqueue(moved);
+    await this.#told(moved);
   }
 
   setAvailable(agentId: string, available: boolean): void {
@@ -217,29 +232,56 @@ export class RunManager {
   }
 
   /**
-   * A worker reported a run's end. If storage cannot record it, the run is queued again a
-   * little later: its replay, answered from the journal, reports the same end.
+   * A worker reported a run's end. If storage cannot record it, recording it is tried again
+   * (the run stays `running` meanwhile, and a node restarted before then resumes it by replay).
    */
   async finished(runId: string, outcome: RunOutcome): Promise<void> {
     this.#release(runId);
     try {
       await this.#recordEnd(runId, outcome);
-    } catch (error) {
-      this.#retryLater(runId, error);
     } finally {
       this.pump();
     }
   }
 
   async #recordEnd(runId: string, outcome: RunOutcome): Promise<void> {
-    const { runs, clock } = this.#options;
     if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
-      const run = await runs.get(runId);
-      if (run === undefined || hasEnded(run)) return;
-      await this.#awaitApproval(run, outcome.error);
+      await this.#awaitApproval(runId, outcome.error);
       return;
     }
-    const end = await (outcome.ok
+    let end: RunEnd | undefined;
+    try {
+      end = await this.#end(runId, outcome);
+      this.#succeeded(runId);
+    } catch (error) {
+      this.#retry(runId, 'end', error, () => this.#recordEnd(runId, outcome));
+      return;
+    }
+    // Ended already (an operator cancelled it first), or removed: that end stands, and was told.
+    if (end === undefined || !end.ended) return;
+    this.#options.runEnded?.(runId);
+    this.#forgetRetries(runId);
+    const updated = end.run;
+    // The end is on record: from here a failure is told, and nothing is tried again.
+    await this.#told(
+      updated,
+      this.#options.audit.record({
+        kind: 'run.end',
+        actor: `agent:${updated.agentId}`,
+        agentId: updated.agentId,
+        runId,
+        subject: runId,
+        outcome: updated.status,
+        code: outcome.ok ? null : outcome.error.code,
+        data: { attempts: updated.attempts },
+      }),
+    );
+  }
+
+  /** Stores a worker's end of a run; `undefined` for a run removed meanwhile. */
+  async #end(runId: string, outcome: RunOutcome): Promise<RunEnd | undefined> {
+    const { runs, clock } = this.#options;
+    return await (outcome.ok
       ? runs.end(runId, 'succeeded', clock.now(), outcome.result)
       : runs.end(
           runId,
@@ -253,27 +295,20 @@ export class RunManager {
       if (toKeelError(error).code === 'KEEL_NOT_FOUND') return undefined;
       throw error;
     });
-    // Ended already (an operator cancelled it first): that end stands, and was told.
-    if (end === undefined || !end.ended) return;
-    this.#options.runEnded?.(runId);
-    const updated = end.run;
-    // The end is on record: from here a failure is told, and nothing is retried.
+  }
+
+  /**
+   * After a run's change of state is on record: audits it (when `audited` is given) and
+   * publishes its status. A failure here is logged; the change stands and is not tried again.
+   */
+  async #told(run: RunRecord, audited?: Promise<unknown>): Promise<void> {
     try {
-      await this.#options.audit.record({
-        kind: 'run.end',
-        actor: `agent:${updated.agentId}`,
-        agentId: updated.agentId,
-        runId,
-        subject: runId,
-        outcome: updated.status,
-        code: outcome.ok ? null : outcome.error.code,
-        data: { attempts: updated.attempts },
-      });
-      await this.#publish(updated);
+      await audited;
+      await this.#publish(run);
     } catch (error) {
       this.#options.logger.error(
-        { err: toKeelError(error), runId, status: updated.status },
-        'a run ended, but its end could not be audited or published',
+        { err: toKeelError(error), runId: run.id, status: run.status },
+        "a run's change of state is on record, but could not be audited or published",
       );
     }
   }
@@ -283,35 +318,61 @@ export class RunManager {
    * its error, and resumes by replay when the approval is decided (see {@link approvalDecided}).
    * Waiting does not count as a failed attempt.
    */
-  async #awaitApproval(run: RunRecord, error: KeelError): Promise<void> {
+  async #awaitApproval(runId: string, error: KeelError): Promise<void> {
     const { runs, clock } = this.#options;
-    await runs.returnAttempt(run.id, clock.now());
-    const updated = await runs.updateStatus(
-      run.id,
-      'suspended',
-      clock.now(),
-      error.toJSON() as unknown as JsonValue,
-    );
+    let updated: RunRecord;
+    try {
+      // Gives back the attempt of a run still `running`, then suspends it: tried again as a
+      // whole, neither changes a run that has moved on.
+      await runs.returnAttempt(runId, clock.now());
+      updated = await runs.updateStatus(
+        runId,
+        'suspended',
+        clock.now(),
+        error.toJSON() as unknown as JsonValue,
+      );
+      this.#succeeded(runId);
+    } catch (failure) {
+      if (toKeelError(failure).code === 'KEEL_NOT_FOUND') return;
+      this.#retry(runId, 'suspend', failure, () => this.#awaitApproval(runId, error));
+      return;
+    }
     // Cancelled while its worker was reaching the call: it stays cancelled.
     if (hasEnded(updated)) return;
     const approvalId = (error.details.approvalId as string | undefined) ?? null;
-    await this.#options.audit.record({
-      kind: 'run.suspend',
-      actor: `agent:${run.agentId}`,
-      agentId: run.agentId,
-      runId: run.id,
-      subject: run.id,
-      outcome: 'suspended',
-      code: error.code,
-      data: { approvalId },
-    });
-    await this.#publish(updated);
-    // Decided while the run was still on its way here: that decision resumed nothing. (One
-    // taken from now on finds the run suspended.)
+    await this.#told(
+      updated,
+      this.#options.audit.record({
+        kind: 'run.suspend',
+        actor: `agent:${updated.agentId}`,
+        agentId: updated.agentId,
+        runId,
+        subject: runId,
+        outcome: 'suspended',
+        code: error.code,
+        data: { approvalId },
+      }),
+    );
+    if (approvalId !== null) await this.#resumeIfDecided(runId, approvalId);
+  }
+
+  /**
+   * A decision taken while the run was still on its way to being suspended found it running,
+   * and resumed nothing: asked once the run is suspended (a decision taken from then on finds
+   * it suspended), and tried again if storage fails.
+   */
+  async #resumeIfDecided(runId: string, approvalId: string): Promise<void> {
     const { approvalPending } = this.#options;
-    if (approvalId === null || approvalPending === undefined) return;
-    if (await approvalPending(approvalId)) return;
-    await this.#requeue(run.id);
+    if (approvalPending === undefined) return;
+    let pending: boolean;
+    try {
+      pending = await approvalPending(approvalId);
+    } catch (error) {
+      this.#retry(runId, 'approval check', error, () => this.#resumeIfDecided(runId, approvalId));
+      return;
+    }
+    if (pending) return;
+    await this.#requeue(runId);
     this.pump();
   }
 
@@ -321,11 +382,11 @@ export class RunManager {
    */
   async approvalDecided(runId: string): Promise<void> {
     if (this.#closing) return;
-    await this.#requeue(runId).catch((error: unknown) => {
-      // A run removed meanwhile waits for nothing.
-      if (toKeelError(error).code !== 'KEEL_NOT_FOUND') throw error;
-    });
-    this.pump();
+    try {
+      await this.#requeue(runId);
+    } finally {
+      this.pump();
+    }
   }
 
   /**
@@ -335,39 +396,39 @@ export class RunManager {
   async interrupted(runIds: readonly string[], exit: WorkerExit): Promise<void> {
     for (const runId of runIds) this.#release(runId);
     if (this.#closing) return;
-    for (const runId of runIds) {
-      try {
-        await this.#interruptOne(runId, exit);
-      } catch (error) {
-        this.#retryLater(runId, error);
-      }
-    }
+    for (const runId of runIds) await this.#interrupt(runId, exit);
     this.pump();
   }
 
-  async #interruptOne(runId: string, exit: WorkerExit): Promise<void> {
-    const run = await this.#options.runs.get(runId);
-    if (run === undefined || hasEnded(run)) return;
-    if (exit.expected) {
-      const updated = await this.#options.runs.updateStatus(
-        runId,
-        'suspended',
-        this.#options.clock.now(),
-      );
-      if (!hasEnded(updated)) await this.#publish(updated);
+  /** One run of a worker that ended: suspended, or queued again (tried again if storage fails). */
+  async #interrupt(runId: string, exit: WorkerExit): Promise<void> {
+    const { runs, clock } = this.#options;
+    let updated: RunRecord;
+    try {
+      updated = exit.expected
+        ? await runs.updateStatus(runId, 'suspended', clock.now())
+        : await runs.updateStatus(
+            runId,
+            'pending',
+            clock.now(),
+            new KeelError(
+              'KEEL_WORKER_CRASHED',
+              `${exit.reason}: ${exit.detail}`,
+            ).toJSON() as unknown as JsonValue,
+          );
+      this.#succeeded(runId);
+    } catch (error) {
+      if (toKeelError(error).code === 'KEEL_NOT_FOUND') return;
+      this.#retry(runId, 'requeue after its worker ended', error, async () => {
+        await this.#interrupt(runId, exit);
+        this.pump();
+      });
       return;
     }
-    const error = new KeelError('KEEL_WORKER_CRASHED', `${exit.reason}: ${exit.detail}`);
-    const updated = await this.#options.runs.updateStatus(
-      runId,
-      'pending',
-      this.#options.clock.now(),
-      error.toJSON() as unknown as JsonValue,
-    );
-    // Cancelled meanwhile: it is not queued again.
+    // Cancelled meanwhile: it stays as it is.
     if (hasEnded(updated)) return;
-    this.#enqueue(updated);
-    await this.#publish(updated);
+    if (!exit.expected) this.#enqueue(updated);
+    await this.#told(updated);
   }
 
   async cancel(runId: string, actor: string, reason: string): Promise<RunRecord> {
@@ -386,6 +447,7 @@ export class RunManager {
     }
     if (this.#starting.has(runId)) this.#cancelledWhileStarting.add(runId);
     this.#options.runEnded?.(runId);
+    this.#forgetRetries(runId);
     this.#options.cancelInWorker(updated.agentId, runId, reason);
     this.#release(runId);
     await this.#options.audit.record({
@@ -437,43 +499,62 @@ export class RunManager {
         try {
           await this.#start(queued.runId, queued.agentId);
         } catch (error) {
-          // One run storage could not start does not hold up the others, nor keep its slot.
+          // One run storage could not start holds up neither the others nor a slot; nothing
+          // of its start is on record, so it goes back in the queue as it was.
           this.#release(queued.runId);
-          this.#retryLater(queued.runId, error);
+          this.#retry(queued.runId, 'start', error, async () => {
+            this.#queue.enqueue(queued);
+            this.pump();
+          });
         }
       }
     }
   }
 
   /**
-   * Storage failed while a run was between states (starting, ending, being requeued after a
-   * crash): the run is queued again after a pause (`retryDelayMs`), and resumes by replay. A
-   * run that ended or is suspended meanwhile is left as it is.
+   * Storage failed to record a step of a run between states (its start, its end, its
+   * suspension or its return to the queue), so nothing of that step is on record: `action`
+   * takes it again after a pause (`retryDelayMs`, doubling with each failure of the run in a
+   * row, up to 30 s). Each action checks the run's state as it goes, through storage, so a run
+   * that ended or moved on meanwhile is left as it is. A run has one step waiting at most.
    */
-  #retryLater(
-    runId: string,
-    error: unknown,
-    delayMs = this.#options.retryDelayMs ?? RETRY_FIRST_MS,
-  ): void {
-    this.#options.logger.error(
-      { err: toKeelError(error), runId, retryInMs: delayMs },
-      'storage failed for a run between states; it will be queued again',
+  #retry(runId: string, step: string, error: unknown, action: () => Promise<void>): void {
+    const failures = (this.#failures.get(runId) ?? 0) + 1;
+    this.#failures.set(runId, failures);
+    const delayMs = Math.min(
+      RETRY_MAX_MS,
+      (this.#options.retryDelayMs ?? RETRY_FIRST_MS) * 2 ** Math.min(failures - 1, 16),
     );
-    if (this.#closing || this.#retries.has(runId)) return;
+    this.#options.logger.error(
+      { err: toKeelError(error), runId, step, failures, retryInMs: delayMs },
+      'storage failed for a run between states; trying again',
+    );
+    if (this.#closing) return;
+    clearTimeout(this.#retries.get(runId));
     const timer = setTimeout(() => {
       this.#retries.delete(runId);
       if (this.#closing) return;
-      void this.#options.runs.get(runId).then(
-        (run) => {
-          if (run === undefined || hasEnded(run) || run.status === 'suspended') return;
-          this.#enqueue(run);
-          this.pump();
-        },
-        (failure: unknown) => this.#retryLater(runId, failure, Math.min(RETRY_MAX_MS, delayMs * 2)),
+      action().catch((failure: unknown) =>
+        this.#options.logger.error(
+          { err: toKeelError(failure), runId, step },
+          'trying a run step again failed',
+        ),
       );
     }, delayMs);
     timer.unref();
     this.#retries.set(runId, timer);
+  }
+
+  /** A step of the run reached storage: its next failure waits the shortest pause again. */
+  #succeeded(runId: string): void {
+    this.#failures.delete(runId);
+  }
+
+  /** The run ended: no step of it waits to be tried again. */
+  #forgetRetries(runId: string): void {
+    clearTimeout(this.#retries.get(runId));
+    this.#retries.delete(runId);
+    this.#failures.delete(runId);
   }
 
   async #start(runId: string, agentId: string): Promise<void> {
@@ -495,6 +576,7 @@ export class RunManager {
         this.#cancelledWhileStarting.delete(runId);
         throw error;
       });
+    this.#succeeded(runId);
     // Its submission's audit entry went in the same transaction, or is on its way.
     const onRecord = await submitted?.then(
       () => true,
@@ -511,24 +593,28 @@ export class RunManager {
     }
     const run = attempt.run;
     if (attempt.outcome === 'exhausted') {
+      // Fails as a start does (and is tried again as one): nothing of it is on record yet.
       const end = await runs.end(runId, 'dead-lettered', clock.now());
       this.#release(runId);
       if (!end.ended) return;
       this.#options.runEnded?.(runId);
-      await this.#options.audit.record({
-        kind: 'run.dead-letter',
-        actor: this.#options.actor,
-        agentId: run.agentId,
-        runId,
-        subject: runId,
-        outcome: 'dead-lettered',
-        data: { attempts: run.attempts, lastError: run.error },
-      });
+      this.#forgetRetries(runId);
       this.#options.logger.warn(
         { runId, attempts: run.attempts },
         'a run failed too many times; moved to the dead-letter list',
       );
-      await this.#publish(end.run);
+      await this.#told(
+        end.run,
+        this.#options.audit.record({
+          kind: 'run.dead-letter',
+          actor: this.#options.actor,
+          agentId: run.agentId,
+          runId,
+          subject: runId,
+          outcome: 'dead-lettered',
+          data: { attempts: run.attempts, lastError: run.error },
+        }),
+      );
       return;
     }
     this.#options.attemptStarted?.(run, attempt.journalHead);
@@ -539,9 +625,16 @@ export class RunManager {
       // which never reached a worker, does not count towards the dead-letter list.
       this.#options.logger.debug({ err: toKeelError(error), runId }, 'run returned to the queue');
       this.#release(runId);
-      const waiting = await runs.returnAttempt(runId, clock.now());
-      this.#enqueue(waiting);
       this.#queue.pause(run.agentId);
+      const waiting = await runs.returnAttempt(runId, clock.now()).catch((failure: unknown) => {
+        // It waits all the same; the attempt stays counted.
+        this.#options.logger.warn(
+          { err: toKeelError(failure), runId },
+          'could not give back the attempt of a run that did not reach its worker',
+        );
+        return run;
+      });
+      this.#enqueue(waiting);
       return;
     }
     // The run is on its worker: a status nobody could be told about changes nothing of that.
@@ -551,6 +644,9 @@ export class RunManager {
   }
 
   #enqueue(run: RunRecord): void {
+    // Queued by another path: whatever step of it was waiting to be tried again is done.
+    clearTimeout(this.#retries.get(run.id));
+    this.#retries.delete(run.id);
     this.#queue.enqueue({
       runId: run.id,
       agentId: run.agentId,
