@@ -14,6 +14,7 @@ import {
   type DeploymentMetadata,
   type DeployResult,
   deploymentOf,
+  manifestName,
 } from './agents/agent-deployer.ts';
 import { toolLoopSettingsOf } from './agents/tool-loop-settings-of.ts';
 import type { AgentManifest } from './manifests/agent-manifest.ts';
@@ -91,8 +92,8 @@ export class AgentRuntime {
   readonly #schedules: ScheduleRunner;
   #closed = false;
   readonly #approvalsFollowed = new AbortController();
-  /** The deploy in progress, if any: deploys go one at a time (see `deploy`). */
-  #deploying: Promise<unknown> = Promise.resolve();
+  /** Work on an agent in progress (a deploy, a lifecycle action), by name: see `#oneAtATime`. */
+  readonly #agentWork = new Map<string, Promise<unknown>>();
 
   constructor(options: AgentRuntimeOptions) {
     this.#options = options;
@@ -190,13 +191,29 @@ export class AgentRuntime {
 
   /**
    * Deploys a manifest (see `AgentDeployer`) and starts or restarts the agent's worker on it.
-   * Deploys go one at a time: each reads the version deployed before it and checks the new
-   * one against it, so two at once could both pass and land in either order, leaving the
-   * older version's grants on record while the newer one ran.
+   * One agent's deploys go one at a time: each reads the version deployed before it and checks
+   * the new one against it, so two at once could both pass and land in either order, leaving
+   * the older version's grants on record while the newer one ran.
    */
   deploy(value: unknown, actor: string): Promise<DeployResult> {
-    const turn = this.#deploying.then(() => this.#deploy(value, actor));
-    this.#deploying = turn.catch(() => undefined);
+    return this.#oneAtATime(manifestName(value) ?? '', () => this.#deploy(value, actor));
+  }
+
+  /**
+   * Runs `work` on the agent `name` after the work on it already waiting (deploys and
+   * lifecycle actions), so that, say, a remove and a deploy of one agent cannot interleave
+   * their grants. Work on other agents goes on meanwhile; a failure does not hold up the next.
+   */
+  #oneAtATime<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const turn = (this.#agentWork.get(name) ?? Promise.resolve()).then(work);
+    const settled = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#agentWork.set(name, settled);
+    void settled.then(() => {
+      if (this.#agentWork.get(name) === settled) this.#agentWork.delete(name);
+    });
     return turn;
   }
 
@@ -236,7 +253,15 @@ export class AgentRuntime {
     };
   }
 
-  async lifecycle(
+  lifecycle(
+    name: string,
+    action: 'pause' | 'resume' | 'stop' | 'start' | 'restart' | 'remove',
+    actor: string,
+  ): Promise<AgentView> {
+    return this.#oneAtATime(name, () => this.#lifecycle(name, action, actor));
+  }
+
+  async #lifecycle(
     name: string,
     action: 'pause' | 'resume' | 'stop' | 'start' | 'restart' | 'remove',
     actor: string,

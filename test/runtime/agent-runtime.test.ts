@@ -375,6 +375,27 @@ describe('agent runtime', { timeout: 120_000 }, () => {
     });
   });
 
+  it('does not interleave a remove and a deploy of one agent', async () => {
+    await withNode(async (node) => {
+      const versioned = (version: string) =>
+        signed(manifest({ id: 'churn', version, capabilities: [{ kind: 'log' }] }));
+      await node.runtime.deploy(versioned('1.0.0'), 'operator:ana');
+      for (const [index, removeFirst] of [true, false, true].entries()) {
+        const remove = () => node.runtime.lifecycle('churn', 'remove', 'operator:bo');
+        const deploy = () => node.runtime.deploy(versioned(`1.${index + 1}.0`), 'operator:ana');
+        await Promise.allSettled(removeFirst ? [remove(), deploy()] : [deploy(), remove()]);
+        const agent = await node.storage.agents.getByName('churn');
+        assert.ok(agent !== undefined);
+        const grants = await node.storage.grants.listActive(agent.id, Date.now());
+        assert.deepEqual(
+          [agent.state, grants.length],
+          removeFirst ? ['running', 1] : ['removed', 0],
+          `${removeFirst ? 'remove, then deploy' : 'deploy, then remove'}: ${agent.state} with ${grants.length} grants`,
+        );
+      }
+    });
+  });
+
   it('puts a manifest’s budget in place before its grants, on a first deploy and on an update', async () => {
     await withNode(async (node) => {
       const budgeted = (version: string, calls: number) =>

@@ -271,7 +271,8 @@ export class AgentDeployer {
   }
 }
 
-function manifestName(value: unknown): string | null {
+/** The agent name a deploy request claims (its manifest's `id`), before anything is checked. */
+export function manifestName(value: unknown): string | null {
   const candidate =
     typeof value === 'object' && value !== null && 'manifest' in value
       ? (value as { manifest: unknown }).manifest
