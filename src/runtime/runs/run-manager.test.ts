@@ -486,4 +486,86 @@ describe('RunManager', () => {
       [first.id, second.id].sort(),
     );
   });
+
+  it('suspends a run its stopped agent left when storage answers, and requeues it if the agent is back', async () => {
+    await using harness = await createKernelHarness();
+    let failSuspend = 1;
+    const { agent, manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
+      runs: (stored) => ({
+        ...stored,
+        updateStatus: (id, status, ...rest) => {
+          if (status === 'suspended' && failSuspend > 0) {
+            failSuspend -= 1;
+            return Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'));
+          }
+          return stored.updateStatus(id, status, ...rest);
+        },
+      }),
+    });
+    const run = await submit();
+    await dispatchedCount(1);
+    // The operator stops the agent; storage fails to suspend its run.
+    manager.setAvailable(agent.id, false);
+    await manager.interrupted([run.id], { ...workerKilled(run.id), expected: true });
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
+    // The agent starts again before storage answers: its start finds nothing suspended.
+    manager.setAvailable(agent.id, true);
+    await manager.resumeSuspended(agent.id);
+    await dispatchedCount(2);
+    assert.equal(dispatched[1]?.id, run.id);
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
+  });
+
+  it('keeps the step that waits when a decision’s requeue fails as well', async () => {
+    await using harness = await createKernelHarness();
+    let failSuspend = 1;
+    const { manager, submit, dispatchedCount } = await createManager(harness, {
+      approvalPending: async () => false,
+      runs: (stored) => ({
+        ...stored,
+        updateStatus: (id, status, ...rest) => {
+          if (status === 'suspended' && failSuspend > 0) {
+            failSuspend -= 1;
+            return Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'));
+          }
+          return stored.updateStatus(id, status, ...rest);
+        },
+        requeueSuspended: failing(stored.requeueSuspended),
+      }),
+    });
+    const run = await submit();
+    await dispatchedCount(1);
+    // Its suspension fails and waits; the approver decides, and that requeue fails too.
+    await manager.finished(run.id, approvalRequired('apr_1'));
+    await manager.approvalDecided(run.id);
+    // The suspension, tried again, asks after the approval and requeues the run.
+    await dispatchedCount(2);
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
+  });
+
+  it('answers a cancel that took effect even when its audit entry could not be written', async () => {
+    await using harness = await createKernelHarness({
+      replaceStores: (storage) => ({
+        ...storage,
+        audit: {
+          ...storage.audit,
+          head: () => storage.audit.head(),
+          read: (fromSeq, limit) => storage.audit.read(fromSeq, limit),
+          tail: (limit) => storage.audit.tail(limit),
+          count: () => storage.audit.count(),
+          append: (drafts) =>
+            drafts.some((draft) => draft.kind === 'run.cancel')
+              ? Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'))
+              : storage.audit.append(drafts),
+        },
+      }),
+    });
+    const { manager, submit, dispatchedCount } = await createManager(harness);
+    const run = await submit();
+    await dispatchedCount(1);
+    const cancelled = await manager.cancel(run.id, 'operator:ana', 'not needed');
+    assert.equal(cancelled.status, 'cancelled');
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'cancelled');
+    assert.equal(manager.activeCount, 0);
+  });
 });

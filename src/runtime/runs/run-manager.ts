@@ -203,7 +203,10 @@ export class RunManager {
       moved = run;
     } catch (error) {
       // A run removed meanwhile waits for nothing.
-      if (toKeelError(error).code === 'KEEL_NOT_FOUND') return;
+      if (toKeelError(error).code === 'KEEL_NOT_FOUND') {
+        this.#forgetRetries(runId);
+        return;
+      }
       this.#retry(runId, 'requeue', error, async () => {
         await this.#requeue(runId);
         this.pump();
@@ -233,7 +236,8 @@ export class RunManager {
 
   /**
    * A worker reported a run's end. If storage cannot record it, recording it is tried again
-   * (the run stays `running` meanwhile, and a node restarted before then resumes it by replay).
+   * (the run stays `running` meanwhile; a node restarted before then resumes it by replay, as
+   * after a crash, which takes an attempt).
    */
   async finished(runId: string, outcome: RunOutcome): Promise<void> {
     this.#release(runId);
@@ -333,7 +337,10 @@ export class RunManager {
       );
       this.#succeeded(runId);
     } catch (failure) {
-      if (toKeelError(failure).code === 'KEEL_NOT_FOUND') return;
+      if (toKeelError(failure).code === 'KEEL_NOT_FOUND') {
+        this.#forgetRetries(runId);
+        return;
+      }
       this.#retry(runId, 'suspend', failure, () => this.#awaitApproval(runId, error));
       return;
     }
@@ -371,6 +378,7 @@ export class RunManager {
       this.#retry(runId, 'approval check', error, () => this.#resumeIfDecided(runId, approvalId));
       return;
     }
+    this.#succeeded(runId);
     if (pending) return;
     await this.#requeue(runId);
     this.pump();
@@ -401,7 +409,7 @@ export class RunManager {
   }
 
   /** One run of a worker that ended: suspended, or queued again (tried again if storage fails). */
-  async #interrupt(runId: string, exit: WorkerExit): Promise<void> {
+  async #interrupt(runId: string, exit: WorkerExit, retried = false): Promise<void> {
     const { runs, clock } = this.#options;
     let updated: RunRecord;
     try {
@@ -418,9 +426,12 @@ export class RunManager {
           );
       this.#succeeded(runId);
     } catch (error) {
-      if (toKeelError(error).code === 'KEEL_NOT_FOUND') return;
+      if (toKeelError(error).code === 'KEEL_NOT_FOUND') {
+        this.#forgetRetries(runId);
+        return;
+      }
       this.#retry(runId, 'requeue after its worker ended', error, async () => {
-        await this.#interrupt(runId, exit);
+        await this.#interrupt(runId, exit, true);
         this.pump();
       });
       return;
@@ -429,6 +440,14 @@ export class RunManager {
     if (hasEnded(updated)) return;
     if (!exit.expected) this.#enqueue(updated);
     await this.#told(updated);
+    // Suspended late, because storage failed when its agent stopped: if the agent has started
+    // again meanwhile, its start did not find this run suspended, so it goes back now.
+    if (exit.expected && retried && this.#available(updated.agentId)) await this.#requeue(runId);
+  }
+
+  /** Whether an agent's runs may start now (deployed, and its queue not held). */
+  #available(agentId: string): boolean {
+    return this.#options.agent(agentId) !== undefined && !this.#queue.isPaused(agentId);
   }
 
   async cancel(runId: string, actor: string, reason: string): Promise<RunRecord> {
@@ -450,16 +469,18 @@ export class RunManager {
     this.#forgetRetries(runId);
     this.#options.cancelInWorker(updated.agentId, runId, reason);
     this.#release(runId);
-    await this.#options.audit.record({
-      kind: 'run.cancel',
-      actor,
-      agentId: updated.agentId,
-      runId,
-      subject: runId,
-      outcome: 'cancelled',
-      data: { reason },
-    });
-    await this.#publish(updated);
+    await this.#told(
+      updated,
+      this.#options.audit.record({
+        kind: 'run.cancel',
+        actor,
+        agentId: updated.agentId,
+        runId,
+        subject: runId,
+        outcome: 'cancelled',
+        data: { reason },
+      }),
+    );
     this.pump();
     return updated;
   }
@@ -521,16 +542,19 @@ export class RunManager {
   #retry(runId: string, step: string, error: unknown, action: () => Promise<void>): void {
     const failures = (this.#failures.get(runId) ?? 0) + 1;
     this.#failures.set(runId, failures);
+    const firstMs = this.#options.retryDelayMs ?? RETRY_FIRST_MS;
     const delayMs = Math.min(
-      RETRY_MAX_MS,
-      (this.#options.retryDelayMs ?? RETRY_FIRST_MS) * 2 ** Math.min(failures - 1, 16),
+      Math.max(RETRY_MAX_MS, firstMs),
+      firstMs * 2 ** Math.min(failures - 1, 16),
     );
     this.#options.logger.error(
       { err: toKeelError(error), runId, step, failures, retryInMs: delayMs },
       'storage failed for a run between states; trying again',
     );
-    if (this.#closing) return;
-    clearTimeout(this.#retries.get(runId));
+    // Another step of the run waits already: it leads to the run's requeue or end itself (a
+    // suspension asks after the approval, a crash or a start queues the run), and the run's
+    // state is read again then. Replacing it could leave the run with no step at all.
+    if (this.#closing || this.#retries.has(runId)) return;
     const timer = setTimeout(() => {
       this.#retries.delete(runId);
       if (this.#closing) return;
