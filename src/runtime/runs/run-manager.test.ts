@@ -9,8 +9,38 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createLogger, type Logger } from '../../platform/observability/logger.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { RunRecord, RunStore } from '../../platform/storage/ports/run-store.ts';
+import type { Storage } from '../../platform/storage/storage.ts';
 import type { WorkerExit } from '../worker/agent-worker.ts';
 import { RunManager } from './run-manager.ts';
+
+/** An audit store whose appends of entries of `kind` fail with a storage error. */
+function auditFailingFor(kind: string): (storage: Storage) => Storage {
+  return (storage) => ({
+    ...storage,
+    // The store is a class instance: its methods are carried over one by one.
+    audit: {
+      ...storage.audit,
+      head: () => storage.audit.head(),
+      read: (fromSeq, limit) => storage.audit.read(fromSeq, limit),
+      tail: (limit) => storage.audit.tail(limit),
+      count: () => storage.audit.count(),
+      append: (drafts) =>
+        drafts.some((draft) => draft.kind === kind)
+          ? Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'))
+          : storage.audit.append(drafts),
+    },
+  });
+}
+
+/** `updateStatus` whose first move of a run to `suspended` fails with a storage error. */
+function failingSuspension(updateStatus: RunStore['updateStatus']): RunStore['updateStatus'] {
+  let left = 1;
+  return (id, status, ...rest) => {
+    if (status !== 'suspended' || left <= 0) return updateStatus(id, status, ...rest);
+    left -= 1;
+    return Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'));
+  };
+}
 
 async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
   for (let turn = 0; turn < 400; turn += 1) {
@@ -238,20 +268,7 @@ describe('RunManager', () => {
 
   it('does not run a run whose submission could not be audited', async () => {
     await using harness = await createKernelHarness({
-      replaceStores: (storage) => ({
-        ...storage,
-        audit: {
-          ...storage.audit,
-          head: () => storage.audit.head(),
-          read: (fromSeq, limit) => storage.audit.read(fromSeq, limit),
-          tail: (limit) => storage.audit.tail(limit),
-          count: () => storage.audit.count(),
-          append: (drafts) =>
-            drafts.some((draft) => draft.kind === 'run.submit')
-              ? Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk on fire'))
-              : storage.audit.append(drafts),
-        },
-      }),
+      replaceStores: auditFailingFor('run.submit'),
     });
     const { agent, manager, dispatched } = await createManager(harness);
     await rejectsWithCode(
@@ -489,17 +506,10 @@ describe('RunManager', () => {
 
   it('suspends a run its stopped agent left when storage answers, and requeues it if the agent is back', async () => {
     await using harness = await createKernelHarness();
-    let failSuspend = 1;
     const { agent, manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
       runs: (stored) => ({
         ...stored,
-        updateStatus: (id, status, ...rest) => {
-          if (status === 'suspended' && failSuspend > 0) {
-            failSuspend -= 1;
-            return Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'));
-          }
-          return stored.updateStatus(id, status, ...rest);
-        },
+        updateStatus: failingSuspension(stored.updateStatus),
       }),
     });
     const run = await submit();
@@ -518,18 +528,11 @@ describe('RunManager', () => {
 
   it('keeps the step that waits when a decision’s requeue fails as well', async () => {
     await using harness = await createKernelHarness();
-    let failSuspend = 1;
     const { manager, submit, dispatchedCount } = await createManager(harness, {
       approvalPending: async () => false,
       runs: (stored) => ({
         ...stored,
-        updateStatus: (id, status, ...rest) => {
-          if (status === 'suspended' && failSuspend > 0) {
-            failSuspend -= 1;
-            return Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'));
-          }
-          return stored.updateStatus(id, status, ...rest);
-        },
+        updateStatus: failingSuspension(stored.updateStatus),
         requeueSuspended: failing(stored.requeueSuspended),
       }),
     });
@@ -545,20 +548,7 @@ describe('RunManager', () => {
 
   it('answers a cancel that took effect even when its audit entry could not be written', async () => {
     await using harness = await createKernelHarness({
-      replaceStores: (storage) => ({
-        ...storage,
-        audit: {
-          ...storage.audit,
-          head: () => storage.audit.head(),
-          read: (fromSeq, limit) => storage.audit.read(fromSeq, limit),
-          tail: (limit) => storage.audit.tail(limit),
-          count: () => storage.audit.count(),
-          append: (drafts) =>
-            drafts.some((draft) => draft.kind === 'run.cancel')
-              ? Promise.reject(new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'))
-              : storage.audit.append(drafts),
-        },
-      }),
+      replaceStores: auditFailingFor('run.cancel'),
     });
     const { manager, submit, dispatchedCount } = await createManager(harness);
     const run = await submit();

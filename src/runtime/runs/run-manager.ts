@@ -202,11 +202,6 @@ export class RunManager {
       if (!requeued) return;
       moved = run;
     } catch (error) {
-      // A run removed meanwhile waits for nothing.
-      if (toKeelError(error).code === 'KEEL_NOT_FOUND') {
-        this.#forgetRetries(runId);
-        return;
-      }
       this.#retry(runId, 'requeue', error, async () => {
         await this.#requeue(runId);
         this.pump();
@@ -337,10 +332,6 @@ export class RunManager {
       );
       this.#succeeded(runId);
     } catch (failure) {
-      if (toKeelError(failure).code === 'KEEL_NOT_FOUND') {
-        this.#forgetRetries(runId);
-        return;
-      }
       this.#retry(runId, 'suspend', failure, () => this.#awaitApproval(runId, error));
       return;
     }
@@ -426,10 +417,6 @@ export class RunManager {
           );
       this.#succeeded(runId);
     } catch (error) {
-      if (toKeelError(error).code === 'KEEL_NOT_FOUND') {
-        this.#forgetRetries(runId);
-        return;
-      }
       this.#retry(runId, 'requeue after its worker ended', error, async () => {
         await this.#interrupt(runId, exit, true);
         this.pump();
@@ -537,9 +524,15 @@ export class RunManager {
    * suspension or its return to the queue), so nothing of that step is on record: `action`
    * takes it again after a pause (`retryDelayMs`, doubling with each failure of the run in a
    * row, up to 30 s). Each action checks the run's state as it goes, through storage, so a run
-   * that ended or moved on meanwhile is left as it is. A run has one step waiting at most.
+   * that ended or moved on meanwhile is left as it is, and a run removed meanwhile
+   * (`KEEL_NOT_FOUND`) is forgotten. A run has one step waiting at most.
    */
   #retry(runId: string, step: string, error: unknown, action: () => Promise<void>): void {
+    if (toKeelError(error).code === 'KEEL_NOT_FOUND') {
+      // The run was removed meanwhile: nothing of it waits.
+      this.#forgetRetries(runId);
+      return;
+    }
     const failures = (this.#failures.get(runId) ?? 0) + 1;
     this.#failures.set(runId, failures);
     const firstMs = this.#options.retryDelayMs ?? RETRY_FIRST_MS;

@@ -145,7 +145,7 @@ export interface RunStore {
     error?: JsonValue,
   ): Promise<RunEnd>;
   /**
-   * Undoes `recordAttempt` for a run that never reached a worker: back to `pending`, one
+   * Undoes `startAttempt` for a run that never reached a worker: back to `pending`, one
    * attempt fewer. A run no longer `running` is returned unchanged.
    */
   returnAttempt(id: string, now: number): Promise<RunRecord>;
