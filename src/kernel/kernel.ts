@@ -140,9 +140,27 @@ export class Kernel {
     this.#journal.noteHead(run.id, journalHead);
   }
 
+  /**
+   * A run that has used all its attempts is replayed once more, answered only from its
+   * journal: a call the journal does not hold is refused with `KEEL_RUN_ATTEMPTS_EXHAUSTED`.
+   */
+  lastReplayStarted(run: RunRecord, journalHead: number): void {
+    this.runStarted(run, journalHead);
+    this.#journal.startLastReplay(run.id);
+  }
+
+  /**
+   * A run's last replay is over (its worker reported its end, or crashed): whether it asked
+   * for a call its journal does not hold; `undefined` if it was not on its last replay.
+   */
+  lastReplayEnded(runId: string): boolean | undefined {
+    return this.#journal.endLastReplay(runId);
+  }
+
   /** A run has ended: its next call reads its record again, and is refused. */
   runEnded(runId: string): void {
     this.agents.forgetRun(runId);
+    this.#journal.endLastReplay(runId);
   }
 
   registerExecutor(executor: SyscallExecutor): void {

@@ -118,6 +118,8 @@ export class AgentRuntime {
         };
       },
       attemptStarted: (run, journalHead) => kernel.runStarted(run, journalHead),
+      lastReplayStarted: (run, journalHead) => kernel.lastReplayStarted(run, journalHead),
+      lastReplayEnded: (runId) => kernel.lastReplayEnded(runId),
       runEnded: (runId) => kernel.runEnded(runId),
       approvalPending: async (approvalId) =>
         (await kernel.approvals.get(approvalId))?.state === 'pending',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
@@ -66,8 +67,14 @@ async function withNode(
   test: (
     node: KeelNode,
     modules: string,
-    /** Stops the node and starts it again on the same data directory with other options. */
-    reopen: (options: NodeOptions) => Promise<KeelNode>,
+    /**
+     * Stops the node and starts it again on the same data directory with other options, doing
+     * `whileClosed` to its database file in between.
+     */
+    reopen: (
+      options: NodeOptions,
+      whileClosed?: (databaseFile: string) => Promise<void> | void,
+    ) => Promise<KeelNode>,
   ) => Promise<void>,
   options: NodeOptions = {},
 ): Promise<void> {
@@ -81,8 +88,9 @@ async function withNode(
   await chmod(modules, 0o755);
   let node = await startWith(dataDirectory, options);
   try {
-    await test(node, modules, async (next) => {
+    await test(node, modules, async (next, whileClosed) => {
       await node.close('reopening');
+      await whileClosed?.(node.loaded.configuration.databaseFile);
       node = await startWith(dataDirectory, next);
       return node;
     });
@@ -293,6 +301,64 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         const history = (await node.runtime.show('crasher')).history;
         assert.ok(history.filter((change) => change.to === 'crashed').length >= 2);
         assert.ok(history.some((change) => change.to === 'restarting'));
+      },
+      { development: true },
+    );
+  });
+
+  it('finishes a run out of attempts whose end a crash kept off the record from its journal alone', async () => {
+    await withNode(
+      async (node, modules, reopen) => {
+        const deploy = async (id: string) => {
+          const module = await writeModule(
+            modules,
+            id,
+            '  const first = await context.now();\n  const second = await context.now();\n  return { first, second };',
+          );
+          await node.runtime.deploy(
+            manifest({
+              id,
+              program: { module },
+              capabilities: [{ kind: 'clock.now' }],
+              limits: { maxAttempts: 1 },
+            }),
+            'test',
+          );
+        };
+        await deploy('finished');
+        await deploy('halfway');
+        const finished = await runToEnd(node, 'finished', 'go');
+        const halfway = await runToEnd(node, 'halfway', 'go');
+        assert.deepEqual([finished.status, halfway.status], ['succeeded', 'succeeded']);
+        // The node dies as each run's end reaches storage, before it is committed: the runs are
+        // still running, on their only attempt. One had journaled both its calls; the other,
+        // only its first (as if its worker had crashed after it).
+        const reopened = await reopen({ development: true }, (databaseFile) => {
+          const database = new DatabaseSync(databaseFile);
+          try {
+            database
+              .prepare("UPDATE runs SET status = 'running', result = NULL WHERE id IN (?, ?)")
+              .run(finished.id, halfway.id);
+            database
+              .prepare('DELETE FROM run_journal WHERE run_id = ? AND seq = 2')
+              .run(halfway.id);
+          } finally {
+            database.close();
+          }
+        });
+        const replayed = await ended(reopened, finished.id);
+        assert.deepEqual(
+          [replayed.status, replayed.attempts, replayed.result],
+          ['succeeded', 1, finished.result],
+          'its replay ended as the run had, with the times its journal holds',
+        );
+        const cut = await ended(reopened, halfway.id);
+        assert.deepEqual([cut.status, cut.attempts], ['dead-lettered', 1]);
+        assert.equal(
+          (await reopened.storage.runs.listJournal(halfway.id)).length,
+          1,
+          'its last replay made no new call',
+        );
       },
       { development: true },
     );

@@ -741,6 +741,49 @@ describe('gate', () => {
     assert.equal((await storage.runs.listJournal(run.id)).length, 3);
   });
 
+  it('answers a run on its last replay only from its journal, and refuses a new call', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    const counting = recorder('random', async () => 7);
+    kernel.registerExecutor(counting.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'random' }, 'operator:ana');
+    const run = await harness.newRun(agent.id);
+    const at = (seq: number) => ({ agentId: agent.id, runId: run.id, seq });
+    assert.equal(await kernel.gate.call(at(1), { kind: 'random' }), 7);
+    const record = await storage.runs.get(run.id);
+    assert.ok(record);
+
+    // A replay that stays within the journal: answered, and nothing is noted against it.
+    kernel.lastReplayStarted(record, 1);
+    assert.equal(await kernel.gate.call(at(1), { kind: 'random' }), 7);
+    assert.equal(kernel.lastReplayEnded(run.id), false);
+    assert.equal(kernel.lastReplayEnded(run.id), undefined, 'over once told');
+
+    // One that asks for more: refused before any executor, audited, and noted.
+    kernel.lastReplayStarted(record, 1);
+    assert.equal(await kernel.gate.call(at(1), { kind: 'random' }), 7);
+    const refused = await rejectsWithCode(
+      kernel.gate.call(at(2), { kind: 'random' }),
+      'KEEL_RUN_ATTEMPTS_EXHAUSTED',
+    );
+    assert.deepEqual(refused.details, { runId: run.id, seq: 2 });
+    assert.equal(counting.calls.length, 1, 'the executor ran for the first attempt only');
+    assert.equal(
+      (await storage.runs.listJournal(run.id)).length,
+      1,
+      'the refusal is not journaled',
+    );
+    const [denied] = await kernel.audit.tail(1);
+    assert.deepEqual([denied?.kind, denied?.code], ['syscall.deny', 'KEEL_RUN_ATTEMPTS_EXHAUSTED']);
+    assert.equal(kernel.lastReplayEnded(run.id), true);
+
+    // The run's end ends its last replay too.
+    kernel.lastReplayStarted(record, 1);
+    kernel.runEnded(run.id);
+    assert.equal(kernel.lastReplayEnded(run.id), undefined);
+  });
+
   it('times out slow executors and honours the caller’s abort', async () => {
     await using harness = await createKernelHarness();
     const { kernel } = harness;

@@ -127,6 +127,16 @@ export class Gate {
       return await this.#calls.exclusive(`${runId}\n${seq}`, async () => {
         const replayed = await this.#replay(runId, seq, intent);
         if (replayed !== undefined) return replayed.value;
+        if (this.#dependencies.journal.refusesNewCalls(runId)) {
+          throw new Refusal(
+            new KeelError(
+              'KEEL_RUN_ATTEMPTS_EXHAUSTED',
+              `run ${runId} has used all its attempts: only calls its journal holds are answered`,
+              { details: { runId, seq } },
+            ),
+            'replay',
+          );
+        }
         return this.#admitAndExecute(identity, agent, intent, started, options);
       });
     } catch (error) {

@@ -15,6 +15,11 @@ const MAX_TRACKED_RUNS = 10_000;
 export class RunJournal {
   readonly #store: RunStore;
   readonly #heads = new Map<string, number>();
+  /**
+   * Runs on their last replay (out of attempts, see {@link startLastReplay}), and whether one
+   * of their calls went past the journal.
+   */
+  readonly #lastReplays = new Map<string, boolean>();
 
   constructor(store: RunStore) {
     this.#store = store;
@@ -37,6 +42,32 @@ export class RunJournal {
    */
   noteHead(runId: string, head: number): void {
     this.#remember(runId, Math.max(this.#heads.get(runId) ?? 0, head));
+  }
+
+  /**
+   * A run that has used all its attempts is replayed once more, only from its journal: it may
+   * have finished before a crash that kept its end off the record. Its calls that the journal
+   * holds return their results; any other call is refused (see {@link refusesNewCalls}).
+   */
+  startLastReplay(runId: string): void {
+    this.#lastReplays.set(runId, false);
+  }
+
+  /** Whether the run is on its last replay; if so, notes that it asked for a new call. */
+  refusesNewCalls(runId: string): boolean {
+    if (!this.#lastReplays.has(runId)) return false;
+    this.#lastReplays.set(runId, true);
+    return true;
+  }
+
+  /**
+   * Ends a run's last replay: whether it asked for a call its journal does not hold
+   * (`undefined` when the run was not on its last replay).
+   */
+  endLastReplay(runId: string): boolean | undefined {
+    const wentPast = this.#lastReplays.get(runId);
+    this.#lastReplays.delete(runId);
+    return wentPast;
   }
 
   async record(entry: JournalEntry): Promise<void> {

@@ -123,6 +123,12 @@ export const ERROR_CATALOGUE = Object.freeze({
     'a replayed syscall differs from the one recorded at the same sequence number',
     'the agent program is not deterministic; start a new run',
   ),
+  KEEL_RUN_ATTEMPTS_EXHAUSTED: entry(
+    409,
+    false,
+    'a run that has used all its attempts made a call its journal does not hold',
+    'the run is dead-lettered (keel runs dlq); fix what made its workers fail and submit it again',
+  ),
   KEEL_CONVERSATION_UNKNOWN: entry(
     409,
     false,

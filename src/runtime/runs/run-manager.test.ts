@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { createKernelHarness, type KernelHarness } from '../../../test/support/kernel-harness.ts';
 import { silentLogger } from '../../../test/support/silent-logger.ts';
+import { parseIntent } from '../../kernel/gate/syscall.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createLogger, type Logger } from '../../platform/observability/logger.ts';
@@ -81,6 +82,8 @@ async function createManager(
     agent: (agentId) =>
       agentId === agent.id ? { concurrency: 4, maxAttempts, runBudget: undefined } : undefined,
     attemptStarted: (run, journalHead) => started.push({ runId: run.id, journalHead }),
+    lastReplayStarted: (run, journalHead) => harness.kernel.lastReplayStarted(run, journalHead),
+    lastReplayEnded: (runId) => harness.kernel.lastReplayEnded(runId),
     ...(approvalPending === undefined ? {} : { approvalPending }),
     retryDelayMs: 20,
     dispatch: (run) => {
@@ -225,6 +228,92 @@ describe('RunManager', () => {
       'run.submit:pending',
       'run.dead-letter:dead-lettered',
     ]);
+  });
+
+  describe('a run out of attempts, with a journal', () => {
+    /**
+     * A run of an agent allowed one attempt, whose first worker journaled a `clock.now` call
+     * and then crashed: the run has used its attempt.
+     */
+    async function outOfAttempts(harness: KernelHarness) {
+      const made = await createManager(harness, { maxAttempts: 1 });
+      const run = await made.submit();
+      await made.dispatchedCount(1);
+      await harness.storage.runs.appendJournal({
+        runId: run.id,
+        seq: 1,
+        kind: 'clock.now',
+        intentDigest: parseIntent({ kind: 'clock.now' }, 1024).digest,
+        outcome: 'ok',
+        result: 1_767_225_600_000,
+        recordedAt: Date.now(),
+      });
+      await made.manager.interrupted([run.id], workerKilled(run.id));
+      const at = (seq: number) => ({ agentId: made.agent.id, runId: run.id, seq });
+      return { ...made, run, at };
+    }
+
+    it('is replayed once from its journal, and ends as its program reports', async () => {
+      await using harness = await createKernelHarness();
+      const { manager, dispatched, dispatchedCount, started, run, at } =
+        await outOfAttempts(harness);
+      await dispatchedCount(2);
+      assert.deepEqual(
+        [dispatched[1]?.id, dispatched[1]?.status, dispatched[1]?.attempts],
+        [run.id, 'running', 1],
+        'shown running, and no attempt taken',
+      );
+      assert.equal(started.length, 1, 'not counted as an attempt');
+      assert.equal(await harness.kernel.gate.call(at(1), { kind: 'clock.now' }), 1_767_225_600_000);
+      await manager.finished(run.id, { ok: true, result: 'finished before the crash' });
+      const stored = await harness.storage.runs.get(run.id);
+      assert.deepEqual(
+        [stored?.status, stored?.attempts, stored?.result],
+        ['succeeded', 1, 'finished before the crash'],
+      );
+      assert.deepEqual(await auditKinds(harness, run.id), [
+        'run.submit:pending',
+        'run.end:succeeded',
+      ]);
+    });
+
+    it('is dead-lettered if its last replay asks for a call its journal does not hold', async () => {
+      await using harness = await createKernelHarness();
+      const { manager, dispatchedCount, run, at } = await outOfAttempts(harness);
+      await dispatchedCount(2);
+      await harness.kernel.gate.call(at(1), { kind: 'clock.now' });
+      await rejectsWithCode(
+        harness.kernel.gate.call(at(2), { kind: 'clock.now' }),
+        'KEEL_RUN_ATTEMPTS_EXHAUSTED',
+      );
+      // Its program made do without the call and reported success: the run is dead-lettered
+      // all the same, since no attempt of it finished.
+      await manager.finished(run.id, { ok: true, result: 'made do' });
+      const stored = await harness.storage.runs.get(run.id);
+      assert.deepEqual([stored?.status, stored?.result], ['dead-lettered', null]);
+      assert.equal((await harness.storage.runs.listJournal(run.id)).length, 1);
+      assert.deepEqual(await auditKinds(harness, run.id), [
+        'run.submit:pending',
+        'syscall.deny:denied',
+        'run.dead-letter:dead-lettered',
+      ]);
+    });
+
+    it('is dead-lettered, not replayed again, if its worker crashes on its last replay', async () => {
+      await using harness = await createKernelHarness();
+      const { manager, dispatched, dispatchedCount, run } = await outOfAttempts(harness);
+      await dispatchedCount(2);
+      await manager.interrupted([run.id], workerKilled(run.id));
+      await until(
+        async () => (await harness.storage.runs.get(run.id))?.status === 'dead-lettered',
+        'the run is dead-lettered',
+      );
+      assert.equal(dispatched.length, 2, 'not handed to a worker a third time');
+      assert.deepEqual(await auditKinds(harness, run.id), [
+        'run.submit:pending',
+        'run.dead-letter:dead-lettered',
+      ]);
+    });
   });
 
   it('does not bring back a run cancelled while its worker crashed, whichever is seen first', async () => {

@@ -8,6 +8,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import {
+  type AttemptStart,
   FINAL_RUN_STATUSES,
   type RunEnd,
   type RunRecord,
@@ -40,6 +41,17 @@ export interface RunManagerOptions {
    * journal's head, which the gate would otherwise read at the run's first call.
    */
   readonly attemptStarted?: (run: RunRecord, journalHead: number) => void;
+  /**
+   * A run that has used all its attempts, and has a journal, is about to be replayed once more,
+   * only from its journal: it may have finished before a crash kept its end off the record.
+   * Without this option such a run is dead-lettered at once.
+   */
+  readonly lastReplayStarted?: (run: RunRecord, journalHead: number) => void;
+  /**
+   * A run's last replay is over: whether it asked for a call its journal does not hold
+   * (`undefined` if it was not on its last replay).
+   */
+  readonly lastReplayEnded?: (runId: string) => boolean | undefined;
   /**
    * Whether an approval is still waiting for a decision. A run that stopped at a call needing
    * one asks after it has been suspended: a decision taken meanwhile found the run still
@@ -94,6 +106,8 @@ export class RunManager {
   /** A step of a run to try again once storage answers, and how often it failed (`#retry`). */
   readonly #retries = new Map<string, NodeJS.Timeout>();
   readonly #failures = new Map<string, number>();
+  /** Runs given their last replay by this node (one each, see `lastReplayStarted`). */
+  readonly #lastReplayed = new Set<string>();
 
   constructor(options: RunManagerOptions) {
     this.#options = options;
@@ -236,11 +250,28 @@ export class RunManager {
    */
   async finished(runId: string, outcome: RunOutcome): Promise<void> {
     this.#release(runId);
+    // A last replay that asked for a new call is dead-lettered whatever the program made of
+    // the refusal; one that did not ends as its program reported, as it would have before.
+    const wentPastJournal = this.#options.lastReplayEnded?.(runId) === true;
     try {
-      await this.#recordEnd(runId, outcome);
+      if (wentPastJournal) await this.#deadLetterAfterReplay(runId);
+      else await this.#recordEnd(runId, outcome);
     } finally {
       this.pump();
     }
+  }
+
+  async #deadLetterAfterReplay(runId: string): Promise<void> {
+    const { runs, clock } = this.#options;
+    let end: RunEnd;
+    try {
+      end = await runs.end(runId, 'dead-lettered', clock.now());
+      this.#succeeded(runId);
+    } catch (error) {
+      this.#retry(runId, 'end', error, () => this.#deadLetterAfterReplay(runId));
+      return;
+    }
+    await this.#deadLettered(end);
   }
 
   async #recordEnd(runId: string, outcome: RunOutcome): Promise<void> {
@@ -402,6 +433,10 @@ export class RunManager {
   /** One run of a worker that ended: suspended, or queued again (tried again if storage fails). */
   async #interrupt(runId: string, exit: WorkerExit, retried = false): Promise<void> {
     const { runs, clock } = this.#options;
+    // A last replay cut short: after a crash the run is dead-lettered when it next starts; an
+    // operator's stop is no failure of the run, which gets its last replay again.
+    this.#options.lastReplayEnded?.(runId);
+    if (exit.expected) this.#lastReplayed.delete(runId);
     let updated: RunRecord;
     try {
       updated = exit.expected
@@ -567,11 +602,12 @@ export class RunManager {
     this.#failures.delete(runId);
   }
 
-  /** The run ended: no step of it waits to be tried again. */
+  /** The run ended: no step of it waits to be tried again, and nothing is kept about it. */
   #forgetRetries(runId: string): void {
     clearTimeout(this.#retries.get(runId));
     this.#retries.delete(runId);
     this.#failures.delete(runId);
+    this.#lastReplayed.delete(runId);
   }
 
   async #start(runId: string, agentId: string): Promise<void> {
@@ -584,15 +620,31 @@ export class RunManager {
     // One request reads the run, counts the attempt and reads its journal's head.
     const submitted = this.#submitting.get(runId);
     this.#starting.add(runId);
-    const attempt = await runs
-      .startAttempt(runId, clock.now(), agent.maxAttempts)
-      .catch((error: unknown) => {
-        // A run removed while it waited in the queue.
-        if (toKeelError(error).code === 'KEEL_NOT_FOUND') return undefined;
+    const { lastReplayStarted } = this.#options;
+    let attempt: AttemptStart | undefined;
+    let lastReplay = false;
+    try {
+      attempt = await runs.startAttempt(runId, clock.now(), agent.maxAttempts);
+      // Out of attempts, but with a journal: it may have finished before a crash kept its end
+      // off the record. It is replayed once, from its journal only, and takes no attempt; it
+      // shows as running meanwhile (a cancel meanwhile is noted as for any start).
+      lastReplay =
+        attempt.outcome === 'exhausted' &&
+        lastReplayStarted !== undefined &&
+        attempt.journalHead > 0 &&
+        !this.#lastReplayed.has(runId);
+      if (lastReplay) {
+        attempt = { ...attempt, run: await runs.updateStatus(runId, 'running', clock.now()) };
+      }
+    } catch (error) {
+      // A run removed while it waited in the queue.
+      if (toKeelError(error).code !== 'KEEL_NOT_FOUND') {
         this.#starting.delete(runId);
         this.#cancelledWhileStarting.delete(runId);
         throw error;
-      });
+      }
+      attempt = undefined;
+    }
     this.#succeeded(runId);
     // Its submission's audit entry went in the same transaction, or is on its way.
     const onRecord = await submitted?.then(
@@ -609,32 +661,19 @@ export class RunManager {
       return;
     }
     const run = attempt.run;
-    if (attempt.outcome === 'exhausted') {
+    if (attempt.outcome === 'exhausted' && !lastReplay) {
       // Fails as a start does (and is tried again as one): nothing of it is on record yet.
       const end = await runs.end(runId, 'dead-lettered', clock.now());
       this.#release(runId);
-      if (!end.ended) return;
-      this.#options.runEnded?.(runId);
-      this.#forgetRetries(runId);
-      this.#options.logger.warn(
-        { runId, attempts: run.attempts },
-        'a run failed too many times; moved to the dead-letter list',
-      );
-      await this.#told(
-        end.run,
-        this.#options.audit.record({
-          kind: 'run.dead-letter',
-          actor: this.#options.actor,
-          agentId: run.agentId,
-          runId,
-          subject: runId,
-          outcome: 'dead-lettered',
-          data: { attempts: run.attempts, lastError: run.error },
-        }),
-      );
+      await this.#deadLettered(end);
       return;
     }
-    this.#options.attemptStarted?.(run, attempt.journalHead);
+    if (lastReplay) {
+      this.#lastReplayed.add(runId);
+      lastReplayStarted?.(run, attempt.journalHead);
+    } else {
+      this.#options.attemptStarted?.(run, attempt.journalHead);
+    }
     try {
       this.#options.dispatch(run);
     } catch (error) {
@@ -643,6 +682,13 @@ export class RunManager {
       this.#options.logger.debug({ err: toKeelError(error), runId }, 'run returned to the queue');
       this.#release(runId);
       this.#queue.pause(run.agentId);
+      if (lastReplay) {
+        // It took no attempt; it gets its last replay when it starts.
+        this.#lastReplayed.delete(runId);
+        this.#options.lastReplayEnded?.(runId);
+        this.#enqueue(run);
+        return;
+      }
       const waiting = await runs.returnAttempt(runId, clock.now()).catch((failure: unknown) => {
         // It waits all the same; the attempt stays counted.
         this.#options.logger.warn(
@@ -657,6 +703,30 @@ export class RunManager {
     // The run is on its worker: a status nobody could be told about changes nothing of that.
     await this.#publish(run).catch((error: unknown) =>
       this.#options.logger.debug({ err: error, runId }, 'could not publish a run status'),
+    );
+  }
+
+  /** A run that used all its attempts was dead-lettered (unless it had ended already). */
+  async #deadLettered(end: RunEnd): Promise<void> {
+    if (!end.ended) return;
+    const run = end.run;
+    this.#options.runEnded?.(run.id);
+    this.#forgetRetries(run.id);
+    this.#options.logger.warn(
+      { runId: run.id, attempts: run.attempts },
+      'a run failed too many times; moved to the dead-letter list',
+    );
+    await this.#told(
+      run,
+      this.#options.audit.record({
+        kind: 'run.dead-letter',
+        actor: this.#options.actor,
+        agentId: run.agentId,
+        runId: run.id,
+        subject: run.id,
+        outcome: 'dead-lettered',
+        data: { attempts: run.attempts, lastError: run.error },
+      }),
     );
   }
 
