@@ -138,20 +138,24 @@ export class Kernel {
   runStarted(run: RunRecord, journalHead: number): void {
     this.agents.noteRun(run);
     this.#journal.noteHead(run.id, journalHead);
+    this.#journal.attemptStarted(run.id);
   }
 
   /**
    * A run that has used all its attempts is replayed once more, answered only from its
-   * journal: a call the journal does not hold is refused with `KEEL_RUN_ATTEMPTS_EXHAUSTED`.
+   * journal: a call the journal does not hold is refused with `KEEL_RUN_ATTEMPTS_EXHAUSTED`,
+   * also after the replay, until a counted attempt of the run starts.
    */
   lastReplayStarted(run: RunRecord, journalHead: number): void {
-    this.runStarted(run, journalHead);
-    this.#journal.startLastReplay(run.id);
+    this.agents.noteRun(run);
+    this.#journal.noteHead(run.id, journalHead);
+    this.#journal.startLastReplay(run.id, journalHead);
   }
 
   /**
    * A run's last replay is over (its worker reported its end, or crashed): whether it asked
-   * for a call its journal does not hold; `undefined` if it was not on its last replay.
+   * for a call its journal does not hold, or one that differs from it; `undefined` if it was
+   * not on its last replay (or this was asked already).
    */
   lastReplayEnded(runId: string): boolean | undefined {
     return this.#journal.endLastReplay(runId);
@@ -160,7 +164,6 @@ export class Kernel {
   /** A run has ended: its next call reads its record again, and is refused. */
   runEnded(runId: string): void {
     this.agents.forgetRun(runId);
-    this.#journal.endLastReplay(runId);
   }
 
   registerExecutor(executor: SyscallExecutor): void {

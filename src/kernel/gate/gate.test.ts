@@ -778,10 +778,32 @@ describe('gate', () => {
     assert.deepEqual([denied?.kind, denied?.code], ['syscall.deny', 'KEEL_RUN_ATTEMPTS_EXHAUSTED']);
     assert.equal(kernel.lastReplayEnded(run.id), true);
 
-    // The run's end ends its last replay too.
+    // Its new calls stay refused once it is over (one may still be on its way as the run
+    // ends), and a call that differs from the journal counts as going past it too.
     kernel.lastReplayStarted(record, 1);
+    assert.equal(kernel.lastReplayEnded(run.id), false);
     kernel.runEnded(run.id);
-    assert.equal(kernel.lastReplayEnded(run.id), undefined);
+    await rejectsWithCode(
+      kernel.gate.call(at(2), { kind: 'random' }),
+      'KEEL_RUN_ATTEMPTS_EXHAUSTED',
+    );
+    kernel.lastReplayStarted(record, 1);
+    await rejectsWithCode(
+      kernel.gate.call(at(1), { kind: 'random', params: { other: true } }),
+      'KEEL_REPLAY_MISMATCH',
+    );
+    assert.equal(kernel.lastReplayEnded(run.id), true);
+
+    // A call sent just before the run's end is noted before it awaits anything.
+    kernel.lastReplayStarted(record, 1);
+    const late = kernel.gate.call(at(2), { kind: 'random' });
+    assert.equal(kernel.lastReplayEnded(run.id), true);
+    await rejectsWithCode(late, 'KEEL_RUN_ATTEMPTS_EXHAUSTED');
+
+    // A counted attempt of the run lifts the refusal.
+    kernel.runStarted(record, 1);
+    assert.equal(await kernel.gate.call(at(2), { kind: 'random' }), 7);
+    assert.equal(counting.calls.length, 2);
   });
 
   it('times out slow executors and honours the caller’s abort', async () => {

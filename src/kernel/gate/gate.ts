@@ -113,6 +113,10 @@ export class Gate {
   ): Promise<JsonValue> {
     const { clock } = this.#dependencies;
     const started = clock.monotonic();
+    if (identity.runId !== undefined && identity.seq !== undefined) {
+      // Before anything awaits: a run's end reported right after this call comes second.
+      this.#dependencies.journal.noteCall(identity.runId, identity.seq);
+    }
     let parsed: ParsedIntent | undefined;
     try {
       const intent = this.#validate(rawIntent);
@@ -178,6 +182,7 @@ export class Gate {
     );
     if (recorded === undefined) return undefined;
     if (recorded.intentDigest !== parsed.digest) {
+      this.#dependencies.journal.noteDivergence(runId);
       throw new Refusal(
         new KeelError(
           'KEEL_REPLAY_MISMATCH',

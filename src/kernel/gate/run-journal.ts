@@ -16,10 +16,10 @@ export class RunJournal {
   readonly #store: RunStore;
   readonly #heads = new Map<string, number>();
   /**
-   * Runs on their last replay (out of attempts, see {@link startLastReplay}), and whether one
-   * of their calls went past the journal.
+   * Runs on their last replay (see {@link startLastReplay}): the journal head it began with,
+   * whether it went past its journal, and whether that was told (`endLastReplay`).
    */
-  readonly #lastReplays = new Map<string, boolean>();
+  readonly #lastReplays = new Map<string, LastReplay>();
 
   constructor(store: RunStore) {
     this.#store = store;
@@ -47,27 +47,58 @@ export class RunJournal {
   /**
    * A run that has used all its attempts is replayed once more, only from its journal: it may
    * have finished before a crash that kept its end off the record. Its calls that the journal
-   * holds return their results; any other call is refused (see {@link refusesNewCalls}).
+   * holds return their results; any other call is refused (see {@link refusesNewCalls}) until
+   * a counted attempt of the run starts ({@link attemptStarted}), also after the replay is
+   * over: a call still on its way when the run ended must not run either.
    */
-  startLastReplay(runId: string): void {
-    this.#lastReplays.set(runId, false);
+  startLastReplay(runId: string, head: number): void {
+    this.#lastReplays.delete(runId);
+    if (this.#lastReplays.size >= MAX_TRACKED_RUNS) {
+      const oldest = this.#lastReplays.keys().next();
+      if (oldest.done !== true) this.#lastReplays.delete(oldest.value);
+    }
+    this.#lastReplays.set(runId, { head, wentPast: false, told: false });
   }
 
-  /** Whether the run is on its last replay; if so, notes that it asked for a new call. */
+  /**
+   * A call of a run has arrived (noted before anything awaits, so a call sent just before its
+   * run's end is seen first): one past the head its last replay began with goes past its
+   * journal.
+   */
+  noteCall(runId: string, seq: number): void {
+    const replay = this.#lastReplays.get(runId);
+    if (replay !== undefined && seq > replay.head) replay.wentPast = true;
+  }
+
+  /** A call of a run on its last replay differs from the one its journal holds. */
+  noteDivergence(runId: string): void {
+    const replay = this.#lastReplays.get(runId);
+    if (replay !== undefined) replay.wentPast = true;
+  }
+
+  /** Whether a call the journal does not hold is refused; if so, notes that it was asked. */
   refusesNewCalls(runId: string): boolean {
-    if (!this.#lastReplays.has(runId)) return false;
-    this.#lastReplays.set(runId, true);
+    const replay = this.#lastReplays.get(runId);
+    if (replay === undefined) return false;
+    replay.wentPast = true;
     return true;
   }
 
   /**
-   * Ends a run's last replay: whether it asked for a call its journal does not hold
-   * (`undefined` when the run was not on its last replay).
+   * A run's last replay is over: whether it went past its journal, told once (`undefined`
+   * when the run was not on its last replay, or this was told already). Its new calls are
+   * still refused.
    */
   endLastReplay(runId: string): boolean | undefined {
-    const wentPast = this.#lastReplays.get(runId);
+    const replay = this.#lastReplays.get(runId);
+    if (replay === undefined || replay.told) return undefined;
+    replay.told = true;
+    return replay.wentPast;
+  }
+
+  /** A counted attempt of the run starts: its calls run again. */
+  attemptStarted(runId: string): void {
     this.#lastReplays.delete(runId);
-    return wentPast;
   }
 
   async record(entry: JournalEntry): Promise<void> {
@@ -82,4 +113,10 @@ export class RunJournal {
     }
     this.#heads.set(runId, head);
   }
+}
+
+interface LastReplay {
+  readonly head: number;
+  wentPast: boolean;
+  told: boolean;
 }

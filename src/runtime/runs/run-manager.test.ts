@@ -299,6 +299,27 @@ describe('RunManager', () => {
       ]);
     });
 
+    it('is dead-lettered if it ends with a new call on its way, or waiting for an approval', async () => {
+      await using harness = await createKernelHarness();
+      const hasty = await outOfAttempts(harness);
+      await hasty.dispatchedCount(2);
+      // The program sent a call and returned without waiting for it.
+      const late = harness.kernel.gate.call(hasty.at(2), { kind: 'clock.now' });
+      await hasty.manager.finished(hasty.run.id, { ok: true, result: 'did not wait' });
+      // Refused as a call past the journal, or (here, with no record cache) of an ended run.
+      await assert.rejects(late, (error: Error & { code?: string }) =>
+        ['KEEL_RUN_ATTEMPTS_EXHAUSTED', 'KEEL_IDENTITY_UNKNOWN'].includes(error.code ?? ''),
+      );
+      assert.equal((await harness.storage.runs.get(hasty.run.id))?.status, 'dead-lettered');
+      assert.equal((await harness.storage.runs.listJournal(hasty.run.id)).length, 1);
+
+      const waiting = await outOfAttempts(harness);
+      await waiting.dispatchedCount(2);
+      await waiting.manager.finished(waiting.run.id, approvalRequired('apr_1'));
+      const stored = await harness.storage.runs.get(waiting.run.id);
+      assert.deepEqual([stored?.status, stored?.attempts], ['dead-lettered', 1]);
+    });
+
     it('is dead-lettered, not replayed again, if its worker crashes on its last replay', async () => {
       await using harness = await createKernelHarness();
       const { manager, dispatched, dispatchedCount, run } = await outOfAttempts(harness);

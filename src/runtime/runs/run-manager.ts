@@ -250,11 +250,16 @@ export class RunManager {
    */
   async finished(runId: string, outcome: RunOutcome): Promise<void> {
     this.#release(runId);
-    // A last replay that asked for a new call is dead-lettered whatever the program made of
-    // the refusal; one that did not ends as its program reported, as it would have before.
-    const wentPastJournal = this.#options.lastReplayEnded?.(runId) === true;
+    // A last replay that asked for a new call (or one unlike its journal's) is dead-lettered
+    // whatever the program made of the refusal, and so is one that stopped to wait for an
+    // approval (it has no attempt to wait with); any other ends as its program reported, as
+    // it would have before.
+    const lastReplay = this.#options.lastReplayEnded?.(runId);
+    const deadLetter =
+      lastReplay === true ||
+      (lastReplay === false && !outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED');
     try {
-      if (wentPastJournal) await this.#deadLetterAfterReplay(runId);
+      if (deadLetter) await this.#deadLetterAfterReplay(runId);
       else await this.#recordEnd(runId, outcome);
     } finally {
       this.pump();
@@ -288,7 +293,10 @@ export class RunManager {
       return;
     }
     // Ended already (an operator cancelled it first), or removed: that end stands, and was told.
-    if (end === undefined || !end.ended) return;
+    if (end === undefined || !end.ended) {
+      this.#lastReplayed.delete(runId);
+      return;
+    }
     this.#options.runEnded?.(runId);
     this.#forgetRetries(runId);
     const updated = end.run;
@@ -656,7 +664,14 @@ export class RunManager {
     // awaits, so a later cancel finds the run on its worker.
     this.#starting.delete(runId);
     const cancelled = this.#cancelledWhileStarting.delete(runId);
-    if (attempt === undefined || attempt.outcome === 'ended' || cancelled || onRecord === false) {
+    if (
+      attempt === undefined ||
+      attempt.outcome === 'ended' ||
+      hasEnded(attempt.run) ||
+      cancelled ||
+      onRecord === false
+    ) {
+      if (attempt === undefined) this.#lastReplayed.delete(runId);
       this.#release(runId);
       return;
     }
@@ -683,10 +698,20 @@ export class RunManager {
       this.#release(runId);
       this.#queue.pause(run.agentId);
       if (lastReplay) {
-        // It took no attempt; it gets its last replay when it starts.
+        // It took no attempt; it waits, and gets its last replay when it starts.
         this.#lastReplayed.delete(runId);
         this.#options.lastReplayEnded?.(runId);
-        this.#enqueue(run);
+        const waiting = await runs
+          .updateStatus(runId, 'pending', clock.now())
+          .catch((failure: unknown) => {
+            // It waits all the same, shown running until it starts.
+            this.#options.logger.warn(
+              { err: toKeelError(failure), runId },
+              'could not show a run that did not reach its worker as pending',
+            );
+            return run;
+          });
+        if (!hasEnded(waiting)) this.#enqueue(waiting);
         return;
       }
       const waiting = await runs.returnAttempt(runId, clock.now()).catch((failure: unknown) => {
