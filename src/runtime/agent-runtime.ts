@@ -260,6 +260,13 @@ export class AgentRuntime {
     action: 'pause' | 'resume' | 'stop' | 'start' | 'restart' | 'remove',
     actor: string,
   ): Promise<AgentView> {
+    if (action === 'stop' || action === 'restart' || action === 'remove') {
+      // A worker still starting (a deploy's, a start's) is given up on now: the action would
+      // otherwise wait for it to start, or for its start timeout.
+      for (const supervisor of this.#supervisors.values()) {
+        if (supervisor.name === name) supervisor.abandonStart(`${action} by ${actor}`);
+      }
+    }
     return this.#oneAtATime(name, () => this.#lifecycle(name, action, actor));
   }
 

@@ -33,6 +33,14 @@ class ScriptedWorker {
     this.#started.resolve();
   }
 
+  /** Why its start was given up on, if it was (its start then fails, as a real one's does). */
+  abandoned: string | undefined;
+
+  abandonStart(reason: string): void {
+    this.abandoned = reason;
+    this.#started.reject(new KeelError('KEEL_WORKER_CRASHED', `did not start: ${reason}`));
+  }
+
   /** Dies as a `kill -9` makes it: the exit is reported, then a pending start fails. */
   kill(): void {
     this.#end({
@@ -149,6 +157,32 @@ describe('AgentSupervisor', () => {
     assert.equal(supervisor.state, 'running');
     assert.equal(supervisor.available, true);
     assert.deepEqual(transitions, ['starting', 'crashed', 'restarting', 'starting', 'running']);
+  });
+
+  it('gives up on a worker still starting when the agent is stopped or restarted, counting no crash', async () => {
+    const stopped = supervised();
+    const starting = stopped.supervisor.start('deployed');
+    await until(() => stopped.workers.length === 1);
+    // The worker would never start: the stop does not wait for it.
+    await stopped.supervisor.stop('stop by operator:ana');
+    await starting;
+    assert.equal(stopped.workers[0]?.abandoned, 'stop by operator:ana');
+    await sleep(50);
+    assert.equal(stopped.supervisor.state, 'stopped');
+    assert.equal(stopped.workers.length, 1, 'no restart');
+    assert.deepEqual(stopped.transitions, ['starting', 'stopped']);
+
+    const restarted = supervised();
+    const first = restarted.supervisor.start('deployed');
+    await until(() => restarted.workers.length === 1);
+    const restarting = restarted.supervisor.restart('restart by operator:ana');
+    await first;
+    await until(() => restarted.workers.length === 2);
+    restarted.workers[1]?.ready();
+    await restarting;
+    assert.equal(restarted.workers[0]?.abandoned, 'restart by operator:ana');
+    assert.equal(restarted.supervisor.state, 'running');
+    assert.deepEqual(restarted.transitions, ['starting', 'stopped', 'starting', 'running']);
   });
 
   it('keeps an operator stop when the worker dies on its own while stopping', async () => {

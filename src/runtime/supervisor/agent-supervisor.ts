@@ -61,6 +61,9 @@ export class AgentSupervisor {
   readonly #settled = new WeakSet<AgentWorker>();
   /** The run manager taking back the runs of the worker that last exited. */
   #handedBack: Promise<void> | undefined;
+  /** A worker still starting, and why a stop, restart or close gave up on it, if one did. */
+  #starting: AgentWorker | undefined;
+  #startAbandoned: string | undefined;
 
   constructor(options: AgentSupervisorOptions, state: AgentState) {
     this.#options = options;
@@ -69,6 +72,10 @@ export class AgentSupervisor {
 
   get state(): AgentState {
     return this.#state;
+  }
+
+  get name(): string {
+    return this.#options.agent.name;
   }
 
   /**
@@ -117,12 +124,27 @@ export class AgentSupervisor {
     });
   }
 
-  /** Stops the worker; its runs are interrupted (the run manager suspends them). */
+  /**
+   * Stops the worker; its runs are interrupted (the run manager suspends them). A worker
+   * still starting is given up on at once, not left to its start timeout first.
+   */
   stop(reason: string, final: AgentState = 'stopped'): Promise<void> {
+    this.abandonStart(reason);
     return this.#serialise(() => this.#stop(reason, final));
   }
 
+  /**
+   * Gives up on a worker still starting (its launch or its hello): its start fails at once,
+   * and the agent is not counted as crashed for it. The caller stops or restarts the agent.
+   */
+  abandonStart(reason: string): void {
+    if (this.#starting === undefined) return;
+    this.#startAbandoned = reason;
+    this.#starting.abandonStart(reason);
+  }
+
   restart(reason: string): Promise<void> {
+    this.abandonStart(reason);
     return this.#serialise(async () => {
       if (this.#worker !== undefined) await this.#stop(reason, 'stopped');
       this.#options.policy.reset();
@@ -147,6 +169,7 @@ export class AgentSupervisor {
   /** Stops for node shutdown: the persisted state stays as it was so the next start resumes. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.abandonStart('the node is shutting down');
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
     // The chain never rejects (see #serialise): a failed operation was reported to its caller.
     await this.#operation;
@@ -205,12 +228,26 @@ export class AgentSupervisor {
       },
     });
     this.#worker = worker;
+    this.#starting = worker;
+    this.#startAbandoned = undefined;
     try {
       await worker.start();
     } catch (error) {
+      this.#starting = undefined;
       if (this.#worker === worker) this.#worker = undefined;
       // Its exit (queued behind this launch) is this failure, not a second crash.
       this.#settled.add(worker);
+      const abandoned = this.#startAbandoned;
+      if (abandoned !== undefined) {
+        // Whoever gave up on it (a stop, a restart, shutdown) takes the agent from here; a
+        // node shutting down leaves the agent's state as it was, for the next start.
+        this.#options.logger.info(
+          { agent: this.#options.agent.name, reason: abandoned },
+          'gave up starting the agent worker',
+        );
+        if (!this.#closed) await this.#transition('stopped', `gave up starting: ${abandoned}`);
+        return;
+      }
       this.#options.logger.error(
         { agent: this.#options.agent.name, err: error },
         'the agent worker failed to start',
@@ -218,6 +255,7 @@ export class AgentSupervisor {
       await this.#crashed(toKeelError(error).message);
       return;
     }
+    this.#starting = undefined;
     await this.#transition('running', 'worker ready');
     this.#options.onAvailability(this.#options.agent.id, true);
   }

@@ -82,7 +82,7 @@ export interface AgentWorkerOptions {
   readonly logger: Logger;
   /** A worker silent for longer is killed. */
   readonly watchdogTimeoutMs: number;
-  /** How long a new worker may take to say hello. */
+  /** How long a new worker may take from its launch to its hello. */
   readonly startTimeoutMs: number;
   readonly onStep: (event: StepEvent) => void;
   readonly onRunDone: (runId: string, outcome: RunOutcome) => void;
@@ -127,6 +127,8 @@ export class AgentWorker {
   #pid: number | null = null;
   #memory = { heapUsed: 0, rss: 0 };
   #ended: Promise<void> | undefined;
+  /** While starting: ends the start at once (see `abandonStart`). */
+  #giveUpStart: ((abandoned: string | null) => void) | undefined;
 
   constructor(options: AgentWorkerOptions) {
     this.#options = options;
@@ -151,9 +153,55 @@ export class AgentWorker {
     };
   }
 
-  /** Launches the process and waits for its hello (or fails with why it did not come). */
+  /**
+   * Launches the process and waits for its hello, or fails with why it did not come: the
+   * launch failed, the process ended, the start timeout passed (the launch and the hello
+   * together), or `abandonStart` was called. A launch that finishes after its start was given
+   * up on has its process disposed of.
+   */
   async start(): Promise<void> {
-    const launched = await this.#options.launch();
+    // Why the start was given up on: `null` for the timeout, else the abandoning reason.
+    const { promise: givenUp, resolve: giveUp } = Promise.withResolvers<string | null>();
+    this.#giveUpStart = giveUp;
+    const timer = setTimeout(() => giveUp(null), this.#options.startTimeoutMs);
+    try {
+      await this.#start(givenUp);
+    } finally {
+      clearTimeout(timer);
+      this.#giveUpStart = undefined;
+    }
+  }
+
+  /** Gives up on a start in progress at once (an operator stopped the agent meanwhile). */
+  abandonStart(reason: string): void {
+    this.#giveUpStart?.(reason);
+  }
+
+  async #start(givenUp: Promise<string | null>): Promise<void> {
+    const timeoutMs = this.#options.startTimeoutMs;
+    const launching = this.#options.launch();
+    const first = await Promise.race([
+      launching.then((launched) => ({ launched })),
+      givenUp.then((why) => ({ why })),
+    ]);
+    if ('why' in first) {
+      void launching.then(
+        (late) =>
+          late
+            .dispose()
+            .catch((error: unknown) =>
+              this.#options.logger.warn({ err: error }, 'cleaning up a late worker launch failed'),
+            ),
+        () => undefined,
+      );
+      throw new KeelError(
+        'KEEL_WORKER_CRASHED',
+        `the worker for ${this.#options.agent.name} did not start: ${
+          first.why ?? `its launch took longer than the start timeout (${timeoutMs} ms)`
+        }`,
+      );
+    }
+    const { launched } = first;
     this.#process = launched;
     this.#writer = new FrameWriter(launched.channel);
     this.#pid = launched.child.pid ?? null;
@@ -217,22 +265,22 @@ export class AgentWorker {
         }
       }
     });
-    const timeout = new Promise<'timeout'>((resolve) => {
-      const timer = setTimeout(() => resolve('timeout'), this.#options.startTimeoutMs);
-      void greeted.finally(() => clearTimeout(timer));
-      void ended.finally(() => clearTimeout(timer));
-    });
-    const first = await Promise.race([
-      greeted.then(() => 'hello' as const),
-      ended.then(() => 'ended' as const),
-      timeout,
+    const second = await Promise.race([
+      greeted.then(() => ({ outcome: 'hello' as const })),
+      ended.then(() => ({ outcome: 'ended' as const })),
+      givenUp.then((why) => ({ outcome: 'given up' as const, why })),
     ]);
-    if (first !== 'hello') {
-      if (first === 'timeout') this.kill('start-failed', 'no hello before the start timeout');
+    if (second.outcome !== 'hello') {
+      if (second.outcome === 'given up') {
+        this.kill(
+          'start-failed',
+          second.why ?? `no hello within the start timeout (${timeoutMs} ms)`,
+        );
+      }
       await ended;
       throw new KeelError(
         'KEEL_WORKER_CRASHED',
-        `the worker for ${this.#options.agent.name} did not start: ${this.#exitDetail || first}`,
+        `the worker for ${this.#options.agent.name} did not start: ${this.#exitDetail || second.outcome}`,
       );
     }
     this.#watchdog = setInterval(
