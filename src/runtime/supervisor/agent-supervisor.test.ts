@@ -36,8 +36,21 @@ class ScriptedWorker {
   /** Why its start was given up on, if it was (its start then fails, as a real one's does). */
   abandoned: string | undefined;
 
+  /** When set, an abandoned start ends the process first, as one waiting for hello does. */
+  launched = false;
+
   abandonStart(reason: string): void {
     this.abandoned = reason;
+    if (this.launched) {
+      this.#end({
+        expected: false,
+        reason: 'start-failed',
+        code: null,
+        signal: 'SIGKILL',
+        detail: reason,
+        runs: [],
+      });
+    }
     this.#started.reject(new KeelError('KEEL_WORKER_CRASHED', `did not start: ${reason}`));
   }
 
@@ -93,12 +106,14 @@ class ScriptedWorker {
   }
 }
 
-function supervised() {
+function supervised({ setStateMs = 0 }: { readonly setStateMs?: number } = {}) {
   const transitions: AgentState[] = [];
   const workers: ScriptedWorker[] = [];
   const interrupted: string[][] = [];
   const directory = {
     setState: async (_agentId: string, state: AgentState) => {
+      // Recording a state takes this long (storage is slow).
+      if (setStateMs > 0) await sleep(setStateMs);
       transitions.push(state);
       return {};
     },
@@ -183,6 +198,27 @@ describe('AgentSupervisor', () => {
     assert.equal(restarted.workers[0]?.abandoned, 'restart by operator:ana');
     assert.equal(restarted.supervisor.state, 'running');
     assert.deepEqual(restarted.transitions, ['starting', 'stopped', 'starting', 'running']);
+  });
+
+  it('gives up on a start that is still being recorded, or whose process waits for hello', async () => {
+    const slow = supervised({ setStateMs: 30 });
+    const starting = slow.supervisor.start('deployed');
+    await sleep(5);
+    await slow.supervisor.stop('stop by operator:ana');
+    await starting;
+    assert.equal(slow.workers.length, 0, 'no worker launched');
+    assert.deepEqual(slow.transitions, ['starting', 'stopped']);
+
+    const greeting = supervised();
+    const first = greeting.supervisor.start('deployed');
+    await until(() => greeting.workers.length === 1);
+    if (greeting.workers[0] !== undefined) greeting.workers[0].launched = true;
+    await greeting.supervisor.stop('stop by operator:ana');
+    await first;
+    await sleep(50);
+    assert.equal(greeting.workers[0]?.abandoned, 'stop by operator:ana');
+    assert.equal(greeting.workers.length, 1, 'its exit is not taken for a crash: no restart');
+    assert.deepEqual(greeting.transitions, ['starting', 'stopped']);
   });
 
   it('keeps an operator stop when the worker dies on its own while stopping', async () => {

@@ -61,7 +61,11 @@ export class AgentSupervisor {
   readonly #settled = new WeakSet<AgentWorker>();
   /** The run manager taking back the runs of the worker that last exited. */
   #handedBack: Promise<void> | undefined;
-  /** A worker still starting, and why a stop, restart or close gave up on it, if one did. */
+  /**
+   * While a launch is in progress: its worker once made, and why a stop, restart or close
+   * gave up on it, if one did.
+   */
+  #launching = false;
   #starting: AgentWorker | undefined;
   #startAbandoned: string | undefined;
 
@@ -138,9 +142,9 @@ export class AgentSupervisor {
    * and the agent is not counted as crashed for it. The caller stops or restarts the agent.
    */
   abandonStart(reason: string): void {
-    if (this.#starting === undefined) return;
+    if (!this.#launching) return;
     this.#startAbandoned = reason;
-    this.#starting.abandonStart(reason);
+    this.#starting?.abandonStart(reason);
   }
 
   restart(reason: string): Promise<void> {
@@ -211,7 +215,30 @@ export class AgentSupervisor {
     this.#restartTimer = undefined;
     if (this.#worker !== undefined) return;
     this.#gaveUp = false;
-    await this.#transition('starting', reason);
+    this.#launching = true;
+    this.#startAbandoned = undefined;
+    try {
+      await this.#transition('starting', reason);
+      // Given up on while its start was being recorded: no worker is launched.
+      if (this.#startAbandoned === undefined) await this.#startWorker();
+      else await this.#abandoned(this.#startAbandoned);
+    } finally {
+      this.#launching = false;
+      this.#starting = undefined;
+    }
+  }
+
+  /** Whoever gave up on a start (a stop, a restart, shutdown) takes the agent from here. */
+  async #abandoned(reason: string): Promise<void> {
+    this.#options.logger.info(
+      { agent: this.#options.agent.name, reason },
+      'gave up starting the agent worker',
+    );
+    // A node shutting down leaves the agent's state as it was, for the next start.
+    if (!this.#closed) await this.#transition('stopped', `gave up starting: ${reason}`);
+  }
+
+  async #startWorker(): Promise<void> {
     const worker = this.#options.createWorker({
       onStep: this.#options.onStep,
       onRunDone: this.#options.onRunDone,
@@ -229,7 +256,6 @@ export class AgentSupervisor {
     });
     this.#worker = worker;
     this.#starting = worker;
-    this.#startAbandoned = undefined;
     try {
       await worker.start();
     } catch (error) {
@@ -239,13 +265,7 @@ export class AgentSupervisor {
       this.#settled.add(worker);
       const abandoned = this.#startAbandoned;
       if (abandoned !== undefined) {
-        // Whoever gave up on it (a stop, a restart, shutdown) takes the agent from here; a
-        // node shutting down leaves the agent's state as it was, for the next start.
-        this.#options.logger.info(
-          { agent: this.#options.agent.name, reason: abandoned },
-          'gave up starting the agent worker',
-        );
-        if (!this.#closed) await this.#transition('stopped', `gave up starting: ${abandoned}`);
+        await this.#abandoned(abandoned);
         return;
       }
       this.#options.logger.error(
