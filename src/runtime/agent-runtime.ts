@@ -3,11 +3,15 @@ import type { Kernel } from '../kernel/kernel.ts';
 import { APPROVAL_DECIDED } from '../kernel/kernel-topics.ts';
 import type { EventBus } from '../platform/bus/event-bus.ts';
 import type { Clock } from '../platform/clock/clock.ts';
-import { KeelError } from '../platform/errors/keel-error.ts';
+import { KeelError, toKeelError } from '../platform/errors/keel-error.ts';
 import type { Logger } from '../platform/observability/logger.ts';
 import type { AgentRecord, AgentStateChange } from '../platform/storage/ports/agent-store.ts';
 import type { JsonObject } from '../platform/storage/ports/json-value.ts';
-import type { JournalEntry, RunRecord } from '../platform/storage/ports/run-store.ts';
+import {
+  forEachRun,
+  type JournalEntry,
+  type RunRecord,
+} from '../platform/storage/ports/run-store.ts';
 import type { Storage } from '../platform/storage/storage.ts';
 import {
   type AgentDeployer,
@@ -260,9 +264,10 @@ export class AgentRuntime {
     action: 'pause' | 'resume' | 'stop' | 'start' | 'restart' | 'remove',
     actor: string,
   ): Promise<AgentView> {
-    if (action === 'stop' || action === 'restart' || action === 'remove') {
+    if (action === 'stop' || action === 'remove') {
       // A worker still starting (a deploy's, a start's) is given up on now: the action would
-      // otherwise wait for it to start, or for its start timeout.
+      // otherwise wait for it to start, or for its start timeout. (A restart gives up on it
+      // when its turn comes, once the node's trust in the agent has been checked.)
       for (const supervisor of this.#supervisors.values()) {
         if (supervisor.name === name) supervisor.abandonStart(`${action} by ${actor}`);
       }
@@ -409,19 +414,40 @@ export class AgentRuntime {
     });
   }
 
+  /**
+   * Stops the agent, revokes its grants, drops its schedules and cancels its open runs, and
+   * only then marks it removed: a remove that storage fails halfway leaves the agent stopped,
+   * and removing it again finishes the work. A run that ends while it is being cancelled is
+   * left as it ended.
+   */
   async #remove(agent: AgentRecord, supervisor: AgentSupervisor, actor: string): Promise<void> {
-    await supervisor.stop(`removed by ${actor}`, 'removed');
+    const reason = `removed by ${actor}`;
+    await supervisor.stop(reason);
     await this.#options.kernel.capabilities.replace(agent.id, [], actor);
     this.#schedules.register(agent.id, []);
-    const open = await this.#options.storage.runs.list({
-      agentId: agent.id,
-      statuses: ['pending', 'running', 'suspended'],
-      limit: 1000,
-    });
-    for (const run of open) await this.runs.cancel(run.id, actor, 'the agent was removed');
+    await this.#cancelOpenRuns(agent.id, actor);
+    await supervisor.stop(reason, 'removed');
+    // A run submitted before the agent was marked removed (none can be after).
+    await this.#cancelOpenRuns(agent.id, actor);
     this.#deployments.delete(agent.id);
     this.#tools.delete(agent.id);
     this.#supervisors.delete(agent.id);
+  }
+
+  async #cancelOpenRuns(agentId: string, actor: string): Promise<void> {
+    await forEachRun(
+      this.#options.storage.runs,
+      { agentId, statuses: ['pending', 'running', 'suspended'] },
+      async (run) => {
+        try {
+          await this.runs.cancel(run.id, actor, 'the agent was removed');
+        } catch (error) {
+          // It ended (or went) since it was listed: nothing left to cancel.
+          const code = toKeelError(error).code;
+          if (code !== 'KEEL_CONFLICT' && code !== 'KEEL_NOT_FOUND') throw error;
+        }
+      },
+    );
   }
 
   #view(agent: AgentRecord): AgentView {
@@ -481,7 +507,7 @@ export class AgentRuntime {
             clock,
             logger: logger.child({ agent: agent.name }),
             watchdogTimeoutMs: configuration.watchdogTimeoutMs,
-            startTimeoutMs: 15_000,
+            startTimeoutMs: 30_000,
             ...events,
           });
         },

@@ -9,6 +9,7 @@ import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { createId } from '../ids/create-id.ts';
 import { AuditChainVerifier, type AuditDraft } from '../integrity/audit-chain.ts';
 import type { BudgetAmounts } from './ports/budget-store.ts';
+import { forEachRun } from './ports/run-store.ts';
 import type { Storage } from './storage.ts';
 
 export interface StorageFactoryOptions {
@@ -288,6 +289,43 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           [run.id],
         );
         assert.deepEqual(await storage.runs.list({ status: 'failed' }), []);
+      });
+
+      it('pages through runs after a given one, newest first, ties broken by id', async () => {
+        const agent = await newAgent();
+        const ids: string[] = [];
+        // Two runs share each creation time: the page boundary falls between them.
+        for (let index = 0; index < 5; index += 1) {
+          const run = await storage.runs.create({
+            id: createId('run'),
+            agentId: agent.id,
+            task: {},
+            now: T0 + Math.floor(index / 2),
+          });
+          ids.push(run.id);
+        }
+        const expected = (await storage.runs.list({ agentId: agent.id })).map((run) => run.id);
+        assert.equal(expected.length, 5);
+        const paged: string[] = [];
+        let after: { createdAt: number; id: string } | undefined;
+        for (let page = 0; page < 5; page += 1) {
+          const listed = await storage.runs.list({
+            agentId: agent.id,
+            limit: 2,
+            ...(after === undefined ? {} : { after }),
+          });
+          paged.push(...listed.map((run) => run.id));
+          const last = listed.at(-1);
+          if (listed.length < 2 || last === undefined) break;
+          after = { createdAt: last.createdAt, id: last.id };
+        }
+        assert.deepEqual(paged, expected, 'every run once, in the same order');
+        assert.deepEqual(new Set(paged), new Set(ids));
+        const visited: string[] = [];
+        const count = await forEachRun(storage.runs, { agentId: agent.id }, (run) => {
+          visited.push(run.id);
+        });
+        assert.deepEqual([count, visited], [5, expected]);
       });
 
       it('counts attempts, keeps errors and filters by several statuses', async () => {

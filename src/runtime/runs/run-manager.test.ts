@@ -7,6 +7,7 @@ import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { parseIntent } from '../../kernel/gate/syscall.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
+import { createId } from '../../platform/ids/create-id.ts';
 import { createLogger, type Logger } from '../../platform/observability/logger.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { RunRecord, RunStore } from '../../platform/storage/ports/run-store.ts';
@@ -335,6 +336,45 @@ describe('RunManager', () => {
         'run.dead-letter:dead-lettered',
       ]);
     });
+  });
+
+  it('queues every run left pending at boot, and resumes every suspended one, past a page', async () => {
+    await using harness = await createKernelHarness();
+    const { agent, manager } = await createManager(harness);
+    const now = Date.now();
+    // More than a page (1,000) of each.
+    for (let index = 0; index < 2_010; index += 1) {
+      const run = await harness.storage.runs.create({
+        id: createId('run'),
+        agentId: agent.id,
+        task: {},
+        now: now + index,
+      });
+      if (index % 2 === 1) await harness.storage.runs.updateStatus(run.id, 'suspended', now);
+    }
+    assert.equal(await manager.recover(), 1_005);
+    manager.setAvailable(agent.id, false);
+    await manager.resumeSuspended(agent.id);
+    assert.equal(manager.pendingCount + manager.activeCount, 2_010);
+    manager.close();
+  });
+
+  it('looks for an agent’s suspended runs again when storage fails to list them', async () => {
+    await using harness = await createKernelHarness();
+    const { agent, manager, dispatchedCount } = await createManager(harness, {
+      runs: (stored) => ({ ...stored, list: failing((filter) => stored.list(filter)) }),
+    });
+    const run = await harness.storage.runs.create({
+      id: createId('run'),
+      agentId: agent.id,
+      task: {},
+      now: Date.now(),
+    });
+    await harness.storage.runs.updateStatus(run.id, 'suspended', Date.now());
+    // The agent started: that is not undone by the failed listing, which is tried again.
+    await manager.resumeSuspended(agent.id);
+    await dispatchedCount(1);
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
   });
 
   it('does not bring back a run cancelled while its worker crashed, whichever is seen first', async () => {

@@ -10,6 +10,7 @@ import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-va
 import {
   type AttemptStart,
   FINAL_RUN_STATUSES,
+  forEachRun,
   type RunEnd,
   type RunRecord,
   type RunStatus,
@@ -180,24 +181,40 @@ export class RunManager {
 
   /** At boot: queues every run a previous process left pending or running. */
   async recover(): Promise<number> {
-    const runs = await this.#options.runs.list({ statuses: ['pending', 'running'], limit: 1000 });
-    for (const run of runs) this.#enqueue(run);
+    const { runs } = this.#options;
+    const queued = await forEachRun(runs, { statuses: ['pending', 'running'] }, (run) =>
+      this.#enqueue(run),
+    );
     // A decision taken while the node was down reached no one: the runs that waited for one
     // replay up to their call, which runs, is refused, or suspends them again.
-    const waiting = await this.#options.runs.list({ status: 'suspended', limit: 1000 });
-    for (const run of waiting) {
+    await forEachRun(runs, { status: 'suspended' }, async (run) => {
       const code = (run.error as { code?: unknown } | null)?.code;
       if (code === 'KEEL_APPROVAL_REQUIRED') await this.approvalDecided(run.id);
-    }
+    });
     this.pump();
-    return runs.length;
+    return queued;
   }
 
-  /** An agent started: its suspended runs go back in the queue. */
+  /**
+   * An agent started: its suspended runs go back in the queue, all of them, page by page. If
+   * storage fails to list them, that is tried again later as a step of its own (keyed
+   * `agent:<id>`), not reported to the caller: the agent did start.
+   */
   async resumeSuspended(agentId: string): Promise<void> {
-    const runs = await this.#options.runs.list({ agentId, status: 'suspended', limit: 1000 });
-    for (const run of runs) await this.#requeue(run.id);
-    this.pump();
+    try {
+      await forEachRun(this.#options.runs, { agentId, status: 'suspended' }, (run) =>
+        this.#requeue(run.id),
+      );
+      this.#succeeded(`agent:${agentId}`);
+    } catch (error) {
+      // The agent has started all the same: its runs are looked for again after a pause (a
+      // run queued already is left as it is).
+      this.#retry(`agent:${agentId}`, 'resume suspended runs', error, () =>
+        this.resumeSuspended(agentId),
+      );
+    } finally {
+      this.pump();
+    }
   }
 
   /**
@@ -568,7 +585,8 @@ export class RunManager {
    * takes it again after a pause (`retryDelayMs`, doubling with each failure of the run in a
    * row, up to 30 s). Each action checks the run's state as it goes, through storage, so a run
    * that ended or moved on meanwhile is left as it is, and a run removed meanwhile
-   * (`KEEL_NOT_FOUND`) is forgotten. A run has one step waiting at most.
+   * (`KEEL_NOT_FOUND`) is forgotten. A run has one step waiting at most. (`runId` may also
+   * be `agent:<id>`, for the step that resumes an agent's suspended runs.)
    */
   #retry(runId: string, step: string, error: unknown, action: () => Promise<void>): void {
     if (toKeelError(error).code === 'KEEL_NOT_FOUND') {

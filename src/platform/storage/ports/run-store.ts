@@ -90,7 +90,46 @@ export interface RunListFilter {
   readonly status?: RunStatus;
   /** Any of these statuses (combined with `status` when both are given). */
   readonly statuses?: readonly RunStatus[];
+  /** At most this many (default 100, at most 1,000), newest first. */
   readonly limit?: number;
+  /**
+   * Only runs listed after this one (the last of the previous page): with `limit`, pages
+   * through every run that matches (see {@link forEachRun}).
+   */
+  readonly after?: { readonly createdAt: number; readonly id: string };
+}
+
+/** The most runs one `list` returns. */
+export const RUN_PAGE_LIMIT = 1000;
+
+/**
+ * Calls `visit` with every run that matches `filter`, newest first, a page at a time: not
+ * only the first page's (`list` returns at most {@link RUN_PAGE_LIMIT}).
+ *
+ * @example
+ * ```ts
+ * await forEachRun(storage.runs, { statuses: ['pending', 'running'] }, (run) => queue(run));
+ * ```
+ */
+export async function forEachRun(
+  store: Pick<RunStore, 'list'>,
+  filter: Omit<RunListFilter, 'limit' | 'after'>,
+  visit: (run: RunRecord) => void | Promise<void>,
+): Promise<number> {
+  let after: RunListFilter['after'];
+  let count = 0;
+  for (;;) {
+    const page = await store.list({
+      ...filter,
+      limit: RUN_PAGE_LIMIT,
+      ...(after === undefined ? {} : { after }),
+    });
+    for (const run of page) await visit(run);
+    count += page.length;
+    const last = page.at(-1);
+    if (page.length < RUN_PAGE_LIMIT || last === undefined) return count;
+    after = { createdAt: last.createdAt, id: last.id };
+  }
 }
 
 /**

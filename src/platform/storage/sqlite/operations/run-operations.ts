@@ -3,6 +3,7 @@ import type { JsonObject, JsonValue } from '../../ports/json-value.ts';
 import {
   FINAL_RUN_STATUSES,
   type JournalEntry,
+  RUN_PAGE_LIMIT,
   type RunRecord,
   type RunStatus,
 } from '../../ports/run-store.ts';
@@ -98,7 +99,12 @@ export const runOperations: HandlersFor<'runs'> = {
   'runs.get': (context, id) => byId(context, id),
   'runs.list': (context, filter = {}) => {
     const conditions: string[] = [];
-    const values: string[] = [];
+    const values: (string | number)[] = [];
+    if (filter.after !== undefined) {
+      // The order below, resumed after the given run.
+      conditions.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      values.push(filter.after.createdAt, filter.after.createdAt, filter.after.id);
+    }
     if (filter.agentId !== undefined) {
       conditions.push('agent_id = ?');
       values.push(filter.agentId);
@@ -115,7 +121,7 @@ export const runOperations: HandlersFor<'runs'> = {
     const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
     const rows = context.statements
       .get(`SELECT ${RUN_COLUMNS} FROM runs ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
-      .all(...values, pageSize(filter.limit, 100, 1000)) as Row[];
+      .all(...values, pageSize(filter.limit, 100, RUN_PAGE_LIMIT)) as Row[];
     return rows.map(toRun);
   },
   'runs.updateStatus': (context, id, status, now, error) => {
