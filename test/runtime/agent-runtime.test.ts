@@ -709,6 +709,8 @@ trust_levels = ["untrusted"]
             'starting',
             'running',
             'stopping',
+            // Stopped, and marked removed once its grants and runs are dealt with.
+            'stopped',
             'removed',
           ],
         );
