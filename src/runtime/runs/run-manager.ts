@@ -311,7 +311,7 @@ export class RunManager {
     }
     // Ended already (an operator cancelled it first), or removed: that end stands, and was told.
     if (end === undefined || !end.ended) {
-      this.#lastReplayed.delete(runId);
+      this.#forgetRetries(runId);
       return;
     }
     this.#options.runEnded?.(runId);
@@ -689,7 +689,8 @@ export class RunManager {
       cancelled ||
       onRecord === false
     ) {
-      if (attempt === undefined) this.#lastReplayed.delete(runId);
+      // Removed meanwhile: nothing is kept about it.
+      if (attempt === undefined) this.#forgetRetries(runId);
       this.#release(runId);
       return;
     }

@@ -259,7 +259,6 @@ export class AgentSupervisor {
     try {
       await worker.start();
     } catch (error) {
-      this.#starting = undefined;
       if (this.#worker === worker) this.#worker = undefined;
       // Its exit (queued behind this launch) is this failure, not a second crash.
       this.#settled.add(worker);
@@ -275,7 +274,6 @@ export class AgentSupervisor {
       await this.#crashed(toKeelError(error).message);
       return;
     }
-    this.#starting = undefined;
     await this.#transition('running', 'worker ready');
     this.#options.onAvailability(this.#options.agent.id, true);
   }
