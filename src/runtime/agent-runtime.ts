@@ -38,7 +38,12 @@ export interface AgentRuntimeOptions {
   readonly configuration: RuntimeConfiguration;
   readonly deployer: AgentDeployer;
   /** Launches a worker process for an agent (sandboxed as the host allows). */
-  readonly launch: (agent: AgentRecord, deployment: DeploymentMetadata) => Promise<LaunchedProcess>;
+  /** Starts an agent's worker process; `signal` aborts a start that was given up on. */
+  readonly launch: (
+    agent: AgentRecord,
+    deployment: DeploymentMetadata,
+    signal: AbortSignal,
+  ) => Promise<LaunchedProcess>;
   /** Describes the tools an agent's manifest allows (those the node has). */
   readonly describeTools: (names: readonly string[]) => readonly ToolDescriptor[];
   /** Gives an agent's tools the workspace its manifest names (or none). */
@@ -502,7 +507,7 @@ export class AgentRuntime {
           }
           return new AgentWorker({
             agent: { id: agent.id, name: agent.name, version: deployment.manifest.version },
-            launch: () => this.#options.launch(agent, deployment),
+            launch: (signal) => this.#options.launch(agent, deployment, signal),
             gate: this.#options.kernel.gate,
             clock,
             logger: logger.child({ agent: agent.name }),

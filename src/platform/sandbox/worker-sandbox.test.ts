@@ -450,6 +450,21 @@ describe('launchSandboxedWorker', () => {
     assert.match(said, /bwrap: .*\/lib64/);
   });
 
+  it('stops a launch whose signal aborts while it sets the sandbox up, leaving no cgroup', async () => {
+    requireBubblewrap();
+    const controller = new AbortController();
+    const options = optionsFor({ signal: controller.signal });
+    const launching = launchSandboxedWorker(options);
+    // Aborted while the launch looks its layers up (its first await): as an agent's start
+    // given up on by a stop reaches it.
+    controller.abort(new Error('the start was given up on'));
+    const error = await rejectsWithCode(launching, 'KEEL_ABORTED');
+    assert.match(error.message, /given up on/);
+    assert.equal(await pathExists(`/sys/fs/cgroup/memory/keel/${options.name}`), false);
+    assert.equal(await pathExists(`/sys/fs/cgroup/pids/keel/${options.name}`), false);
+    await rejectsWithCode(launchSandboxedWorker(options), 'KEEL_ABORTED');
+  });
+
   it('refuses to start without bubblewrap when the sandbox is required, leaving no cgroup', async () => {
     requireBubblewrap();
     const options = optionsFor({ report: { ...withoutBubblewrap(), cgroups: report.cgroups } });

@@ -120,9 +120,13 @@ export async function launchSandboxedWorker(
   };
   let child: ChildProcess | undefined;
   try {
+    // A start given up on while its layers were looked up stops before anything is spawned;
+    // one given up on while it was confined is stopped before it is handed over.
+    throwIfAborted(options.signal);
     const plan = planSandbox({ ...options, nodePath }, host);
     child = await start(plan);
     await confine(child, plan, cgroup, options);
+    throwIfAborted(options.signal);
     child.stderr?.off('readable', keepBuffered);
     return sandboxedWorker(child, plan, cgroup);
   } catch (error) {
@@ -221,7 +225,9 @@ async function readSandboxPid(child: ChildProcess, signal: AbortSignal): Promise
     const onError = (error: Error): void => finish(() => reject(error));
     const onAbort = (): void => finish(() => reject(toKeelError(signal.reason, 'KEEL_ABORTED')));
     info.on('data', onData).once('end', onEnd).once('error', onError);
-    signal.addEventListener('abort', onAbort, { once: true });
+    // An aborted signal fires no event: one aborted already ends the wait now.
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
   const pid = Number(/"child-pid"\s*:\s*(\d+)/.exec(text)?.[1]);
   if (Number.isSafeInteger(pid) && pid > 0) return pid;

@@ -35,7 +35,10 @@ function silentProcess(): LaunchedProcess & { readonly disposed: () => boolean }
   };
 }
 
-function workerWith(launch: () => Promise<LaunchedProcess>, exits: WorkerExit[] = []) {
+function workerWith(
+  launch: (signal: AbortSignal) => Promise<LaunchedProcess>,
+  exits: WorkerExit[] = [],
+) {
   return new AgentWorker({
     agent: { id: 'agt_1', name: 'probe', version: '1.0.0' },
     launch,
@@ -92,5 +95,28 @@ describe('AgentWorker start', () => {
     const whileGreeting = await rejectsWithCode(starting, 'KEEL_WORKER_CRASHED');
     assert.match(whileGreeting.message, /did not start: remove by operator:ana$/);
     assert.equal(launched.child.signalCode, 'SIGKILL', 'its process was killed');
+  });
+
+  it("aborts the launch's signal when its start is given up on, so sandbox set-up can stop", async () => {
+    // A launch that ends only when told to, as launchSandboxedWorker does with its signal.
+    const stoppable = (seen: AbortSignal[]) => (signal: AbortSignal) => {
+      seen.push(signal);
+      return new Promise<never>((_, reject) =>
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true }),
+      );
+    };
+    const abandoned: AbortSignal[] = [];
+    const worker = workerWith(stoppable(abandoned));
+    const starting = worker.start();
+    assert.equal(abandoned[0]?.aborted, false, 'the signal is live while the launch runs');
+    worker.abandonStart('stop by operator:ana');
+    await rejectsWithCode(starting, 'KEEL_WORKER_CRASHED');
+    assert.equal(abandoned[0]?.aborted, true);
+    assert.match(String(abandoned[0]?.reason), /given up on: stop by operator:ana/);
+
+    const timedOut: AbortSignal[] = [];
+    await rejectsWithCode(workerWith(stoppable(timedOut)).start(), 'KEEL_WORKER_CRASHED');
+    assert.equal(timedOut[0]?.aborted, true);
+    assert.match(String(timedOut[0]?.reason), /given up on: start timeout/);
   });
 });

@@ -76,7 +76,11 @@ export interface WorkerExit {
 
 export interface AgentWorkerOptions {
   readonly agent: { readonly id: string; readonly name: string; readonly version: string };
-  readonly launch: () => Promise<LaunchedProcess>;
+  /**
+   * Starts the process; `signal` aborts when the start is given up on (timeout or
+   * `abandonStart`), so a launch still setting its sandbox up can stop there.
+   */
+  readonly launch: (signal: AbortSignal) => Promise<LaunchedProcess>;
   readonly gate: SyscallPort;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -161,11 +165,21 @@ export class AgentWorker {
    */
   async start(): Promise<void> {
     // Why the start was given up on: `null` for the timeout, else the abandoning reason.
-    const { promise: givenUp, resolve: giveUp } = Promise.withResolvers<string | null>();
+    const { promise: givenUp, resolve } = Promise.withResolvers<string | null>();
+    const launch = new AbortController();
+    const giveUp = (why: string | null): void => {
+      resolve(why);
+      launch.abort(
+        new KeelError(
+          'KEEL_ABORTED',
+          `the start of ${this.#options.agent.name} was given up on: ${why ?? 'start timeout'}`,
+        ),
+      );
+    };
     this.#giveUpStart = giveUp;
     const timer = setTimeout(() => giveUp(null), this.#options.startTimeoutMs);
     try {
-      await this.#start(givenUp);
+      await this.#start(givenUp, launch.signal);
     } finally {
       clearTimeout(timer);
       this.#giveUpStart = undefined;
@@ -177,9 +191,9 @@ export class AgentWorker {
     this.#giveUpStart?.(reason);
   }
 
-  async #start(givenUp: Promise<string | null>): Promise<void> {
+  async #start(givenUp: Promise<string | null>, signal: AbortSignal): Promise<void> {
     const timeoutMs = this.#options.startTimeoutMs;
-    const launching = this.#options.launch();
+    const launching = this.#options.launch(signal);
     const first = await Promise.race([
       launching.then((launched) => ({ launched })),
       givenUp.then((why) => ({ why })),

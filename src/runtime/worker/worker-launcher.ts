@@ -26,7 +26,15 @@ const MEBIBYTE = 1024 * 1024;
 export interface WorkerLauncher {
   /** What isolation this host offers (detection runs once, at start). */
   readonly report: Promise<SandboxReport | undefined>;
-  launch(agent: AgentRecord, deployment: DeploymentMetadata): Promise<LaunchedProcess>;
+  /**
+   * Starts `agent`'s worker. An abort of `signal` (the start was given up on) stops a launch
+   * still setting the sandbox up, and cleans up what it had made.
+   */
+  launch(
+    agent: AgentRecord,
+    deployment: DeploymentMetadata,
+    signal?: AbortSignal,
+  ): Promise<LaunchedProcess>;
 }
 
 /**
@@ -79,9 +87,10 @@ export async function createWorkerLauncher(options: {
   ];
   return {
     report,
-    async launch(agent, deployment) {
+    async launch(agent, deployment, signal) {
       const moduleFolder = await checkedModuleFolder(deployment, modulePlaces);
       const detected = await report;
+      signal?.throwIfAborted();
       if (detected === undefined) {
         if (!warned) {
           logger.warn('agent workers run without a sandbox ([runtime] sandbox = "off")');
@@ -100,6 +109,7 @@ export async function createWorkerLauncher(options: {
         report: detected,
         searchPath,
         required: configuration.production,
+        ...(signal === undefined ? {} : { signal }),
       });
       if (!warned && worker.missing.length > 0) {
         logger.warn(
