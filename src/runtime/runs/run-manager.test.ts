@@ -218,10 +218,10 @@ describe('RunManager', () => {
     await dispatchedCount(1);
     // Its worker crashed: the run goes back in the queue, and has no attempt left.
     await manager.interrupted([run.id], workerKilled(run.id));
-    for (let turn = 0; turn < 100; turn += 1) {
-      if ((await harness.storage.runs.get(run.id))?.status === 'dead-lettered') break;
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await until(
+      async () => (await harness.storage.runs.get(run.id))?.status === 'dead-lettered',
+      'the run is dead-lettered',
+    );
     const stored = await harness.storage.runs.get(run.id);
     assert.deepEqual([stored?.status, stored?.attempts], ['dead-lettered', 1]);
     assert.equal(dispatched.length, 1, 'not handed to a worker again');
