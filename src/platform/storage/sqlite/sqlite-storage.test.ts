@@ -419,4 +419,58 @@ describe('sqlite storage worker protocol', () => {
       await client.close();
     }
   });
+  it('undoes a failed request of a shared transaction wholly, and keeps a committed failure', async () => {
+    const client = await startWorkerClient();
+    const row = (seq: number, prevHash: string, hash: string) =>
+      [seq, 1, 'test.event', 'system', null, null, null, null, null, '{}', prevHash, hash] as const;
+    try {
+      await client.call('agents.create', [
+        { id: 'agt_a', name: 'agent-a', trustLevel: 'standard', now: 1 },
+      ]);
+      const approval = await client.call('approvals.create', [
+        {
+          id: 'apr_late',
+          agentId: 'agt_a',
+          runId: null,
+          seq: null,
+          kind: 'tool.call',
+          resource: 'shell',
+          intentDigest: 'digest-1',
+          summary: {},
+          reason: 'needs approval',
+          requestedAt: 1,
+          expiresAt: 10,
+        },
+      ]);
+      const before = (await client.call('storage.statistics', [])).transactions;
+      // All in one turn, so one message and one transaction.
+      const outcomes = await Promise.allSettled([
+        client.call('keyValues.set', ['written-before', 1, 1]),
+        // Marks the approval expired and answers with an error: the mark must stand.
+        client.call('approvals.decide', [
+          approval.id,
+          { state: 'approved', decidedBy: 'a', now: 20 },
+        ]),
+        // Inserts its first row, then fails on its second: neither may stand.
+        client.call('audit.insertChained', [
+          [row(1, '0'.repeat(64), 'a'.repeat(64)), row(3, 'a'.repeat(64), 'b'.repeat(64))],
+        ]),
+        client.call('keyValues.set', ['written-after', 2, 1]),
+      ]);
+      const after = (await client.call('storage.statistics', [])).transactions;
+      assert.equal(after - before - 1, 1, 'one shared transaction');
+      assert.deepEqual(
+        outcomes.map((outcome) => outcome.status),
+        ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
+      );
+      assert.equal((await client.call('approvals.get', [approval.id]))?.state, 'expired');
+      assert.equal(await client.call('audit.count', []), 0);
+      // The chain head the worker holds was read again: the next row extends the stored chain.
+      await client.call('audit.insertChained', [[row(1, '0'.repeat(64), 'c'.repeat(64))]]);
+      assert.equal(await client.call('keyValues.get', ['written-before']), 1);
+      assert.equal(await client.call('keyValues.get', ['written-after']), 2);
+    } finally {
+      await client.close();
+    }
+  });
 });

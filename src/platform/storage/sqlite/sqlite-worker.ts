@@ -121,21 +121,26 @@ function start(): void {
   let closing = false;
   let backupsInFlight = 0;
 
-  function runOne(request: OperationRequest): OperationResult {
+  function handlerFor(request: OperationRequest): AnyHandler | undefined {
     // Own properties only: an operation named after an Object.prototype member is not an operation.
-    const handler = Object.hasOwn(handlers, request.operation)
-      ? handlers[request.operation]
-      : undefined;
-    if (handler === undefined) {
-      return {
-        id: request.id,
-        ok: false,
-        error: new KeelError(
-          'KEEL_INTERNAL',
-          `unknown storage operation ${request.operation}`,
-        ).toJSON(),
-      };
-    }
+    return Object.hasOwn(handlers, request.operation) ? handlers[request.operation] : undefined;
+  }
+
+  function unknownOperation(request: OperationRequest): OperationResult {
+    return {
+      id: request.id,
+      ok: false,
+      error: new KeelError(
+        'KEEL_INTERNAL',
+        `unknown storage operation ${request.operation}`,
+      ).toJSON(),
+    };
+  }
+
+  /** One request in its own savepoint: a failure undoes its writes and nobody else's. */
+  function runOne(request: OperationRequest): OperationResult {
+    const handler = handlerFor(request);
+    if (handler === undefined) return unknownOperation(request);
     savepoint.run();
     try {
       const value = handler(context, ...request.parameters);
@@ -153,23 +158,65 @@ function start(): void {
     }
   }
 
+  /**
+   * The batch without a savepoint per request, for the usual case where none fails; undefined
+   * as soon as one does, its writes and all before it still in the open transaction.
+   */
+  function runAll(batch: readonly OperationRequest[]): OperationResult[] | undefined {
+    const results: OperationResult[] = [];
+    for (const request of batch) {
+      const handler = handlerFor(request);
+      if (handler === undefined) {
+        results.push(unknownOperation(request));
+        continue;
+      }
+      try {
+        results.push({ id: request.id, ok: true, value: handler(context, ...request.parameters) });
+      } catch (error) {
+        if (!(error instanceof CommittedFailure)) return undefined;
+        results.push({ id: request.id, ok: false, error: error.failure.toJSON() });
+      }
+    }
+    return results;
+  }
+
   function runBatch(batch: readonly OperationRequest[]): OperationResult[] {
+    const failAll = (error: unknown): OperationResult[] => {
+      const failure = fromSqliteError(error, options.path).toJSON();
+      return batch.map((request) => ({ id: request.id, ok: false, error: failure }));
+    };
     try {
       begin.run();
     } catch (error) {
-      const failure = fromSqliteError(error, options.path).toJSON();
-      return batch.map((request) => ({ id: request.id, ok: false, error: failure }));
+      return failAll(error);
     }
-    const results = batch.map(runOne);
+    // A savepoint per request costs two statements each. Handlers are deterministic over the
+    // database and their parameters, so the batch first runs without them; only when a request
+    // fails is the whole transaction undone and the batch run again, each request in a
+    // savepoint, so that the failure undoes its own writes and nobody else's.
+    let results = batch.length === 1 ? undefined : runAll(batch);
+    if (results === undefined) {
+      if (batch.length > 1) {
+        try {
+          if (database.isTransaction) database.exec('ROLLBACK');
+          context.auditHead = undefined;
+          begin.run();
+        } catch (error) {
+          if (database.isTransaction) database.exec('ROLLBACK');
+          context.auditHead = undefined;
+          return failAll(error);
+        }
+      }
+      results = batch.map(runOne);
+    }
     try {
       commit.run();
       return results;
     } catch (error) {
       if (database.isTransaction) database.exec('ROLLBACK');
       context.auditHead = undefined;
-      const failure = fromSqliteError(error, options.path).toJSON();
       // Nothing of the batch is durable, so nothing of it may be acknowledged.
-      return batch.map((request) => ({ id: request.id, ok: false, error: failure }));
+      return failAll(error);
     }
   }
 

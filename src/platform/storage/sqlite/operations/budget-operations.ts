@@ -92,24 +92,32 @@ function ensure(context: OperationContext, scope: BudgetScope, now: number): Bud
   return state;
 }
 
-/** Moves amounts between the reserved and spent columns of every scope of a reservation. */
+/**
+ * Moves amounts between the reserved and spent columns of every scope of a reservation, and
+ * returns the scopes, not yet tripped, whose spending has now reached one of their limits.
+ */
 function adjust(
   context: OperationContext,
   scopes: readonly BudgetScope[],
   reservedDelta: BudgetAmounts,
   spentDelta: BudgetAmounts,
   now: number,
-): void {
+): BudgetScope[] {
   const update = context.statements.get(
     `UPDATE budgets SET
       reserved_tokens = max(0, reserved_tokens + ?), reserved_cost_micros = max(0, reserved_cost_micros + ?),
       reserved_calls = max(0, reserved_calls + ?), reserved_wall_ms = max(0, reserved_wall_ms + ?),
       spent_tokens = spent_tokens + ?, spent_cost_micros = spent_cost_micros + ?,
       spent_calls = spent_calls + ?, spent_wall_ms = spent_wall_ms + ?, updated_at = ?
-    WHERE scope = ?`,
+    WHERE scope = ?
+    RETURNING tripped_at IS NULL AND (
+      spent_tokens >= limit_tokens OR spent_cost_micros >= limit_cost_micros
+      OR spent_calls >= limit_calls OR spent_wall_ms >= limit_wall_ms
+    ) AS spent_out`,
   );
+  const spentOut: BudgetScope[] = [];
   for (const scope of scopes) {
-    update.run(
+    const row = update.get(
       reservedDelta.tokens,
       reservedDelta.costMicros,
       reservedDelta.calls,
@@ -120,8 +128,11 @@ function adjust(
       spentDelta.wallMs,
       now,
       scope,
-    );
+    ) as Row | undefined;
+    // A comparison with a missing limit (NULL) is NULL, never true: no limit is never reached.
+    if (row !== undefined && Number(row.spent_out) === 1) spentOut.push(scope);
   }
+  return spentOut;
 }
 
 function negate(amounts: BudgetAmounts): BudgetAmounts {
@@ -332,24 +343,16 @@ export const budgetOperations: HandlersFor<'budgets'> = {
   'budgets.settle': (context, id, actual, now, part) => {
     checkAmounts(actual, 'actual', true);
     const reservation = takeReservation(context, id, part);
-    adjust(context, reservation.scopes, negate(reservation.amounts), actual, now);
     // A call that used more than it reserved (a provider counting more input tokens than the
     // estimate) can reach a limit here: the breaker trips at once, so at most that one call
-    // goes past it.
+    // goes past it. Each scope's update returns what the check needs (one statement a scope).
     const tripped: BudgetScope[] = [];
-    for (const scope of reservation.scopes) {
-      const state = read(context, scope);
-      if (state === undefined || state.trippedAt !== null) continue;
-      const spentOut = BUDGET_DIMENSIONS.some((dimension) => {
-        const limit = state.limits[dimension];
-        return limit !== undefined && state.spent[dimension] >= limit;
-      });
-      if (spentOut) {
-        context.statements
-          .get('UPDATE budgets SET tripped_at = ?, updated_at = ? WHERE scope = ?')
-          .run(now, now, scope);
-        tripped.push(scope);
-      }
+    const spentOut = adjust(context, reservation.scopes, negate(reservation.amounts), actual, now);
+    for (const scope of spentOut) {
+      context.statements
+        .get('UPDATE budgets SET tripped_at = ?, updated_at = ? WHERE scope = ?')
+        .run(now, now, scope);
+      tripped.push(scope);
     }
     return tripped;
   },

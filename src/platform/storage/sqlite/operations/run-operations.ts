@@ -194,17 +194,13 @@ export const runOperations: HandlersFor<'runs'> = {
     return counts;
   },
   'runs.appendJournal': (context, entry) => {
-    required(context, entry.runId);
-    const existing = context.statements
-      .get('SELECT 1 FROM run_journal WHERE run_id = ? AND seq = ?')
-      .get(entry.runId, entry.seq);
-    if (existing !== undefined) {
-      throw new KeelError('KEEL_CONFLICT', `run ${entry.runId} already recorded seq ${entry.seq}`, {
-        details: { runId: entry.runId, seq: entry.seq },
-      });
+    if (context.statements.get('SELECT 1 FROM runs WHERE id = ?').get(entry.runId) === undefined) {
+      throw new KeelError('KEEL_NOT_FOUND', `no run ${entry.runId}`);
     }
-    context.statements
-      .get(`INSERT INTO run_journal (${JOURNAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+    const inserted = context.statements
+      .get(
+        `INSERT INTO run_journal (${JOURNAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING`,
+      )
       .run(
         entry.runId,
         entry.seq,
@@ -214,6 +210,11 @@ export const runOperations: HandlersFor<'runs'> = {
         toJsonColumn(entry.result, 'result'),
         entry.recordedAt,
       );
+    if (Number(inserted.changes) === 0) {
+      throw new KeelError('KEEL_CONFLICT', `run ${entry.runId} already recorded seq ${entry.seq}`, {
+        details: { runId: entry.runId, seq: entry.seq },
+      });
+    }
   },
   'runs.getJournal': (context, runId, seq) => {
     const row = context.statements
