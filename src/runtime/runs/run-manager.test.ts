@@ -359,6 +359,35 @@ describe('RunManager', () => {
     manager.close();
   });
 
+  it('starts the runs it takes off the queue together: one slow to reach storage holds up no other', async () => {
+    const { promise: slowStartMayFinish, resolve: finishSlowStart } = Promise.withResolvers<void>();
+    let slowRunId: string | undefined;
+    let attemptsCounted = 0;
+    await using harness = await createKernelHarness();
+    const { manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
+      runs: (stored) => ({
+        ...stored,
+        startAttempt: async (id, now, maxAttempts) => {
+          attemptsCounted += 1;
+          slowRunId ??= id;
+          const started = await stored.startAttempt(id, now, maxAttempts);
+          if (id === slowRunId) await slowStartMayFinish;
+          return started;
+        },
+      }),
+    });
+    const runs = await Promise.all([submit(), submit(), submit()]);
+    // The first run's start waits in storage; the other two reach their workers meanwhile.
+    await dispatchedCount(2);
+    assert.equal(attemptsCounted, 3);
+    assert.ok(slowRunId !== undefined);
+    assert.ok(!dispatched.some((run) => run.id === slowRunId));
+    finishSlowStart();
+    await dispatchedCount(3);
+    assert.deepEqual(dispatched.map((run) => run.id).sort(), runs.map((run) => run.id).sort());
+    await manager.finished(slowRunId, { ok: true, result: 'done' });
+  });
+
   it('looks for an agent’s suspended runs again when storage fails to list them', async () => {
     await using harness = await createKernelHarness();
     const { agent, manager, dispatchedCount } = await createManager(harness, {

@@ -16,7 +16,7 @@ import {
   type RunStatus,
   type RunStore,
 } from '../../platform/storage/ports/run-store.ts';
-import { FairRunQueue } from '../scheduler/fair-run-queue.ts';
+import { FairRunQueue, type QueuedRun } from '../scheduler/fair-run-queue.ts';
 import type { RunOutcome, StepEvent, WorkerExit } from '../worker/agent-worker.ts';
 import { RUN_STATUS, RUN_STEPS } from './run-topics.ts';
 
@@ -96,8 +96,6 @@ export interface SubmitRun {
 export class RunManager {
   readonly #options: RunManagerOptions;
   readonly #queue: FairRunQueue;
-  #pumping = false;
-  #pumpAgain = false;
   #closing = false;
   /** Submissions whose audit entry is not yet durable: their runs are not dispatched before. */
   readonly #submitting = new Map<string, Promise<unknown>>();
@@ -532,25 +530,18 @@ export class RunManager {
     return updated;
   }
 
-  /** Takes runs off the queue while there is capacity, and hands them to their workers. */
+  /**
+   * Takes runs off the queue while there is capacity, and hands them to their workers. The runs
+   * start together, in the queue's order: their attempts are counted in shared transactions,
+   * and none waits for the storage round trips of those ahead of it.
+   */
   pump(): void {
     if (this.#closing) return;
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
+    for (const queued of this.#queue.takeReady()) {
+      this.#startQueued(queued).catch((error: unknown) =>
+        this.#options.logger.error({ err: error, runId: queued.runId }, 'dispatching a run failed'),
+      );
     }
-    this.#pumping = true;
-    void this.#drain()
-      .catch((error: unknown) =>
-        this.#options.logger.error({ err: error }, 'dispatching runs failed'),
-      )
-      .finally(() => {
-        this.#pumping = false;
-        if (this.#pumpAgain) {
-          this.#pumpAgain = false;
-          this.pump();
-        }
-      });
   }
 
   close(): void {
@@ -559,24 +550,20 @@ export class RunManager {
     this.#retries.clear();
   }
 
-  async #drain(): Promise<void> {
-    for (;;) {
-      const ready = this.#queue.takeReady();
-      if (ready.length === 0) return;
-      for (const queued of ready) {
-        try {
-          await this.#start(queued.runId, queued.agentId);
-        } catch (error) {
-          // One run storage could not start holds up neither the others nor a slot; nothing
-          // of its start is on record, so it goes back in the queue as it was.
-          this.#release(queued.runId);
-          this.#retry(queued.runId, 'start', error, async () => {
-            this.#queue.enqueue(queued);
-            this.pump();
-          });
-        }
-      }
+  async #startQueued(queued: QueuedRun): Promise<void> {
+    try {
+      await this.#start(queued.runId, queued.agentId);
+    } catch (error) {
+      // One run storage could not start holds up neither the others nor a slot; nothing of
+      // its start is on record, so it goes back in the queue as it was.
+      this.#release(queued.runId);
+      this.#retry(queued.runId, 'start', error, async () => {
+        this.#queue.enqueue(queued);
+        this.pump();
+      });
     }
+    // A start that did not dispatch its run gave its slot back: another run may take it.
+    this.pump();
   }
 
   /**
