@@ -31,6 +31,10 @@ describeStorageContract('sqlite', async ({ auditKey }) =>
   openSqliteStorage({ path: await freshPath(), auditKey }),
 );
 
+/** A row as the audit store sends it to the worker (the worker checks the chain, not the hash). */
+const auditRow = (seq: number, prevHash: string, hash: string) =>
+  [seq, 1, 'test.event', 'system', null, null, null, null, null, '{}', prevHash, hash] as const;
+
 const draft = {
   ts: 1,
   kind: 'test.event',
@@ -401,17 +405,15 @@ describe('sqlite storage worker protocol', () => {
 
   it('refuses chained audit rows that do not extend the stored chain', async () => {
     const client = await startWorkerClient();
-    const row = (seq: number, prevHash: string, hash: string) =>
-      [seq, 1, 'test.event', 'system', null, null, null, null, null, '{}', prevHash, hash] as const;
     try {
-      await client.call('audit.insertChained', [[row(1, '0'.repeat(64), 'a'.repeat(64))]]);
+      await client.call('audit.insertChained', [[auditRow(1, '0'.repeat(64), 'a'.repeat(64))]]);
       const gap = await rejectsWithCode(
-        client.call('audit.insertChained', [[row(3, 'a'.repeat(64), 'b'.repeat(64))]]),
+        client.call('audit.insertChained', [[auditRow(3, 'a'.repeat(64), 'b'.repeat(64))]]),
         'KEEL_CONFLICT',
       );
       assert.match(gap.message, /does not extend the stored chain at #1/);
       await rejectsWithCode(
-        client.call('audit.insertChained', [[row(2, 'f'.repeat(64), 'b'.repeat(64))]]),
+        client.call('audit.insertChained', [[auditRow(2, 'f'.repeat(64), 'b'.repeat(64))]]),
         'KEEL_CONFLICT',
       );
       assert.equal(await client.call('audit.count', []), 1);
@@ -421,8 +423,6 @@ describe('sqlite storage worker protocol', () => {
   });
   it('undoes a failed request of a shared transaction wholly, and keeps a committed failure', async () => {
     const client = await startWorkerClient();
-    const row = (seq: number, prevHash: string, hash: string) =>
-      [seq, 1, 'test.event', 'system', null, null, null, null, null, '{}', prevHash, hash] as const;
     try {
       await client.call('agents.create', [
         { id: 'agt_a', name: 'agent-a', trustLevel: 'standard', now: 1 },
@@ -453,7 +453,10 @@ describe('sqlite storage worker protocol', () => {
         ]),
         // Inserts its first row, then fails on its second: neither may stand.
         client.call('audit.insertChained', [
-          [row(1, '0'.repeat(64), 'a'.repeat(64)), row(3, 'a'.repeat(64), 'b'.repeat(64))],
+          [
+            auditRow(1, '0'.repeat(64), 'a'.repeat(64)),
+            auditRow(3, 'a'.repeat(64), 'b'.repeat(64)),
+          ],
         ]),
         client.call('keyValues.set', ['written-after', 2, 1]),
       ]);
@@ -466,7 +469,7 @@ describe('sqlite storage worker protocol', () => {
       assert.equal((await client.call('approvals.get', [approval.id]))?.state, 'expired');
       assert.equal(await client.call('audit.count', []), 0);
       // The chain head the worker holds was read again: the next row extends the stored chain.
-      await client.call('audit.insertChained', [[row(1, '0'.repeat(64), 'c'.repeat(64))]]);
+      await client.call('audit.insertChained', [[auditRow(1, '0'.repeat(64), 'c'.repeat(64))]]);
       assert.equal(await client.call('keyValues.get', ['written-before']), 1);
       assert.equal(await client.call('keyValues.get', ['written-after']), 2);
     } finally {

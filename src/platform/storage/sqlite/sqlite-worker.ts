@@ -180,6 +180,12 @@ function start(): void {
     return results;
   }
 
+  /** Undoes the open transaction, if any; the chain head it may have moved is read again. */
+  function undo(): void {
+    if (database.isTransaction) database.exec('ROLLBACK');
+    context.auditHead = undefined;
+  }
+
   function runBatch(batch: readonly OperationRequest[]): OperationResult[] {
     const failAll = (error: unknown): OperationResult[] => {
       const failure = fromSqliteError(error, options.path).toJSON();
@@ -187,34 +193,20 @@ function start(): void {
     };
     try {
       begin.run();
-    } catch (error) {
-      return failAll(error);
-    }
-    // A savepoint per request costs two statements each. Handlers are deterministic over the
-    // database and their parameters, so the batch first runs without them; only when a request
-    // fails is the whole transaction undone and the batch run again, each request in a
-    // savepoint, so that the failure undoes its own writes and nobody else's.
-    let results = batch.length === 1 ? undefined : runAll(batch);
-    if (results === undefined) {
-      if (batch.length > 1) {
-        try {
-          if (database.isTransaction) database.exec('ROLLBACK');
-          context.auditHead = undefined;
-          begin.run();
-        } catch (error) {
-          if (database.isTransaction) database.exec('ROLLBACK');
-          context.auditHead = undefined;
-          return failAll(error);
-        }
+      // A savepoint per request costs two statements each. Handlers are deterministic over
+      // the database and their parameters, so the batch first runs without them; only when a
+      // request fails is the whole transaction undone and the batch run again, each request
+      // in a savepoint, so that the failure undoes its own writes and nobody else's.
+      let results = runAll(batch);
+      if (results === undefined) {
+        undo();
+        begin.run();
+        results = batch.map(runOne);
       }
-      results = batch.map(runOne);
-    }
-    try {
       commit.run();
       return results;
     } catch (error) {
-      if (database.isTransaction) database.exec('ROLLBACK');
-      context.auditHead = undefined;
+      undo();
       // Nothing of the batch is durable, so nothing of it may be acknowledged.
       return failAll(error);
     }

@@ -346,13 +346,11 @@ export const budgetOperations: HandlersFor<'budgets'> = {
     // A call that used more than it reserved (a provider counting more input tokens than the
     // estimate) can reach a limit here: the breaker trips at once, so at most that one call
     // goes past it. Each scope's update returns what the check needs (one statement a scope).
-    const tripped: BudgetScope[] = [];
-    const spentOut = adjust(context, reservation.scopes, negate(reservation.amounts), actual, now);
-    for (const scope of spentOut) {
+    const tripped = adjust(context, reservation.scopes, negate(reservation.amounts), actual, now);
+    for (const scope of tripped) {
       context.statements
         .get('UPDATE budgets SET tripped_at = ?, updated_at = ? WHERE scope = ?')
         .run(now, now, scope);
-      tripped.push(scope);
     }
     return tripped;
   },
