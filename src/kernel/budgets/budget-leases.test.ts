@@ -38,15 +38,20 @@ describe('budget leases', () => {
     const counter = { reserves: 0 };
     await using harness = await createKernelHarness({ replaceStores: countingReserves(counter) });
     const { kernel, storage } = harness;
-    for (let call = 0; call < 8; call += 1) {
+    for (let call = 0; call < 7; call += 1) {
       const reservation = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 100 });
       assert.equal(reservation.leased, true);
       await kernel.budgets.settle(reservation, { calls: 1, tokens: 30 + call });
     }
-    assert.equal(counter.reserves, 1, 'eight calls, one storage reservation');
+    assert.equal(counter.reserves, 1, 'seven calls, one storage reservation');
+    // The eighth takes the lease's last room: the next lease is opened while it runs.
+    const eighth = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 100 });
+    assert.equal(counter.reserves, 2, 'the next lease is asked for before a call needs it');
+    await kernel.budgets.settle(eighth, { calls: 1, tokens: 37 });
     const ninth = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 100 });
+    assert.equal(ninth.leased, true);
     await kernel.budgets.settle(ninth, { calls: 1, tokens: 1 });
-    assert.equal(counter.reserves, 2, 'the ninth opens the next lease');
+    assert.equal(counter.reserves, 2, 'the ninth draws on it');
     await kernel.budgets.handBackLeases();
     for (const scope of scopes) {
       const state = await storage.budgets.get(scope);
@@ -69,10 +74,10 @@ describe('budget leases', () => {
       Array.from({ length: 32 }, () => kernel.budgets.reserve(scopes, { calls: 1 })),
     );
     assert.ok(burst.every((reservation) => reservation.leased));
-    // The first opening covers 8 calls. The ninth opens the next, sized for 8 plus the 23
-    // calls still waiting, so it covers them all.
+    // The first opening covers 8 calls. The eighth, taking its last room, opens the next,
+    // sized for 8 plus the 24 calls still waiting, so it covers them all with room to spare.
     assert.equal(counter.reserves, 2);
-    assert.equal((await storage.budgets.get('agent:a'))?.reserved.calls, 8 + (8 + 23));
+    assert.equal((await storage.budgets.get('agent:a'))?.reserved.calls, 8 + (8 + 24));
     for (const reservation of burst) await kernel.budgets.settle(reservation, { calls: 1 });
     await kernel.budgets.handBackLeases();
     assert.deepEqual(
@@ -82,6 +87,62 @@ describe('budget leases', () => {
       ],
       [32, []],
     );
+  });
+
+  it('hands back a lease renewed ahead that opens after the leases were handed back', async () => {
+    let holdNext = false;
+    let opened: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    await using harness = await createKernelHarness({
+      replaceStores: (storage) => ({
+        ...storage,
+        budgets: budgetsWith(storage.budgets, {
+          reserve: async (request) => {
+            if (!holdNext) return storage.budgets.reserve(request);
+            holdNext = false;
+            const outcome = await storage.budgets.reserve(request);
+            await held;
+            return outcome;
+          },
+        }),
+      }),
+    });
+    const { kernel, storage } = harness;
+    for (let call = 0; call < 7; call += 1) {
+      const reservation = await kernel.budgets.reserve(scopes, { calls: 1 });
+      await kernel.budgets.settle(reservation, { calls: 1 });
+    }
+    holdNext = true;
+    const eighth = await kernel.budgets.reserve(scopes, { calls: 1 }); // the lease's last room
+    assert.equal(holdNext, false, 'the renewal went to storage');
+    await kernel.budgets.settle(eighth, { calls: 1 });
+    // Stored, but not yet answered, when every lease is handed back (the node closing).
+    const handingBack = kernel.budgets.handBackLeases();
+    opened();
+    await handingBack;
+    assert.deepEqual(await storage.budgets.listOpenReservations(), []);
+    assert.deepEqual((await storage.budgets.get('agent:a'))?.reserved.calls, 0);
+    assert.deepEqual((await storage.budgets.get('agent:a'))?.spent.calls, 8);
+  });
+
+  it('does not renew ahead a lease its limits capped', async () => {
+    const counter = { reserves: 0 };
+    await using harness = await createKernelHarness({ replaceStores: countingReserves(counter) });
+    const { kernel, storage } = harness;
+    await kernel.budgets.setLimits('agent:a', { calls: 10 }, 'operator:ana');
+    // Half the room: a lease for 5 calls, not the 8 asked for.
+    for (let call = 0; call < 5; call += 1) {
+      const reservation = await kernel.budgets.reserve(scopes, { calls: 1 });
+      await kernel.budgets.settle(reservation, { calls: 1 });
+    }
+    assert.equal(counter.reserves, 1, 'its last call opened no lease ahead');
+    const sixth = await kernel.budgets.reserve(scopes, { calls: 1 });
+    await kernel.budgets.settle(sixth, { calls: 1 });
+    assert.equal(counter.reserves, 2);
+    await kernel.budgets.handBackLeases();
+    assert.equal((await storage.budgets.get('agent:a'))?.spent.calls, 6);
   });
 
   it('never lets calls in flight pass a limit, and refuses only when no room is left', async () => {

@@ -27,6 +27,22 @@ interface Lease {
   /** A share of it could not be settled or released: it stays open for the next start. */
   stuck: boolean;
   idleSince: number;
+  /** Granted as large as asked: no limit capped it, so it is renewed ahead of need. */
+  readonly full: boolean;
+  /**
+   * The most each dimension was asked for by one call of the leases it follows, itself
+   * included: a renewal makes room for calls like any of them.
+   */
+  readonly perCall: BudgetAmounts;
+}
+
+/** A lease storage has granted. */
+interface Opened {
+  readonly granted: true;
+  readonly id: string;
+  readonly amounts: BudgetAmounts;
+  readonly scopes: readonly BudgetScope[];
+  readonly full: boolean;
 }
 
 /** A call's share of a lease. */
@@ -50,6 +66,12 @@ const MAX_LEASE_CALLS = 64;
 
 function fits(available: BudgetAmounts, amounts: BudgetAmounts): boolean {
   return BUDGET_DIMENSIONS.every((dimension) => amounts[dimension] <= available[dimension]);
+}
+
+function times(amounts: BudgetAmounts, calls: number): Record<keyof BudgetAmounts, number> {
+  const product: Record<keyof BudgetAmounts, number> = { ...amounts };
+  for (const dimension of BUDGET_DIMENSIONS) product[dimension] *= calls;
+  return product;
 }
 
 function isEmpty(amounts: BudgetAmounts): boolean {
@@ -119,7 +141,9 @@ export class BudgetLeases {
     for (let waits = 0; ; waits += 1) {
       const lease = this.#leases.get(key);
       if (lease !== undefined && fits(lease.available, amounts)) {
-        return { kind: 'lease', draw: this.#take(lease, amounts) };
+        const draw = this.#take(lease, amounts);
+        this.#renewIfSpent(lease, scopes, amounts);
+        return { kind: 'lease', draw };
       }
       const opening = this.#opening.get(key);
       if (opening === undefined || waits >= MAX_WAITS) {
@@ -138,7 +162,7 @@ export class BudgetLeases {
     const epoch = this.#epoch;
     // Sized for the calls waiting now as well, so that a burst needs few openings.
     const calls = Math.min(MAX_LEASE_CALLS, this.#options.calls + (this.#waiting.get(key) ?? 0));
-    const opening = this.#open(scopes, amounts, calls);
+    const opening = this.#open(scopes, amounts, times(amounts, calls));
     const settled = opening.then(
       () => undefined,
       () => undefined,
@@ -157,17 +181,7 @@ export class BudgetLeases {
       const own = await this.#store.reserve({ id, scopes, amounts, now: this.#clock.now() });
       return own.granted ? { kind: 'own', id } : { kind: 'refused', outcome: own };
     }
-    const opened: Lease = {
-      id: outcome.id,
-      key,
-      scopes: new Set(outcome.scopes),
-      available: { ...outcome.amounts },
-      inFlight: 0,
-      retired: false,
-      stuck: false,
-      idleSince: 0,
-    };
-    this.#byId.set(opened.id, opened);
+    const opened = this.#lease(key, outcome, amounts);
     const draw = this.#take(opened, amounts);
     if (epoch !== this.#epoch) {
       // Leases were handed back while this one was being opened (limits changed, a scope
@@ -180,7 +194,75 @@ export class BudgetLeases {
     if (replaced !== undefined) this.#retire(replaced);
     this.#leases.set(key, opened);
     this.#startSweeper();
+    this.#renewIfSpent(opened, scopes, amounts);
     return { kind: 'lease', draw };
+  }
+
+  #lease(key: string, outcome: Opened, perCall: BudgetAmounts): Lease {
+    const lease: Lease = {
+      id: outcome.id,
+      key,
+      scopes: new Set(outcome.scopes),
+      available: { ...outcome.amounts },
+      inFlight: 0,
+      retired: false,
+      stuck: false,
+      idleSince: this.#clock.monotonic(),
+      full: outcome.full,
+      perCall,
+    };
+    this.#byId.set(lease.id, lease);
+    return lease;
+  }
+
+  /**
+   * The lease a call has just drawn on has no room for another call like it: the next lease
+   * of its scopes is opened now, while the call runs, so that the next call finds it ready
+   * instead of waiting for storage (calls that come first wait for it, as for any opening).
+   * Only a lease granted in full is renewed ahead: one that limits capped would come back
+   * smaller each time, and a call that does not fit finds its own way (see {@link draw}). A
+   * renewal refused is left for that call to meet; one that opens after leases were handed
+   * back, or after another lease took the scopes' place, is handed back at once.
+   */
+  #renewIfSpent(lease: Lease, scopes: readonly BudgetScope[], amounts: BudgetAmounts): void {
+    const key = lease.key;
+    if (
+      !lease.full ||
+      lease.retired ||
+      this.#leases.get(key) !== lease ||
+      fits(lease.available, amounts) ||
+      this.#opening.has(key)
+    ) {
+      return;
+    }
+    const epoch = this.#epoch;
+    // Room for calls like any the lease served (they may differ in kind: a chat spends
+    // tokens, a tool call does not), as many as a lease this call opened would hold.
+    const perCall: Record<keyof BudgetAmounts, number> = { ...amounts };
+    for (const dimension of BUDGET_DIMENSIONS) {
+      perCall[dimension] = Math.max(amounts[dimension], lease.perCall[dimension]);
+    }
+    const calls = Math.min(MAX_LEASE_CALLS, this.#options.calls + (this.#waiting.get(key) ?? 0));
+    const renewal = this.#open(scopes, amounts, times(perCall, calls)).then(async (outcome) => {
+      if (!outcome.granted) return;
+      if (epoch !== this.#epoch || this.#leases.get(key) !== lease) {
+        await this.#store.release(outcome.id, this.#clock.now());
+        return;
+      }
+      this.#retire(lease);
+      this.#leases.set(key, this.#lease(key, outcome, perCall));
+      this.#startSweeper();
+    });
+    const settled = renewal.catch((error: unknown) =>
+      // Nothing was taken from it: the next call opens a lease on its own path.
+      this.#logger?.warn({ err: error }, 'renewing a budget lease failed'),
+    );
+    this.#opening.set(key, settled);
+    const done = settled.finally(() => {
+      this.#pending.delete(done);
+      if (this.#opening.get(key) === settled) this.#opening.delete(key);
+    });
+    this.#pending.add(done);
   }
 
   /**
@@ -267,18 +349,8 @@ export class BudgetLeases {
   async #open(
     scopes: readonly BudgetScope[],
     amounts: BudgetAmounts,
-    calls: number,
-  ): Promise<
-    | (ReserveOutcome & { readonly granted: false })
-    | {
-        readonly granted: true;
-        readonly id: string;
-        readonly amounts: BudgetAmounts;
-        readonly scopes: readonly BudgetScope[];
-      }
-  > {
-    const upTo: Record<keyof BudgetAmounts, number> = { ...amounts };
-    for (const dimension of BUDGET_DIMENSIONS) upTo[dimension] *= calls;
+    upTo: BudgetAmounts,
+  ): Promise<(ReserveOutcome & { readonly granted: false }) | Opened> {
     const id = createId('rsv');
     const outcome = await this.#store.reserve({
       id,
@@ -287,7 +359,11 @@ export class BudgetLeases {
       upTo,
       now: this.#clock.now(),
     });
-    return outcome.granted ? { ...outcome, id } : outcome;
+    if (!outcome.granted) return outcome;
+    const full = BUDGET_DIMENSIONS.every(
+      (dimension) => outcome.amounts[dimension] >= upTo[dimension],
+    );
+    return { ...outcome, id, full };
   }
 
   /** A call of the lease ended: a retired lease closes with its last call. */
