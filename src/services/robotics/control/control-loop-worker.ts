@@ -386,7 +386,8 @@ function runLoop(data: ControlLoopWorkerData): void {
     while (!mailbox.shutdownRequested) {
       const at = now();
       lateness[ticks % TIMING_SAMPLES] = Math.abs(at - scheduled);
-      tick(at, Math.min(0.05, Math.max(0, (at - last) / 1000)));
+      // The whole time since the last tick, however late: the body's odometry is fused over it.
+      tick(at, Math.max(0, (at - last) / 1000));
       last = at;
       ticks += 1;
       scheduled += periodMs;

@@ -9,6 +9,9 @@ import { SimRobot, type SimRobotOptions } from '../hal/sim/sim-robot.ts';
 import { SimWorld } from '../hal/sim/sim-world.ts';
 import type { LoopBody, LoopBodyState } from './loop-body.ts';
 
+/** The longest physics step, s; a longer tick is stepped in slices. */
+const MAX_STEP_SECONDS = 0.05;
+
 /**
  * The simulated robot as the control loop's body: its physics step with the loop.
  *
@@ -32,8 +35,18 @@ export class SimLoopBody implements LoopBody {
     return this.robot.base.pose;
   }
 
+  /**
+   * Advances the world by the whole time since the last tick, in slices of at most 50 ms (the
+   * physics stays stable). None of it may be dropped: the loop fuses the odometry over the
+   * clock's elapsed time, so a world that skipped part of a late tick would fall behind the
+   * pose estimate by the distance driven meanwhile.
+   */
   step(dtSeconds: number, nowMs: number): void {
-    this.robot.step(dtSeconds, nowMs);
+    const slices = Math.max(1, Math.ceil(dtSeconds / MAX_STEP_SECONDS));
+    const slice = dtSeconds / slices;
+    for (let index = slices - 1; index >= 0; index -= 1) {
+      this.robot.step(slice, nowMs - index * slice * 1000);
+    }
   }
 
   odometry(nowMs: number): OdometryReading {
