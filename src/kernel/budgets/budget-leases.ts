@@ -194,7 +194,6 @@ export class BudgetLeases {
     if (replaced !== undefined) this.#retire(replaced);
     this.#leases.set(key, opened);
     this.#startSweeper();
-    this.#renewIfSpent(opened, scopes, amounts);
     return { kind: 'lease', draw };
   }
 
