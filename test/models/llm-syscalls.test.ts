@@ -56,12 +56,14 @@ describe('llm.chat through the gate', () => {
       costMicros: 200,
       unpricedCalls: 0,
     });
+    // What the call spent is written as its lease closes (here handed back), with the lease's
+    // unused room; until then the call's share counts as reserved.
+    await models.harness.kernel.budgets.handBackLeases();
     const budget = await storage.budgets.get(`agent:${models.agentId}`);
     assert.equal(budget?.spent.tokens, 150);
     assert.equal(budget?.spent.costMicros, 200);
     assert.equal(budget?.spent.calls, 1);
-    // The call's share of its lease is settled; the lease's unused room goes back too.
-    await models.harness.kernel.budgets.handBackLeases();
+    assert.deepEqual(budget?.reserved, { tokens: 0, costMicros: 0, calls: 0, wallMs: 0 });
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
   });
 
@@ -229,6 +231,7 @@ describe('llm.chat through the gate', () => {
     await using models = await createModelHarness();
     models.mock.injectFault({ fault: { type: 'unavailable' }, times: 10 });
     await rejectsWithCode(models.chat(hello), 'KEEL_PROVIDER_UNAVAILABLE');
+    await models.harness.kernel.budgets.handBackLeases();
     const budget = await models.harness.storage.budgets.get(`agent:${models.agentId}`);
     assert.deepEqual(
       {

@@ -18,14 +18,21 @@ function budgetsWith(store: BudgetStore, overrides: Partial<BudgetStore>): Budge
   return { ...methods, ...overrides } as unknown as BudgetStore;
 }
 
-/** Storage whose budget store counts the reservations it is asked for. */
-function countingReserves(counter: { reserves: number }): (storage: Storage) => Storage {
+/** Storage whose budget store counts the reservations and settlements it is asked for. */
+function countingReserves(counter: {
+  reserves: number;
+  settles?: number;
+}): (storage: Storage) => Storage {
   return (storage) => ({
     ...storage,
     budgets: budgetsWith(storage.budgets, {
       reserve: (request) => {
         counter.reserves += 1;
         return storage.budgets.reserve(request);
+      },
+      settle: (...parameters) => {
+        counter.settles = (counter.settles ?? 0) + 1;
+        return storage.budgets.settle(...parameters);
       },
     }),
   });
@@ -35,7 +42,7 @@ const scopes: BudgetScope[] = ['agent:a', 'run:r1'];
 
 describe('budget leases', () => {
   it('serves calls from one stored reservation and charges each call exactly', async () => {
-    const counter = { reserves: 0 };
+    const counter = { reserves: 0, settles: 0 };
     await using harness = await createKernelHarness({ replaceStores: countingReserves(counter) });
     const { kernel, storage } = harness;
     for (let call = 0; call < 7; call += 1) {
@@ -52,7 +59,9 @@ describe('budget leases', () => {
     assert.equal(ninth.leased, true);
     await kernel.budgets.settle(ninth, { calls: 1, tokens: 1 });
     assert.equal(counter.reserves, 2, 'the ninth draws on it');
+    assert.equal(counter.settles, 1, 'what a lease served is written once, as it closes');
     await kernel.budgets.handBackLeases();
+    assert.equal(counter.settles, 2);
     for (const scope of scopes) {
       const state = await storage.budgets.get(scope);
       assert.deepEqual(state?.spent, {
@@ -322,11 +331,57 @@ describe('budget leases', () => {
     const ledger = new BudgetLedger(budgets, audit, systemClock, { leaseCalls: 8 });
     const reservation = await ledger.reserve(scopes, { tokens: 100 });
     failNext = true;
-    await assert.rejects(ledger.settle(reservation, { tokens: 100 }), /disk full/);
+    // Spent more than its share: written at once, and storage fails.
+    await assert.rejects(ledger.settle(reservation, { tokens: 150 }), /disk full/);
     await ledger.handBackLeases();
     const restarted = new BudgetLedger(storage.budgets, audit, systemClock);
     assert.equal(await restarted.reconcile('node:test'), 1);
-    assert.equal((await storage.budgets.get('agent:a'))?.spent.tokens, 100);
+    assert.equal((await storage.budgets.get('agent:a'))?.spent.tokens, 100, 'its share');
+  });
+
+  it('leaves a lease whose calls’ spending storage could not write for the next start to charge whole', async () => {
+    await using harness = await createKernelHarness();
+    const { storage } = harness;
+    let fail = false;
+    const budgets = budgetsWith(storage.budgets, {
+      settle: (...parameters) =>
+        fail ? Promise.reject(new Error('disk full')) : storage.budgets.settle(...parameters),
+    });
+    const audit = new AuditLog(storage.audit, systemClock, harness.auditKey);
+    const ledger = new BudgetLedger(budgets, audit, systemClock, { leaseCalls: 8 });
+    const reservation = await ledger.reserve(scopes, { tokens: 100 });
+    await ledger.settle(reservation, { tokens: 60 });
+    assert.equal((await storage.budgets.get('agent:a'))?.reserved.tokens, 800, 'still reserved');
+    fail = true;
+    await ledger.handBackLeases(); // closing the lease writes the 60: storage fails
+    fail = false;
+    const restarted = new BudgetLedger(storage.budgets, audit, systemClock);
+    assert.equal(await restarted.reconcile('node:test'), 1);
+    const state = await storage.budgets.get('agent:a');
+    assert.equal(state?.spent.tokens, 800, 'the whole lease: never less than the call spent');
+    assert.equal(state?.reserved.tokens, 0);
+  });
+
+  it('trips a scope that the spending written as a lease closes reaches, and audits it', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    await kernel.budgets.setLimits('agent:a', { tokens: 200 }, 'operator:ana');
+    for (let call = 0; call < 2; call += 1) {
+      // A lease capped at half of what is left: the first holds 100, the second 100.
+      const reservation = await kernel.budgets.reserve(scopes, { tokens: 100 });
+      assert.equal(reservation.leased, true);
+      await kernel.budgets.settle(reservation, { tokens: 100 });
+    }
+    await kernel.budgets.handBackLeases();
+    const state = await storage.budgets.get('agent:a');
+    assert.equal(state?.spent.tokens, 200);
+    assert.notEqual(state?.trippedAt, null, 'the breaker tripped when the spending was written');
+    const trips = (await kernel.audit.tail(10)).filter((entry) => entry.kind === 'budget.trip');
+    assert.deepEqual(
+      trips.map((entry) => entry.subject),
+      ['agent:a'],
+    );
+    await rejectsWithCode(kernel.budgets.reserve(scopes, { tokens: 1 }), 'KEEL_BUDGET_EXHAUSTED');
   });
 
   it('reserves each call on its own when leases are off', async () => {

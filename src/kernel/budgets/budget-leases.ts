@@ -12,9 +12,10 @@ import {
 
 /**
  * One durable reservation several calls of the same scopes draw on. `available` is what no
- * call holds; the stored row always equals `available` plus what the calls in flight hold, so
- * a crash (which charges open reservations in full) charges every call in flight and the
- * unused rest: it fails closed.
+ * call holds; the stored row always equals `available` plus what the calls in flight hold plus
+ * the shares of calls that ended and are `owed`, so a crash (which charges open reservations in
+ * full) charges every call in flight, every call not yet written and the unused rest: it fails
+ * closed.
  */
 interface Lease {
   readonly id: string;
@@ -26,6 +27,13 @@ interface Lease {
   retired: boolean;
   /** A share of it could not be settled or released: it stays open for the next start. */
   stuck: boolean;
+  /**
+   * What the calls that ended spent (`actual`) out of their shares (`shares`), written when
+   * the lease closes: until then storage counts their shares as reserved.
+   */
+  owed:
+    | { shares: Record<keyof BudgetAmounts, number>; actual: Record<keyof BudgetAmounts, number> }
+    | undefined;
   idleSince: number;
   /** Granted as large as asked: no limit capped it, so it is renewed ahead of need. */
   readonly full: boolean;
@@ -58,6 +66,16 @@ export interface BudgetLeaseOptions {
   readonly idleMs: number;
 }
 
+/**
+ * Scopes whose spending, written when a lease closed, reached a limit: they have tripped, and
+ * the leases that charge them are retired. For the ledger to audit.
+ */
+export type LeaseTripped = (
+  tripped: readonly BudgetScope[],
+  leaseId: string,
+  actual: BudgetAmounts,
+) => Promise<void>;
+
 /** How many openings a call waits for before it opens a lease itself. */
 const MAX_WAITS = 4;
 
@@ -81,9 +99,11 @@ function isEmpty(amounts: BudgetAmounts): boolean {
 /**
  * Budget leases: instead of a durable reservation per call, a call reserves room for several
  * calls like it at once, and the next calls of the same scopes take their share from that room
- * in memory — no storage round trip before they run. Settling a call still writes its actual
- * spending (in the same commit as its journal and audit entries) and gives its share back to
- * storage. Limits hold exactly as with single reservations: a lease is room reserved against
+ * in memory — no storage round trip before they run. What a call spent is kept with its lease
+ * and written when the lease closes, in the one statement that hands back the rest; until then
+ * storage counts the call's share as reserved, so that limits hold and a crash charges it (a
+ * call that spent more than its share is written at once). Limits hold exactly as with single
+ * reservations: a lease is room reserved against
  * every scope and ancestor, never more than half of what is left. When a call does not fit,
  * every idle share of the scopes it needs is handed back and the call is tried once more, so a
  * call is refused only when spending and calls in flight really leave no room.
@@ -97,6 +117,7 @@ export class BudgetLeases {
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
   readonly #options: BudgetLeaseOptions;
+  readonly #tripped: LeaseTripped | undefined;
   readonly #leases = new Map<string, Lease>();
   readonly #byId = new Map<string, Lease>();
   readonly #pending = new Set<Promise<unknown>>();
@@ -113,11 +134,13 @@ export class BudgetLeases {
     clock: Clock,
     options: BudgetLeaseOptions,
     logger: Logger | undefined,
+    tripped?: LeaseTripped,
   ) {
     this.#store = store;
     this.#clock = clock;
     this.#options = options;
     this.#logger = logger;
+    this.#tripped = tripped;
   }
 
   /**
@@ -206,6 +229,7 @@ export class BudgetLeases {
       inFlight: 0,
       retired: false,
       stuck: false,
+      owed: undefined,
       idleSince: this.#clock.monotonic(),
       full: outcome.full,
       perCall,
@@ -265,11 +289,23 @@ export class BudgetLeases {
   }
 
   /**
-   * Settles a call's share with what it actually spent; answers the scopes that tripped. If
-   * storage fails, the share stays in the stored lease for the next start to charge.
+   * Settles a call's share with what it actually spent; answers the scopes that tripped. What a
+   * call that spent no more than its share spent is written when its lease closes — at once if
+   * the lease is retired and this was its last call — and trips nothing before then, its share
+   * still being reserved; a call that spent more is written now. If storage fails, the share
+   * stays in the stored lease for the next start to charge.
    */
   async settle(draw: LeaseDraw, actual: BudgetAmounts): Promise<readonly BudgetScope[]> {
     const lease = this.#byId.get(draw.leaseId);
+    if (lease !== undefined && !lease.stuck && fits(draw.amounts, actual)) {
+      lease.owed ??= { shares: { ...ZERO_AMOUNTS }, actual: { ...ZERO_AMOUNTS } };
+      for (const dimension of BUDGET_DIMENSIONS) {
+        lease.owed.shares[dimension] += draw.amounts[dimension];
+        lease.owed.actual[dimension] += actual[dimension];
+      }
+      this.#finish(lease);
+      return [];
+    }
     try {
       return await this.#store.settle(draw.leaseId, actual, this.#clock.now(), draw.amounts);
     } catch (error) {
@@ -387,6 +423,11 @@ export class BudgetLeases {
     if (!isEmpty(idle)) this.#track(this.#store.release(lease.id, this.#clock.now(), idle));
   }
 
+  /**
+   * Closes the stored lease: what the calls it served spent is charged and the rest handed
+   * back, in one statement. A scope that spending reached trips (as a call's settlement would
+   * have tripped it): no lease charging it serves again, and the ledger audits it.
+   */
   #close(lease: Lease): void {
     this.#byId.delete(lease.id);
     if (lease.stuck) {
@@ -396,7 +437,18 @@ export class BudgetLeases {
       );
       return;
     }
-    this.#track(this.#store.release(lease.id, this.#clock.now()));
+    const owed = lease.owed;
+    if (owed === undefined) {
+      this.#track(this.#store.release(lease.id, this.#clock.now()));
+      return;
+    }
+    this.#track(
+      this.#store.settle(lease.id, owed.actual, this.#clock.now()).then(async (tripped) => {
+        if (tripped.length === 0) return;
+        this.retireCovering(tripped);
+        await this.#tripped?.(tripped, lease.id, owed.actual);
+      }),
+    );
   }
 
   /** Waits until storage has every hand-back sent so far. */

@@ -119,6 +119,10 @@ export class BudgetLedger {
             clock,
             { calls: leaseCalls, idleMs: options.leaseIdleMs ?? 1_000 },
             options.logger,
+            (tripped, leaseId, actual) =>
+              this.#auditTrips(tripped, leaseId, actual).catch((error: unknown) =>
+                options.logger?.error({ err: error }, 'a budget trip could not be audited'),
+              ),
           )
         : undefined;
   }
@@ -200,6 +204,14 @@ export class BudgetLedger {
       throw error;
     }
     if (tripped.length > 0) leases?.retireCovering(tripped);
+    await this.#auditTrips(tripped, reservation.id, amounts);
+  }
+
+  async #auditTrips(
+    tripped: readonly BudgetScope[],
+    reservation: string,
+    actual: BudgetAmounts,
+  ): Promise<void> {
     for (const scope of tripped) {
       await this.#audit.record({
         kind: 'budget.trip',
@@ -207,7 +219,7 @@ export class BudgetLedger {
         subject: scope,
         outcome: 'tripped',
         code: 'KEEL_BUDGET_EXHAUSTED',
-        data: { reason: 'spent', reservation: reservation.id, actual: { ...amounts } },
+        data: { reason: 'spent', reservation, actual: { ...actual } },
       });
     }
   }
