@@ -384,6 +384,50 @@ describe('budget leases', () => {
     await rejectsWithCode(kernel.budgets.reserve(scopes, { tokens: 1 }), 'KEEL_BUDGET_EXHAUSTED');
   });
 
+  it('trips at once when a call on a lease a limit capped brings spending to the limit', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    await kernel.budgets.setLimits('agent:a', { tokens: 100 }, 'operator:ana');
+    const chat = await kernel.budgets.reserve(scopes, { tokens: 100, calls: 1 });
+    assert.equal(chat.leased, true, 'a lease capped at the 100 tokens left, with room for calls');
+    await kernel.budgets.settle(chat, { tokens: 100, calls: 1 });
+    // A tool call spends no tokens, but the breaker has tripped: it is refused.
+    await rejectsWithCode(kernel.budgets.reserve(scopes, { calls: 1 }), 'KEEL_BUDGET_EXHAUSTED');
+    const trips = (await kernel.audit.tail(10)).filter((entry) => entry.kind === 'budget.trip');
+    assert.equal(trips.length, 1);
+  });
+
+  it('trips at once when the last room of a lease granted in full brings spending to a limit', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel } = harness;
+    await kernel.budgets.setLimits('agent:a', { tokens: 800 }, 'operator:ana');
+    // Room for 8 calls of 50 is half of what is left: granted in full.
+    const first = await kernel.budgets.reserve(scopes, { tokens: 50, calls: 1 });
+    // Another run takes the other half and spends it.
+    const other = await kernel.budgets.reserve(['agent:a', 'run:r2'], { tokens: 400, calls: 1 });
+    await kernel.budgets.settle(other, { tokens: 400, calls: 1 });
+    await kernel.budgets.settle(first, { tokens: 50, calls: 1 });
+    for (let call = 1; call < 8; call += 1) {
+      const reservation = await kernel.budgets.reserve(scopes, { tokens: 50, calls: 1 });
+      assert.equal(reservation.leased, true);
+      await kernel.budgets.settle(reservation, { tokens: 50, calls: 1 });
+    }
+    // 800 of 800 tokens spent: the breaker trips with the last call, not when the lease closes.
+    await rejectsWithCode(kernel.budgets.reserve(scopes, { calls: 1 }), 'KEEL_BUDGET_EXHAUSTED');
+    assert.equal((await harness.storage.budgets.get('agent:a'))?.spent.tokens, 800);
+  });
+
+  it('resets a budget with the spending its leases kept from before the reset', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    const reservation = await kernel.budgets.reserve(scopes, { tokens: 100 });
+    await kernel.budgets.settle(reservation, { tokens: 100 });
+    await kernel.budgets.reset('agent:a', 'operator:ana');
+    await kernel.budgets.handBackLeases();
+    assert.equal((await storage.budgets.get('agent:a'))?.spent.tokens, 0);
+    assert.equal((await storage.budgets.get('run:r1'))?.spent.tokens, 100, 'not reset');
+  });
+
   it('reserves each call on its own when leases are off', async () => {
     await using harness = await createKernelHarness();
     const counter = { reserves: 0 };

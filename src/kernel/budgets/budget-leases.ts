@@ -37,6 +37,8 @@ interface Lease {
   idleSince: number;
   /** Granted as large as asked: no limit capped it, so it is renewed ahead of need. */
   readonly full: boolean;
+  /** What storage granted it. */
+  readonly granted: BudgetAmounts;
   /**
    * The most each dimension was asked for by one call of the leases it follows, itself
    * included: a renewal makes room for calls like any of them.
@@ -94,6 +96,28 @@ function times(amounts: BudgetAmounts, calls: number): Record<keyof BudgetAmount
 
 function isEmpty(amounts: BudgetAmounts): boolean {
   return BUDGET_DIMENSIONS.every((dimension) => amounts[dimension] === 0);
+}
+
+type Owed = NonNullable<Lease['owed']>;
+
+/** What a lease kept, with one more call's share and spending. */
+function added(owed: Owed | undefined, shares: BudgetAmounts, actual: BudgetAmounts): Owed {
+  const sum: Owed = {
+    shares: { ...(owed?.shares ?? ZERO_AMOUNTS) },
+    actual: { ...(owed?.actual ?? ZERO_AMOUNTS) },
+  };
+  for (const dimension of BUDGET_DIMENSIONS) {
+    sum.shares[dimension] += shares[dimension];
+    sum.actual[dimension] += actual[dimension];
+  }
+  return sum;
+}
+
+/** The lease has no room left in a dimension it was granted some of. */
+function usedUp(lease: Lease): boolean {
+  return BUDGET_DIMENSIONS.some(
+    (dimension) => lease.granted[dimension] > 0 && lease.available[dimension] <= 0,
+  );
 }
 
 /**
@@ -232,6 +256,7 @@ export class BudgetLeases {
       owed: undefined,
       idleSince: this.#clock.monotonic(),
       full: outcome.full,
+      granted: outcome.amounts,
       perCall,
     };
     this.#byId.set(lease.id, lease);
@@ -289,25 +314,35 @@ export class BudgetLeases {
   }
 
   /**
-   * Settles a call's share with what it actually spent; answers the scopes that tripped. What a
-   * call that spent no more than its share spent is written when its lease closes — at once if
-   * the lease is retired and this was its last call — and trips nothing before then, its share
-   * still being reserved; a call that spent more is written now. If storage fails, the share
-   * stays in the stored lease for the next start to charge.
+   * Settles a call's share with what it actually spent; answers the scopes that tripped.
+   *
+   * What a call spent within its share is kept with the lease, and written when the lease is
+   * retired or closes, when the lease is not far from a limit. Until then it cannot have brought
+   * spending to a limit: a lease granted in full holds at most half of the room each limit had
+   * left, so while some of its room in a dimension is unused, spending in that dimension is
+   * below every limit the lease charges. So a call is written now, with what the lease kept,
+   * when it spent more than its share, when its lease was capped by a limit, or when the
+   * lease has no room left in a dimension it was granted. If storage fails, the shares stay in
+   * the stored lease for the next start to charge.
    */
   async settle(draw: LeaseDraw, actual: BudgetAmounts): Promise<readonly BudgetScope[]> {
     const lease = this.#byId.get(draw.leaseId);
-    if (lease !== undefined && !lease.stuck && fits(draw.amounts, actual)) {
-      lease.owed ??= { shares: { ...ZERO_AMOUNTS }, actual: { ...ZERO_AMOUNTS } };
-      for (const dimension of BUDGET_DIMENSIONS) {
-        lease.owed.shares[dimension] += draw.amounts[dimension];
-        lease.owed.actual[dimension] += actual[dimension];
-      }
+    const within = fits(draw.amounts, actual);
+    if (
+      lease !== undefined &&
+      !lease.stuck &&
+      within &&
+      (lease.retired || (lease.full && !usedUp(lease)))
+    ) {
+      lease.owed = added(lease.owed, draw.amounts, actual);
       this.#finish(lease);
       return [];
     }
+    // With what the lease kept: the settlement's check for a limit reached sees it all.
+    const owed = added(lease?.owed, draw.amounts, actual);
+    if (lease !== undefined) lease.owed = undefined;
     try {
-      return await this.#store.settle(draw.leaseId, actual, this.#clock.now(), draw.amounts);
+      return await this.#store.settle(draw.leaseId, owed.actual, this.#clock.now(), owed.shares);
     } catch (error) {
       if (lease !== undefined) this.#strand(lease);
       throw error;
@@ -421,6 +456,8 @@ export class BudgetLeases {
     const idle = { ...lease.available };
     lease.available = { ...ZERO_AMOUNTS };
     if (!isEmpty(idle)) this.#track(this.#store.release(lease.id, this.#clock.now(), idle));
+    // Written now, before whatever retired it (new limits, a trip, a reset) takes effect.
+    if (lease.owed !== undefined) this.#write(lease, lease.owed, true);
   }
 
   /**
@@ -430,20 +467,33 @@ export class BudgetLeases {
    */
   #close(lease: Lease): void {
     this.#byId.delete(lease.id);
+    const owed = lease.owed;
     if (lease.stuck) {
+      // What the other calls spent is written; the share storage could not settle is not.
+      if (owed !== undefined) this.#write(lease, owed, true);
       this.#logger?.warn(
         { reservation: lease.id },
         'a budget lease holds a share storage could not settle; the next start charges it',
       );
       return;
     }
-    const owed = lease.owed;
-    if (owed === undefined) {
-      this.#track(this.#store.release(lease.id, this.#clock.now()));
-      return;
-    }
+    if (owed === undefined) this.#track(this.#store.release(lease.id, this.#clock.now()));
+    else this.#write(lease, owed, false);
+  }
+
+  /**
+   * Writes what a lease kept: only those shares (`part`), or, as the lease closes, with the
+   * rest of it handed back. A scope that spending reached trips, as a call's own settlement
+   * would have tripped it: no lease charging it serves again, and the ledger audits it.
+   */
+  #write(lease: Lease, owed: Owed, part: boolean): void {
+    lease.owed = undefined;
+    const now = this.#clock.now();
+    const written = part
+      ? this.#store.settle(lease.id, owed.actual, now, owed.shares)
+      : this.#store.settle(lease.id, owed.actual, now);
     this.#track(
-      this.#store.settle(lease.id, owed.actual, this.#clock.now()).then(async (tripped) => {
+      written.then(async (tripped) => {
         if (tripped.length === 0) return;
         this.retireCovering(tripped);
         await this.#tripped?.(tripped, lease.id, owed.actual);

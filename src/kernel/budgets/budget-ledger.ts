@@ -334,6 +334,8 @@ export class BudgetLedger {
 
   /** An operator zeroes a budget's spending and closes its breaker (audited). */
   async reset(scope: BudgetScope, actor: string): Promise<BudgetState> {
+    // What leases kept for calls made before the reset is spending from before it.
+    await this.#leases?.handBack(scope);
     const before = await this.#store.get(scope);
     const state = await this.#store.reset(scope, this.#clock.now());
     await this.#audit.record({
