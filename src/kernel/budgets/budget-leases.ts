@@ -28,8 +28,8 @@ interface Lease {
   /** A share of it could not be settled or released: it stays open for the next start. */
   stuck: boolean;
   /**
-   * What the calls that ended spent (`actual`) out of their shares (`shares`), written when
-   * the lease closes: until then storage counts their shares as reserved.
+   * What the calls that ended spent (`actual`) out of their shares (`shares`), not yet
+   * written: until it is (see `settle`), storage counts their shares as reserved.
    */
   owed:
     | { shares: Record<keyof BudgetAmounts, number>; actual: Record<keyof BudgetAmounts, number> }
@@ -69,8 +69,8 @@ export interface BudgetLeaseOptions {
 }
 
 /**
- * Scopes whose spending, written when a lease closed, reached a limit: they have tripped, and
- * the leases that charge them are retired. For the ledger to audit.
+ * Scopes that the spending a lease kept, once written, brought to a limit: they have tripped,
+ * and the leases that charge them are retired. For the ledger to audit.
  */
 export type LeaseTripped = (
   tripped: readonly BudgetScope[],
@@ -123,18 +123,18 @@ function usedUp(lease: Lease): boolean {
 /**
  * Budget leases: instead of a durable reservation per call, a call reserves room for several
  * calls like it at once, and the next calls of the same scopes take their share from that room
- * in memory — no storage round trip before they run. What a call spent is kept with its lease
- * and written when the lease closes, in the one statement that hands back the rest; until then
- * storage counts the call's share as reserved, so that limits hold and a crash charges it (a
- * call that spent more than its share is written at once). Limits hold exactly as with single
- * reservations: a lease is room reserved against
+ * in memory — no storage round trip before they run. What a call spent within its share is
+ * kept with its lease and written later, when that cannot delay a trip (see `settle`); until
+ * then storage counts the call's share as reserved, so that limits hold and a crash charges
+ * it. Limits hold exactly as with single reservations: a lease is room reserved against
  * every scope and ancestor, never more than half of what is left. When a call does not fit,
  * every idle share of the scopes it needs is handed back and the call is tried once more, so a
  * call is refused only when spending and calls in flight really leave no room.
  *
  * A lease is handed back when no call used it for `idleMs`, when a scope of it trips or gets
- * new limits, and when the node closes. After a crash its unused room is charged with the rest
- * (the budget overstates spending by at most that room; it never understates it).
+ * new limits, and when the node closes. After a crash its unused room, and the shares its
+ * calls kept, are charged whole (the budget overstates spending by what of them went unspent;
+ * it never understates it).
  */
 export class BudgetLeases {
   readonly #store: BudgetStore;
@@ -327,11 +327,10 @@ export class BudgetLeases {
    */
   async settle(draw: LeaseDraw, actual: BudgetAmounts): Promise<readonly BudgetScope[]> {
     const lease = this.#byId.get(draw.leaseId);
-    const within = fits(draw.amounts, actual);
     if (
       lease !== undefined &&
       !lease.stuck &&
-      within &&
+      fits(draw.amounts, actual) &&
       (lease.retired || (lease.full && !usedUp(lease)))
     ) {
       lease.owed = added(lease.owed, draw.amounts, actual);
