@@ -25,6 +25,36 @@ describe('kernel', () => {
     assert.equal(await kernel.budgets.reconcile('node:test'), 0, 'nothing left to charge');
   });
 
+  it('finds an agent by name through its cache, and sees at once a change the kernel made', async () => {
+    let reads = 0;
+    await using harness = await createKernelHarness({
+      cacheTtlMs: 60_000,
+      replaceStores: (storage) => ({
+        ...storage,
+        agents: {
+          ...storage.agents,
+          get: (id) => {
+            reads += 1;
+            return storage.agents.get(id);
+          },
+          getByName: (name) => {
+            reads += 1;
+            return storage.agents.getByName(name);
+          },
+        },
+      }),
+    });
+    const { kernel } = harness;
+    const agent = await harness.runningAgent('scout');
+    assert.equal((await kernel.agents.getByName('scout'))?.id, agent.id);
+    const afterFirst = reads;
+    assert.equal((await kernel.agents.getByName('scout'))?.state, 'running');
+    assert.equal(reads, afterFirst, 'the second lookup reads nothing');
+    await kernel.agents.setState(agent.id, 'stopped');
+    assert.equal((await kernel.agents.getByName('scout'))?.state, 'stopped');
+    assert.equal(await kernel.agents.getByName('nobody'), undefined);
+  });
+
   it('expires pending approvals after their time, audits and publishes it', async () => {
     const clock = new ManualClock(Date.now());
     await using harness = await createKernelHarness({

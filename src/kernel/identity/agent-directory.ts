@@ -20,6 +20,8 @@ const FINISHED_RUNS: ReadonlySet<RunRecord['status']> = new Set([
   'cancelled',
   'dead-lettered',
 ]);
+/** The most names {@link AgentDirectory.getByName} remembers before it starts again. */
+const MAX_NAMES = 10_000;
 const AGENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
@@ -40,6 +42,8 @@ export class AgentDirectory {
   readonly #clock: Clock;
   readonly #agentCache: ExpiringCache<string, AgentRecord | undefined>;
   readonly #runCache: ExpiringCache<string, RunRecord | undefined>;
+  /** Agents' ids by name, as storage answered them (names never move to another agent). */
+  readonly #idsByName = new Map<string, string>();
 
   constructor(dependencies: {
     readonly agents: AgentStore;
@@ -186,8 +190,22 @@ export class AgentDirectory {
     return this.#agents.get(agentId);
   }
 
-  getByName(name: string): Promise<AgentRecord | undefined> {
-    return this.#agents.getByName(name);
+  /**
+   * An agent by name, through the same cache as {@link resolve}: a name, unique, stays with the
+   * agent it was first registered for (a removed agent deployed again keeps its record).
+   */
+  async getByName(name: string): Promise<AgentRecord | undefined> {
+    let id = this.#idsByName.get(name);
+    if (id === undefined) {
+      // Only the id is taken from this read: the record comes through the cache, whose
+      // entries the kernel's own changes drop.
+      id = (await this.#agents.getByName(name))?.id;
+      if (id === undefined) return undefined;
+      if (this.#idsByName.size >= MAX_NAMES) this.#idsByName.clear();
+      this.#idsByName.set(name, id);
+    }
+    const known = id;
+    return this.#agentCache.get(known, () => this.#agents.get(known));
   }
 
   /**
