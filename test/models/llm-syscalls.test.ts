@@ -322,6 +322,39 @@ describe('llm.chat through the gate', () => {
     assert.equal(models.mock.requests().length, 1, 'the refused call never reached the provider');
   });
 
+  it('learns whether budgets limit cost from the reservation of the call, without reading them again', async () => {
+    let budgetReads = 0;
+    await using models = await createModelHarness({
+      models: {
+        providers: { mock: { kind: 'openai-compatible', base_url: '{{mock}}/v1' } },
+        aliases: { default: ['mock/mystery-model'] },
+        health_check_interval_seconds: 0,
+      },
+      kernel: {
+        replaceStores: (storage) => ({
+          ...storage,
+          budgets: {
+            ...storage.budgets,
+            get: (scope) => {
+              budgetReads += 1;
+              return storage.budgets.get(scope);
+            },
+          },
+        }),
+      },
+    });
+    const { kernel } = models.harness;
+    const free = await models.harness.newRun(models.agentId);
+    await models.chat(hello, { runId: free.id, seq: 1 });
+    // A run whose own budget limits cost: the reservation of its first call says so.
+    const priced = await models.harness.newRun(models.agentId);
+    await kernel.budgets.setLimits(`run:${priced.id}`, { costMicros: 1_000 }, 'operator:test');
+    const reads = budgetReads;
+    await rejectsWithCode(models.chat(hello, { runId: priced.id, seq: 1 }), 'KEEL_MODEL_UNPRICED');
+    assert.equal(budgetReads, reads, 'no budget was read apart from the reservation');
+    assert.equal(models.mock.requests().length, 1, 'the refused call never reached the provider');
+  });
+
   it('lets a child run spend only what its parent run has left', async () => {
     await using models = await createModelHarness({
       script: { turns: [{ reply: { text: 'ok', usage: fixedUsage } }] },

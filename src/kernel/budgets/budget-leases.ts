@@ -53,6 +53,7 @@ interface Opened {
   readonly amounts: BudgetAmounts;
   readonly scopes: readonly BudgetScope[];
   readonly full: boolean;
+  readonly limitsCost: boolean;
 }
 
 /** A call's share of a lease. */
@@ -178,8 +179,13 @@ export class BudgetLeases {
     scopes: readonly BudgetScope[],
     amounts: BudgetAmounts,
   ): Promise<
-    | { readonly kind: 'lease'; readonly draw: LeaseDraw }
-    | { readonly kind: 'own'; readonly id: string }
+    | {
+        readonly kind: 'lease';
+        readonly draw: LeaseDraw;
+        /** Read with the limits, when this call opened the lease (see ReserveOutcome). */
+        readonly limitsCost?: boolean;
+      }
+    | { readonly kind: 'own'; readonly id: string; readonly limitsCost: boolean }
     | { readonly kind: 'refused'; readonly outcome: ReserveOutcome & { readonly granted: false } }
   > {
     const key = scopes.join('\n');
@@ -226,7 +232,9 @@ export class BudgetLeases {
       await this.#settled();
       const id = createId('rsv');
       const own = await this.#store.reserve({ id, scopes, amounts, now: this.#clock.now() });
-      return own.granted ? { kind: 'own', id } : { kind: 'refused', outcome: own };
+      return own.granted
+        ? { kind: 'own', id, limitsCost: own.limitsCost }
+        : { kind: 'refused', outcome: own };
     }
     const opened = this.#lease(key, outcome, amounts);
     const draw = this.#take(opened, amounts);
@@ -235,13 +243,13 @@ export class BudgetLeases {
       // tripped or was overspent): it may be sized by what no longer holds, so it serves only
       // the call that opened it.
       this.#retire(opened);
-      return { kind: 'lease', draw };
+      return { kind: 'lease', draw, limitsCost: outcome.limitsCost };
     }
     const replaced = this.#leases.get(key);
     if (replaced !== undefined) this.#retire(replaced);
     this.#leases.set(key, opened);
     this.#startSweeper();
-    return { kind: 'lease', draw };
+    return { kind: 'lease', draw, limitsCost: outcome.limitsCost };
   }
 
   #lease(key: string, outcome: Opened, perCall: BudgetAmounts): Lease {

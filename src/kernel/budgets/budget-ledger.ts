@@ -173,15 +173,20 @@ export class BudgetLedger {
     scopes: readonly BudgetScope[],
     amounts: BudgetAmounts,
   ): Promise<BudgetReservation | Refused> {
+    const generation = this.#limitsGeneration;
     if (this.#leases === undefined) {
       const id = createId('rsv');
       const outcome = await this.#store.reserve({ id, scopes, amounts, now: this.#clock.now() });
-      return outcome.granted ? { id, scopes, amounts, leased: false } : outcome;
+      if (!outcome.granted) return outcome;
+      this.#noteLimitsCost(scopes, outcome.limitsCost, generation);
+      return { id, scopes, amounts, leased: false };
     }
     const drawn = await this.#leases.draw(scopes, amounts);
-    if (drawn.kind === 'lease') return { id: drawn.draw.leaseId, scopes, amounts, leased: true };
-    if (drawn.kind === 'own') return { id: drawn.id, scopes, amounts, leased: false };
-    return drawn.outcome;
+    if (drawn.kind === 'refused') return drawn.outcome;
+    if (drawn.limitsCost !== undefined) this.#noteLimitsCost(scopes, drawn.limitsCost, generation);
+    return drawn.kind === 'lease'
+      ? { id: drawn.draw.leaseId, scopes, amounts, leased: true }
+      : { id: drawn.id, scopes, amounts, leased: false };
   }
 
   /** Settles with the actual amounts; a scope whose spending reaches a limit trips (audited). */
@@ -296,16 +301,23 @@ export class BudgetLedger {
    * changes through this ledger (the node is the only writer of limits while it runs).
    */
   async limitsCost(scopes: readonly BudgetScope[]): Promise<boolean> {
-    const key = scopes.join('\n');
-    const known = this.#limitsCost.get(key);
+    const known = this.#limitsCost.get(scopes.join('\n'));
     if (known !== undefined) return known;
     const generation = this.#limitsGeneration;
     const limited = await this.#readLimitsCost(scopes);
-    if (generation === this.#limitsGeneration) {
-      if (this.#limitsCost.size >= 10_000) this.#limitsCost.clear();
-      this.#limitsCost.set(key, limited);
-    }
+    this.#noteLimitsCost(scopes, limited, generation);
     return limited;
+  }
+
+  /**
+   * Remembers whether scopes limit cost, as storage read it (for {@link limitsCost}): a
+   * reservation reads it with the limits it checks, so a run's first model call, reserved
+   * before it runs, need not ask again. Not kept when limits changed since it was asked.
+   */
+  #noteLimitsCost(scopes: readonly BudgetScope[], limited: boolean, generation: number): void {
+    if (generation !== this.#limitsGeneration) return;
+    if (this.#limitsCost.size >= 10_000) this.#limitsCost.clear();
+    this.#limitsCost.set(scopes.join('\n'), limited);
   }
 
   #limitsChanged(): void {

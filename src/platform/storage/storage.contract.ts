@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { createId } from '../ids/create-id.ts';
 import { AuditChainVerifier, type AuditDraft } from '../integrity/audit-chain.ts';
-import type { BudgetAmounts } from './ports/budget-store.ts';
+import type { BudgetAmounts, BudgetScope } from './ports/budget-store.ts';
 import { forEachRun } from './ports/run-store.ts';
 import type { Storage } from './storage.ts';
 
@@ -682,6 +682,7 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           granted: true,
           amounts: amounts({ tokens: 60, calls: 1 }),
           scopes: ['agent:a'],
+          limitsCost: false,
         });
         assert.equal((await storage.budgets.get('agent:a'))?.reserved.tokens, 60);
         await storage.budgets.settle('rsv1', amounts({ tokens: 40, calls: 1 }), T0 + 1);
@@ -738,7 +739,12 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
             amounts: amounts({ tokens: 1 }),
             now: T0 + 1,
           }),
-          { granted: true, amounts: amounts({ tokens: 1 }), scopes: ['agent:a'] },
+          {
+            granted: true,
+            amounts: amounts({ tokens: 1 }),
+            scopes: ['agent:a'],
+            limitsCost: false,
+          },
         );
       });
 
@@ -756,6 +762,7 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
           granted: true,
           amounts: amounts({ tokens: 500, calls: 2, wallMs: 80 }),
           scopes: ['agent:a', 'run:r'],
+          limitsCost: false,
         });
         assert.deepEqual((await storage.budgets.get('agent:a'))?.reserved, {
           tokens: 500,
@@ -849,6 +856,21 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
         assert.equal((await storage.budgets.get('agent:c'))?.reserved.tokens, 100);
       });
 
+      it('tells whether a scope charged, or an ancestor of one, limits cost', async () => {
+        await storage.budgets.setLimits('run:priced', { costMicros: 5_000 }, T0);
+        await storage.budgets.inherit('run:priced-child', 'run:priced', T0);
+        const reserve = (id: string, scopes: BudgetScope[]) =>
+          storage.budgets.reserve({ id, scopes, amounts: amounts({ calls: 1 }), now: T0 });
+        const limitsCost = async (id: string, scopes: BudgetScope[]) => {
+          const outcome = await reserve(id, scopes);
+          assert.equal(outcome.granted, true);
+          return outcome.granted && outcome.limitsCost;
+        };
+        assert.equal(await limitsCost('free', ['agent:free', 'run:free']), false);
+        assert.equal(await limitsCost('own', ['agent:free', 'run:priced']), true);
+        assert.equal(await limitsCost('inherited', ['agent:free', 'run:priced-child']), true);
+      });
+
       it('gives a child the remaining budget of its parent chain and charges the chain', async () => {
         await storage.budgets.setLimits('run:parent', { tokens: 100, calls: 10 }, T0);
         await storage.budgets.reserve({
@@ -873,6 +895,7 @@ export function describeStorageContract(adapterName: string, factory: StorageFac
             granted: true,
             amounts: amounts({ tokens: 50, calls: 1 }),
             scopes: ['run:grandchild', 'run:child', 'run:parent'],
+            limitsCost: false,
           },
         );
         assert.equal((await storage.budgets.get('run:parent'))?.reserved.tokens, 50);

@@ -65,6 +65,8 @@ export type ReserveOutcome =
       readonly amounts: BudgetAmounts;
       /** The scopes charged: those asked for and every ancestor of each. */
       readonly scopes: readonly BudgetScope[];
+      /** Whether any of those scopes limits cost (read with the limits it was checked against). */
+      readonly limitsCost: boolean;
     }
   | {
       readonly granted: false;

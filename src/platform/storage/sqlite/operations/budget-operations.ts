@@ -287,8 +287,10 @@ export const budgetOperations: HandlersFor<'budgets'> = {
         granted[dimension] = Math.max(request.amounts[dimension], request.upTo[dimension]);
       }
     }
+    let limitsCost = false;
     for (const scope of scopes) {
       const state = ensure(context, scope, request.now);
+      limitsCost ||= state.limits.costMicros !== undefined;
       if (state.trippedAt !== null) {
         return {
           granted: false,
@@ -338,7 +340,7 @@ export const budgetOperations: HandlersFor<'budgets'> = {
         granted.wallMs,
         request.now,
       );
-    return { granted: true, amounts: granted, scopes };
+    return { granted: true, amounts: granted, scopes, limitsCost };
   },
   'budgets.settle': (context, id, actual, now, part) => {
     checkAmounts(actual, 'actual', true);
