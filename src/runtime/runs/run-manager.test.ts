@@ -166,6 +166,72 @@ describe('RunManager', () => {
     ]);
   });
 
+  it('stores a run, its submission entry and its first attempt in one transaction', async () => {
+    await using harness = await createKernelHarness();
+    const { dispatched, submit, dispatchedCount } = await createManager(harness);
+    const before = await harness.storage.statistics();
+    const run = await submit();
+    await dispatchedCount(1);
+    const after = await harness.storage.statistics();
+    // The submission's transaction, and the one that read `after`.
+    assert.equal(after.transactions - before.transactions, 2);
+    assert.equal(after.requests - before.requests, 4);
+    assert.equal(dispatched[0]?.id, run.id);
+    assert.deepEqual(await auditKinds(harness, run.id), ['run.submit:pending']);
+  });
+
+  it('neither starts nor tries again a run storage refused, and audits its submission as failed', async () => {
+    await using harness = await createKernelHarness();
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'error',
+      format: 'json',
+      redactor: new SecretRedactor([]),
+      destination: new Writable({
+        write: (chunk: Buffer, _encoding, callback) => {
+          lines.push(chunk.toString('utf8'));
+          callback();
+        },
+      }),
+    });
+    let starts = 0;
+    let refusal = new KeelError('KEEL_CONFLICT', 'run exists');
+    const { agent, manager, dispatched } = await createManager(harness, {
+      logger,
+      runs: (stored) => ({
+        ...stored,
+        create: () => Promise.reject(refusal),
+        // As storage answers a start asked for in the same transaction as a refused run.
+        startAttempt: () => {
+          starts += 1;
+          return Promise.reject(
+            refusal.code === 'KEEL_CONFLICT'
+              ? new KeelError('KEEL_NOT_FOUND', 'no run')
+              : new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'),
+          );
+        },
+      }),
+    });
+    const submitTo = () =>
+      manager.submit({ agentId: agent.id, task: {}, origin: 'test', actor: 'operator:test' });
+    await rejectsWithCode(submitTo(), 'KEEL_CONFLICT');
+    // A storage failure fails the whole transaction: the start meets it too, and is not retried.
+    refusal = new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy');
+    await rejectsWithCode(submitTo(), 'KEEL_STORAGE_UNAVAILABLE');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(starts, 2, 'each start was asked once, with its run');
+    assert.equal(dispatched.length, 0);
+    assert.equal(manager.activeCount + manager.pendingCount, 0);
+    assert.deepEqual(lines, [], 'nothing is tried again');
+    const entries = (await harness.kernel.audit.tail(10)).filter(
+      (entry) => entry.kind === 'run.submit',
+    );
+    assert.deepEqual(
+      entries.map((entry) => `${entry.outcome}:${entry.code ?? ''}`),
+      ['pending:', 'failed:KEEL_CONFLICT', 'pending:', 'failed:KEEL_STORAGE_UNAVAILABLE'],
+    );
+  });
+
   it('keeps the first of two ends: a cancel wins over a later result, and a result over a later cancel', async () => {
     await using harness = await createKernelHarness();
     const { manager, submit, dispatchedCount } = await createManager(harness);

@@ -97,8 +97,11 @@ export class RunManager {
   readonly #options: RunManagerOptions;
   readonly #queue: FairRunQueue;
   #closing = false;
-  /** Submissions whose audit entry is not yet durable: their runs are not dispatched before. */
-  readonly #submitting = new Map<string, Promise<unknown>>();
+  /**
+   * Submissions whose run or audit entry is not yet durable, and whether both became so: their
+   * runs are not dispatched before, nor at all if not.
+   */
+  readonly #submitting = new Map<string, Promise<boolean>>();
   /** Runs whose attempt is being counted; a cancel meanwhile is noted in `#cancelledWhileStarting`. */
   readonly #starting = new Set<string>();
   readonly #cancelledWhileStarting = new Set<string>();
@@ -129,52 +132,120 @@ export class RunManager {
     if (agent === undefined) {
       throw new KeelError('KEEL_NOT_FOUND', `agent ${request.agentId} is not deployed`);
     }
-    const { clock } = this.#options;
-    const run = await this.#options.runs.create({
+    const { clock, runs } = this.#options;
+    const now = clock.now();
+    const submitted: RunRecord = {
       id: createId('run'),
       agentId: request.agentId,
+      status: 'pending',
       task: request.task,
-      now: clock.now(),
+      result: null,
+      error: null,
       priority: request.priority ?? 5,
+      attempts: 0,
       origin: request.origin,
-    });
+      createdAt: now,
+      updatedAt: now,
+    };
+    const runId = submitted.id;
     if (agent.runBudget !== undefined) {
-      const scope = `run:${run.id}` as const;
+      // The run's limits are in place before it exists: its first call meets them.
+      const scope = `run:${runId}` as const;
       await this.#options.budgets.setLimits(scope, agent.runBudget, request.actor);
       await this.#options.budgets.inherit(scope, `agent:${request.agentId}`, request.actor);
     }
-    // The submission's audit entry is chained now and travels with the first storage request
-    // of the run's start, in one transaction when it starts at once: the run's first step
-    // waits for one commit fewer. The caller is answered once the entry is durable.
+    // The run, its submission's audit entry and, when it may start at once, its first attempt
+    // are asked for in one turn, so they commit in one transaction: the run's first step waits
+    // for one commit, not three. Nothing is dispatched, and the caller is not answered, before
+    // the run and its entry are both durable (see #start).
+    const created = runs.create({
+      id: runId,
+      agentId: submitted.agentId,
+      task: submitted.task,
+      now,
+      priority: submitted.priority,
+      origin: submitted.origin,
+    });
     const audited = this.#options.audit.record({
       kind: 'run.submit',
       actor: request.actor,
-      agentId: run.agentId,
-      runId: run.id,
-      subject: run.id,
+      agentId: submitted.agentId,
+      runId,
+      subject: runId,
       outcome: 'pending',
-      data: { origin: run.origin, priority: run.priority },
+      data: { origin: submitted.origin, priority: submitted.priority },
     });
-    this.#submitting.set(run.id, audited);
-    this.#enqueue(run);
+    this.#submitting.set(
+      runId,
+      Promise.all([created, audited]).then(
+        () => true,
+        () => false,
+      ),
+    );
+    this.#enqueue(submitted);
+    this.pump();
+    let run: RunRecord;
+    try {
+      run = await created;
+    } catch (error) {
+      // Never stored, so never started (its start finds no run): only its entry may remain.
+      this.#release(runId);
+      this.#submitting.delete(runId);
+      await this.#auditUnstored(submitted, request.actor, audited, error);
+      throw error;
+    }
     const published = this.#publish(run);
     // Awaited below, or dropped with the submission: never an unhandled rejection.
     published.catch(() => undefined);
-    this.pump();
     try {
       await audited;
     } catch (error) {
       // A run whose submission is not on the record does not run: its start waits for the
       // entry (see #start), and the run ends here.
-      await this.cancel(run.id, this.#options.actor, 'its submission could not be audited').catch(
+      await this.cancel(runId, this.#options.actor, 'its submission could not be audited').catch(
         () => undefined,
       );
       throw error;
     } finally {
-      this.#submitting.delete(run.id);
+      this.#submitting.delete(runId);
     }
     await published;
     return run;
+  }
+
+  /**
+   * A submission whose run storage refused (its transaction committed without it) left its
+   * entry on the record: a second entry says that it failed.
+   */
+  async #auditUnstored(
+    run: RunRecord,
+    actor: string,
+    audited: Promise<unknown>,
+    failure: unknown,
+  ): Promise<void> {
+    if (
+      !(await audited.then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
+    await this.#options.audit
+      .record({
+        kind: 'run.submit',
+        actor,
+        agentId: run.agentId,
+        runId: run.id,
+        subject: run.id,
+        outcome: 'failed',
+        code: toKeelError(failure).code,
+      })
+      .catch((error: unknown) =>
+        this.#options.logger.error(
+          { err: toKeelError(error), runId: run.id },
+          'a submission storage refused could not be audited as failed',
+        ),
+      );
   }
 
   /** At boot: queues every run a previous process left pending or running. */
@@ -650,8 +721,9 @@ export class RunManager {
         attempt = { ...attempt, run: await runs.updateStatus(runId, 'running', clock.now()) };
       }
     } catch (error) {
-      // A run removed while it waited in the queue.
-      if (toKeelError(error).code !== 'KEEL_NOT_FOUND') {
+      // A run removed while it waited in the queue, or whose submission failed (never stored,
+      // or being cancelled by `submit`): neither is started again.
+      if (toKeelError(error).code !== 'KEEL_NOT_FOUND' && (await submitted) !== false) {
         this.#starting.delete(runId);
         this.#cancelledWhileStarting.delete(runId);
         throw error;
@@ -659,11 +731,8 @@ export class RunManager {
       attempt = undefined;
     }
     this.#succeeded(runId);
-    // Its submission's audit entry went in the same transaction, or is on its way.
-    const onRecord = await submitted?.then(
-      () => true,
-      () => false,
-    );
+    // The run and its submission's entry went in the same transaction, or are on their way.
+    const onRecord = await submitted;
     // A cancel that ended the run while its attempt was being counted: the run is not
     // dispatched, and its slot was freed by the cancel. From here to the dispatch nothing
     // awaits, so a later cancel finds the run on its worker.
