@@ -6,8 +6,8 @@
  * - Keel: a deployed agent (the built-in tool-loop program) in its sandboxed worker process,
  *   every LLM and tool call a syscall through the gate (capability, budget, journal, audit).
  * Every one is given the same work: the same system prompt, task and one tool. Also: 50 runs in
- * parallel (throughput against the raw loop's; medians of 5 alternating rounds after a
- * warm-up), recovery after `kill -9` of a worker mid-run (time until the run makes progress
+ * parallel (throughput against the raw loop's; medians of 5 rounds each, alternating, each
+ * timed round after an untimed one of its kind), recovery after `kill -9` of a worker mid-run (time until the run makes progress
  * again), and worker memory. And, measured at the same moment as Keel's runs, the floor that
  * isolation and durable journaling alone put under a step (see `measureFloors`).
  */
@@ -42,7 +42,13 @@ import { type BenchRow, median, percentile, round } from './bench-support.ts';
 
 const STEPS = 10;
 const SEQUENTIAL_RUNS = 40;
-const WARMUP_RUNS = 5;
+/**
+ * Runs each loop makes before it is timed, one at a time. A node serves runs for hours: the
+ * figures are its steady state, once the JIT has compiled the hot paths of the node and the
+ * agent's worker (the first 40 Keel runs of a fresh node take about half as long again as the
+ * 100th; the raw loop's first runs, nearly twice as long). Every loop gets the same.
+ */
+const WARMUP_RUNS = 100;
 const PARALLEL_RUNS = 50;
 const PARALLEL_ROUNDS = 5;
 const LONG_STEPS = 40;
@@ -369,8 +375,13 @@ async function keelRun(
 }
 
 /**
- * 50 runs at once, each way: a warm-up round, then rounds alternating raw and Keel, so that
- * both meet the same moments of a noisy machine; the medians of each.
+ * 50 runs at once, each way, in rounds alternating raw and Keel so that both meet the same
+ * moments of a noisy machine; the medians of each. Throughput is what a busy node sustains, so
+ * each timed round follows an untimed round of the same kind. A round right after the other
+ * kind's is slower, Keel's more: its threads and worker process sat idle meanwhile (an idle
+ * pause as long as the raw round costs Keel's next round about 8% on this VM, the raw loop's
+ * 4%), and it meets what the other round left behind. Those rounds are timed too, and
+ * reported apart (`…AfterOtherMs`).
  */
 async function parallelRounds(
   client: OpenAI,
@@ -379,29 +390,41 @@ async function parallelRounds(
   rounds: number,
   workload: Workload,
   agent: string,
-): Promise<{ readonly rawMs: number; readonly keelMs: number }> {
-  const raw: number[] = [];
-  const keel: number[] = [];
+): Promise<{
+  readonly rawMs: number;
+  readonly keelMs: number;
+  readonly rawAfterOtherMs: number;
+  readonly keelAfterOtherMs: number;
+}> {
+  const timed = { raw: [] as number[], keel: [] as number[] };
+  const afterOther = { raw: [] as number[], keel: [] as number[] };
+  const roundOf = async (kind: 'raw' | 'keel', label: string): Promise<number> => {
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: PARALLEL_RUNS }, (_, index) => {
+        const prompt = `${workload.prompt} p${label}-${index}`;
+        return kind === 'raw'
+          ? rawLoop(client, prompt, workload)
+          : keelRun(node, waiter, prompt, agent);
+      }),
+    );
+    return performance.now() - started;
+  };
   for (let round = -1; round < rounds; round += 1) {
-    const rawStarted = performance.now();
-    await Promise.all(
-      Array.from({ length: PARALLEL_RUNS }, (_, index) =>
-        rawLoop(client, `${workload.prompt} p${round}-${index}`, workload),
-      ),
-    );
-    const rawMs = performance.now() - rawStarted;
-    const keelStarted = performance.now();
-    await Promise.all(
-      Array.from({ length: PARALLEL_RUNS }, (_, index) =>
-        keelRun(node, waiter, `${workload.prompt} p${round}-${index}`, agent),
-      ),
-    );
-    const keelMs = performance.now() - keelStarted;
-    if (round < 0) continue;
-    raw.push(rawMs);
-    keel.push(keelMs);
+    for (const kind of ['raw', 'keel'] as const) {
+      const first = await roundOf(kind, `${round}a`);
+      const second = await roundOf(kind, `${round}b`);
+      if (round < 0) continue;
+      afterOther[kind].push(first);
+      timed[kind].push(second);
+    }
   }
-  return { rawMs: median(raw), keelMs: median(keel) };
+  return {
+    rawMs: median(timed.raw),
+    keelMs: median(timed.keel),
+    rawAfterOtherMs: median(afterOther.raw),
+    keelAfterOtherMs: median(afterOther.keel),
+  };
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -518,6 +541,12 @@ export async function run(): Promise<BenchRow[]> {
     const sortedRecoveries = [...recoveries].sort((left, right) => left - right);
     const recoveryP95 = round(percentile(sortedRecoveries, 0.95), 1);
 
+    // Each kind's rounds that came right after the other kind's, and their quotient.
+    const afterOther = (rounds: Awaited<ReturnType<typeof parallelRounds>>) => ({
+      rawAfterOtherMs: round(rounds.rawAfterOtherMs, 1),
+      keelAfterOtherMs: round(rounds.keelAfterOtherMs, 1),
+      ratioAfterOther: round(rounds.rawAfterOtherMs / rounds.keelAfterOtherMs, 2),
+    });
     const details = (times: number[]) => ({
       medianRunMs: round(median(times), 2),
       p95RunMs: round(
@@ -578,6 +607,7 @@ export async function run(): Promise<BenchRow[]> {
           rawMs: round(parallel.rawMs, 1),
           keelMs: round(parallel.keelMs, 1),
           rounds: PARALLEL_ROUNDS,
+          ...afterOther(parallel),
         },
       },
       {
@@ -588,6 +618,7 @@ export async function run(): Promise<BenchRow[]> {
           rawMs: round(long.rawMs, 1),
           keelMs: round(long.keelMs, 1),
           rounds: LONG_ROUNDS,
+          ...afterOther(long),
         },
       },
       {
