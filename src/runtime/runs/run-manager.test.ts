@@ -146,6 +146,23 @@ async function auditKinds(harness: KernelHarness, runId: string): Promise<string
     .map((entry) => `${entry.kind}:${entry.outcome}`);
 }
 
+/** A logger of errors only, and the lines it wrote. */
+function errorLines(): { readonly lines: string[]; readonly logger: Logger } {
+  const lines: string[] = [];
+  const logger = createLogger({
+    level: 'error',
+    format: 'json',
+    redactor: new SecretRedactor([]),
+    destination: new Writable({
+      write: (chunk: Buffer, _encoding, callback) => {
+        lines.push(chunk.toString('utf8'));
+        callback();
+      },
+    }),
+  });
+  return { lines, logger };
+}
+
 describe('RunManager', () => {
   it('audits a submission before its attempt starts, and hands the attempt its journal head', async () => {
     await using harness = await createKernelHarness();
@@ -182,44 +199,32 @@ describe('RunManager', () => {
 
   it('neither starts nor tries again a run storage refused, and audits its submission as failed', async () => {
     await using harness = await createKernelHarness();
-    const lines: string[] = [];
-    const logger = createLogger({
-      level: 'error',
-      format: 'json',
-      redactor: new SecretRedactor([]),
-      destination: new Writable({
-        write: (chunk: Buffer, _encoding, callback) => {
-          lines.push(chunk.toString('utf8'));
-          callback();
-        },
-      }),
-    });
-    let starts = 0;
-    let refusal = new KeelError('KEEL_CONFLICT', 'run exists');
-    const { agent, manager, dispatched } = await createManager(harness, {
+    const { lines, logger } = errorLines();
+    // Deployed as far as the manager knows, but with no record: storage refuses its runs.
+    const ghost = createId('agt');
+    const dispatched: RunRecord[] = [];
+    const manager = new RunManager({
+      runs: harness.storage.runs,
+      budgets: harness.kernel.budgets,
+      audit: harness.kernel.audit,
+      bus: harness.bus,
+      clock: systemClock,
       logger,
-      runs: (stored) => ({
-        ...stored,
-        create: () => Promise.reject(refusal),
-        // As storage answers a start asked for in the same transaction as a refused run.
-        startAttempt: () => {
-          starts += 1;
-          return Promise.reject(
-            refusal.code === 'KEEL_CONFLICT'
-              ? new KeelError('KEEL_NOT_FOUND', 'no run')
-              : new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy'),
-          );
-        },
-      }),
+      actor: 'node:test',
+      maxConcurrent: 4,
+      agent: (agentId) =>
+        agentId === ghost ? { concurrency: 4, maxAttempts: 3, runBudget: undefined } : undefined,
+      retryDelayMs: 20,
+      dispatch: (run) => {
+        dispatched.push(run);
+      },
+      cancelInWorker: () => undefined,
     });
-    const submitTo = () =>
-      manager.submit({ agentId: agent.id, task: {}, origin: 'test', actor: 'operator:test' });
-    await rejectsWithCode(submitTo(), 'KEEL_CONFLICT');
-    // A storage failure fails the whole transaction: the start meets it too, and is not retried.
-    refusal = new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy');
-    await rejectsWithCode(submitTo(), 'KEEL_STORAGE_UNAVAILABLE');
+    await rejectsWithCode(
+      manager.submit({ agentId: ghost, task: {}, origin: 'test', actor: 'operator:test' }),
+      'KEEL_NOT_FOUND',
+    );
     await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(starts, 2, 'each start was asked once, with its run');
     assert.equal(dispatched.length, 0);
     assert.equal(manager.activeCount + manager.pendingCount, 0);
     assert.deepEqual(lines, [], 'nothing is tried again');
@@ -228,7 +233,64 @@ describe('RunManager', () => {
     );
     assert.deepEqual(
       entries.map((entry) => `${entry.outcome}:${entry.code ?? ''}`),
-      ['pending:', 'failed:KEEL_CONFLICT', 'pending:', 'failed:KEEL_STORAGE_UNAVAILABLE'],
+      ['pending:', 'failed:KEEL_NOT_FOUND'],
+    );
+    assert.equal(await harness.storage.runs.get(String(entries[0]?.runId)), undefined);
+  });
+
+  it('leaves nothing of a submission whose transaction failed, and does not try its start again', async () => {
+    await using harness = await createKernelHarness({
+      replaceStores: auditFailingFor('run.submit'),
+    });
+    const { lines, logger } = errorLines();
+    let starts = 0;
+    const failure = () => new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy');
+    const { agent, manager, dispatched } = await createManager(harness, {
+      logger,
+      // Every request of the transaction fails with it.
+      runs: (stored) => ({
+        ...stored,
+        create: () => Promise.reject(failure()),
+        startAttempt: () => {
+          starts += 1;
+          return Promise.reject(failure());
+        },
+      }),
+    });
+    await rejectsWithCode(
+      manager.submit({ agentId: agent.id, task: {}, origin: 'test', actor: 'operator:test' }),
+      'KEEL_STORAGE_UNAVAILABLE',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(starts, 1, 'its start was asked once, with its run');
+    assert.equal(dispatched.length, 0);
+    assert.equal(manager.activeCount + manager.pendingCount, 0);
+    assert.deepEqual(lines, [], 'nothing is tried again');
+    const entries = await harness.kernel.audit.tail(10);
+    assert.deepEqual(
+      entries.filter((entry) => entry.kind === 'run.submit'),
+      [],
+    );
+  });
+
+  it('refuses a priority out of range before anything of the run is stored', async () => {
+    await using harness = await createKernelHarness();
+    const { agent, manager } = await createManager(harness);
+    await rejectsWithCode(
+      manager.submit({
+        agentId: agent.id,
+        task: {},
+        priority: 10,
+        origin: 'test',
+        actor: 'operator:test',
+      }),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    assert.deepEqual(await harness.storage.runs.list({ agentId: agent.id }), []);
+    const entries = await harness.kernel.audit.tail(10);
+    assert.deepEqual(
+      entries.filter((entry) => entry.kind === 'run.submit'),
+      [],
     );
   });
 

@@ -16,7 +16,7 @@ import {
   type RunStatus,
   type RunStore,
 } from '../../platform/storage/ports/run-store.ts';
-import { FairRunQueue, type QueuedRun } from '../scheduler/fair-run-queue.ts';
+import { checkRunPriority, FairRunQueue, type QueuedRun } from '../scheduler/fair-run-queue.ts';
 import type { RunOutcome, StepEvent, WorkerExit } from '../worker/agent-worker.ts';
 import { RUN_STATUS, RUN_STEPS } from './run-topics.ts';
 
@@ -132,6 +132,9 @@ export class RunManager {
     if (agent === undefined) {
       throw new KeelError('KEEL_NOT_FOUND', `agent ${request.agentId} is not deployed`);
     }
+    const priority = request.priority ?? 5;
+    // Checked before anything is stored: the queue would refuse it once the run is.
+    checkRunPriority(priority);
     const { clock, runs } = this.#options;
     const now = clock.now();
     const submitted: RunRecord = {
@@ -141,7 +144,7 @@ export class RunManager {
       task: request.task,
       result: null,
       error: null,
-      priority: request.priority ?? 5,
+      priority,
       attempts: 0,
       origin: request.origin,
       createdAt: now,
@@ -155,9 +158,11 @@ export class RunManager {
       await this.#options.budgets.inherit(scope, `agent:${request.agentId}`, request.actor);
     }
     // The run, its submission's audit entry and, when it may start at once, its first attempt
-    // are asked for in one turn, so they commit in one transaction: the run's first step waits
-    // for one commit, not three. Nothing is dispatched, and the caller is not answered, before
-    // the run and its entry are both durable (see #start).
+    // are asked for in one turn, so they commit in one transaction (unless the audit log must
+    // first read its head again, after a failed append): the run's first step waits for one
+    // commit, not three. Nothing is dispatched, and the caller is not answered, before the run
+    // and its entry are both durable (see #start). A run storage refuses leaves its budget's
+    // limits behind, unused, on the record with the refusal.
     const created = runs.create({
       id: runId,
       agentId: submitted.agentId,

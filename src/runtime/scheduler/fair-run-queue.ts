@@ -354,6 +354,26 @@ export class FairRunQueue {
   }
 }
 
+/**
+ * Throws `KEEL_INVALID_ARGUMENT` unless `priority` is a whole number from
+ * {@link MIN_RUN_PRIORITY} to {@link MAX_RUN_PRIORITY}.
+ *
+ * @example
+ * ```ts
+ * checkRunPriority(request.priority ?? 5); // before anything of the run is stored
+ * ```
+ */
+export function checkRunPriority(priority: number, runId?: string): void {
+  if (Number.isInteger(priority) && priority >= MIN_RUN_PRIORITY && priority <= MAX_RUN_PRIORITY) {
+    return;
+  }
+  throw invalid(
+    'priority',
+    `a run priority is a whole number from ${MIN_RUN_PRIORITY} to ${MAX_RUN_PRIORITY}`,
+    { ...(runId === undefined ? {} : { runId }), value: String(priority) },
+  );
+}
+
 function checkRun(run: QueuedRun): void {
   if (typeof run.runId !== 'string' || run.runId === '') {
     throw invalid('runId', 'a queued run needs a non-empty runId', {});
@@ -361,17 +381,7 @@ function checkRun(run: QueuedRun): void {
   if (typeof run.agentId !== 'string' || run.agentId === '') {
     throw invalid('agentId', 'a queued run needs a non-empty agentId', { runId: run.runId });
   }
-  if (
-    !Number.isInteger(run.priority) ||
-    run.priority < MIN_RUN_PRIORITY ||
-    run.priority > MAX_RUN_PRIORITY
-  ) {
-    throw invalid(
-      'priority',
-      `a run priority is a whole number from ${MIN_RUN_PRIORITY} to ${MAX_RUN_PRIORITY}`,
-      { runId: run.runId, value: String(run.priority) },
-    );
-  }
+  checkRunPriority(run.priority, run.runId);
   if (typeof run.enqueuedAt !== 'number' || !Number.isFinite(run.enqueuedAt)) {
     throw invalid('enqueuedAt', 'enqueuedAt must be a finite epoch millisecond time', {
       runId: run.runId,
