@@ -294,6 +294,24 @@ describe('RunManager', () => {
     );
   });
 
+  it('fails a run whose result storage cannot hold, saying why, instead of trying its end again', async () => {
+    await using harness = await createKernelHarness();
+    const { lines, logger } = errorLines();
+    const { manager, submit, dispatchedCount } = await createManager(harness, { logger });
+    const run = await submit();
+    await dispatchedCount(1);
+    await manager.finished(run.id, { ok: true, result: 'x'.repeat(1024 * 1024 + 1) });
+    const stored = await harness.storage.runs.get(run.id);
+    const error = stored?.error as { code: string; message: string; details: { limit: number } };
+    assert.deepEqual(
+      [stored?.status, stored?.result, error.code, error.details.limit],
+      ['failed', null, 'KEEL_PAYLOAD_TOO_LARGE', 1024 * 1024],
+    );
+    assert.match(error.message, /the run's result could not be stored/);
+    assert.deepEqual(await auditKinds(harness, run.id), ['run.submit:pending', 'run.end:failed']);
+    assert.deepEqual(lines, [], 'nothing is tried again');
+  });
+
   it('keeps the first of two ends: a cancel wins over a later result, and a result over a later cancel', async () => {
     await using harness = await createKernelHarness();
     const { manager, submit, dispatchedCount } = await createManager(harness);

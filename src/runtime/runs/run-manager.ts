@@ -380,7 +380,10 @@ export class RunManager {
       end = await this.#end(runId, outcome);
       this.#succeeded(runId);
     } catch (error) {
-      this.#retry(runId, 'end', error, () => this.#recordEnd(runId, outcome));
+      const refused = unstorable(outcome, error);
+      // Trying again would meet the same refusal: the run fails, saying why.
+      if (refused !== undefined) await this.#recordEnd(runId, refused);
+      else this.#retry(runId, 'end', error, () => this.#recordEnd(runId, outcome));
       return;
     }
     // Ended already (an operator cancelled it first), or removed: that end stands, and was told.
@@ -863,6 +866,39 @@ export class RunManager {
       at: this.#options.clock.now(),
     });
   }
+}
+
+/** Storage refusals of a run's end that depend only on what its program reported. */
+const UNSTORABLE_OUTCOME: ReadonlySet<string> = new Set([
+  'KEEL_PAYLOAD_TOO_LARGE',
+  'KEEL_INVALID_ARGUMENT',
+]);
+
+/**
+ * The end a run gets when storage refused the result or error its program reported (larger
+ * than a stored value may be, or not JSON): a failure that says so. `undefined` when the
+ * refusal was of another kind, which a later attempt may not meet, or was of such an end.
+ */
+function unstorable(outcome: RunOutcome, error: unknown): RunOutcome | undefined {
+  const refusal = toKeelError(error);
+  const reported = outcome.ok ? 'result' : 'error';
+  if (
+    !UNSTORABLE_OUTCOME.has(refusal.code) ||
+    (outcome.ok === false && outcome.error.details.unstorable === true)
+  ) {
+    return undefined;
+  }
+  return {
+    ok: false,
+    error: new KeelError(
+      refusal.code,
+      `the run's ${reported} could not be stored: ${refusal.message}`,
+      {
+        details: { ...refusal.details, unstorable: true },
+        hint: 'return less from the run (the limit is in the details); keep larger output in a file or in memory and return where to find it',
+      },
+    ),
+  };
 }
 
 /** Whether a run has ended (a status change that came too late leaves it as it was). */
