@@ -228,13 +228,11 @@ export class RunManager {
     audited: Promise<unknown>,
     failure: unknown,
   ): Promise<void> {
-    if (
-      !(await audited.then(
-        () => true,
-        () => false,
-      ))
-    )
-      return;
+    const onRecord = await audited.then(
+      () => true,
+      () => false,
+    );
+    if (!onRecord) return;
     await this.#options.audit
       .record({
         kind: 'run.submit',
