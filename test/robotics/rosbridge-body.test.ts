@@ -93,6 +93,43 @@ describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000
     }
   });
 
+  it('tells the brain how old its pose is, and that a pose the robot stopped confirming is stale', async () => {
+    const ros = await RosSimRobot.start(WORLD);
+    await using directory = await temporaryDirectory('keel-ros-stale-');
+    const data = await dataDirectory(directory.path, ros.url);
+    const node = await startNode({
+      loaded: await loadConfiguration({ dataDirectory: data }),
+      logger: silentLogger(),
+    });
+    try {
+      const robot = node.robot;
+      assert.ok(robot);
+      await until('the first odometry', () => robot.status().pose !== null);
+      const observe = robot.executors.find((executor) => executor.kind === 'hal.observe');
+      assert.ok(observe);
+      const observation = async () =>
+        (
+          (await observe.doExecute(
+            { kind: 'hal.observe', resource: 'rover-1', params: {} } as never,
+            { signal: new AbortController().signal } as never,
+          )) as { value: { pose: unknown; poseAgeMs: number | null; poseStale: boolean } }
+        ).value;
+      const fresh = await observation();
+      assert.equal(fresh.poseStale, false);
+      assert.ok(fresh.poseAgeMs !== null && fresh.poseAgeMs < 1_000, String(fresh.poseAgeMs));
+      // The robot's rosbridge goes away: no odometry confirms the pose any more.
+      await ros[Symbol.asyncDispose]();
+      await delay(1_300);
+      const stale = await observation();
+      assert.equal(stale.poseStale, true);
+      assert.ok(stale.poseAgeMs !== null && stale.poseAgeMs > 1_000, String(stale.poseAgeMs));
+      assert.notEqual(stale.pose, null, 'the last pose is kept');
+    } finally {
+      await node.close('test done');
+      await ros[Symbol.asyncDispose]();
+    }
+  });
+
   it('leaves the ROS robot stopped by its own deadman when the node is killed with kill -9', async () => {
     await using ros = await RosSimRobot.start(WORLD);
     await using directory = await temporaryDirectory('keel-ros-kill-');

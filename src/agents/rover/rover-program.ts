@@ -21,6 +21,9 @@ import { ROVER_SYSTEM_PROMPT, ROVER_TOOLS } from './rover-tools.ts';
 /** What `hal.observe` returns (see services/robotics/robot-executors.ts). */
 interface Observation {
   readonly pose: { x: number; y: number; yaw: number } | null;
+  /** How old the pose is, and whether too old to drive on (absent in journals of before). */
+  readonly poseAgeMs?: number | null;
+  readonly poseStale?: boolean;
   readonly battery: number | null;
   readonly mode: string;
   readonly nearestAhead: number | null;
@@ -362,7 +365,11 @@ function summarise(observation: Observation): string {
   const where =
     pose === null
       ? 'position unknown'
-      : `at (${pose.x.toFixed(2)}, ${pose.y.toFixed(2)}), heading ${pose.yaw.toFixed(2)} rad`;
+      : `at (${pose.x.toFixed(2)}, ${pose.y.toFixed(2)}), heading ${pose.yaw.toFixed(2)} rad${
+          observation.poseStale === true
+            ? ` (last known: the sensors have not confirmed it for ${((observation.poseAgeMs ?? 0) / 1000).toFixed(1)} s, so motion is refused)`
+            : ''
+        }`;
   const battery =
     observation.battery === null ? '' : `, battery ${Math.round(observation.battery * 100)}%`;
   const estop = observation.estop.engaged ? `, E-STOP ENGAGED (${observation.estop.reason})` : '';

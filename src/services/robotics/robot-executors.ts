@@ -8,7 +8,11 @@ import { BODY_MODES } from './control/control-mailbox.ts';
 import type { RobotBody } from './control/robot-body.ts';
 import type { FleetTaskBoard } from './fleet/fleet-task-board.ts';
 import { parseDriveParams } from './intents/robot-intent.ts';
-import type { RobotPerception } from './perception/robot-perception.ts';
+import {
+  POSE_MAX_AGE_MS,
+  perceptionNow,
+  type RobotPerception,
+} from './perception/robot-perception.ts';
 
 /** Peer and broadcast messages between robots (reliable: none may be lost). */
 export const FLEET_MESSAGES = defineTopic<{
@@ -123,6 +127,9 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
           await delay(Math.min(20, waitMs - (parts.now() - started)));
         }
         const estimate = perception.estimate();
+        // The last pose is kept when the sensors stop; the brain is told how old it is, and
+        // whether it is too old for a motion to rest on (the motion rules refuse it then).
+        const poseAgeMs = perception.ageMs(perceptionNow());
         const state = body.state();
         const radius = Math.min(
           20,
@@ -131,6 +138,8 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
         return done({
           robotId: parts.robotId,
           pose: estimate === undefined ? null : { x: estimate.x, y: estimate.y, yaw: estimate.yaw },
+          poseAgeMs: poseAgeMs === undefined ? null : Math.round(poseAgeMs),
+          poseStale: poseAgeMs === undefined || poseAgeMs > POSE_MAX_AGE_MS,
           linear: estimate?.linear ?? 0,
           angular: estimate?.angular ?? 0,
           // A body that reports no battery (-1) says so, rather than reading as empty.

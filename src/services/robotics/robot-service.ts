@@ -11,12 +11,9 @@ import { DEMO_YARD } from './demo-yard.ts';
 import { FleetTaskBoard } from './fleet/fleet-task-board.ts';
 import type { SimRobotOptions } from './hal/sim/sim-robot.ts';
 import { loadSimWorld, SimWorld } from './hal/sim/sim-world.ts';
-import { RobotPerception } from './perception/robot-perception.ts';
+import { POSE_MAX_AGE_MS, perceptionNow, RobotPerception } from './perception/robot-perception.ts';
 import { robotExecutors } from './robot-executors.ts';
 import { motionSafetyRules } from './safety/motion-safety-rules.ts';
-
-/** How old a pose may be for the motion rules to judge by it, ms. */
-const POSE_MAX_AGE_MS = 1000;
 
 /** Records a security decision (the kernel's audit log, injected). */
 export type AuditRecorder = (entry: {
@@ -82,8 +79,7 @@ export class RobotService implements AsyncDisposable {
     this.rules = motionSafetyRules(options.configuration.safety, {
       estop: () => ({ engaged: body.engaged, reason: body.estopReason }),
       // The rules judge only a pose the sensors confirmed within the last second.
-      motion: () =>
-        perception.freshEstimate(performance.timeOrigin + performance.now(), POSE_MAX_AGE_MS),
+      motion: () => perception.freshEstimate(perceptionNow(), POSE_MAX_AGE_MS),
       map: () => perception.map(),
       manualOverrideUntil: () => body.mailbox.overrideUntil,
     });

@@ -9,6 +9,14 @@ import { TransformTree } from './transform-tree.ts';
 /** Where the LiDAR sits on the base: centred, this high, m. */
 const LIDAR_HEIGHT = 0.2;
 
+/** How old a pose may be for a motion decision (the motion rules) to rest on it, ms. */
+export const POSE_MAX_AGE_MS = 1000;
+
+/** Now, on the clock sensor sweeps are stamped with (epoch ms from the high-resolution clock). */
+export function perceptionNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /**
  * The robot's picture of itself and its surroundings, fed from the body's sensor sweeps: the
  * pose the control loop fused from odometry and IMU at its own rate (a complementary filter,
@@ -63,6 +71,15 @@ export class RobotPerception {
       this.#rejected += 1;
       this.#logger.warn({ err: error }, 'a LiDAR scan could not be projected into the map');
     }
+  }
+
+  /**
+   * How old the estimate is at `nowMs` (ms on the {@link perceptionNow} clock), `undefined`
+   * before the first sweep.
+   */
+  ageMs(nowMs: number): number | undefined {
+    const stampMs = this.#estimate?.stampMs;
+    return stampMs === undefined ? undefined : Math.max(0, nowMs - stampMs);
   }
 
   /** The fused pose and velocity, or `undefined` before the first sweep. */
