@@ -741,6 +741,40 @@ describe('gate', () => {
     assert.equal((await storage.runs.listJournal(run.id)).length, 3);
   });
 
+  it('keeps a result too large for the journal as the call’s error, and replays that error', async () => {
+    await using harness = await createKernelHarness();
+    const { kernel, storage } = harness;
+    const big = recorder('tool.call', async () => 'x'.repeat(1024 * 1024));
+    kernel.registerExecutor(big.executor);
+    const agent = await harness.runningAgent();
+    await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
+    // Outside a run nothing is journaled: the result goes to the caller.
+    assert.equal(
+      String(await kernel.gate.call({ agentId: agent.id }, { kind: 'tool.call', resource: 'dump' }))
+        .length,
+      1024 * 1024,
+    );
+    const run = await harness.newRun(agent.id);
+    const at = { agentId: agent.id, runId: run.id, seq: 1 };
+    const refused = await rejectsWithCode(
+      kernel.gate.call(at, { kind: 'tool.call', resource: 'dump' }),
+      'KEEL_PAYLOAD_TOO_LARGE',
+    );
+    assert.equal(refused.details.limit, 1024 * 1024);
+    await rejectsWithCode(
+      kernel.gate.call(at, { kind: 'tool.call', resource: 'dump' }),
+      'KEEL_PAYLOAD_TOO_LARGE',
+    );
+    assert.equal(big.calls.length, 2, 'the replay does not run the call again');
+    const [entry] = await storage.runs.listJournal(run.id);
+    assert.deepEqual(
+      [entry?.outcome, (entry?.result as { code?: string } | undefined)?.code],
+      ['error', 'KEEL_PAYLOAD_TOO_LARGE'],
+    );
+    const [audited] = await kernel.audit.tail(1);
+    assert.deepEqual([audited?.outcome, audited?.code], ['error', 'KEEL_PAYLOAD_TOO_LARGE']);
+  });
+
   it('answers a run on its last replay only from its journal, and refuses a new call', async () => {
     await using harness = await createKernelHarness();
     const { kernel, storage } = harness;

@@ -9,7 +9,12 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
-import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import {
+  type JsonObject,
+  type JsonValue,
+  jsonFits,
+  MAX_STORED_JSON_BYTES,
+} from '../../platform/storage/ports/json-value.ts';
 import type { UsageStore } from '../../platform/storage/ports/usage-store.ts';
 import { approvalDigest } from '../approvals/approval-digest.ts';
 import type { ApprovalPolicy } from '../approvals/approval-policy.ts';
@@ -512,6 +517,19 @@ export class Gate {
       effect = result.effect;
       usage = result.usage === undefined ? undefined : validUsage(result.usage, intent);
       assertCanonicalJson(result.value);
+      // A durable run's journal keeps the result, or the agent would not see it; one it cannot
+      // keep is this call's error, kept instead, so a replay answers the same and the effect
+      // stays once.
+      if (identity.runId !== undefined && !jsonFits(result.value, MAX_STORED_JSON_BYTES)) {
+        throw new KeelError(
+          'KEEL_PAYLOAD_TOO_LARGE',
+          `the result of ${describeIntent(intent)} is larger than the ${MAX_STORED_JSON_BYTES} bytes a run's journal keeps`,
+          {
+            details: { limit: MAX_STORED_JSON_BYTES },
+            hint: 'have the call return less: a summary, a page of it, or where the full output was written',
+          },
+        );
+      }
       value = result.value;
     } catch (error) {
       failure = this.#dependencies.redactor.redactError(

@@ -1,6 +1,7 @@
 import type { SQLOutputValue } from 'node:sqlite';
 import { KeelError } from '../../../errors/keel-error.ts';
 import type { AuditHead } from '../../ports/audit-store.ts';
+import { MAX_STORED_JSON_BYTES } from '../../ports/json-value.ts';
 import type { StatementCache } from '../sqlite-connection.ts';
 import type { OperationName, SqliteOperations } from '../worker-protocol.ts';
 
@@ -35,7 +36,7 @@ export class CommittedFailure extends Error {
 }
 
 /** The most bytes one JSON column may hold. */
-export const MAX_JSON_BYTES = 1024 * 1024;
+export const MAX_JSON_BYTES = MAX_STORED_JSON_BYTES;
 
 /**
  * Serialises a JSON column, refusing oversize values with a typed error.
