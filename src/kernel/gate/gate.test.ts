@@ -741,10 +741,13 @@ describe('gate', () => {
     assert.equal((await storage.runs.listJournal(run.id)).length, 3);
   });
 
-  it('keeps a result too large for the journal as the call’s error, and replays that error', async () => {
+  it('keeps a result too large for the journal as the call’s error, and an error too large cut, and replays them', async () => {
     await using harness = await createKernelHarness();
     const { kernel, storage } = harness;
-    const big = recorder('tool.call', async () => 'x'.repeat(1024 * 1024));
+    const big = recorder('tool.call', async (intent) => {
+      if (intent.resource === 'loud') throw new Error('y'.repeat(1024 * 1024));
+      return 'x'.repeat(1024 * 1024);
+    });
     kernel.registerExecutor(big.executor);
     const agent = await harness.runningAgent();
     await kernel.capabilities.grant(agent.id, { kind: 'tool.call' }, 'operator:ana');
@@ -773,6 +776,21 @@ describe('gate', () => {
     );
     const [audited] = await kernel.audit.tail(1);
     assert.deepEqual([audited?.outcome, audited?.code], ['error', 'KEEL_PAYLOAD_TOO_LARGE']);
+
+    // An error too large to keep is cut, for the agent and for the replay alike.
+    const loud = { agentId: agent.id, runId: run.id, seq: 2 };
+    const first = await rejectsWithCode(
+      kernel.gate.call(loud, { kind: 'tool.call', resource: 'loud' }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    assert.ok(first.message.length < 5_000, String(first.message.length));
+    assert.match(first.message, /cut: the error was larger than/);
+    const replayed = await rejectsWithCode(
+      kernel.gate.call(loud, { kind: 'tool.call', resource: 'loud' }),
+      'KEEL_EXECUTOR_FAILED',
+    );
+    assert.equal(replayed.message, first.message);
+    assert.equal(big.calls.length, 3, 'the failed call ran once');
   });
 
   it('answers a run on its last replay only from its journal, and refuses a new call', async () => {

@@ -553,6 +553,8 @@ export class Gate {
       }
       accounting ??= reported.accounting;
     }
+    // Likewise an error too large to keep: the agent and a replay get it cut, alike.
+    if (failure !== undefined && identity.runId !== undefined) failure = keepable(failure);
     const elapsedMs = Math.ceil(dependencies.clock.monotonic() - executeStarted);
     const code: ErrorCode | null = failure?.code ?? null;
 
@@ -683,4 +685,20 @@ export class Gate {
       `syscall refused: ${refusal.error.message}`,
     );
   }
+}
+
+/** How much of a message an error keeps when it is too large for a run's journal. */
+const KEPT_MESSAGE_CHARACTERS = 4096;
+
+/**
+ * The error as a run's journal can keep it: unchanged when its JSON fits, else with its code,
+ * hint and retryability, its message cut and its details dropped.
+ */
+function keepable(failure: KeelError): KeelError {
+  if (jsonFits(failure.toJSON(), MAX_STORED_JSON_BYTES)) return failure;
+  return new KeelError(
+    failure.code,
+    `${failure.message.slice(0, KEPT_MESSAGE_CHARACTERS)}… (cut: the error was larger than the ${MAX_STORED_JSON_BYTES} bytes a run's journal keeps)`,
+    { hint: failure.hint, retryable: failure.retryable },
+  );
 }
