@@ -367,7 +367,11 @@ function summarise(observation: Observation): string {
       ? 'position unknown'
       : `at (${pose.x.toFixed(2)}, ${pose.y.toFixed(2)}), heading ${pose.yaw.toFixed(2)} rad${
           observation.poseStale === true
-            ? ` (last known: the sensors have not confirmed it for ${((observation.poseAgeMs ?? 0) / 1000).toFixed(1)} s, so motion is refused)`
+            ? ` (last known: the sensors have not confirmed it${
+                typeof observation.poseAgeMs === 'number'
+                  ? ` for ${(observation.poseAgeMs / 1000).toFixed(1)} s`
+                  : ''
+              }, so motion is refused)`
             : ''
         }`;
   const battery =

@@ -14,6 +14,7 @@ import {
   type JsonValue,
   jsonFits,
   MAX_STORED_JSON_BYTES,
+  storableError,
 } from '../../platform/storage/ports/json-value.ts';
 import type { UsageStore } from '../../platform/storage/ports/usage-store.ts';
 import { approvalDigest } from '../approvals/approval-digest.ts';
@@ -496,6 +497,8 @@ export class Gate {
     );
     const executeStarted = dependencies.clock.monotonic();
 
+    // A durable run's calls: their results are journaled before the agent sees them.
+    const journaled = identity.runId !== undefined && identity.seq !== undefined;
     let value: JsonValue | undefined;
     let failure: KeelError | undefined;
     let usage: Partial<BudgetAmounts> | undefined;
@@ -520,7 +523,7 @@ export class Gate {
       // A durable run's journal keeps the result, or the agent would not see it; one it cannot
       // keep is this call's error, kept instead, so a replay answers the same and the effect
       // stays once.
-      if (identity.runId !== undefined && !jsonFits(result.value, MAX_STORED_JSON_BYTES)) {
+      if (journaled && !jsonFits(result.value, MAX_STORED_JSON_BYTES)) {
         throw new KeelError(
           'KEEL_PAYLOAD_TOO_LARGE',
           `the result of ${describeIntent(intent)} is larger than the ${MAX_STORED_JSON_BYTES} bytes a run's journal keeps`,
@@ -554,14 +557,14 @@ export class Gate {
       accounting ??= reported.accounting;
     }
     // Likewise an error too large to keep: the agent and a replay get it cut, alike.
-    if (failure !== undefined && identity.runId !== undefined) failure = keepable(failure);
+    if (failure !== undefined && journaled) failure = storableError(failure);
     const elapsedMs = Math.ceil(dependencies.clock.monotonic() - executeStarted);
     const code: ErrorCode | null = failure?.code ?? null;
 
     const writes: Promise<unknown>[] = [];
     // A call cut short by shutdown has no result to keep: a resumed run must run it again.
     const interrupted = failure?.code === 'KEEL_SHUTTING_DOWN';
-    if (identity.runId !== undefined && identity.seq !== undefined && !interrupted) {
+    if (journaled && !interrupted) {
       writes.push(
         dependencies.journal.record({
           runId: identity.runId,
@@ -685,20 +688,4 @@ export class Gate {
       `syscall refused: ${refusal.error.message}`,
     );
   }
-}
-
-/** How much of a message an error keeps when it is too large for a run's journal. */
-const KEPT_MESSAGE_CHARACTERS = 4096;
-
-/**
- * The error as a run's journal can keep it: unchanged when its JSON fits, else with its code,
- * hint and retryability, its message cut and its details dropped.
- */
-function keepable(failure: KeelError): KeelError {
-  if (jsonFits(failure.toJSON(), MAX_STORED_JSON_BYTES)) return failure;
-  return new KeelError(
-    failure.code,
-    `${failure.message.slice(0, KEPT_MESSAGE_CHARACTERS)}… (cut: the error was larger than the ${MAX_STORED_JSON_BYTES} bytes a run's journal keeps)`,
-    { hint: failure.hint, retryable: failure.retryable },
-  );
 }

@@ -10,6 +10,7 @@ import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
 import { createLogger, type Logger } from '../../platform/observability/logger.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
+import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { RunRecord, RunStore } from '../../platform/storage/ports/run-store.ts';
 import type { Storage } from '../../platform/storage/storage.ts';
 import type { WorkerExit } from '../worker/agent-worker.ts';
@@ -309,6 +310,40 @@ describe('RunManager', () => {
     );
     assert.match(error.message, /the run's result could not be stored/);
     assert.deepEqual(await auditKinds(harness, run.id), ['run.submit:pending', 'run.end:failed']);
+    assert.deepEqual(lines, [], 'nothing is tried again');
+  });
+
+  it('keeps the code of an error too large to store, cut, and is not misled by a request that could not be sent', async () => {
+    await using harness = await createKernelHarness();
+    const { lines, logger } = errorLines();
+    const { manager, submit, dispatchedCount } = await createManager(harness, { logger });
+    const cancelled = await submit();
+    await dispatchedCount(1);
+    // A program's error with 1 MiB of details: it ends as it said, cut.
+    await manager.finished(cancelled.id, {
+      ok: false,
+      error: new KeelError('KEEL_RUN_CANCELLED', 'stopped', {
+        details: { unstorable: true, blob: 'x'.repeat(1024 * 1024) },
+      }),
+    });
+    const stored = await harness.storage.runs.get(cancelled.id);
+    const error = stored?.error as { code: string; message: string; details?: unknown };
+    assert.deepEqual(
+      [stored?.status, error.code, error.details],
+      ['cancelled', 'KEEL_RUN_CANCELLED', undefined],
+    );
+    assert.match(error.message, /^stopped… \(cut/);
+
+    // Another request of the same turn that cannot be sent to storage fails alone.
+    const run = await submit();
+    await dispatchedCount(2);
+    const ended = manager.finished(run.id, { ok: true, result: { fine: true } });
+    await rejectsWithCode(
+      harness.storage.keyValues.set('k', (() => 1) as unknown as JsonValue, Date.now()),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    await ended;
+    assert.deepEqual((await harness.storage.runs.get(run.id))?.result, { fine: true });
     assert.deepEqual(lines, [], 'nothing is tried again');
   });
 

@@ -6,7 +6,11 @@ import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts';
-import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import {
+  type JsonObject,
+  type JsonValue,
+  storableError,
+} from '../../platform/storage/ports/json-value.ts';
 import {
   type AttemptStart,
   FINAL_RUN_STATUSES,
@@ -368,7 +372,8 @@ export class RunManager {
     await this.#deadLettered(end);
   }
 
-  async #recordEnd(runId: string, outcome: RunOutcome): Promise<void> {
+  /** `substituted`: the end storage could hold in place of the one the program reported. */
+  async #recordEnd(runId: string, outcome: RunOutcome, substituted = false): Promise<void> {
     if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
       await this.#awaitApproval(runId, outcome.error);
       return;
@@ -378,10 +383,10 @@ export class RunManager {
       end = await this.#end(runId, outcome);
       this.#succeeded(runId);
     } catch (error) {
-      const refused = unstorable(outcome, error);
-      // Trying again would meet the same refusal: the run fails, saying why.
-      if (refused !== undefined) await this.#recordEnd(runId, refused);
-      else this.#retry(runId, 'end', error, () => this.#recordEnd(runId, outcome));
+      // Trying again would meet the same refusal: the run ends as storage can hold it.
+      const storable = substituted ? undefined : storableEnd(outcome, error);
+      if (storable !== undefined) await this.#recordEnd(runId, storable, true);
+      else this.#retry(runId, 'end', error, () => this.#recordEnd(runId, outcome, substituted));
       return;
     }
     // Ended already (an operator cancelled it first), or removed: that end stands, and was told.
@@ -455,11 +460,13 @@ export class RunManager {
       // Gives back the attempt of a run still `running`, then suspends it: tried again as a
       // whole, neither changes a run that has moved on.
       await runs.returnAttempt(runId, clock.now());
+      // As its program reported it, cut if storage could not hold it (the approval's id is
+      // read from the error as reported, below).
       updated = await runs.updateStatus(
         runId,
         'suspended',
         clock.now(),
-        error.toJSON() as unknown as JsonValue,
+        storableError(error).toJSON() as unknown as JsonValue,
       );
       this.#succeeded(runId);
     } catch (failure) {
@@ -866,36 +873,28 @@ export class RunManager {
   }
 }
 
-/** Storage refusals of a run's end that depend only on what its program reported. */
-const UNSTORABLE_OUTCOME: ReadonlySet<string> = new Set([
-  'KEEL_PAYLOAD_TOO_LARGE',
-  'KEEL_INVALID_ARGUMENT',
-]);
-
 /**
- * The end a run gets when storage refused the result or error its program reported (larger
- * than a stored value may be, or not JSON): a failure that says so. `undefined` when the
- * refusal was of another kind, which a later attempt may not meet, or was of such an end.
+ * The end a run gets when storage refused, as such, the result or error its program reported
+ * (larger than a stored value may be, or not JSON; the refusal names the field): a result
+ * becomes a failure that says so; an error keeps its code and is cut. `undefined` for any
+ * other refusal, which a later attempt may not meet.
  */
-function unstorable(outcome: RunOutcome, error: unknown): RunOutcome | undefined {
+function storableEnd(outcome: RunOutcome, error: unknown): RunOutcome | undefined {
   const refusal = toKeelError(error);
-  const reported = outcome.ok ? 'result' : 'error';
+  const field = refusal.details.field;
   if (
-    !UNSTORABLE_OUTCOME.has(refusal.code) ||
-    (outcome.ok === false && outcome.error.details.unstorable === true)
+    (refusal.code !== 'KEEL_PAYLOAD_TOO_LARGE' && refusal.code !== 'KEEL_INVALID_ARGUMENT') ||
+    field !== (outcome.ok ? 'result' : 'error')
   ) {
     return undefined;
   }
+  if (!outcome.ok) return { ok: false, error: storableError(outcome.error) };
   return {
     ok: false,
-    error: new KeelError(
-      refusal.code,
-      `the run's ${reported} could not be stored: ${refusal.message}`,
-      {
-        details: { ...refusal.details, unstorable: true },
-        hint: 'return less from the run (the limit is in the details); keep larger output in a file or in memory and return where to find it',
-      },
-    ),
+    error: new KeelError(refusal.code, `the run's result could not be stored: ${refusal.message}`, {
+      details: refusal.details,
+      hint: 'return less from the run (the limit is in the details); keep larger output in a file or in memory and return where to find it',
+    }),
   };
 }
 

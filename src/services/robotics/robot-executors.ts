@@ -138,7 +138,8 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
         return done({
           robotId: parts.robotId,
           pose: estimate === undefined ? null : { x: estimate.x, y: estimate.y, yaw: estimate.yaw },
-          poseAgeMs: poseAgeMs === undefined ? null : Math.round(poseAgeMs),
+          // Rounded up, so that a stale pose never reads as the limit itself.
+          poseAgeMs: poseAgeMs === undefined ? null : Math.ceil(poseAgeMs),
           poseStale: poseAgeMs === undefined || poseAgeMs > POSE_MAX_AGE_MS,
           linear: estimate?.linear ?? 0,
           angular: estimate?.angular ?? 0,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { jsonFits, MAX_STORED_JSON_BYTES } from './json-value.ts';
+import { KeelError } from '../../errors/keel-error.ts';
+import { jsonFits, MAX_STORED_JSON_BYTES, storableError } from './json-value.ts';
 
 describe('jsonFits', () => {
   it('measures the UTF-8 bytes of the JSON text, exactly at the limit', () => {
@@ -24,5 +25,27 @@ describe('jsonFits', () => {
     assert.equal(jsonFits(nested, bytes - 1), false);
     assert.equal(jsonFits({ ok: true, step: 3 }, MAX_STORED_JSON_BYTES), true);
     assert.equal(jsonFits(null, 4), true);
+    // 25 characters a number: 40,330 of them and their commas are 1,048,581 bytes.
+    const numbers = Array.from({ length: 40_330 }, () => -0.0000012345678901234567);
+    assert.equal(jsonFits(numbers, MAX_STORED_JSON_BYTES), false);
+  });
+
+  it('keeps an error that fits as it is, and cuts one that does not, its code kept', () => {
+    const small = new KeelError('KEEL_EXECUTOR_FAILED', 'boom', { details: { reason: 'x' } });
+    assert.equal(storableError(small), small);
+    const large = new KeelError('KEEL_RUN_CANCELLED', 'm'.repeat(MAX_STORED_JSON_BYTES), {
+      details: { blob: 'd'.repeat(MAX_STORED_JSON_BYTES) },
+      hint: 'h'.repeat(MAX_STORED_JSON_BYTES),
+      retryable: true,
+      retryAfterMs: 500,
+    });
+    const cut = storableError(large);
+    assert.deepEqual(
+      [cut.code, cut.retryable, cut.retryAfterMs, cut.details],
+      ['KEEL_RUN_CANCELLED', true, 500, {}],
+    );
+    assert.match(cut.message, /^m{4096}… \(cut: the error was larger than/);
+    assert.equal(cut.hint.length, 1024);
+    assert.equal(jsonFits(cut.toJSON(), MAX_STORED_JSON_BYTES), true);
   });
 });

@@ -1,3 +1,5 @@
+import { KeelError } from '../../errors/keel-error.ts';
+
 /** A value that survives a JSON round trip unchanged. */
 export type JsonValue =
   | string
@@ -17,9 +19,8 @@ export type JsonObject = { readonly [key: string]: JsonValue };
 export const MAX_STORED_JSON_BYTES = 1024 * 1024;
 
 /**
- * Whether the JSON text of `value` (a JSON value) takes at most `maxBytes` in UTF-8. Sums a
- * bound first (every character of every string escaped at its longest, six bytes), which
- * settles small values without serialising them; serialises only when that bound is over.
+ * Whether the JSON text of `value` takes at most `maxBytes` in UTF-8: measured, as a store
+ * would measure it (serialising a small value costs less than bounding it would).
  *
  * @example
  * ```ts
@@ -27,28 +28,33 @@ export const MAX_STORED_JSON_BYTES = 1024 * 1024;
  * ```
  */
 export function jsonFits(value: unknown, maxBytes: number): boolean {
-  if (boundedSize(value, maxBytes) <= maxBytes) return true;
   const text = JSON.stringify(value);
   return text === undefined || Buffer.byteLength(text) <= maxBytes;
 }
 
-/** At least the JSON text's size in bytes; stops counting once past `limit`. */
-function boundedSize(value: unknown, limit: number): number {
-  if (typeof value === 'string') return 2 + 6 * value.length;
-  // A number's text is at most 24 characters, a date's (as JSON writes it) 26 with quotes.
-  if (typeof value !== 'object' || value === null) return 24;
-  if (value instanceof Date) return 32;
-  let size = 2;
-  if (Array.isArray(value)) {
-    for (const item of value) {
-      size += 1 + boundedSize(item, limit);
-      if (size > limit) return size;
-    }
-    return size;
-  }
-  for (const [key, member] of Object.entries(value)) {
-    size += 4 + 6 * key.length + boundedSize(member, limit);
-    if (size > limit) return size;
-  }
-  return size;
+/** How much of its message and hint an error keeps when it is cut to be stored. */
+const KEPT_MESSAGE_CHARACTERS = 4096;
+const KEPT_HINT_CHARACTERS = 1024;
+
+/**
+ * The error as a store can keep it: itself when its JSON fits in
+ * {@link MAX_STORED_JSON_BYTES}, else its code, retryability and the start of its message and
+ * hint, without details, saying that it was cut.
+ *
+ * @example
+ * ```ts
+ * const kept = storableError(failure); // what the journal keeps and the agent is told
+ * ```
+ */
+export function storableError(error: KeelError): KeelError {
+  if (jsonFits(error.toJSON(), MAX_STORED_JSON_BYTES)) return error;
+  return new KeelError(
+    error.code,
+    `${error.message.slice(0, KEPT_MESSAGE_CHARACTERS)}… (cut: the error was larger than the ${MAX_STORED_JSON_BYTES} bytes a stored value holds)`,
+    {
+      hint: error.hint.slice(0, KEPT_HINT_CHARACTERS),
+      retryable: error.retryable,
+      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    },
+  );
 }

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { rejectsWithCode } from '../../../../test/support/assertions.ts';
 import { temporaryDirectory } from '../../../../test/support/temporary-directory.ts';
 import { AuditChainVerifier } from '../../integrity/audit-chain.ts';
+import type { JsonValue } from '../ports/json-value.ts';
 import { describeStorageContract } from '../storage.contract.ts';
 import { openConnection } from './sqlite-connection.ts';
 import { loadMigrations, SQLITE_MIGRATIONS_DIRECTORY } from './sqlite-migrator.ts';
@@ -267,6 +268,29 @@ describe('sqlite storage', () => {
     }
     const leftovers = (await readdir(join(path, '..'))).filter((name) => name.includes('partial'));
     assert.deepEqual(leftovers, []);
+  });
+
+  it('fails a request that cannot be sent alone, and sends the others of its turn', async () => {
+    const storage = await openSqliteStorage({ path: await freshPath(), auditKey });
+    try {
+      const [good, bad, other] = await Promise.allSettled([
+        storage.keyValues.set('good', 1, 1),
+        storage.keyValues.set('bad', (() => 1) as unknown as JsonValue, 1),
+        storage.keyValues.set('other', 2, 1),
+      ]);
+      assert.deepEqual([good.status, other.status], ['fulfilled', 'fulfilled']);
+      assert.equal(bad.status, 'rejected');
+      assert.equal(
+        bad.status === 'rejected' && (bad.reason as { code?: string }).code,
+        'KEEL_INVALID_ARGUMENT',
+      );
+      assert.deepEqual(
+        [await storage.keyValues.get('good'), await storage.keyValues.get('other')],
+        [1, 2],
+      );
+    } finally {
+      await storage.close();
+    }
   });
 
   it('groups concurrent requests into shared transactions (group commit)', async () => {

@@ -215,24 +215,36 @@ export class WorkerClient {
     try {
       this.#worker.postMessage(message);
     } catch (error) {
-      // A request that cannot be cloned fails alone, with the operation's error.
-      const failure = new KeelError(
-        'KEEL_INVALID_ARGUMENT',
-        'a storage request could not be sent',
-        {
-          cause: error,
-        },
-      );
-      if (message.type === 'batch') {
-        for (const request of message.requests) {
-          this.#pending.get(request.id)?.reject(failure);
-          this.#pending.delete(request.id);
+      if (message.type !== 'batch') {
+        if (message.type === 'backup') this.#reject(message.id, error);
+        return;
+      }
+      // A request that cannot be cloned fails alone; the others still travel together.
+      const sendable = message.requests.filter((request) => {
+        try {
+          structuredClone(request);
+          return true;
+        } catch (refusal) {
+          this.#reject(request.id, refusal);
+          return false;
         }
-      } else if (message.type === 'backup') {
-        this.#pending.get(message.id)?.reject(failure);
-        this.#pending.delete(message.id);
+      });
+      if (sendable.length === message.requests.length) {
+        for (const request of sendable) this.#reject(request.id, error);
+      } else if (sendable.length > 0) {
+        this.#send({ type: 'batch', requests: sendable });
       }
     }
+  }
+
+  /** Fails a request that could not be sent to the worker. */
+  #reject(id: number, cause: unknown): void {
+    this.#pending
+      .get(id)
+      ?.reject(
+        new KeelError('KEEL_INVALID_ARGUMENT', 'a storage request could not be sent', { cause }),
+      );
+    this.#pending.delete(id);
   }
 
   /** Lets in-flight requests finish, then closes the database and stops the worker. */
