@@ -334,6 +334,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       kernel.registerExecutor(executor);
     }
     await kernel.start();
+    launcher.sweepLeftovers();
     models.start();
     const runtime = new AgentRuntime({
       kernel,

@@ -27,6 +27,11 @@ export interface WorkerLauncher {
   /** What isolation this host offers (detection runs once, at start). */
   readonly report: Promise<SandboxReport | undefined>;
   /**
+   * Removes, in the background, the empty worker cgroups an earlier node killed by `kill -9`
+   * left: called once the node has started, so that a start that is refused changes nothing.
+   */
+  sweepLeftovers(): void;
+  /**
    * Starts `agent`'s worker. An abort of `signal` (the start was given up on) stops a launch
    * still setting the sandbox up, and cleans up what it had made.
    */
@@ -69,15 +74,6 @@ export async function createWorkerLauncher(options: {
   if (configuration.production) {
     await assertProductionSandbox((await report) as SandboxReport, { searchPath });
   }
-  if (configuration.sandbox !== 'off') {
-    // Cgroups of workers that died with an earlier node killed by `kill -9`.
-    void sweepEmptyWorkerCgroups({ olderThanMs: 60_000 }).then(
-      (removed) => {
-        if (removed > 0) logger.info({ removed }, 'removed worker cgroups an earlier node left');
-      },
-      (error: unknown) => logger.warn({ err: error }, 'could not sweep old worker cgroups'),
-    );
-  }
   let warned = false;
   const nodeArguments = (deployment: DeploymentMetadata): string[] => [
     `--max-old-space-size=${Math.max(16, Math.floor(deployment.manifest.limits.memoryMb * 0.75))}`,
@@ -87,6 +83,16 @@ export async function createWorkerLauncher(options: {
   ];
   return {
     report,
+    sweepLeftovers() {
+      if (configuration.sandbox === 'off') return;
+      // Cgroups of workers that died with an earlier node killed by `kill -9`.
+      void sweepEmptyWorkerCgroups({ olderThanMs: 60_000 }).then(
+        (removed) => {
+          if (removed > 0) logger.info({ removed }, 'removed worker cgroups an earlier node left');
+        },
+        (error: unknown) => logger.warn({ err: error }, 'could not sweep old worker cgroups'),
+      );
+    },
     async launch(agent, deployment, signal) {
       const moduleFolder = await checkedModuleFolder(deployment, modulePlaces);
       const detected = await report;
