@@ -213,8 +213,7 @@ export class BudgetLeases {
       }
     }
     const epoch = this.#epoch;
-    // Sized for the calls waiting now as well, so that a burst needs few openings.
-    const calls = Math.min(MAX_LEASE_CALLS, this.#options.calls + (this.#waiting.get(key) ?? 0));
+    const calls = this.#callsFor(key);
     const opening = this.#open(scopes, amounts, times(amounts, calls));
     const settled = opening.then(
       () => undefined,
@@ -250,6 +249,14 @@ export class BudgetLeases {
     this.#leases.set(key, opened);
     this.#startSweeper();
     return { kind: 'lease', draw, limitsCost: outcome.limitsCost };
+  }
+
+  /**
+   * How many calls a new lease of these scopes is sized for: the calls waiting for it as well,
+   * so that a burst needs few openings.
+   */
+  #callsFor(key: string): number {
+    return Math.min(MAX_LEASE_CALLS, this.#options.calls + (this.#waiting.get(key) ?? 0));
   }
 
   #lease(key: string, outcome: Opened, perCall: BudgetAmounts): Lease {
@@ -298,7 +305,7 @@ export class BudgetLeases {
     for (const dimension of BUDGET_DIMENSIONS) {
       perCall[dimension] = Math.max(amounts[dimension], lease.perCall[dimension]);
     }
-    const calls = Math.min(MAX_LEASE_CALLS, this.#options.calls + (this.#waiting.get(key) ?? 0));
+    const calls = this.#callsFor(key);
     const renewal = this.#open(scopes, amounts, times(perCall, calls)).then(async (outcome) => {
       if (!outcome.granted) return;
       if (epoch !== this.#epoch || this.#leases.get(key) !== lease) {

@@ -61,12 +61,15 @@ async function createManager(
     approvalPending,
     runs = (stored) => stored,
     logger = silentLogger(),
+    unstored,
   }: {
     readonly maxAttempts?: number;
     readonly approvalPending?: (approvalId: string) => Promise<boolean>;
     /** Stands in for the run store (to make it fail, or wait). */
     readonly runs?: (stored: RunStore) => RunStore;
     readonly logger?: Logger;
+    /** An agent the manager takes as deployed, of which storage has no record. */
+    readonly unstored?: string;
   } = {},
 ) {
   const agent = await harness.runningAgent();
@@ -82,7 +85,9 @@ async function createManager(
     actor: 'node:test',
     maxConcurrent: 4,
     agent: (agentId) =>
-      agentId === agent.id ? { concurrency: 4, maxAttempts, runBudget: undefined } : undefined,
+      agentId === agent.id || agentId === unstored
+        ? { concurrency: 4, maxAttempts, runBudget: undefined }
+        : undefined,
     attemptStarted: (run, journalHead) => started.push({ runId: run.id, journalHead }),
     lastReplayStarted: (run, journalHead) => harness.kernel.lastReplayStarted(run, journalHead),
     lastReplayEnded: (runId) => harness.kernel.lastReplayEnded(runId),
@@ -203,24 +208,7 @@ describe('RunManager', () => {
     const { lines, logger } = errorLines();
     // Deployed as far as the manager knows, but with no record: storage refuses its runs.
     const ghost = createId('agt');
-    const dispatched: RunRecord[] = [];
-    const manager = new RunManager({
-      runs: harness.storage.runs,
-      budgets: harness.kernel.budgets,
-      audit: harness.kernel.audit,
-      bus: harness.bus,
-      clock: systemClock,
-      logger,
-      actor: 'node:test',
-      maxConcurrent: 4,
-      agent: (agentId) =>
-        agentId === ghost ? { concurrency: 4, maxAttempts: 3, runBudget: undefined } : undefined,
-      retryDelayMs: 20,
-      dispatch: (run) => {
-        dispatched.push(run);
-      },
-      cancelInWorker: () => undefined,
-    });
+    const { manager, dispatched } = await createManager(harness, { logger, unstored: ghost });
     await rejectsWithCode(
       manager.submit({ agentId: ghost, task: {}, origin: 'test', actor: 'operator:test' }),
       'KEEL_NOT_FOUND',

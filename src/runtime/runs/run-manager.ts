@@ -9,6 +9,8 @@ import type { BudgetAmounts } from '../../platform/storage/ports/budget-store.ts
 import {
   type JsonObject,
   type JsonValue,
+  jsonFits,
+  MAX_STORED_JSON_BYTES,
   storableError,
 } from '../../platform/storage/ports/json-value.ts';
 import {
@@ -353,7 +355,7 @@ export class RunManager {
       (lastReplay === false && !outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED');
     try {
       if (deadLetter) await this.#deadLetterAfterReplay(runId);
-      else await this.#recordEnd(runId, outcome);
+      else await this.#recordEnd(runId, storableOutcome(outcome));
     } finally {
       this.pump();
     }
@@ -372,8 +374,7 @@ export class RunManager {
     await this.#deadLettered(end);
   }
 
-  /** `substituted`: the end storage could hold in place of the one the program reported. */
-  async #recordEnd(runId: string, outcome: RunOutcome, substituted = false): Promise<void> {
+  async #recordEnd(runId: string, outcome: RunOutcome): Promise<void> {
     if (!outcome.ok && outcome.error.code === 'KEEL_APPROVAL_REQUIRED') {
       await this.#awaitApproval(runId, outcome.error);
       return;
@@ -383,10 +384,7 @@ export class RunManager {
       end = await this.#end(runId, outcome);
       this.#succeeded(runId);
     } catch (error) {
-      // Trying again would meet the same refusal: the run ends as storage can hold it.
-      const storable = substituted ? undefined : storableEnd(outcome, error);
-      if (storable !== undefined) await this.#recordEnd(runId, storable, true);
-      else this.#retry(runId, 'end', error, () => this.#recordEnd(runId, outcome, substituted));
+      this.#retry(runId, 'end', error, () => this.#recordEnd(runId, outcome));
       return;
     }
     // Ended already (an operator cancelled it first), or removed: that end stands, and was told.
@@ -460,13 +458,11 @@ export class RunManager {
       // Gives back the attempt of a run still `running`, then suspends it: tried again as a
       // whole, neither changes a run that has moved on.
       await runs.returnAttempt(runId, clock.now());
-      // As its program reported it, cut if storage could not hold it (the approval's id is
-      // read from the error as reported, below).
       updated = await runs.updateStatus(
         runId,
         'suspended',
         clock.now(),
-        storableError(error).toJSON() as unknown as JsonValue,
+        error.toJSON() as unknown as JsonValue,
       );
       this.#succeeded(runId);
     } catch (failure) {
@@ -874,27 +870,23 @@ export class RunManager {
 }
 
 /**
- * The end a run gets when storage refused, as such, the result or error its program reported
- * (larger than a stored value may be, or not JSON; the refusal names the field): a result
- * becomes a failure that says so; an error keeps its code and is cut. `undefined` for any
- * other refusal, which a later attempt may not meet.
+ * A worker's end of a run as storage can hold it, so that recording it is never refused for
+ * what the program reported (trying again would meet the same refusal): a result larger than
+ * a stored value may be fails the run, saying so; an error too large keeps its code, cut.
  */
-function storableEnd(outcome: RunOutcome, error: unknown): RunOutcome | undefined {
-  const refusal = toKeelError(error);
-  const field = refusal.details.field;
-  if (
-    (refusal.code !== 'KEEL_PAYLOAD_TOO_LARGE' && refusal.code !== 'KEEL_INVALID_ARGUMENT') ||
-    field !== (outcome.ok ? 'result' : 'error')
-  ) {
-    return undefined;
-  }
+function storableOutcome(outcome: RunOutcome): RunOutcome {
   if (!outcome.ok) return { ok: false, error: storableError(outcome.error) };
+  if (jsonFits(outcome.result, MAX_STORED_JSON_BYTES)) return outcome;
   return {
     ok: false,
-    error: new KeelError(refusal.code, `the run's result could not be stored: ${refusal.message}`, {
-      details: refusal.details,
-      hint: 'return less from the run (the limit is in the details); keep larger output in a file or in memory and return where to find it',
-    }),
+    error: new KeelError(
+      'KEEL_PAYLOAD_TOO_LARGE',
+      `the run's result could not be stored: it is larger than the ${MAX_STORED_JSON_BYTES} bytes a run keeps`,
+      {
+        details: { limit: MAX_STORED_JSON_BYTES },
+        hint: 'return less from the run; keep larger output in a file or in memory and return where to find it',
+      },
+    ),
   };
 }
 

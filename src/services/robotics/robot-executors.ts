@@ -129,7 +129,8 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
         const estimate = perception.estimate();
         // The last pose is kept when the sensors stop; the brain is told how old it is, and
         // whether it is too old for a motion to rest on (the motion rules refuse it then).
-        const poseAgeMs = perception.ageMs(perceptionNow());
+        const nowMs = perceptionNow();
+        const poseAgeMs = perception.ageMs(nowMs);
         const state = body.state();
         const radius = Math.min(
           20,
@@ -140,7 +141,7 @@ export function robotExecutors(parts: RobotExecutorParts): SyscallExecutor[] {
           pose: estimate === undefined ? null : { x: estimate.x, y: estimate.y, yaw: estimate.yaw },
           // Rounded up, so that a stale pose never reads as the limit itself.
           poseAgeMs: poseAgeMs === undefined ? null : Math.ceil(poseAgeMs),
-          poseStale: poseAgeMs === undefined || poseAgeMs > POSE_MAX_AGE_MS,
+          poseStale: perception.freshEstimate(nowMs, POSE_MAX_AGE_MS) === undefined,
           linear: estimate?.linear ?? 0,
           angular: estimate?.angular ?? 0,
           // A body that reports no battery (-1) says so, rather than reading as empty.

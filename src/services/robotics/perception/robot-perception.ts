@@ -92,9 +92,8 @@ export class RobotPerception {
    * confirming (a bridge down, a loop gone) is no ground for a motion decision.
    */
   freshEstimate(nowMs: number, maxAgeMs: number): FusedEstimate | undefined {
-    const estimate = this.#estimate;
-    if (estimate?.stampMs === undefined || nowMs - estimate.stampMs > maxAgeMs) return undefined;
-    return estimate;
+    const ageMs = this.ageMs(nowMs);
+    return ageMs === undefined || ageMs > maxAgeMs ? undefined : this.#estimate;
   }
 
   map(): OccupancyOctree {

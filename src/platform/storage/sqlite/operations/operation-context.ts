@@ -35,9 +35,6 @@ export class CommittedFailure extends Error {
   }
 }
 
-/** The most bytes one JSON column may hold. */
-export const MAX_JSON_BYTES = MAX_STORED_JSON_BYTES;
-
 /**
  * Serialises a JSON column, refusing oversize values with a typed error.
  *
@@ -51,12 +48,12 @@ export function toJsonColumn(value: unknown, field: string): string {
   if (text === undefined) {
     throw new KeelError('KEEL_INVALID_ARGUMENT', `${field} is not JSON`, { details: { field } });
   }
-  if (Buffer.byteLength(text) > MAX_JSON_BYTES) {
+  if (Buffer.byteLength(text) > MAX_STORED_JSON_BYTES) {
     throw new KeelError(
       'KEEL_PAYLOAD_TOO_LARGE',
-      `${field} is larger than ${MAX_JSON_BYTES} bytes`,
+      `${field} is larger than ${MAX_STORED_JSON_BYTES} bytes`,
       {
-        details: { field, limit: MAX_JSON_BYTES },
+        details: { field, limit: MAX_STORED_JSON_BYTES },
       },
     );
   }
