@@ -289,8 +289,8 @@ max_concurrent_runs = 16
 worker_memory_mb = 256   # the most memory a worker may have; larger limits.memoryMb are refused
 heartbeat_interval_ms = 1000
 watchdog_timeout_ms = 10000
-restart_budget = 10     # restarts of one agent per window before it stays crashed
-restart_window_seconds = 60
+restart_budget = 10     # restarts in a row of one agent before it stays crashed
+restart_window_seconds = 60  # a worker that ran this long before it crashed starts a new row
 
 [robotics]
 enabled = false         # drive the simulated robot body (control loop, e-stop, hal.* syscalls)

@@ -33,7 +33,10 @@ export const RuntimeSection = z.strictObject({
   watchdog_timeout_ms: z.number().int().min(200).max(600_000).default(10_000),
   restart_initial_delay_ms: z.number().int().min(1).max(60_000).default(200),
   restart_max_delay_ms: z.number().int().min(1).max(3_600_000).default(30_000),
-  /** At most this many restarts of one agent per window; past it the agent stays crashed. */
+  /**
+   * At most this many restarts of one agent in a row (see RestartPolicy); past it the agent
+   * stays crashed. A worker that ran `restart_window_seconds` before it crashed ends the row.
+   */
   restart_budget: z.number().int().min(1).max(1000).default(10),
   restart_window_seconds: z.number().int().min(1).max(86_400).default(60),
   /** How often schedules are checked. */

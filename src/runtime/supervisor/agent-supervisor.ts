@@ -274,6 +274,7 @@ export class AgentSupervisor {
       await this.#crashed(toKeelError(error).message);
       return;
     }
+    this.#options.policy.started(this.#options.clock.monotonic());
     await this.#transition('running', 'worker ready');
     this.#options.onAvailability(this.#options.agent.id, true);
   }
