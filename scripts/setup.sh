@@ -51,3 +51,6 @@ PATH="$PWD/node_modules/.bin:$PATH" node -e '
   if (major < 24) { console.error("keel setup: node_modules/.bin/node is " + process.version + "; Keel needs 24"); process.exit(1); }
   console.log("keel setup: ready (Node " + process.version + ")");
 '
+# Agent workers run their code as plain JavaScript (30 MiB less each than with Node's type
+# stripper); a node makes that copy itself when it may write here, and setup makes it always.
+PATH="$PWD/node_modules/.bin:$PATH" node scripts/prepare-worker-code.ts

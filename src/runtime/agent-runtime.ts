@@ -36,6 +36,8 @@ export interface AgentRuntimeOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly configuration: RuntimeConfiguration;
+  /** The largest frame a worker may send (`workerFrameLimit`). */
+  readonly workerFrameBytes: number;
   readonly deployer: AgentDeployer;
   /** Launches a worker process for an agent (sandboxed as the host allows). */
   /** Starts an agent's worker process; `signal` aborts a start that was given up on. */
@@ -513,6 +515,7 @@ export class AgentRuntime {
             logger: logger.child({ agent: agent.name }),
             watchdogTimeoutMs: configuration.watchdogTimeoutMs,
             startTimeoutMs: 30_000,
+            maxFrameBytes: this.#options.workerFrameBytes,
             ...events,
           });
         },

@@ -53,6 +53,7 @@ import { KEEL_VERSION } from './keel-version.ts';
 import { connectRobotMqtt, robotHealth, startRobot } from './robot-wiring.ts';
 import { RUN_STATUS } from './runs/run-topics.ts';
 import { createWorkerLauncher } from './worker/worker-launcher.ts';
+import { workerFrameLimit } from './worker/worker-protocol.ts';
 
 export interface ComponentHealth {
   readonly name: string;
@@ -285,8 +286,10 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       modulesDirectory: join(configuration.dataDirectory, 'agents'),
     };
     const searchPath = options.searchPath ?? executableSearchPath();
+    const workerFrameBytes = workerFrameLimit(configuration.gate.maxIntentBytes);
     const launcher = await createWorkerLauncher({
       configuration: configuration.runtime,
+      maxFrameBytes: workerFrameBytes,
       modulePlaces,
       searchPath,
       logger: options.logger.child({ component: 'sandbox' }),
@@ -343,6 +346,7 @@ export async function startNode(options: StartNodeOptions): Promise<KeelNode> {
       clock,
       logger: options.logger.child({ component: 'runtime' }),
       configuration: configuration.runtime,
+      workerFrameBytes,
       deployer: new AgentDeployer({
         kernel,
         keyValues: storage.keyValues,

@@ -1,19 +1,22 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
 import { isKeelError } from '../../src/platform/errors/keel-error.ts';
-import type { JsonObject } from '../../src/platform/storage/ports/json-value.ts';
+import type { JsonObject, JsonValue } from '../../src/platform/storage/ports/json-value.ts';
 import { FINAL_RUN_STATUSES, type RunRecord } from '../../src/platform/storage/ports/run-store.ts';
+import { ControlClient } from '../../src/runtime/control/control-client.ts';
 import { parseAgentManifest } from '../../src/runtime/manifests/agent-manifest.ts';
 import {
   generateSigningKeyPair,
   signManifest,
 } from '../../src/runtime/manifests/manifest-signing.ts';
 import { type KeelNode, startNode } from '../../src/runtime/node.ts';
+import { FrameDecoder } from '../../src/runtime/worker/frame-codec.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
 import { silentLogger } from '../support/silent-logger.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
@@ -21,6 +24,8 @@ import { temporaryDirectory } from '../support/temporary-directory.ts';
 const AGENT_PROGRAM = fileURLToPath(
   new URL('../../src/runtime/worker/agent-program.ts', import.meta.url),
 );
+
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const publisher = generateSigningKeyPair();
 
@@ -241,6 +246,9 @@ describe('agent runtime', { timeout: 120_000 }, () => {
   const { spawnSync } = await import('node:child_process');
   const observed = {};
   observed.passwd = await readFile('/etc/passwd', 'utf8').then(() => 'read', (error) => error.code);
+  // Of Keel's project, only its code and dependencies: not a data directory kept beside them.
+  observed.project = await readFile(${JSON.stringify(join(PROJECT_ROOT, 'README.md'))}).then(() => 'read', (error) => error.code);
+  observed.code = await readFile(${JSON.stringify(AGENT_PROGRAM)}).then(() => 'read', (error) => error.code);
   observed.socket = await new Promise((resolve) => {
     const socket = net.connect(5432, '127.0.0.1');
     socket.on('connect', () => { socket.destroy(); resolve('connected'); });
@@ -260,6 +268,8 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
         const observed = run.result as Record<string, unknown>;
         assert.equal(observed.passwd, 'ENOENT');
+        assert.equal(observed.project, 'ENOENT');
+        assert.equal(observed.code, 'read');
         assert.notEqual(observed.socket, 'connected');
         assert.deepEqual(
           (observed.environment as string[]).filter((key) => key !== 'PWD'),
@@ -273,6 +283,72 @@ describe('agent runtime', { timeout: 120_000 }, () => {
       },
       { development: true },
     );
+  });
+
+  it('answers a control request nested deeper than the stack would take with an error, and goes on serving', async () => {
+    await withNode(
+      async (node) => {
+        await using client = await ControlClient.connect(
+          join(node.loaded.configuration.dataDirectory, 'keel.sock'),
+        );
+        // Written by hand: JSON.stringify itself runs out of stack on such a value.
+        const socketPath = join(node.loaded.configuration.dataDirectory, 'keel.sock');
+        const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+        const text = `{"id":1,"method":"agents.deploy","params":{"document":{"id":"deep","settings":${deep}}}}`;
+        const frame = Buffer.alloc(4 + Buffer.byteLength(text));
+        frame.writeUInt32BE(frame.length - 4, 0);
+        frame.write(text, 4);
+        const raw = connect(socketPath);
+        raw.write(frame);
+        const decoder = new FrameDecoder(1024 * 1024);
+        const [answer] = await new Promise<unknown[]>((resolve) =>
+          raw.on('data', (chunk: Buffer) => {
+            const messages = decoder.push(chunk);
+            if (messages.length > 0) resolve(messages);
+          }),
+        );
+        raw.destroy();
+        const { ok, error } = answer as { ok: boolean; error: { code: string; message: string } };
+        assert.equal(ok, false);
+        assert.equal(error.code, 'KEEL_INVALID_ARGUMENT');
+        assert.match(error.message, /nested deeper than 128 levels/);
+        // A manifest's own limits are its parser's to report, a __proto__ key among them.
+        const sneaky = JSON.parse(
+          JSON.stringify(manifest({ id: 'sneaky' })).replace(
+            '"trust"',
+            '"__proto__":{"x":1},"trust"',
+          ),
+        ) as JsonObject;
+        await assert.rejects(
+          client.request('agents.deploy', { document: sneaky }),
+          (error: unknown) => {
+            assert.ok(isKeelError(error));
+            assert.equal(error.code, 'KEEL_MANIFEST_INVALID');
+            assert.match(error.message, /__proto__/);
+            return true;
+          },
+        );
+        assert.deepEqual(await client.request('agents.list', {}), []);
+      },
+      { development: true },
+    );
+  });
+
+  it('refuses to start on a data directory that agent workers could read', async () => {
+    await mkdir(join(PROJECT_ROOT, 'node_modules', '.cache'), { recursive: true });
+    const dataDirectory = await mkdtemp(
+      join(PROJECT_ROOT, 'node_modules', '.cache', 'keel-runtime-data-'),
+    );
+    try {
+      await assert.rejects(startWith(dataDirectory, {}), (error: unknown) => {
+        assert.ok(isKeelError(error));
+        assert.equal(error.code, 'KEEL_CONFIG_INVALID');
+        assert.match(error.message, /every agent worker can read; move it/);
+        return true;
+      });
+    } finally {
+      await rm(dataDirectory, { recursive: true, force: true });
+    }
   });
 
   it('dead-letters a run whose worker keeps crashing, and records each crash in the history', async () => {
@@ -411,6 +487,18 @@ describe('agent runtime', { timeout: 120_000 }, () => {
         assert.equal((await reopened.runtime.show('vouched')).agent.state, 'stopped');
         assert.equal(
           (await reopened.runtime.lifecycle('vouched', 'start', 'operator:ana')).state,
+          'running',
+        );
+        // The agent deployed unsigned, its same manifest now signed by a trusted key: deployed
+        // again under that key (not "unchanged", which left it unsigned and stopped for good).
+        const deployed = await reopened.runtime.deploy(
+          signed(manifest({ id: 'loose', program: { module } })),
+          'test',
+        );
+        assert.equal(deployed.outcome, 'redeployed');
+        assert.notEqual((await reopened.runtime.show('loose')).agent.signedBy, null);
+        assert.equal(
+          (await reopened.runtime.lifecycle('loose', 'start', 'operator:ana')).state,
           'running',
         );
       },

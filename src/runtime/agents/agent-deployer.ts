@@ -204,7 +204,15 @@ export class AgentDeployer {
       deployedBy: actor,
     } satisfies JsonObject;
     const existing = await kernel.agents.getByName(manifest.id);
-    if (sameAsBefore && existing !== undefined && existing.state !== 'removed') {
+    // The same manifest signed by another key (a key rotated out of trust, or an agent
+    // deployed unsigned in development and now signed) is deployed again: the record names
+    // the key that is trusted now, and the agent can start under it.
+    if (
+      sameAsBefore &&
+      existing !== undefined &&
+      existing.state !== 'removed' &&
+      (typeof existing.metadata.keyId === 'string' ? existing.metadata.keyId : null) === keyId
+    ) {
       await kernel.audit.record({
         kind: 'agent.deploy',
         actor,

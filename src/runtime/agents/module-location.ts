@@ -69,10 +69,10 @@ export async function locateModule(
     resolve(places.modulesDirectory),
   );
   const inOwnFolder = 'give the module a folder of its own, e.g. /srv/keel-agents/<agent>/';
-  if (folder === '/' || contains(folder, dataDirectory)) {
+  if (folder === '/' || pathContains(folder, dataDirectory)) {
     throw invalid(`${path}: its folder ${folder} holds Keel's data directory; ${inOwnFolder}`);
   }
-  if (contains(dataDirectory, folder) && !contains(modulesDirectory, folder)) {
+  if (pathContains(dataDirectory, folder) && !pathContains(modulesDirectory, folder)) {
     throw invalid(
       `${path} is in Keel's data directory outside ${modulesDirectory}; ${inOwnFolder}`,
     );
@@ -84,7 +84,7 @@ export async function locateModule(
     );
   }
   for (const host of HOST_FOLDERS) {
-    if (contains(folder, host.path) || (!host.below && contains(host.path, folder))) {
+    if (pathContains(folder, host.path) || (!host.below && pathContains(host.path, folder))) {
       throw invalid(`${path}: its folder ${folder} would expose ${host.path}; ${inOwnFolder}`);
     }
   }
@@ -124,8 +124,15 @@ async function assertNobodyElseCanSwap(path: string, folder: string): Promise<vo
   }
 }
 
-/** Whether `inner` is `outer` or lies below it. */
-function contains(outer: string, inner: string): boolean {
+/**
+ * Whether `inner` is `outer` or lies below it (both absolute and resolved).
+ *
+ * @example
+ * ```ts
+ * pathContains('/srv/keel', '/srv/keel/src'); // true
+ * ```
+ */
+export function pathContains(outer: string, inner: string): boolean {
   return inner === outer || inner.startsWith(outer === sep ? sep : `${outer}${sep}`);
 }
 

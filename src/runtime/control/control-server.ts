@@ -6,7 +6,11 @@ import type { EventBus } from '../../platform/bus/event-bus.ts';
 import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
-import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import {
+  type JsonObject,
+  type JsonValue,
+  nestedWithin,
+} from '../../platform/storage/ports/json-value.ts';
 import { FINAL_RUN_STATUSES, type RunStatus } from '../../platform/storage/ports/run-store.ts';
 import type { RobotService } from '../../services/robotics/robot-service.ts';
 import type { AgentRuntime } from '../agent-runtime.ts';
@@ -34,11 +38,19 @@ const APPROVAL_ID = z.string().regex(/^apr_[A-Za-z0-9_-]{1,64}$/, 'an approval i
 /** Edit-then-approve: the most JSON an operator may put in place of a call's parameters. */
 const MAX_PARAM_EDIT_BYTES = 65_536;
 
+/**
+ * How deep a request's JSON may nest: a manifest's values may nest 64 levels (its own check
+ * says so, naming the field), inside the request and a signature envelope.
+ */
+const MAX_REQUEST_DEPTH = 128;
+
 const RequestSchema = z.discriminatedUnion('method', [
   z.strictObject({
     id: z.number().int(),
     method: z.literal('agents.deploy'),
-    params: z.strictObject({ document: z.json() }),
+    // As read: the deployer validates the manifest, naming the field (a copy here would drop
+    // a `__proto__` key it refuses, among others).
+    params: z.strictObject({ document: z.unknown() }),
   }),
   z.strictObject({
     id: z.number().int(),
@@ -242,6 +254,19 @@ export class ControlServer {
           typeof (message as { id?: unknown })?.id === 'number'
             ? (message as { id: number }).id
             : 0;
+        // Before any schema recurses over it: a request nested deep enough would exhaust the
+        // stack and take the node down with it.
+        if (!nestedWithin(message, MAX_REQUEST_DEPTH)) {
+          send({
+            id,
+            ok: false,
+            error: new KeelError(
+              'KEEL_INVALID_ARGUMENT',
+              `control request: nested deeper than ${MAX_REQUEST_DEPTH} levels`,
+            ).toJSON(),
+          });
+          continue;
+        }
         const parsed = RequestSchema.safeParse(message);
         if (!parsed.success) {
           const issue = parsed.error.issues[0];

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import type { Duplex } from 'node:stream';
+import { type Duplex, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
+import { createLogger } from '../../platform/observability/logger.ts';
+import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import { AgentWorker, type LaunchedProcess, type WorkerExit } from './agent-worker.ts';
 
 /**
@@ -47,6 +50,7 @@ function workerWith(
     logger: silentLogger(),
     watchdogTimeoutMs: 10_000,
     startTimeoutMs: 200,
+    maxFrameBytes: 1024 * 1024,
     onStep: () => undefined,
     onRunDone: () => undefined,
     onExit: (exit) => exits.push(exit),
@@ -118,5 +122,137 @@ describe('AgentWorker start', () => {
     await rejectsWithCode(workerWith(stoppable(timedOut)).start(), 'KEEL_WORKER_CRASHED');
     assert.equal(timedOut[0]?.aborted, true);
     assert.match(String(timedOut[0]?.reason), /given up on: start timeout/);
+  });
+});
+
+/** A real child that says hello, then does `then` (a script with `send(frame)` and `channel`). */
+function scriptedProcess(then: string): LaunchedProcess {
+  const script = `
+    const channel = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true });
+    const send = (message) => {
+      const text = Buffer.from(JSON.stringify(message));
+      const frame = Buffer.alloc(4 + text.length);
+      frame.writeUInt32BE(text.length, 0);
+      text.copy(frame, 4);
+      return channel.write(frame);
+    };
+    send({ type: 'hello', protocol: 1, pid: process.pid });
+    ${then}
+  `;
+  const child = spawn(process.execPath, ['-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: {},
+    detached: true,
+  });
+  return {
+    child,
+    channel: child.stdio[3] as Duplex,
+    applied: [],
+    missing: [],
+    oomKills: () => Promise.resolve(0),
+    dispose: async () => {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        process.kill(-child.pid, 'SIGKILL');
+      }
+    },
+  };
+}
+
+describe('AgentWorker and an untrusted worker', () => {
+  it('stops reading from a worker that does not read its answers, and its watchdog then kills it', async () => {
+    // Calls for a run it was never given (each answered at once), sent as fast as the pipe
+    // takes them, while it never reads fd 3.
+    const launched = scriptedProcess(`
+      channel.pause();
+      let call = 0;
+      const flood = () => {
+        while (send({ type: 'syscall', runId: 'run_forged', call: call++, intent: { kind: 'clock.now', resource: '', params: {} } })) {}
+        channel.once('drain', flood);
+      };
+      flood();
+    `);
+    const exits: WorkerExit[] = [];
+    const worker = new AgentWorker({
+      agent: { id: 'agt_1', name: 'flooder', version: '1.0.0' },
+      launch: () => Promise.resolve(launched),
+      gate: { call: () => Promise.reject(new Error('no calls in this test')) },
+      clock: systemClock,
+      logger: silentLogger(),
+      watchdogTimeoutMs: 1_500,
+      startTimeoutMs: 5_000,
+      maxFrameBytes: 1024 * 1024,
+      onStep: () => undefined,
+      onRunDone: () => undefined,
+      onExit: (exit) => exits.push(exit),
+    });
+    await worker.start();
+    let mostUnread = 0;
+    const sampler = setInterval(() => {
+      mostUnread = Math.max(mostUnread, launched.channel.writableLength);
+    }, 10);
+    const patience = new AbortController();
+    const stopped = await Promise.race([
+      worker.ended.then(() => true),
+      delay(20_000, false, { signal: patience.signal }),
+    ]);
+    patience.abort();
+    clearInterval(sampler);
+    if (!stopped) worker.kill('stopped', 'the test gave up');
+    assert.ok(stopped, 'the flooding worker was stopped');
+    assert.deepEqual(
+      exits.map((exit) => exit.reason),
+      ['watchdog'],
+    );
+    // Held at the limit (1 MiB) plus what one chunk of calls is answered with.
+    assert.ok(mostUnread > 0, 'the worker was sent answers it did not read');
+    assert.ok(mostUnread < 2 * 1024 * 1024, `${mostUnread} bytes waited for the worker`);
+  });
+
+  it('logs a bounded amount of what a worker writes to stderr, and says what it dropped', async () => {
+    const launched = scriptedProcess(`
+      const line = 'x'.repeat(1000) + '\\n';
+      for (let index = 0; index < 5000; index += 1) process.stderr.write(line);
+      channel.destroy();
+    `);
+    // Its exit may come before the last of its output is read; its streams' close, after.
+    const closed = once(launched.child, 'close');
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({
+      level: 'info',
+      format: 'json',
+      redactor: new SecretRedactor([]),
+      destination: new Writable({
+        write: (chunk: Buffer, _encoding, callback) => {
+          for (const text of chunk.toString('utf8').split('\n')) {
+            if (text !== '') lines.push(JSON.parse(text) as Record<string, unknown>);
+          }
+          callback();
+        },
+      }),
+    });
+    const worker = new AgentWorker({
+      agent: { id: 'agt_1', name: 'noisy', version: '1.0.0' },
+      launch: () => Promise.resolve(launched),
+      gate: { call: () => Promise.reject(new Error('no calls in this test')) },
+      clock: systemClock,
+      logger,
+      watchdogTimeoutMs: 10_000,
+      startTimeoutMs: 5_000,
+      maxFrameBytes: 1024 * 1024,
+      onStep: () => undefined,
+      onRunDone: () => undefined,
+      onExit: () => undefined,
+    });
+    await worker.start();
+    await closed;
+    const logged = lines.filter((line) => line.msg === 'agent worker wrote to stderr');
+    const characters = logged.reduce((sum, line) => sum + String(line.stderr).length, 0);
+    assert.ok(logged.length > 0);
+    assert.ok(characters <= 64 * 1024, `${characters} characters of stderr were logged`);
+    assert.equal(
+      lines.filter((line) => /writes more output than the log takes/.test(String(line.msg))).length,
+      1,
+      `${lines.length} lines logged`,
+    );
   });
 });

@@ -7,11 +7,11 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { ToolDescriptor } from './agent-program.ts';
 import { encodeFrame, FrameDecoder, FrameWriter } from './frame-codec.ts';
+import { WorkerOutputLog } from './worker-output-log.ts';
 import {
   type HostMessage,
   type ProgramReference,
   parseWorkerMessage,
-  WORKER_FRAME_LIMIT,
   WORKER_PROTOCOL_VERSION,
   type WorkerMessage,
 } from './worker-protocol.ts';
@@ -88,12 +88,23 @@ export interface AgentWorkerOptions {
   readonly watchdogTimeoutMs: number;
   /** How long a new worker may take from its launch to its hello. */
   readonly startTimeoutMs: number;
+  /** The largest frame taken from the worker (`workerFrameLimit`); a larger one kills it. */
+  readonly maxFrameBytes: number;
   readonly onStep: (event: StepEvent) => void;
   readonly onRunDone: (runId: string, outcome: RunOutcome) => void;
   readonly onExit: (exit: WorkerExit) => void;
 }
 
 const MAX_CALLS_IN_FLIGHT = 1024;
+/**
+ * Bytes written to a worker that it has not read yet, past which the node reads nothing more
+ * from it until it catches up: a worker that sends calls and never reads the answers would
+ * otherwise make the node buffer answers without limit. While it is held, its heartbeats go
+ * unread too, so one that never reads is killed by the watchdog.
+ */
+const MAX_UNREAD_BYTES = 1024 * 1024;
+/** How much of a worker's stdout and stderr reaches the log. */
+const OUTPUT_LOG_LIMITS = { bytesPerWindow: 64 * 1024, windowMs: 10_000 };
 
 interface RunState {
   seq: number;
@@ -124,6 +135,8 @@ export class AgentWorker {
   #watchdog: NodeJS.Timeout | undefined;
   #inFlight = 0;
   #paused = false;
+  /** Whether reading from the worker waits for it to read what it was sent. */
+  #inputHeld = false;
   #exited = false;
   #stopping = false;
   #exitReason: WorkerExit['reason'] | undefined;
@@ -220,7 +233,7 @@ export class AgentWorker {
     this.#writer = new FrameWriter(launched.channel);
     this.#pid = launched.child.pid ?? null;
     this.#lastSeen = this.#options.clock.monotonic();
-    const decoder = new FrameDecoder(WORKER_FRAME_LIMIT);
+    const decoder = new FrameDecoder(this.#options.maxFrameBytes);
     let hello: (() => void) | undefined;
     const greeted = new Promise<void>((resolve) => {
       hello = resolve;
@@ -231,18 +244,13 @@ export class AgentWorker {
       });
     });
     this.#ended = ended;
-    launched.child.stderr?.on('data', (chunk: Buffer) => {
-      this.#options.logger.warn(
-        { agent: this.#options.agent.name, stderr: chunk.toString('utf8').slice(0, 2000) },
-        'agent worker wrote to stderr',
-      );
-    });
-    launched.child.stdout?.on('data', (chunk: Buffer) => {
-      this.#options.logger.info(
-        { agent: this.#options.agent.name, stdout: chunk.toString('utf8').slice(0, 2000) },
-        'agent worker wrote to stdout',
-      );
-    });
+    const output = new WorkerOutputLog(
+      this.#options.logger.child({ agent: this.#options.agent.name }),
+      this.#options.clock,
+      OUTPUT_LOG_LIMITS,
+    );
+    launched.child.stderr?.on('data', (chunk: Buffer) => output.write('stderr', chunk));
+    launched.child.stdout?.on('data', (chunk: Buffer) => output.write('stdout', chunk));
     launched.channel.on('error', (error) => {
       if (!this.#exited) this.#options.logger.debug({ err: error }, 'worker channel error');
     });
@@ -384,6 +392,14 @@ export class AgentWorker {
     if (channel === undefined || this.#exited || channel.destroyed || !channel.writable) return;
     try {
       this.#writer?.write(encodeFrame(message, 64 * 1024 * 1024));
+      if (!this.#inputHeld && channel.writableLength > MAX_UNREAD_BYTES) {
+        this.#inputHeld = true;
+        channel.pause();
+        channel.once('drain', () => {
+          this.#inputHeld = false;
+          channel.resume();
+        });
+      }
     } catch (error) {
       // A result larger than a frame can carry is sent as an error instead.
       if (message.type === 'result' && message.ok) {

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { RuntimeConfiguration } from '../../kernel/config/runtime-configuration.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
+import { prepareStrippedGraph } from '../../platform/files/stripped-module-graph.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { detectSandbox, type SandboxReport } from '../../platform/sandbox/detect-sandbox.ts';
 import {
@@ -14,13 +16,23 @@ import { sweepEmptyWorkerCgroups } from '../../platform/sandbox/worker-cgroup.ts
 import { launchSandboxedWorker } from '../../platform/sandbox/worker-sandbox.ts';
 import type { AgentRecord } from '../../platform/storage/ports/agent-store.ts';
 import type { DeploymentMetadata } from '../agents/agent-deployer.ts';
-import { locateModule } from '../agents/module-location.ts';
+import { locateModule, pathContains } from '../agents/module-location.ts';
 import type { LaunchedProcess } from './agent-worker.ts';
 
-/** The project's root: bound read-only into every worker so it can load Keel's code. */
+/** The project's root, where Keel's code is. */
 const PROJECT_ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
+/**
+ * What of the project every worker sees, read-only: Keel's code and its dependencies (the
+ * JavaScript copy of the worker's code is under `node_modules`), not the whole project, where
+ * an operator may keep a data directory or other files.
+ */
+const WORKER_CODE_PATHS = ['src', 'node_modules', 'package.json'].map((path) =>
+  join(PROJECT_ROOT, path),
+);
 /** The worker's entry point (in the agents layer, which holds the built-in programs). */
 const WORKER_ENTRY = fileURLToPath(new URL('../../agents/agent-worker-main.ts', import.meta.url));
+/** Where the worker's code is kept as plain JavaScript (see {@link workerEntry}). */
+const WORKER_CODE_CACHE = join(PROJECT_ROOT, 'node_modules', '.cache', 'keel-worker');
 const MEBIBYTE = 1024 * 1024;
 
 export interface WorkerLauncher {
@@ -57,6 +69,8 @@ export interface WorkerLauncher {
  */
 export async function createWorkerLauncher(options: {
   readonly configuration: RuntimeConfiguration;
+  /** The largest frame the node takes from a worker (`workerFrameLimit`), told to each. */
+  readonly maxFrameBytes: number;
   readonly searchPath: string;
   readonly logger: Logger;
   /** Where program modules may be (see `locateModule`), checked again at every launch. */
@@ -69,17 +83,20 @@ export async function createWorkerLauncher(options: {
       'production mode cannot run with [runtime] sandbox = "off"',
     );
   }
+  await assertDataOutOfWorkersSight(modulePlaces.dataDirectory);
   const report: Promise<SandboxReport | undefined> =
     configuration.sandbox === 'off' ? Promise.resolve(undefined) : detectSandbox({ searchPath });
   if (configuration.production) {
     await assertProductionSandbox((await report) as SandboxReport, { searchPath });
   }
+  const entry = workerEntry(logger);
   let warned = false;
-  const nodeArguments = (deployment: DeploymentMetadata): string[] => [
+  const nodeArguments = async (deployment: DeploymentMetadata): Promise<string[]> => [
     `--max-old-space-size=${Math.max(16, Math.floor(deployment.manifest.limits.memoryMb * 0.75))}`,
     '--disable-warning=ExperimentalWarning',
-    WORKER_ENTRY,
+    await entry,
     `--heartbeat-ms=${configuration.heartbeatIntervalMs}`,
+    `--max-frame-bytes=${options.maxFrameBytes}`,
   ];
   return {
     report,
@@ -102,12 +119,15 @@ export async function createWorkerLauncher(options: {
           logger.warn('agent workers run without a sandbox ([runtime] sandbox = "off")');
           warned = true;
         }
-        return launchPlain(nodeArguments(deployment));
+        return launchPlain(await nodeArguments(deployment));
       }
       const worker = await launchSandboxedWorker({
         nodePath: process.execPath,
-        nodeArguments: nodeArguments(deployment),
-        readOnlyPaths: [PROJECT_ROOT, ...(moduleFolder === undefined ? [] : [moduleFolder])],
+        nodeArguments: await nodeArguments(deployment),
+        readOnlyPaths: [
+          ...WORKER_CODE_PATHS,
+          ...(moduleFolder === undefined ? [] : [moduleFolder]),
+        ],
         name: `${agent.name.slice(0, 40)}-${randomBytes(6).toString('hex')}`,
         memoryBytes: deployment.manifest.limits.memoryMb * MEBIBYTE,
         maxProcesses: configuration.workerMaxProcesses,
@@ -127,6 +147,59 @@ export async function createWorkerLauncher(options: {
       return worker;
     },
   };
+}
+
+/**
+ * Refuses a data directory that every worker would see: it holds the database, the audit key,
+ * secrets and the control socket.
+ */
+async function assertDataOutOfWorkersSight(dataDirectory: string): Promise<void> {
+  const data = await realpath(dataDirectory).catch(() => resolve(dataDirectory));
+  for (const path of WORKER_CODE_PATHS) {
+    const seen = await realpath(path).catch(() => path);
+    if (pathContains(seen, data)) {
+      throw new KeelError(
+        'KEEL_CONFIG_INVALID',
+        `the data directory ${data} is inside ${seen}, which every agent worker can read; move it elsewhere (e.g. ~/.keel or /var/lib/keel)`,
+        { details: { dataDirectory: data, readableFrom: seen } },
+      );
+    }
+  }
+}
+
+/**
+ * Makes (or finds) the JavaScript copy of the agent worker's code; resolves with its entry.
+ * `npm run setup` calls it, so that a checkout the node may not write has it too.
+ *
+ * @example
+ * ```ts
+ * spawn(process.execPath, [await prepareWorkerCode()]);
+ * ```
+ */
+export function prepareWorkerCode(): Promise<string> {
+  return prepareStrippedGraph({
+    entry: WORKER_ENTRY,
+    sourceRoot: PROJECT_ROOT,
+    cacheDirectory: WORKER_CODE_CACHE,
+  });
+}
+
+/**
+ * The worker's entry point as plain JavaScript, prepared in the background: a worker that
+ * loads TypeScript sources loads Node's type stripper with them, about 30 MiB more in every
+ * worker. Where the copy cannot be made (the project is read-only and `npm run setup` did not
+ * make it), workers load the sources, and a warning says so.
+ */
+async function workerEntry(logger: Logger): Promise<string> {
+  try {
+    return await prepareWorkerCode();
+  } catch (error) {
+    logger.warn(
+      { err: error, cacheDirectory: WORKER_CODE_CACHE },
+      'agent workers load their TypeScript sources, about 30 MiB more each: their JavaScript could not be prepared (run `npm run setup` as the owner of the Keel checkout)',
+    );
+    return WORKER_ENTRY;
+  }
 }
 
 /**

@@ -29,6 +29,7 @@ async function runProgram(
     syscall: Syscall,
     index: number,
   ) => JsonValue | KeelError | Promise<JsonValue | KeelError>,
+  maxFrameBytes = 1024 * 1024,
 ): Promise<{ readonly syscalls: readonly Syscall[]; readonly done: JsonObject }> {
   const toWorker = new PassThrough();
   const fromWorker = new PassThrough();
@@ -38,6 +39,7 @@ async function runProgram(
     programs: new Map([[program.name, program]]),
     loadModule: () => Promise.reject(new Error('no modules here')),
     heartbeatIntervalMs: 60_000,
+    maxFrameBytes,
     pid: 1,
     memoryUsage: () => ({ heapUsed: 0, rss: 0 }),
   });
@@ -294,5 +296,36 @@ describe('an agent program’s chat', () => {
     });
     assert.equal(syscalls[1]?.intent.params.continues, undefined);
     assert.equal((syscalls[1]?.intent.params.messages as unknown[] | undefined)?.length, 3);
+  });
+});
+
+describe('a worker’s frames', () => {
+  it('refuses its program a call larger than the host takes, and goes on', async () => {
+    const program = defineAgent({
+      name: 'large-call',
+      async run(context) {
+        const refused = await context.callTool('echo', { text: 'x'.repeat(4096) }).then(
+          () => 'sent',
+          (error: KeelError) => error.code,
+        );
+        return { refused, now: await context.now() };
+      },
+    });
+    const { syscalls, done } = await runProgram(program, () => 7, 2048);
+    assert.deepEqual(
+      syscalls.map((syscall) => syscall.intent.kind),
+      ['clock.now'],
+    );
+    assert.deepEqual(done.result, { refused: 'KEEL_PAYLOAD_TOO_LARGE', now: 7 });
+  });
+
+  it('ends a run failed when its result is larger than the host takes', async () => {
+    const program = defineAgent({
+      name: 'large-result',
+      run: async () => 'x'.repeat(4096),
+    });
+    const { done } = await runProgram(program, () => null, 2048);
+    assert.equal(done.ok, false);
+    assert.equal((done.error as JsonObject).code, 'KEEL_PAYLOAD_TOO_LARGE');
   });
 });

@@ -6,7 +6,6 @@ import { encodeFrame, FrameDecoder, FrameWriter } from './frame-codec.ts';
 import {
   type HostMessage,
   type ProgramReference,
-  WORKER_FRAME_LIMIT,
   WORKER_PROTOCOL_VERSION,
 } from './worker-protocol.ts';
 
@@ -18,6 +17,8 @@ export interface WorkerLoopOptions {
   /** Loads a program module named by a manifest (its default export). */
   readonly loadModule: (path: string) => Promise<AgentProgram>;
   readonly heartbeatIntervalMs: number;
+  /** The largest frame the host accepts (see `workerFrameLimit`). */
+  readonly maxFrameBytes: number;
   readonly pid: number;
   readonly memoryUsage: () => { readonly heapUsed: number; readonly rss: number };
 }
@@ -51,7 +52,7 @@ export function runWorkerLoop(options: WorkerLoopOptions): Promise<void> {
 
   const writer = new FrameWriter(options.output);
   const send = (message: unknown): void => {
-    writer.write(encodeFrame(message, WORKER_FRAME_LIMIT));
+    writer.write(encodeFrame(message, options.maxFrameBytes));
   };
 
   const heartbeat = setInterval(() => {
@@ -71,8 +72,9 @@ export function runWorkerLoop(options: WorkerLoopOptions): Promise<void> {
         return;
       }
       const call = nextCall++;
-      run.calls.set(call, { resolve, reject });
+      // Larger than the host takes: refused here, as the gate would refuse it.
       send({ type: 'syscall', runId, call, intent: { kind, resource, params } });
+      run.calls.set(call, { resolve, reject });
     });
 
   const start = async (message: Extract<HostMessage, { type: 'start' }>): Promise<void> => {
@@ -90,7 +92,12 @@ export function runWorkerLoop(options: WorkerLoopOptions): Promise<void> {
       outcome = { ok: false, error: errorJson(error) };
     }
     runs.delete(message.runId);
-    send({ type: 'done', runId: message.runId, ...outcome });
+    try {
+      send({ type: 'done', runId: message.runId, ...outcome });
+    } catch (error) {
+      // A result larger than the host takes ends the run failed with that error instead.
+      send({ type: 'done', runId: message.runId, ok: false, error: errorJson(error) });
+    }
   };
 
   return new Promise<void>((resolve, reject) => {

@@ -41,6 +41,13 @@ describe('parseWorkerMessage', () => {
       },
       { type: 'syscall', runId: '', call: 1, intent: { kind: 'a', resource: '', params: {} } },
       { type: 'syscall', runId: 'run_1', call: 1, intent: { kind: 'a', params: {} } },
+      { type: 'syscall', runId: 'run_1', call: 1, intent: { kind: 'a', resource: '', params: [] } },
+      {
+        type: 'syscall',
+        runId: 'run_1',
+        call: 1,
+        intent: { kind: 'a', resource: '', params: null },
+      },
       { type: 'heartbeat', heapUsed: -1, rss: 1 },
       { type: 'done', runId: 'run_1', ok: true },
       { type: 'done', runId: 'run_1', ok: false, error: { code: 'X' } },

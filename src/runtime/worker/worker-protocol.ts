@@ -1,13 +1,43 @@
 import { z } from 'zod';
 import { KeelError } from '../../platform/errors/keel-error.ts';
-import type { JsonObject, JsonValue } from '../../platform/storage/ports/json-value.ts';
+import {
+  type JsonObject,
+  type JsonValue,
+  MAX_STORED_JSON_BYTES,
+} from '../../platform/storage/ports/json-value.ts';
 import type { ToolDescriptor } from './agent-program.ts';
 
 /** The worker protocol's version; a worker that speaks another is stopped. */
 export const WORKER_PROTOCOL_VERSION = 1;
 
-/** The largest frame a worker may send (an intent is capped by the gate below this). */
-export const WORKER_FRAME_LIMIT = 20 * 1024 * 1024;
+/** What a frame may carry besides its intent or result: type, ids, field names. */
+const FRAME_ENVELOPE_BYTES = 64 * 1024;
+
+/**
+ * The largest frame a worker may send: room for the largest intent the gate takes
+ * (`gate.max_intent_bytes`) or the largest result a run may record, and no more. Every byte the
+ * node accepts from a worker it parses and checks on its main thread, so a frame far larger
+ * than anything the gate would take only lets a worker stall the node. A worker is told this
+ * (`--max-frame-bytes`) and refuses a larger frame to its program, as the gate would.
+ *
+ * @example
+ * ```ts
+ * const decoder = new FrameDecoder(workerFrameLimit(configuration.gate.maxIntentBytes));
+ * ```
+ */
+export function workerFrameLimit(maxIntentBytes: number): number {
+  return Math.max(maxIntentBytes, MAX_STORED_JSON_BYTES) + FRAME_ENVELOPE_BYTES;
+}
+
+/**
+ * A plain object, checked in constant time: its members are the gate's to check (it copies
+ * the intent canonically once, refusing what is not JSON), so a schema walking every key here
+ * only doubled the work a worker can make the node do.
+ */
+const PlainObject = z.custom<Record<string, unknown>>(
+  (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+  'expected an object',
+);
 
 /** Which program a worker runs: a built-in one by name, or a module the manifest names. */
 export type ProgramReference = { readonly builtin: string } | { readonly module: string };
@@ -62,11 +92,17 @@ const SyscallSchema = z.strictObject({
   intent: z.strictObject({
     kind: z.string().max(64),
     resource: z.string().max(256),
-    params: z.record(z.string(), z.unknown()),
+    params: PlainObject,
   }),
 });
 const DoneSchema = z.discriminatedUnion('ok', [
-  z.strictObject({ type: z.literal('done'), runId: RUN_ID, ok: z.literal(true), result: z.json() }),
+  // A frame is JSON text, so what it holds is JSON: not walked again here (see PlainObject).
+  z.strictObject({
+    type: z.literal('done'),
+    runId: RUN_ID,
+    ok: z.literal(true),
+    result: z.custom<JsonValue>((value) => value !== undefined, 'expected a result'),
+  }),
   z.strictObject({
     type: z.literal('done'),
     runId: RUN_ID,
@@ -74,7 +110,7 @@ const DoneSchema = z.discriminatedUnion('ok', [
     error: z.strictObject({
       code: z.string().max(64),
       message: z.string().max(8192),
-      details: z.record(z.string(), z.json()).optional(),
+      details: PlainObject.optional(),
     }),
   }),
 ]);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KeelError } from '../../errors/keel-error.ts';
-import { jsonFits, MAX_STORED_JSON_BYTES, storableError } from './json-value.ts';
+import { jsonFits, MAX_STORED_JSON_BYTES, nestedWithin, storableError } from './json-value.ts';
 
 describe('jsonFits', () => {
   it('measures the UTF-8 bytes of the JSON text, exactly at the limit', () => {
@@ -47,5 +47,28 @@ describe('jsonFits', () => {
     assert.match(cut.message, /^m{4096}… \(cut: the error was larger than/);
     assert.equal(cut.hint.length, 1024);
     assert.equal(jsonFits(cut.toJSON(), MAX_STORED_JSON_BYTES), true);
+  });
+});
+
+describe('nestedWithin', () => {
+  const nest = (levels: number): unknown => {
+    let value: unknown = 'core';
+    for (let level = 0; level < levels; level += 1)
+      value = level % 2 === 0 ? [value] : { a: value };
+    return value;
+  };
+
+  it('counts the levels of objects and lists, exactly at the limit', () => {
+    assert.equal(nestedWithin(nest(3), 3), true);
+    assert.equal(nestedWithin(nest(4), 3), false);
+    assert.equal(nestedWithin('text', 0), true);
+    assert.equal(nestedWithin({}, 0), false);
+    assert.equal(nestedWithin({ wide: Array.from({ length: 1000 }, () => ({})) }, 3), true);
+    assert.equal(nestedWithin({ wide: Array.from({ length: 1000 }, () => ({})) }, 2), false);
+  });
+
+  it('answers for nesting far deeper than the stack would take', () => {
+    const deep = JSON.parse(`${'['.repeat(200_000)}${']'.repeat(200_000)}`) as unknown;
+    assert.equal(nestedWithin(deep, 128), false);
   });
 });

@@ -58,3 +58,26 @@ export function storableError(error: KeelError): KeelError {
     },
   );
 }
+
+/**
+ * Whether `value` nests objects and lists at most `maxDepth` deep, found without recursion: a
+ * parsed message from an untrusted party is checked with it before anything that recurses
+ * over it (a schema, a canonical copy) meets a nesting deep enough to exhaust the stack.
+ *
+ * @example
+ * ```ts
+ * if (!nestedWithin(JSON.parse(text), 128)) throw tooDeep();
+ * ```
+ */
+export function nestedWithin(value: unknown, maxDepth: number): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [current, depth] = next;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth >= maxDepth) return false;
+    for (const member of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof member === 'object' && member !== null) pending.push([member, depth + 1]);
+    }
+  }
+  return true;
+}
