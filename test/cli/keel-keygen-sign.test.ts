@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
@@ -127,6 +127,40 @@ describe('signManifestFile', () => {
     assert.equal(result.outputFile, out);
     assert.equal(result.version, '2.0.0-rc.1');
     assert.equal((await stat(out)).isFile(), true);
+  });
+
+  it('refuses an --out that would replace the manifest it signs, and writes nothing', async () => {
+    await using directory = await temporaryDirectory();
+    const key = await writeSigningKeyFiles(directory.path, 'ci', false);
+    const manifestPath = join(directory.path, 'coder.yaml');
+    await writeFile(manifestPath, MANIFEST_YAML);
+    await rejectsWithCode(
+      signManifestFile(manifestPath, key.privateKeyFile, manifestPath),
+      'KEEL_INVALID_ARGUMENT',
+    );
+    assert.equal(await readFile(manifestPath, 'utf8'), MANIFEST_YAML);
+  });
+
+  it('refuses a manifest path that is not a regular file before reading it', async () => {
+    await using directory = await temporaryDirectory();
+    const key = await writeSigningKeyFiles(directory.path, 'ci', false);
+    // A device behind a manifest's name: refused at once, not read until memory runs out.
+    const device = join(directory.path, 'zero.json');
+    await symlink('/dev/zero', device);
+    const deployed = await runKeel([
+      'agent',
+      'deploy',
+      device,
+      '--data-dir',
+      join(directory.path, 'data'),
+    ]);
+    assert.equal(deployed.code, 1);
+    assert.match(deployed.stderr, /is not a file/);
+    assert.match(deployed.stderr, /KEEL_INVALID_ARGUMENT/);
+    await rejectsWithCode(
+      signManifestFile(directory.path, key.privateKeyFile, join(directory.path, 'out.json')),
+      'KEEL_INVALID_ARGUMENT',
+    );
   });
 
   it('refuses a private key file that others can read, saying to chmod 600', async () => {

@@ -4,6 +4,7 @@ import { isKeelError } from '../../platform/errors/keel-error.ts';
 import {
   compareVersions,
   MAX_MANIFEST_BYTES,
+  manifestFormatOf,
   parseAgentManifest,
   parseManifestText,
   trustLevelOf,
@@ -244,6 +245,31 @@ describe('parseManifestText', () => {
       () => parseManifestText(lines.join('\n'), 'yaml'),
       (error: unknown) => isKeelError(error) && error.code === 'KEEL_MANIFEST_INVALID',
     );
+  });
+
+  it('refuses YAML that stands for more than 1 MiB once its aliases are expanded', () => {
+    const text = `${yaml}program_notes:\n  big: &big "${'x'.repeat(100_000)}"\n  copies: [${Array(20).fill('*big').join(', ')}]\n`;
+    assert.ok(Buffer.byteLength(text) < MAX_MANIFEST_BYTES);
+    assert.throws(
+      () => parseManifestText(text, 'yaml'),
+      (error: unknown) =>
+        isKeelError(error) &&
+        error.code === 'KEEL_PAYLOAD_TOO_LARGE' &&
+        /once its YAML aliases are expanded/.test(error.message),
+    );
+  });
+
+  it('knows a manifest file by its extension and refuses any other', () => {
+    assert.equal(manifestFormatOf('agents/coder.yaml'), 'yaml');
+    assert.equal(manifestFormatOf('agents/coder.YML'), 'yaml');
+    assert.equal(manifestFormatOf('agents/coder.signed.json'), 'json');
+    for (const path of ['agents/coder.toml', 'agents/coder', '/dev/zero']) {
+      assert.throws(
+        () => manifestFormatOf(path),
+        (error: unknown) => isKeelError(error) && error.code === 'KEEL_INVALID_ARGUMENT',
+        path,
+      );
+    }
   });
 
   it('refuses text over 1 MiB', () => {

@@ -341,6 +341,68 @@ export type ManifestFormat = 'json' | 'yaml';
  * ```
  */
 export function parseManifestText(text: string, format: ManifestFormat): unknown {
+  const value = parseText(text, format);
+  // Aliases repeat what they name: a small YAML file can stand for a huge manifest.
+  if (format === 'yaml' && !textWithin(value, MAX_MANIFEST_BYTES)) {
+    throw new KeelError(
+      'KEEL_PAYLOAD_TOO_LARGE',
+      `the manifest is larger than ${MAX_MANIFEST_BYTES} bytes (1 MiB) once its YAML aliases are expanded`,
+      { details: { limit: MAX_MANIFEST_BYTES } },
+    );
+  }
+  return value;
+}
+
+/**
+ * The format of a manifest file by its name: `.yaml` or `.yml` is YAML, `.json` JSON; any other
+ * is refused (`KEEL_INVALID_ARGUMENT`) rather than read as JSON and reported as broken.
+ *
+ * @example
+ * ```ts
+ * manifestFormatOf('agents/coder.yaml'); // 'yaml'
+ * ```
+ */
+export function manifestFormatOf(path: string): ManifestFormat {
+  if (/\.ya?ml$/i.test(path)) return 'yaml';
+  if (/\.json$/i.test(path)) return 'json';
+  throw new KeelError(
+    'KEEL_INVALID_ARGUMENT',
+    `${path}: a manifest is a .yaml, .yml or .json file`,
+    {
+      details: { path },
+      hint: 'write the manifest as YAML or JSON and name the file after its format',
+    },
+  );
+}
+
+/**
+ * Whether a parsed value's JSON text would take at most `limit` characters, counted without
+ * writing it and given up as soon as it is over (a value repeated through aliases is counted at
+ * every place it appears, as it would be written).
+ */
+function textWithin(value: unknown, limit: number): boolean {
+  let total = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === 'string') total += next.length + 2;
+    else if (typeof next !== 'object' || next === null) total += String(next).length;
+    else if (Array.isArray(next)) {
+      total += next.length + 1;
+      for (const member of next) pending.push(member);
+    } else {
+      for (const [key, member] of Object.entries(next)) {
+        total += key.length + 4;
+        pending.push(member);
+      }
+      total += 2;
+    }
+    if (total > limit) return false;
+  }
+  return true;
+}
+
+function parseText(text: string, format: ManifestFormat): unknown {
   const size = Buffer.byteLength(text, 'utf8');
   if (size > MAX_MANIFEST_BYTES) {
     throw new KeelError(

@@ -1,21 +1,23 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
 import type { AgentStateChange } from '../../../platform/storage/ports/agent-store.ts';
 import type { AgentView } from '../../../runtime/agent-runtime.ts';
-import { parseManifestText } from '../../../runtime/manifests/agent-manifest.ts';
+import {
+  MAX_MANIFEST_BYTES,
+  manifestFormatOf,
+  parseManifestText,
+} from '../../../runtime/manifests/agent-manifest.ts';
 import { action, type CommonOptions, EXIT_OK, withCommonOptions } from '../cli-support.ts';
 import type { Output } from '../output.ts';
 import { registerAgentSignCommand } from './agent-sign-command.ts';
 import { connectToNode, mebibytes, shortTime } from './control-connection.ts';
+import { readSmallFile } from './read-small-file.ts';
 
 const LIFECYCLE_ACTIONS = ['pause', 'resume', 'stop', 'restart', 'remove'] as const;
 
 async function readDocument(path: string): Promise<unknown> {
-  const text = await readFile(path, 'utf8').catch((error: unknown) => {
-    throw new KeelError('KEEL_NOT_FOUND', `cannot read ${path}`, { cause: error });
-  });
-  return parseManifestText(text, /\.ya?ml$/i.test(path) ? 'yaml' : 'json');
+  const format = manifestFormatOf(path);
+  return parseManifestText(await readSmallFile(path, 'manifest', MAX_MANIFEST_BYTES), format);
 }
 
 function agentRow(agent: AgentView): string[] {

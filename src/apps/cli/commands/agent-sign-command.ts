@@ -1,5 +1,3 @@
-import type { Stats } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
@@ -7,11 +5,13 @@ import { assertPrivate } from '../../../platform/files/private-mode.ts';
 import { replaceFileAtomically } from '../../../platform/files/write-file-exclusive.ts';
 import {
   MAX_MANIFEST_BYTES,
+  manifestFormatOf,
   parseAgentManifest,
   parseManifestText,
 } from '../../../runtime/manifests/agent-manifest.ts';
 import { manifestDigest, signManifest } from '../../../runtime/manifests/manifest-signing.ts';
 import { action, EXIT_OK } from '../cli-support.ts';
+import { readSmallFile } from './read-small-file.ts';
 
 /** A private key file is small; anything bigger is not one. */
 const MAX_KEY_BYTES = 65_536;
@@ -42,44 +42,6 @@ export function signedManifestPath(manifestPath: string): string {
   return `${stem}.signed.json`;
 }
 
-/** Reads a file of at most `limit` bytes through one descriptor, checking it as `check` says. */
-async function readSmallFile(
-  path: string,
-  what: string,
-  limit: number,
-  check?: (stats: Stats) => void,
-): Promise<string> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, 'r');
-  } catch (error) {
-    throw new KeelError('KEEL_NOT_FOUND', `the ${what} ${path} cannot be read`, {
-      cause: error,
-      details: { path, reason: (error as NodeJS.ErrnoException).code ?? 'unknown' },
-      hint: 'check the path',
-    });
-  }
-  try {
-    const stats = await handle.stat();
-    if (!stats.isFile()) {
-      throw new KeelError('KEEL_INVALID_ARGUMENT', `the ${what} ${path} is not a file`, {
-        details: { path },
-      });
-    }
-    check?.(stats);
-    if (stats.size > limit) {
-      throw new KeelError(
-        'KEEL_PAYLOAD_TOO_LARGE',
-        `the ${what} ${path} is ${stats.size} bytes; the limit is ${limit}`,
-        { details: { path, size: stats.size, limit } },
-      );
-    }
-    return await handle.readFile('utf8');
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
  * Signs a manifest file (YAML when it ends in `.yaml` or `.yml`, else JSON) with a private key
  * file that only its owner can read (else `KEEL_CONFIG_PERMISSIONS`), and writes the signed
@@ -97,16 +59,23 @@ export async function signManifestFile(
   now: Date = new Date(),
 ): Promise<SignedManifestFile> {
   const outputFile = resolve(outputPath ?? signedManifestPath(manifestPath));
-  if (outputFile === resolve(keyPath)) {
-    throw new KeelError('KEEL_INVALID_ARGUMENT', 'the output file would replace the private key', {
-      details: { path: outputFile },
-    });
+  for (const [path, what] of [
+    [keyPath, 'the private key'],
+    [manifestPath, 'the manifest it signs'],
+  ] as const) {
+    if (outputFile === resolve(path)) {
+      throw new KeelError('KEEL_INVALID_ARGUMENT', `the output file would replace ${what}`, {
+        details: { path: outputFile },
+        hint: 'give --out another file, or leave it out to write <manifest>.signed.json',
+      });
+    }
   }
+  const format = manifestFormatOf(manifestPath);
   const privateKeyPem = await readSmallFile(keyPath, 'private key file', MAX_KEY_BYTES, (stats) =>
     assertPrivate(stats, keyPath, 'private key file', process.getuid?.()),
   );
   const text = await readSmallFile(manifestPath, 'manifest', MAX_MANIFEST_BYTES);
-  const value = parseManifestText(text, /\.ya?ml$/i.test(manifestPath) ? 'yaml' : 'json');
+  const value = parseManifestText(text, format);
   if (typeof value === 'object' && value !== null && Object.hasOwn(value, 'signature')) {
     throw new KeelError('KEEL_MANIFEST_INVALID', `${manifestPath} is already a signed manifest`, {
       details: { path: manifestPath },
