@@ -208,6 +208,36 @@ describe('AgentWorker and an untrusted worker', () => {
     assert.ok(mostUnread < 2 * 1024 * 1024, `${mostUnread} bytes waited for the worker`);
   });
 
+  it('does not blame a worker for the silence of a node whose own event loop was held up', async () => {
+    const launched = scriptedProcess(`
+      setInterval(() => send({ type: 'heartbeat', heapUsed: 1, rss: 1 }), 50);
+    `);
+    const exits: WorkerExit[] = [];
+    const worker = new AgentWorker({
+      agent: { id: 'agt_1', name: 'steady', version: '1.0.0' },
+      launch: () => Promise.resolve(launched),
+      gate: { call: () => Promise.reject(new Error('no calls in this test')) },
+      clock: systemClock,
+      logger: silentLogger(),
+      watchdogTimeoutMs: 400,
+      startTimeoutMs: 5_000,
+      maxFrameBytes: 1024 * 1024,
+      onStep: () => undefined,
+      onRunDone: () => undefined,
+      onExit: (exit) => exits.push(exit),
+    });
+    await worker.start();
+    // The node busy on one piece of work, three times as long as the watchdog's timeout.
+    const busyUntil = performance.now() + 1_200;
+    while (performance.now() < busyUntil) {
+      // Holding the event loop, as a long synchronous task would.
+    }
+    await delay(600);
+    assert.deepEqual(exits, [], 'the worker was not killed');
+    worker.kill('stopped', 'test done');
+    await worker.ended;
+  });
+
   it('logs a bounded amount of what a worker writes to stderr, and says what it dropped', async () => {
     const launched = scriptedProcess(`
       const line = 'x'.repeat(1000) + '\\n';

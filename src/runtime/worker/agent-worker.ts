@@ -305,15 +305,20 @@ export class AgentWorker {
         `the worker for ${this.#options.agent.name} did not start: ${this.#exitDetail || second.outcome}`,
       );
     }
-    this.#watchdog = setInterval(
-      () => {
-        const silentMs = this.#options.clock.monotonic() - this.#lastSeen;
-        if (silentMs > this.#options.watchdogTimeoutMs) {
-          this.kill('watchdog', `no heartbeat for ${Math.round(silentMs)} ms`);
-        }
-      },
-      Math.max(50, Math.floor(this.#options.watchdogTimeoutMs / 4)),
-    );
+    const checkEveryMs = Math.max(50, Math.floor(this.#options.watchdogTimeoutMs / 4));
+    let lastCheck = this.#options.clock.monotonic();
+    this.#watchdog = setInterval(() => {
+      const now = this.#options.clock.monotonic();
+      // Late: the node's own event loop was held up, and the worker's heartbeats since then
+      // wait unread. It is not the worker that went silent: they are read before the next check.
+      const late = now - lastCheck > 2 * checkEveryMs;
+      lastCheck = now;
+      if (late) return;
+      const silentMs = now - this.#lastSeen;
+      if (silentMs > this.#options.watchdogTimeoutMs) {
+        this.kill('watchdog', `no heartbeat for ${Math.round(silentMs)} ms`);
+      }
+    }, checkEveryMs);
     this.#watchdog.unref();
   }
 

@@ -92,6 +92,35 @@ describe('token estimator', () => {
     assert.equal(estimator.countText('é'.repeat(10)), 10);
   });
 
+  it('counts text with a long word in short pieces, and other text whole', () => {
+    const counter = characterCounter();
+    const estimator = new Estimator(counter.count, { margin: 1 });
+    const prose = 'a few words '.repeat(1_000);
+    assert.equal(estimator.countText(prose), prose.length);
+    assert.deepEqual(counter.seen, [prose]);
+    counter.seen.length = 0;
+    // Base64, minified code, a run of one letter: BPE's time grows with a word's square.
+    const word = `${'z'.repeat(100_000)} and 😀${'q'.repeat(300)}`;
+    const counted = estimator.countText(word);
+    assert.ok(counter.seen.length > 1);
+    assert.ok(counter.seen.every((piece) => piece.length <= 256));
+    assert.equal(counter.seen.join(''), word, 'every character is counted once');
+    assert.ok(
+      counter.seen.every((piece) => piece.isWellFormed()),
+      'no pair is cut',
+    );
+    assert.equal(counted, word.length + counter.seen.length, 'one token more a piece');
+  });
+
+  it('counts a long word with the real tokenizer no lower than whole, and finishes on a huge one', async () => {
+    const { countTokens } = await import('gpt-tokenizer/encoding/o200k_base');
+    for (const text of [`${'ab12'.repeat(500)} end`, `start ${'Zq9/'.repeat(700)}=`]) {
+      assert.ok(exact.countText(text) >= countTokens(text), text.slice(0, 20));
+    }
+    // 200,000 letters without a space: minutes counted whole on this machine.
+    assert.ok(exact.countText('z'.repeat(200_000)) > 0);
+  });
+
   it('bounds a long text with the real tokenizer by at least its token count', async () => {
     const bounded = await loadTokenEstimator({ margin: 1, maxTokenizedLength: 100 });
     const text = 'tokens '.repeat(50);

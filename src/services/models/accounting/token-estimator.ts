@@ -19,6 +19,11 @@ const PER_MESSAGE_OVERHEAD = 4;
 /** Tokens a request adds once (priming of the assistant's answer). */
 const PER_REQUEST_OVERHEAD = 3;
 
+/** The longest text counted in one piece when it holds a long word (see `#raw`). */
+const PIECE_LENGTH = 256;
+/** A run of characters without a space long enough for BPE's merging to be slow. */
+const LONG_WORD = new RegExp(`\\S{${PIECE_LENGTH / 2},}`);
+
 /**
  * Estimates the tokens of a request before it is sent, to reserve a budget and to charge a
  * rate limit. It counts with a real BPE tokenizer (o200k) and rounds up by a margin; the
@@ -99,7 +104,19 @@ export class TokenEstimator {
     // A token covers at least one byte, so the byte count bounds the tokens of text too
     // long to tokenize on the event loop.
     if (text.length > this.#maxTokenizedLength) return Buffer.byteLength(text);
-    return this.#count(text);
+    if (text.length <= PIECE_LENGTH || !LONG_WORD.test(text)) return this.#count(text);
+    // BPE merges within a word take time that grows with the square of its length (120,000
+    // letters without a space: 24 s on the node's event loop). Text with such a word is
+    // counted in pieces, each counting one token more than it may for the cut.
+    let tokens = 0;
+    for (let start = 0; start < text.length; ) {
+      let end = Math.min(text.length, start + PIECE_LENGTH);
+      // Never between the two halves of a surrogate pair.
+      if (end < text.length && /[\uDC00-\uDFFF]/.test(text.charAt(end))) end -= 1;
+      tokens += this.#count(text.slice(start, end)) + 1;
+      start = end;
+    }
+    return tokens;
   }
 }
 
