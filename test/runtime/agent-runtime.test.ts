@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
 import { isKeelError } from '../../src/platform/errors/keel-error.ts';
-import type { JsonObject, JsonValue } from '../../src/platform/storage/ports/json-value.ts';
+import type { JsonObject } from '../../src/platform/storage/ports/json-value.ts';
 import { FINAL_RUN_STATUSES, type RunRecord } from '../../src/platform/storage/ports/run-store.ts';
 import { ControlClient } from '../../src/runtime/control/control-client.ts';
 import { parseAgentManifest } from '../../src/runtime/manifests/agent-manifest.ts';

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { KeelError } from '../../../platform/errors/keel-error.ts';
 import type { AgentStateChange } from '../../../platform/storage/ports/agent-store.ts';
 import type { AgentView } from '../../../runtime/agent-runtime.ts';
 import {
