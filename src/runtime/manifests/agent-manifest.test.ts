@@ -150,6 +150,16 @@ describe('parseAgentManifest', () => {
       'schedule.0.every',
     ],
     [
+      'an interval of zero',
+      withField('schedule', [{ every: '0s', task: { prompt: 'x' } }]),
+      'schedule.0.every',
+    ],
+    [
+      'a cron expression out of range',
+      withField('schedule', [{ cron: '61 25 * * FOO', task: { prompt: 'x' } }]),
+      'schedule.0.cron',
+    ],
+    [
       'a schedule with both kinds',
       withField('schedule', [{ every: '5m', cron: '* * * * *', task: { prompt: 'x' } }]),
       'schedule.0',

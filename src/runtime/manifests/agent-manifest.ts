@@ -2,9 +2,10 @@ import { Buffer } from 'node:buffer';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CapabilityGrantSchema } from '../../kernel/capabilities/capability-grant.ts';
-import { KeelError } from '../../platform/errors/keel-error.ts';
+import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import type { TrustLevel } from '../../platform/storage/ports/agent-store.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
+import { parseScheduleTrigger } from '../scheduler/schedule-trigger.ts';
 
 /** An agent, builtin program, MCP server or skill name: `coder`, `web-research`. */
 const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
@@ -113,12 +114,30 @@ const TaskSchema = z.strictObject({
 
 const schedulePriority = () => z.number().int().min(0).max(9).default(5);
 
+/**
+ * Checks a trigger as the scheduler will read it, at deploy: a cron expression that is not one
+ * or an interval of zero is refused with the scheduler's reason, instead of
+ * being accepted and then warned about at every tick.
+ */
+function schedulerAccepts(field: 'every' | 'cron') {
+  return (value: string, context: z.RefinementCtx): void => {
+    try {
+      parseScheduleTrigger({ [field]: value });
+    } catch (error) {
+      context.addIssue({ code: 'custom', message: toKeelError(error).message, input: value });
+    }
+  };
+}
+
 const ScheduleSchema = keyedUnion(
   [
     [
       'every',
       z.strictObject({
-        every: z.string().regex(/^\d{1,6}(?:ms|s|m|h|d)$/, 'a duration such as 30s, 5m, 2h or 1d'),
+        every: z
+          .string()
+          .regex(/^\d{1,6}(?:ms|s|m|h|d)$/, 'a duration such as 30s, 5m, 2h or 1d')
+          .superRefine(schedulerAccepts('every')),
         task: TaskSchema,
         priority: schedulePriority(),
       }),
@@ -126,7 +145,7 @@ const ScheduleSchema = keyedUnion(
     [
       'cron',
       z.strictObject({
-        cron: z.string().min(1).max(128),
+        cron: z.string().min(1).max(128).superRefine(schedulerAccepts('cron')),
         task: TaskSchema,
         priority: schedulePriority(),
       }),

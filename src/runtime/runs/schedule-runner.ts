@@ -1,5 +1,5 @@
 import type { Clock } from '../../platform/clock/clock.ts';
-import { isKeelError } from '../../platform/errors/keel-error.ts';
+import { isKeelError, toKeelError } from '../../platform/errors/keel-error.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
 import type { KeyValueStore } from '../../platform/storage/ports/key-value-store.ts';
@@ -43,6 +43,8 @@ interface Entry {
 export class ScheduleRunner {
   readonly #options: ScheduleRunnerOptions;
   readonly #entries = new Map<string, Entry[]>();
+  /** Schedules (by state key) already said to be unable to fire. */
+  readonly #cannotFire = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
 
@@ -118,11 +120,14 @@ export class ScheduleRunner {
         try {
           due = nextFireTime(entry.trigger, state.lastFiredMs, now);
         } catch (error) {
-          // One bad schedule must not stop the others.
-          this.#options.logger.warn(
-            { err: error, agentId: entry.agentId, schedule: entry.index },
-            'a schedule cannot fire; fix the manifest',
-          );
+          // One bad schedule must not stop the others. Said once, not at every tick.
+          if (!this.#cannotFire.has(stateKey)) {
+            this.#cannotFire.add(stateKey);
+            this.#options.logger.warn(
+              { err: toKeelError(error), agentId: entry.agentId, schedule: entry.index },
+              'a schedule cannot fire; fix the manifest',
+            );
+          }
           continue;
         }
         if (due > now) continue;
