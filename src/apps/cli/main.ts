@@ -74,6 +74,12 @@ Documentation: docs/README.md`,
  * ```
  */
 export async function main(argv: readonly string[]): Promise<void> {
+  // Output piped into a reader that stops early (`keel runs list | head -1`): the rest has
+  // nowhere to go, which is no failure of the command (it crashed with an EPIPE stack).
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? EXIT_OK);
+  });
   const program = createProgram();
   try {
     await program.parseAsync([...argv]);

@@ -69,11 +69,29 @@ async function agentNames(client: ControlClient): Promise<Map<string, string>> {
   return new Map(agents.map((agent) => [agent.id, agent.name]));
 }
 
-/** What a finished run printed for a person: the answer when there is one. */
+/**
+ * What a finished run printed for a person: the answer when there is one; a program that
+ * stopped short of its task (the tool loop's `limit`, `stuck` or `failed`, which end the run
+ * succeeded) is said so; a failure's hint says what to do.
+ */
 function describeResult(output: Output, run: RunRecord): void {
-  const result = run.result as { answer?: unknown; status?: unknown } | null;
+  const result = run.result as { answer?: unknown; status?: unknown; reason?: unknown } | null;
   if (run.status === 'succeeded') {
-    output.status('ok', `run ${run.id} succeeded after ${run.attempts} attempt(s)`);
+    const stopped =
+      result !== null &&
+      typeof result === 'object' &&
+      typeof result.status === 'string' &&
+      result.status !== 'completed'
+        ? `${result.status}${typeof result.reason === 'string' ? ` (${result.reason})` : ''}`
+        : undefined;
+    if (stopped === undefined) {
+      output.status('ok', `run ${run.id} succeeded after ${run.attempts} attempt(s)`);
+    } else {
+      output.status(
+        'warn',
+        `run ${run.id} succeeded after ${run.attempts} attempt(s), but its program stopped short: ${stopped}`,
+      );
+    }
     if (result !== null && typeof result === 'object' && typeof result.answer === 'string') {
       output.line(result.answer);
     } else {
@@ -81,11 +99,12 @@ function describeResult(output: Output, run: RunRecord): void {
     }
     return;
   }
-  const error = run.error as { code?: string; message?: string } | null;
+  const error = run.error as { code?: string; message?: string; hint?: unknown } | null;
   output.status(
     'fail',
     `run ${run.id} ${run.status}${error?.code === undefined ? '' : `: ${error.code} ${error.message ?? ''}`}`,
   );
+  if (typeof error?.hint === 'string' && error.hint !== '') output.line(`  ${error.hint}`);
 }
 
 async function follow(output: Output, client: ControlClient, runId: string): Promise<number> {
