@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childEnvironment, runKeel, startKeel } from '../support/keel-process.ts';
+import { childEnvironment, KEEL_BIN, runKeel, startKeel } from '../support/keel-process.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
 async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
@@ -50,6 +52,27 @@ describe('keel start --demo, keel run, keel runs, keel agent', { timeout: 120_00
     const agents = await runKeel(['agent', 'list', '--data-dir', dataDirectory]);
     assert.equal(agents.code, 0, agents.stderr);
     assert.match(agents.stdout, /demo\s+1\.0\.0\s+running/);
+
+    // Ctrl-C while following stops following, at once, and leaves the run queued.
+    const paused = await runKeel(['agent', 'pause', 'demo', '--data-dir', dataDirectory]);
+    assert.equal(paused.code, 0, paused.stderr);
+    const follower = spawn(
+      process.execPath,
+      [KEEL_BIN, 'run', 'demo', 'Wait for me', '--follow', '--data-dir', dataDirectory],
+      { env: childEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let interruptedOutput = '';
+    follower.stdout.on('data', (chunk: Buffer) => {
+      interruptedOutput += chunk.toString('utf8');
+    });
+    const closed = once(follower, 'close') as Promise<[number | null]>;
+    await waitFor(() => /run run_\S+ \(demo\)/.test(interruptedOutput), 10_000);
+    follower.kill('SIGINT');
+    const [interruptedCode] = await closed;
+    assert.equal(interruptedCode, 130);
+    assert.match(interruptedOutput, /stopped following run_\S+; the run goes on/);
+    const resumed = await runKeel(['agent', 'resume', 'demo', '--data-dir', dataDirectory]);
+    assert.equal(resumed.code, 0, resumed.stderr);
 
     const unknown = await runKeel(['run', 'nobody', 'hello', '--data-dir', dataDirectory]);
     assert.equal(unknown.code, 1);

@@ -107,8 +107,21 @@ function describeResult(output: Output, run: RunRecord): void {
   if (typeof error?.hint === 'string' && error.hint !== '') output.line(`  ${error.hint}`);
 }
 
-async function follow(output: Output, client: ControlClient, runId: string): Promise<number> {
-  const final = (await client.request('runs.follow', { runId }, (raw) => {
+/** Exit code of a command a person interrupted (128 + SIGINT), as shells use. */
+const EXIT_INTERRUPTED = 130;
+
+async function follow(
+  output: Output,
+  client: ControlClient,
+  runId: string,
+  signal: AbortSignal,
+): Promise<number> {
+  // Ctrl-C stops following, not the run (it was ignored until a second one killed the CLI).
+  const interrupted = new Promise<'interrupted'>((resolve) => {
+    if (signal.aborted) resolve('interrupted');
+    signal.addEventListener('abort', () => resolve('interrupted'), { once: true });
+  });
+  const followed = client.request('runs.follow', { runId }, (raw) => {
     const event = raw as FollowEvent;
     if (output.json) {
       output.data({ runId, ...event });
@@ -125,7 +138,18 @@ async function follow(output: Output, client: ControlClient, runId: string): Pro
     output.line(
       `  ${mark} #${event.seq} ${event.kind}${target}${event.code ? ` ${event.code}` : ''}${replay}`,
     );
-  })) as RunRecord;
+  });
+  const first = await Promise.race([followed, interrupted]);
+  if (first === 'interrupted') {
+    // The request ends with the connection, which the caller closes.
+    followed.catch(() => undefined);
+    output.status(
+      'info',
+      `stopped following ${runId}; the run goes on (\`keel runs show ${runId} --follow\`)`,
+    );
+    return EXIT_INTERRUPTED;
+  }
+  const final = first as RunRecord;
   if (output.json) output.data(final);
   else describeResult(output, final);
   return final.status === 'succeeded' ? EXIT_OK : EXIT_FAILURE;
@@ -154,7 +178,7 @@ Examples:
   keel run researcher "Summarise today's alerts" --priority 8`,
     )
     .action(
-      action(async ({ output }, agent: string, task: string, options: RunOptions) => {
+      action(async ({ output, signal }, agent: string, task: string, options: RunOptions) => {
         await using client = await connectToNode(output, options);
         const run = (await client.request('runs.submit', {
           agent,
@@ -172,7 +196,7 @@ Examples:
           return EXIT_OK;
         }
         if (!output.json) output.line(`run ${run.id} (${agent})`);
-        return await follow(output, client, run.id);
+        return await follow(output, client, run.id, signal);
       }),
     );
 
@@ -246,39 +270,41 @@ Examples:
       .description('show a run, its result and every journaled step')
       .option('-f, --follow', 'keep streaming its steps until it ends'),
   ).action(
-    action(async ({ output }, runId: string, options: CommonOptions & { follow?: boolean }) => {
-      await using client = await connectToNode(output, options);
-      if (options.follow === true) return await follow(output, client, runId);
-      const shown = (await client.request('runs.show', { runId })) as {
-        run: RunRecord;
-        journal: JournalEntry[];
-      };
-      if (output.json) {
-        output.data(shown);
-        return EXIT_OK;
-      }
-      output.table(
-        ['SEQ', 'KIND', 'OUTCOME', 'AT'],
-        shown.journal.map((entry) => [
-          String(entry.seq),
-          entry.kind,
-          entry.outcome === 'ok'
-            ? 'ok'
-            : String((entry.result as { code?: string }).code ?? 'error'),
-          shortTime(entry.recordedAt),
-        ]),
-      );
-      output.line();
-      if (['succeeded', 'failed', 'cancelled', 'dead-lettered'].includes(shown.run.status)) {
-        describeResult(output, shown.run);
-      } else {
-        output.status(
-          'info',
-          `run ${runId} is ${shown.run.status} (attempt ${shown.run.attempts})`,
+    action(
+      async ({ output, signal }, runId: string, options: CommonOptions & { follow?: boolean }) => {
+        await using client = await connectToNode(output, options);
+        if (options.follow === true) return await follow(output, client, runId, signal);
+        const shown = (await client.request('runs.show', { runId })) as {
+          run: RunRecord;
+          journal: JournalEntry[];
+        };
+        if (output.json) {
+          output.data(shown);
+          return EXIT_OK;
+        }
+        output.table(
+          ['SEQ', 'KIND', 'OUTCOME', 'AT'],
+          shown.journal.map((entry) => [
+            String(entry.seq),
+            entry.kind,
+            entry.outcome === 'ok'
+              ? 'ok'
+              : String((entry.result as { code?: string }).code ?? 'error'),
+            shortTime(entry.recordedAt),
+          ]),
         );
-      }
-      return EXIT_OK;
-    }),
+        output.line();
+        if (['succeeded', 'failed', 'cancelled', 'dead-lettered'].includes(shown.run.status)) {
+          describeResult(output, shown.run);
+        } else {
+          output.status(
+            'info',
+            `run ${runId} is ${shown.run.status} (attempt ${shown.run.attempts})`,
+          );
+        }
+        return EXIT_OK;
+      },
+    ),
   );
 
   withCommonOptions(
