@@ -6,27 +6,16 @@
  * `.ts` imports turned to `.js`, positions unchanged (the same stripping Node applies when it
  * runs the source, so the code is the same code).
  */
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { stripTypeScriptTypes } from 'node:module';
 import { dirname, join } from 'node:path';
+import { makeReadableFolders } from './readable-folders.ts';
 import { rewriteRelativeImports } from './relative-imports.ts';
 
 interface StripRequest {
   readonly sourceRoot: string;
   readonly files: readonly string[];
   readonly outputDirectory: string;
-}
-
-/** Makes the folders of `destination` under `root` that are missing, readable by all. */
-async function makeFolders(root: string, destination: string): Promise<void> {
-  const folder = dirname(destination);
-  if (folder === root || (await stat(folder).catch(() => undefined)) !== undefined) return;
-  await makeFolders(root, folder);
-  await mkdir(folder).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error;
-  });
-  // Whatever the umask: the code is read by workers running as another user.
-  await chmod(folder, 0o755);
 }
 
 const chunks: Buffer[] = [];
@@ -36,7 +25,8 @@ for (const file of request.files) {
   const source = await readFile(join(request.sourceRoot, file), 'utf8');
   const code = rewriteRelativeImports(stripTypeScriptTypes(source, { mode: 'strip' }), '.js');
   const destination = join(request.outputDirectory, file.replace(/\.ts$/, '.js'));
-  await makeFolders(request.outputDirectory, destination);
+  // Whatever the umask: the code is read by workers running as another user.
+  await makeReadableFolders(dirname(destination));
   await writeFile(destination, code);
   await chmod(destination, 0o644);
 }

@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import {
   chmod,
-  mkdir,
   mkdtemp,
   readdir,
   readFile,
@@ -17,6 +16,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KeelError } from '../errors/keel-error.ts';
 import { pathExists } from './path-exists.ts';
+import { makeReadableFolders } from './readable-folders.ts';
 import { relativeImports } from './relative-imports.ts';
 
 /** Bumped when what the stripper writes changes, so older copies are not reused. */
@@ -71,20 +71,11 @@ export async function prepareStrippedGraph(options: StrippedGraphOptions): Promi
     await utimes(copy, now, now);
     return entry;
   }
-  const created = await mkdir(options.cacheDirectory, { recursive: true });
   // Readable by all, whatever the umask: sandboxed processes run as another user.
-  for (
-    let folder = resolve(options.cacheDirectory);
-    created !== undefined;
-    folder = dirname(folder)
-  ) {
-    await chmod(folder, 0o755);
-    if (folder === resolve(created)) break;
-  }
+  await makeReadableFolders(options.cacheDirectory);
   const partial = await mkdtemp(join(options.cacheDirectory, '.partial-'));
   try {
     await chmod(partial, 0o755); // mkdtemp makes it 0700
-
     await strip(sourceRoot, [...files.keys()], partial, options.signal);
     await writeFile(join(partial, 'package.json'), '{ "type": "module" }\n');
     await chmod(join(partial, 'package.json'), 0o644);
