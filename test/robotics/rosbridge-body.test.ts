@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { loadConfiguration } from '../../src/kernel/config/load-configuration.ts';
-import { startNode } from '../../src/runtime/node.ts';
+import { type KeelNode, startNode } from '../../src/runtime/node.ts';
 import { MockLlmServer } from '../../src/services/models/mock/mock-llm-server.ts';
 import { parseMockScript } from '../../src/services/models/mock/mock-script.ts';
 import { DEMO_YARD } from '../../src/services/robotics/demo-yard.ts';
@@ -43,15 +43,20 @@ async function dataDirectory(
   return data;
 }
 
+/** A node on `data`, quiet. */
+async function startOn(data: string): Promise<KeelNode> {
+  return startNode({
+    loaded: await loadConfiguration({ dataDirectory: data }),
+    logger: silentLogger(),
+  });
+}
+
 describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000 }, () => {
   it('drives it with /cmd_vel from its own I/O thread, maps its /scan, and sends zero on an e-stop', async () => {
     await using ros = await RosSimRobot.start(WORLD);
     await using directory = await temporaryDirectory('keel-ros-');
     const data = await dataDirectory(directory.path, ros.url);
-    const node = await startNode({
-      loaded: await loadConfiguration({ dataDirectory: data }),
-      logger: silentLogger(),
-    });
+    const node = await startOn(data);
     try {
       const robot = node.robot;
       assert.ok(robot);
@@ -97,10 +102,7 @@ describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000
     const ros = await RosSimRobot.start(WORLD);
     await using directory = await temporaryDirectory('keel-ros-stale-');
     const data = await dataDirectory(directory.path, ros.url);
-    const node = await startNode({
-      loaded: await loadConfiguration({ dataDirectory: data }),
-      logger: silentLogger(),
-    });
+    const node = await startOn(data);
     try {
       const robot = node.robot;
       assert.ok(robot);
@@ -188,10 +190,7 @@ describe('a ROS robot behind rosbridge as the node’s body', { timeout: 120_000
       '',
       `[agents]\ndevelopment = true\n\n[models.providers.mock]\nkind = "openai-compatible"\nbase_url = "${mock.openAiBaseUrl}"\nmax_tokens_field = "max_tokens"\n\n[models.aliases]\nbrain = ["mock/brain-model"]\n\n`,
     );
-    const node = await startNode({
-      loaded: await loadConfiguration({ dataDirectory: data }),
-      logger: silentLogger(),
-    });
+    const node = await startOn(data);
     try {
       await until('the first odometry', () => node.robot?.status().pose !== null);
       await node.runtime.deploy(

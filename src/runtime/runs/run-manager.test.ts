@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
 import { createKernelHarness, type KernelHarness } from '../../../test/support/kernel-harness.ts';
+import { recordingLogger } from '../../../test/support/recording-logger.ts';
 import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { parseIntent } from '../../kernel/gate/syscall.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
 import { KeelError } from '../../platform/errors/keel-error.ts';
 import { createId } from '../../platform/ids/create-id.ts';
-import { createLogger, type Logger } from '../../platform/observability/logger.ts';
-import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
 import type { JsonValue } from '../../platform/storage/ports/json-value.ts';
 import type { RunRecord, RunStore } from '../../platform/storage/ports/run-store.ts';
 import type { Storage } from '../../platform/storage/storage.ts';
@@ -153,21 +152,7 @@ async function auditKinds(harness: KernelHarness, runId: string): Promise<string
 }
 
 /** A logger of errors only, and the lines it wrote. */
-function errorLines(): { readonly lines: string[]; readonly logger: Logger } {
-  const lines: string[] = [];
-  const logger = createLogger({
-    level: 'error',
-    format: 'json',
-    redactor: new SecretRedactor([]),
-    destination: new Writable({
-      write: (chunk: Buffer, _encoding, callback) => {
-        lines.push(chunk.toString('utf8'));
-        callback();
-      },
-    }),
-  });
-  return { lines, logger };
-}
+const errorLines = () => recordingLogger('error');
 
 describe('RunManager', () => {
   it('audits a submission before its attempt starts, and hands the attempt its journal head', async () => {
@@ -769,19 +754,9 @@ describe('RunManager', () => {
 
   it('waits longer each time storage fails a run again, and starts it once it answers', async () => {
     await using harness = await createKernelHarness();
-    const lines: { retryInMs?: number; failures?: number; runId?: string }[] = [];
+    const recorded = recordingLogger('error');
     const { agent, manager, dispatched, submit } = await createManager(harness, {
-      logger: createLogger({
-        level: 'error',
-        format: 'json',
-        redactor: new SecretRedactor([]),
-        destination: new Writable({
-          write: (chunk: Buffer, _encoding, callback) => {
-            lines.push(JSON.parse(chunk.toString('utf8')));
-            callback();
-          },
-        }),
-      }),
+      logger: recorded.logger,
       runs: (stored) => ({
         ...stored,
         startAttempt: (id, ...rest) =>
@@ -809,7 +784,12 @@ describe('RunManager', () => {
     );
     assert.equal(manager.activeCount, 3, 'no slot held by the failed starts');
     assert.deepEqual(
-      lines.filter((line) => line.runId === failOn).map((line) => [line.failures, line.retryInMs]),
+      recorded.lines
+        .map(
+          (line) => JSON.parse(line) as { retryInMs?: number; failures?: number; runId?: string },
+        )
+        .filter((line) => line.runId === failOn)
+        .map((line) => [line.failures, line.retryInMs]),
       [
         [1, 20],
         [2, 40],

@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { type Duplex, Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { rejectsWithCode } from '../../../test/support/assertions.ts';
+import { recordingLogger } from '../../../test/support/recording-logger.ts';
 import { silentLogger } from '../../../test/support/silent-logger.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
-import { createLogger } from '../../platform/observability/logger.ts';
-import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
-import { AgentWorker, type LaunchedProcess, type WorkerExit } from './agent-worker.ts';
+import {
+  AgentWorker,
+  type AgentWorkerOptions,
+  type LaunchedProcess,
+  type WorkerExit,
+} from './agent-worker.ts';
 
 /**
  * A real child process that never says hello (it only sleeps), with an IPC pipe on fd 3 and
@@ -41,6 +45,7 @@ function silentProcess(): LaunchedProcess & { readonly disposed: () => boolean }
 function workerWith(
   launch: (signal: AbortSignal) => Promise<LaunchedProcess>,
   exits: WorkerExit[] = [],
+  options: Partial<AgentWorkerOptions> = {},
 ) {
   return new AgentWorker({
     agent: { id: 'agt_1', name: 'probe', version: '1.0.0' },
@@ -54,6 +59,7 @@ function workerWith(
     onStep: () => undefined,
     onRunDone: () => undefined,
     onExit: (exit) => exits.push(exit),
+    ...options,
   });
 }
 
@@ -172,18 +178,9 @@ describe('AgentWorker and an untrusted worker', () => {
       flood();
     `);
     const exits: WorkerExit[] = [];
-    const worker = new AgentWorker({
-      agent: { id: 'agt_1', name: 'flooder', version: '1.0.0' },
-      launch: () => Promise.resolve(launched),
-      gate: { call: () => Promise.reject(new Error('no calls in this test')) },
-      clock: systemClock,
-      logger: silentLogger(),
+    const worker = workerWith(() => Promise.resolve(launched), exits, {
       watchdogTimeoutMs: 1_500,
       startTimeoutMs: 5_000,
-      maxFrameBytes: 1024 * 1024,
-      onStep: () => undefined,
-      onRunDone: () => undefined,
-      onExit: (exit) => exits.push(exit),
     });
     await worker.start();
     let mostUnread = 0;
@@ -213,18 +210,9 @@ describe('AgentWorker and an untrusted worker', () => {
       setInterval(() => send({ type: 'heartbeat', heapUsed: 1, rss: 1 }), 50);
     `);
     const exits: WorkerExit[] = [];
-    const worker = new AgentWorker({
-      agent: { id: 'agt_1', name: 'steady', version: '1.0.0' },
-      launch: () => Promise.resolve(launched),
-      gate: { call: () => Promise.reject(new Error('no calls in this test')) },
-      clock: systemClock,
-      logger: silentLogger(),
+    const worker = workerWith(() => Promise.resolve(launched), exits, {
       watchdogTimeoutMs: 400,
       startTimeoutMs: 5_000,
-      maxFrameBytes: 1024 * 1024,
-      onStep: () => undefined,
-      onRunDone: () => undefined,
-      onExit: (exit) => exits.push(exit),
     });
     await worker.start();
     // The node busy on one piece of work, three times as long as the watchdog's timeout.
@@ -246,35 +234,14 @@ describe('AgentWorker and an untrusted worker', () => {
     `);
     // Its exit may come before the last of its output is read; its streams' close, after.
     const closed = once(launched.child, 'close');
-    const lines: Record<string, unknown>[] = [];
-    const logger = createLogger({
-      level: 'info',
-      format: 'json',
-      redactor: new SecretRedactor([]),
-      destination: new Writable({
-        write: (chunk: Buffer, _encoding, callback) => {
-          for (const text of chunk.toString('utf8').split('\n')) {
-            if (text !== '') lines.push(JSON.parse(text) as Record<string, unknown>);
-          }
-          callback();
-        },
-      }),
-    });
-    const worker = new AgentWorker({
-      agent: { id: 'agt_1', name: 'noisy', version: '1.0.0' },
-      launch: () => Promise.resolve(launched),
-      gate: { call: () => Promise.reject(new Error('no calls in this test')) },
-      clock: systemClock,
-      logger,
-      watchdogTimeoutMs: 10_000,
+    const recorded = recordingLogger('info');
+    const worker = workerWith(() => Promise.resolve(launched), [], {
+      logger: recorded.logger,
       startTimeoutMs: 5_000,
-      maxFrameBytes: 1024 * 1024,
-      onStep: () => undefined,
-      onRunDone: () => undefined,
-      onExit: () => undefined,
     });
     await worker.start();
     await closed;
+    const lines = recorded.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const logged = lines.filter((line) => line.msg === 'agent worker wrote to stderr');
     const characters = logged.reduce((sum, line) => sum + String(line.stderr).length, 0);
     assert.ok(logged.length > 0);
