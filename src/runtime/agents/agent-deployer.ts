@@ -44,6 +44,11 @@ export interface AgentDeployerOptions {
   readonly toolNames: () => readonly string[];
 }
 
+/** The id of the key an agent's deployed manifest was signed with; null if unsigned. */
+function keyIdOf(record: AgentRecord): string | null {
+  return typeof record.metadata.keyId === 'string' ? record.metadata.keyId : null;
+}
+
 /**
  * Reads the deployment a record carries (its manifest is parsed again: stored data is input).
  *
@@ -57,7 +62,7 @@ export function deploymentOf(record: AgentRecord): DeploymentMetadata {
   return {
     manifest: parseAgentManifest(metadata.manifest),
     digest: String(metadata.digest ?? ''),
-    keyId: typeof metadata.keyId === 'string' ? metadata.keyId : null,
+    keyId: keyIdOf(record),
     modulePath: typeof metadata.modulePath === 'string' ? metadata.modulePath : null,
   };
 }
@@ -211,7 +216,7 @@ export class AgentDeployer {
       sameAsBefore &&
       existing !== undefined &&
       existing.state !== 'removed' &&
-      (typeof existing.metadata.keyId === 'string' ? existing.metadata.keyId : null) === keyId
+      keyIdOf(existing) === keyId
     ) {
       await kernel.audit.record({
         kind: 'agent.deploy',

@@ -51,7 +51,8 @@ export class WorkerOutputLog {
     }
     const text = chunk.toString('utf8', 0, Math.min(chunk.length, LINE_CHARACTERS * 4));
     const line = text.slice(0, LINE_CHARACTERS);
-    if (this.#logged + line.length > this.#bytesPerWindow) {
+    const bytes = Buffer.byteLength(line);
+    if (this.#logged + bytes > this.#bytesPerWindow) {
       if (this.#dropped === 0) {
         this.#logger.warn(
           { bytesPerWindow: this.#bytesPerWindow, windowMs: this.#windowMs },
@@ -61,7 +62,7 @@ export class WorkerOutputLog {
       this.#dropped += chunk.length;
       return;
     }
-    this.#logged += line.length;
+    this.#logged += bytes;
     if (stream === 'stderr') this.#logger.warn({ stderr: line }, 'agent worker wrote to stderr');
     else this.#logger.info({ stdout: line }, 'agent worker wrote to stdout');
   }

@@ -1,6 +1,10 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { JsonValue } from '../../../platform/storage/ports/json-value.ts';
-import type { JournalEntry, RunRecord } from '../../../platform/storage/ports/run-store.ts';
+import {
+  FINAL_RUN_STATUSES,
+  type JournalEntry,
+  type RunRecord,
+} from '../../../platform/storage/ports/run-store.ts';
 import type { ControlClient } from '../../../runtime/control/control-client.ts';
 import {
   action,
@@ -294,7 +298,7 @@ Examples:
           ]),
         );
         output.line();
-        if (['succeeded', 'failed', 'cancelled', 'dead-lettered'].includes(shown.run.status)) {
+        if (FINAL_RUN_STATUSES.includes(shown.run.status)) {
           describeResult(output, shown.run);
         } else {
           output.status(
