@@ -266,6 +266,38 @@ describe('keel keygen and keel agent sign', () => {
     assert.match(again.stderr, /already exists .*\[KEEL_CONFLICT\]/);
   });
 
+  it('say which path the user named is wrong instead of reporting a bug in Keel', async () => {
+    await using directory = await temporaryDirectory();
+    await writeFile(join(directory.path, 'a-file'), 'x');
+    const onFile = await runCommands(['keygen', '--out', 'a-file'], directory.path);
+    assert.equal(onFile.code, 1);
+    assert.match(onFile.stderr, /a-file exists and is not a folder .*\[KEEL_INVALID_ARGUMENT\]\n$/);
+
+    await writeSigningKeyFiles(directory.path, 'ci', false);
+    await writeFile(join(directory.path, 'coder.yaml'), MANIFEST_YAML);
+    const sign = (out: string) =>
+      runCommands(
+        ['agent', 'sign', 'coder.yaml', '--key', 'ci.key', '--out', out, '--json'],
+        directory.path,
+      );
+    const missing = await sign('missing/coder.json');
+    assert.equal(missing.code, 1);
+    const missingError = (JSON.parse(missing.stdout) as { error: Record<string, unknown> }).error;
+    assert.equal(missingError.code, 'KEEL_NOT_FOUND');
+    // The file the user named, not the temporary file beside it.
+    assert.equal(
+      (missingError.details as Record<string, unknown>).path,
+      join(directory.path, 'missing', 'coder.json'),
+    );
+    const onFolder = await sign('.');
+    assert.equal(onFolder.code, 1);
+    assert.match(
+      onFolder.stdout,
+      /"code":"KEEL_INVALID_ARGUMENT","message":"[^"]+ is a folder, not a file"/,
+    );
+    assert.doesNotMatch(missing.stdout + onFolder.stdout, /\.tmp|KEEL_INTERNAL/);
+  });
+
   it('refuse to sign with a group-readable key, with exit code 1', async () => {
     await using directory = await temporaryDirectory();
     const key = await writeSigningKeyFiles(directory.path, 'ci', false);

@@ -161,6 +161,26 @@ describe('keel start', () => {
     assert.match(result.stderr, /unknown option '--prot'.*Did you mean --port\?.*\[KEEL_USAGE\]/);
   });
 
+  it('answers a command line it cannot use with exit code 2, in JSON when asked', async () => {
+    const unknown = await runKeel(['runs', 'list', '--limit', 'many', '--json']);
+    assert.equal(unknown.code, 2);
+    assert.equal(unknown.stderr, '');
+    const error = (JSON.parse(unknown.stdout) as { error: Record<string, unknown> }).error;
+    assert.equal(error.code, 'KEEL_USAGE');
+    assert.match(String(error.message), /--limit <count>' argument 'many' is invalid/);
+    assert.equal(error.hint, 'run `keel runs list --help` for usage');
+    // Checked by the command itself, before it looks for a node or a data directory.
+    for (const args of [
+      ['run', 'demo', '  \n '],
+      ['budget', 'set', 'agent:demo'],
+      ['usage', '--by', 'colour'],
+    ]) {
+      const result = await runKeel(args);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /\[KEEL_USAGE\]\n$/);
+    }
+  });
+
   it('says when the data directory cannot be written', async () => {
     await using directory = await temporaryDirectory();
     const file = join(directory.path, 'a-file');

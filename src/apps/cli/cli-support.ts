@@ -4,6 +4,7 @@ import {
   loadConfiguration,
 } from '../../kernel/config/load-configuration.ts';
 import { KeelError, toKeelError } from '../../platform/errors/keel-error.ts';
+import { fileSystemError } from '../../platform/files/file-system-error.ts';
 import { SecretRedactor } from '../../platform/observability/secret-redactor.ts';
 import { Output } from './output.ts';
 
@@ -90,7 +91,9 @@ export interface CommandRun {
 
 /**
  * Runs a command's action with an Output for its `--json` choice and an interrupt signal; an
- * error becomes one clear line (or a JSON error) and exit code 1.
+ * error becomes one clear line (or a JSON error) and exit code 1 (2 for `KEEL_USAGE`: the
+ * command line was wrong). A failed file operation on a path the user named says so instead
+ * of reporting a bug in Keel.
  *
  * @example
  * ```ts
@@ -118,8 +121,9 @@ export function action<Arguments extends unknown[]>(
     try {
       process.exitCode = await handler({ output, signal: interrupt.signal }, ...args);
     } catch (error) {
-      output.error(toKeelError(error));
-      process.exitCode = EXIT_FAILURE;
+      const failure = fileSystemError(error) ?? toKeelError(error);
+      output.error(failure);
+      process.exitCode = failure.code === 'KEEL_USAGE' ? EXIT_USAGE : EXIT_FAILURE;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

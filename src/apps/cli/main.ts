@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { KeelError } from '../../platform/errors/keel-error.ts';
 import { KEEL_VERSION } from '../../runtime/keel-version.ts';
 import { EXIT_OK, EXIT_USAGE } from './cli-support.ts';
 import { registerAgentCommands } from './commands/agent-commands.ts';
@@ -14,14 +15,16 @@ import { registerStartCommand } from './commands/start-command.ts';
 import { registerStorageCommands } from './commands/storage-commands.ts';
 
 /**
- * Builds the `keel` command line.
+ * Builds the `keel` command line. With `jsonErrors` (the command line holds `--json`), a
+ * command line it cannot parse is answered as every `--json` error is: one JSON object on
+ * stdout, code `KEEL_USAGE`.
  *
  * @example
  * ```ts
  * createProgram().helpInformation();
  * ```
  */
-export function createProgram(): Command {
+export function createProgram(options: { readonly jsonErrors?: boolean } = {}): Command {
   const program = new Command('keel')
     .description('Keel: a self-hosted operating system for AI agents')
     .version(KEEL_VERSION, '-V, --version', 'print the version')
@@ -55,7 +58,13 @@ Documentation: docs/README.md`,
           .map((part) => part.trim())
           .filter((part) => part.length > 0)
           .join(' ');
-        write(`keel: ${message} — run \`${path} --help\` for usage [KEEL_USAGE]\n`);
+        const hint = `run \`${path} --help\` for usage`;
+        if (options.jsonErrors === true) {
+          const error = new KeelError('KEEL_USAGE', message, { hint });
+          process.stdout.write(`${JSON.stringify({ error: error.toJSON() })}\n`);
+          return;
+        }
+        write(`keel: ${message} — ${hint} [KEEL_USAGE]\n`);
       },
     });
     for (const subcommand of command.commands)
@@ -80,7 +89,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (error.code !== 'EPIPE') throw error;
     process.exit(process.exitCode ?? EXIT_OK);
   });
-  const program = createProgram();
+  // Options end at `--`: a task text that mentions --json does not ask for JSON.
+  const end = argv.indexOf('--');
+  const program = createProgram({
+    jsonErrors: (end === -1 ? argv : argv.slice(0, end)).includes('--json'),
+  });
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

@@ -38,8 +38,28 @@ export function replaceFileAtomically(
   return writeThroughTemporary(path, data, mode, (temporary) => rename(temporary, path));
 }
 
-/** Writes a flushed temporary file beside `path`, `publish`es it, then flushes the folder. */
+/**
+ * Writes a flushed temporary file beside `path`, `publish`es it, then flushes the folder. A
+ * failure names `path` (a missing folder, one that is not a folder, no permission), never the
+ * temporary file the caller did not ask for.
+ */
 async function writeThroughTemporary(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+  publish: (temporary: string) => Promise<void>,
+): Promise<void> {
+  try {
+    await writeThrough(path, data, mode, publish);
+  } catch (error) {
+    if (error instanceof Error && typeof (error as NodeJS.ErrnoException).path === 'string') {
+      (error as NodeJS.ErrnoException).path = path;
+    }
+    throw error;
+  }
+}
+
+async function writeThrough(
   path: string,
   data: string | Uint8Array,
   mode: number,

@@ -77,8 +77,8 @@ const RequestSchema = z.discriminatedUnion('method', [
       agent: NAME,
       prompt: z
         .string()
-        .min(1)
-        .max(64 * 1024),
+        .max(64 * 1024)
+        .regex(/\S/, 'the task is empty: say what the agent should do'),
       input: z.record(z.string(), z.json()).optional(),
       priority: z.number().int().min(0).max(9).optional(),
     }),

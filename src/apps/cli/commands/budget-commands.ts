@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import { type Command, InvalidArgumentError } from 'commander';
+import { KeelError } from '../../../platform/errors/keel-error.ts';
 import type {
   BudgetAmounts,
   BudgetDimension,
@@ -16,7 +17,6 @@ import {
   action,
   type CommonOptions,
   EXIT_OK,
-  EXIT_USAGE,
   loadForCommand,
   withCommonOptions,
 } from '../cli-support.ts';
@@ -154,10 +154,9 @@ export function registerBudgetCommands(program: Command): void {
         if (options.calls !== undefined) limits.calls = options.calls;
         if (options.wallSeconds !== undefined) limits.wallMs = options.wallSeconds * 1000;
         if (Object.keys(limits).length === 0) {
-          output.line(
-            'keel: say which limits to set, e.g. --tokens 100000 --cost-usd 5 [KEEL_USAGE]',
-          );
-          return EXIT_USAGE;
+          throw new KeelError('KEEL_USAGE', 'no limit given', {
+            hint: 'say which limits to set, e.g. --tokens 100000 --cost-usd 5',
+          });
         }
         const loaded = await loadForCommand(output, options);
         const state = await administerBudget(
@@ -217,10 +216,9 @@ export function registerBudgetCommands(program: Command): void {
         .filter((item) => item !== '');
       const unknown = groupBy.filter((item) => !USAGE_DIMENSIONS.includes(item as UsageDimension));
       if (unknown.length > 0) {
-        output.line(
-          `keel: --by accepts ${USAGE_DIMENSIONS.join(', ')}, not ${unknown.join(', ')} [KEEL_USAGE]`,
-        );
-        return EXIT_USAGE;
+        throw new KeelError('KEEL_USAGE', `--by does not accept ${unknown.join(', ')}`, {
+          hint: `group by any of ${USAGE_DIMENSIONS.join(', ')}, separated by commas`,
+        });
       }
       const loaded = await loadForCommand(output, options);
       const rows = await readUsage(

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { KeelError } from '../../../platform/errors/keel-error.ts';
 import type { JsonValue } from '../../../platform/storage/ports/json-value.ts';
 import {
   FINAL_RUN_STATUSES,
@@ -183,6 +184,11 @@ Examples:
     )
     .action(
       action(async ({ output, signal }, agent: string, task: string, options: RunOptions) => {
+        if (!/\S/.test(task)) {
+          throw new KeelError('KEEL_USAGE', 'the task is empty', {
+            hint: 'say what the agent should do, e.g. keel run demo "Summarise the open issues"',
+          });
+        }
         await using client = await connectToNode(output, options);
         const run = (await client.request('runs.submit', {
           agent,
