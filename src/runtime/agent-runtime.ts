@@ -242,8 +242,13 @@ export class AgentRuntime {
       await supervisor.start(`deployed ${deployment.manifest.version}`);
     } else {
       // A new version replaces the worker; its runs resume on the new one (a run whose journal
-      // the new program does not replay the same way fails with KEEL_REPLAY_MISMATCH).
+      // the new program does not replay the same way fails with KEEL_REPLAY_MISMATCH). A
+      // paused agent stays paused: only `keel agent resume` lets it go on.
+      const pausedBefore = supervisor.state === 'paused';
       await supervisor.restart(`deployed ${deployment.manifest.version}`);
+      if (pausedBefore && supervisor.available) {
+        await supervisor.pause('paused before the deployment');
+      }
     }
     await this.runs.resumeSuspended(agent.id);
     return { ...result, agent: (await this.#options.kernel.agents.get(agent.id)) ?? agent };

@@ -73,6 +73,14 @@ describe('keel start --demo, keel run, keel runs, keel agent', { timeout: 120_00
     assert.match(interruptedOutput, /stopped following run_\S+; the run goes on/);
     const resumed = await runKeel(['agent', 'resume', 'demo', '--data-dir', dataDirectory]);
     assert.equal(resumed.code, 0, resumed.stderr);
+    const again = await runKeel(['agent', 'resume', 'demo', '--data-dir', dataDirectory]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /demo is running already — nothing to resume.*\[KEEL_CONFLICT\]/);
+    const stoppedAgent = await runKeel(['agent', 'stop', 'demo', '--data-dir', dataDirectory]);
+    assert.match(stoppedAgent.stdout, /demo is stopped/);
+    const started = await runKeel(['agent', 'start', 'demo', '--data-dir', dataDirectory]);
+    assert.equal(started.code, 0, started.stderr);
+    assert.match(started.stdout, /demo is running/);
 
     const unknown = await runKeel(['run', 'nobody', 'hello', '--data-dir', dataDirectory]);
     assert.equal(unknown.code, 1);
@@ -91,7 +99,8 @@ describe('keel start --demo, keel run, keel runs, keel agent', { timeout: 120_00
     const demo = await runKeel(['start', '--demo', '--data-dir', dataDirectory], {
       env: childEnvironment({ KEEL_PRODUCTION: '1' }),
     });
-    assert.equal(demo.code, 1);
+    // A flag the node's mode rules out is a command line to change: exit code 2.
+    assert.equal(demo.code, 2);
     assert.match(demo.stderr, /--demo runs in development mode and cannot run in production mode/);
     const both = await runKeel([
       'start',

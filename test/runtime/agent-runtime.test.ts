@@ -329,6 +329,18 @@ describe('agent runtime', { timeout: 120_000 }, () => {
           },
         );
         assert.deepEqual(await client.request('agents.list', {}), []);
+        // A task of nothing but white space is no task.
+        await node.runtime.deploy(manifest({ id: 'idle' }), 'test');
+        await assert.rejects(
+          client.request('runs.submit', { agent: 'idle', prompt: ' \n\t ' }),
+          (error: unknown) => {
+            assert.ok(isKeelError(error));
+            assert.equal(error.code, 'KEEL_INVALID_ARGUMENT');
+            assert.match(error.message, /the task is empty/);
+            return true;
+          },
+        );
+        assert.deepEqual(await node.storage.runs.list({ limit: 10 }), []);
       },
       { development: true },
     );
@@ -802,6 +814,35 @@ trust_levels = ["untrusted"]
             'removed',
           ],
         );
+      },
+      { development: true },
+    );
+  });
+
+  it('keeps a paused agent paused through a new version, and says why an action does nothing', async () => {
+    await withNode(
+      async (node) => {
+        await node.runtime.deploy(manifest({ id: 'held' }), 'test');
+        await rejectsWith(node.runtime.lifecycle('held', 'resume', 'test'), 'KEEL_CONFLICT');
+        assert.equal((await node.runtime.lifecycle('held', 'pause', 'test')).state, 'paused');
+        await rejectsWith(node.runtime.lifecycle('held', 'pause', 'test'), 'KEEL_CONFLICT');
+        const updated = await node.runtime.deploy(
+          manifest({ id: 'held', version: '1.1.0' }),
+          'test',
+        );
+        assert.equal(updated.outcome, 'updated');
+        const shown = await node.runtime.show('held');
+        assert.equal(shown.agent.state, 'paused', 'a deployment is no resume');
+        assert.equal(shown.history.at(-1)?.reason, 'paused before the deployment');
+        assert.equal((await node.runtime.lifecycle('held', 'resume', 'test')).state, 'running');
+        assert.equal((await node.runtime.lifecycle('held', 'stop', 'test')).state, 'stopped');
+        await rejectsWith(
+          node.runtime.lifecycle('held', 'pause', 'test'),
+          'KEEL_AGENT_NOT_RUNNING',
+        );
+        assert.equal((await node.runtime.lifecycle('held', 'start', 'test')).state, 'running');
+        // Starting a running agent leaves it be.
+        assert.equal((await node.runtime.lifecycle('held', 'start', 'test')).state, 'running');
       },
       { development: true },
     );

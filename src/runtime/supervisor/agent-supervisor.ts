@@ -192,14 +192,28 @@ export class AgentSupervisor {
     return next;
   }
 
+  /**
+   * Refuses `action` outside `states`: `KEEL_CONFLICT` when the agent is up but in the other
+   * state (resuming a running agent), `KEEL_AGENT_NOT_RUNNING` when it has no worker to act on.
+   */
   #require(states: readonly AgentState[], action: string): void {
-    if (!states.includes(this.#state)) {
-      throw new KeelError(
-        'KEEL_AGENT_NOT_RUNNING',
-        `agent ${this.#options.agent.name} is ${this.#state}; it cannot ${action}`,
-        { details: { state: this.#state } },
-      );
+    if (states.includes(this.#state)) return;
+    const name = this.#options.agent.name;
+    const details = { state: this.#state };
+    if (this.#state === 'running' || this.#state === 'paused') {
+      throw new KeelError('KEEL_CONFLICT', `agent ${name} is ${this.#state} already`, {
+        details,
+        hint: `nothing to ${action}; \`keel agent show ${name}\` prints its state`,
+      });
     }
+    throw new KeelError(
+      'KEEL_AGENT_NOT_RUNNING',
+      `agent ${name} is ${this.#state}; it cannot ${action}`,
+      {
+        details,
+        hint: `start it with \`keel agent start ${name}\` (or \`keel agent restart ${name}\`)`,
+      },
+    );
   }
 
   async #transition(to: AgentState, reason: string): Promise<void> {

@@ -12,7 +12,7 @@ import { registerAgentSignCommand } from './agent-sign-command.ts';
 import { connectToNode, mebibytes, shortTime } from './control-connection.ts';
 import { readSmallFile } from './read-small-file.ts';
 
-const LIFECYCLE_ACTIONS = ['pause', 'resume', 'stop', 'restart', 'remove'] as const;
+const LIFECYCLE_ACTIONS = ['start', 'pause', 'resume', 'stop', 'restart', 'remove'] as const;
 
 async function readDocument(path: string): Promise<unknown> {
   const format = manifestFormatOf(path);
@@ -135,6 +135,7 @@ Examples:
 
   for (const lifecycle of LIFECYCLE_ACTIONS) {
     const descriptions: Record<(typeof LIFECYCLE_ACTIONS)[number], string> = {
+      start: "start a stopped or crashed agent's worker (nothing to do if it runs)",
       pause: "hold the agent's syscalls and stop starting its runs",
       resume: 'let a paused agent go on',
       stop: 'stop the worker; its runs are suspended until the agent starts again',
