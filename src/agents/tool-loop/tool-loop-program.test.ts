@@ -161,7 +161,7 @@ describe('toolLoopProgram', () => {
     assert.equal(opening?.messages[0]?.role, 'system');
     assert.deepEqual(opening?.messages[1], {
       role: 'user',
-      content: 'What is Keel?\n\nInput:\n{\n  "repository": "keel"\n}',
+      content: 'What is Keel?\n\nInput (JSON):\n{"repository":"keel"}',
     });
     assert.deepEqual(
       opening?.tools?.map((tool) => tool.name),

@@ -131,9 +131,14 @@ function systemPromptOf(settings: ToolLoopSettings): string {
   );
 }
 
+/**
+ * The task as the first user message. Its input goes as compact JSON: indented, a deeply
+ * nested input grows with its depth (about 4 times for a submission's largest), and every
+ * chat of the run carries it, counted against the conversation's budget and the intent limit.
+ */
 function taskMessageOf(task: AgentTask): string {
   if (task.input === undefined) return task.prompt;
-  return `${task.prompt}\n\nInput:\n${JSON.stringify(task.input, null, 2)}`;
+  return `${task.prompt}\n\nInput (JSON):\n${JSON.stringify(task.input)}`;
 }
 
 function assistantMessageOf(turn: ChatResult): ChatMessage {
