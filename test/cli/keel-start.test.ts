@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { connect } from 'node:tls';
-import { childEnvironment, runKeel, startKeel } from '../support/keel-process.ts';
+import { childEnvironment, KEEL_BIN, runKeel, startKeel } from '../support/keel-process.ts';
 import { selfSignedCertificate } from '../support/self-signed-certificate.ts';
 import { temporaryDirectory } from '../support/temporary-directory.ts';
 
@@ -179,6 +181,22 @@ describe('keel start', () => {
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, /\[KEEL_USAGE\]\n$/);
     }
+  });
+
+  it('exits quietly when the reader of its output has gone (keel … | head -1)', async () => {
+    const child = spawn(process.execPath, [KEEL_BIN, '--help'], {
+      env: childEnvironment(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Closed before the command writes a byte: every write fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(stderr, '', 'no EPIPE stack');
+    assert.equal(code, 0);
   });
 
   it('says when the data directory cannot be written', async () => {
