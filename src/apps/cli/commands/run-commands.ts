@@ -79,7 +79,7 @@ async function agentNames(client: ControlClient): Promise<Map<string, string>> {
  * stopped short of its task (the tool loop's `limit`, `stuck` or `failed`, which end the run
  * succeeded) is said so; a failure's hint says what to do.
  */
-function describeResult(output: Output, run: RunRecord): void {
+export function describeResult(output: Output, run: RunRecord): void {
   const result = run.result as { answer?: unknown; status?: unknown; reason?: unknown } | null;
   if (run.status === 'succeeded') {
     const stopped =
