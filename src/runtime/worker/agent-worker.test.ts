@@ -16,11 +16,11 @@ import {
 } from './agent-worker.ts';
 
 /**
- * A real child process that never says hello (it only sleeps), with an IPC pipe on fd 3 and
- * its own process group, as the plain launcher starts workers.
+ * A real child process running `script`, with an IPC pipe on fd 3 and its own process group,
+ * as the plain launcher starts workers.
  */
-function silentProcess(): LaunchedProcess & { readonly disposed: () => boolean } {
-  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], {
+function launchedScript(script: string): LaunchedProcess & { readonly disposed: () => boolean } {
+  const child = spawn(process.execPath, ['-e', script], {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     env: {},
     detached: true,
@@ -40,6 +40,11 @@ function silentProcess(): LaunchedProcess & { readonly disposed: () => boolean }
     },
     disposed: () => disposed,
   };
+}
+
+/** A real child process that never says hello (it only sleeps). */
+function silentProcess(): LaunchedProcess & { readonly disposed: () => boolean } {
+  return launchedScript('setTimeout(() => {}, 60_000)');
 }
 
 function workerWith(
@@ -145,23 +150,7 @@ function scriptedProcess(then: string): LaunchedProcess {
     send({ type: 'hello', protocol: 1, pid: process.pid });
     ${then}
   `;
-  const child = spawn(process.execPath, ['-e', script], {
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    env: {},
-    detached: true,
-  });
-  return {
-    child,
-    channel: child.stdio[3] as Duplex,
-    applied: [],
-    missing: [],
-    oomKills: () => Promise.resolve(0),
-    dispose: async () => {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        process.kill(-child.pid, 'SIGKILL');
-      }
-    },
-  };
+  return launchedScript(script);
 }
 
 describe('AgentWorker and an untrusted worker', () => {
