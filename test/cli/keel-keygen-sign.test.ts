@@ -296,6 +296,17 @@ describe('keel keygen and keel agent sign', () => {
       /"code":"KEEL_INVALID_ARGUMENT","message":"[^"]+ is a folder, not a file"/,
     );
     assert.doesNotMatch(missing.stdout + onFolder.stdout, /\.tmp|KEEL_INTERNAL/);
+    // A key that is missing is not found; one under a file is a wrong path, not a missing one.
+    const keyed = (key: string) =>
+      runCommands(['agent', 'sign', 'coder.yaml', '--key', key], directory.path);
+    assert.match(
+      (await keyed('nokey.key')).stderr,
+      /cannot be read \(ENOENT\).*\[KEEL_NOT_FOUND\]/,
+    );
+    assert.match(
+      (await keyed('a-file/ci.key')).stderr,
+      /cannot be read \(ENOTDIR\).*\[KEEL_INVALID_ARGUMENT\]/,
+    );
   });
 
   it('refuse to sign with a group-readable key, with exit code 1', async () => {

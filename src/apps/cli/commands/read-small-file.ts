@@ -1,12 +1,13 @@
 import type { Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { KeelError } from '../../../platform/errors/keel-error.ts';
+import { fileSystemError } from '../../../platform/files/file-system-error.ts';
 
 /**
  * Reads a file of at most `limit` bytes through one descriptor, checking it as `check` says:
  * a path that is not a regular file (a folder, `/dev/zero`) or is too large is refused before
  * anything is read (`KEEL_INVALID_ARGUMENT`, `KEEL_PAYLOAD_TOO_LARGE`); one that cannot be opened
- * is `KEEL_NOT_FOUND` with the reason.
+ * is typed as {@link fileSystemError} types it (`KEEL_NOT_FOUND` when missing), with the reason.
  *
  * @example
  * ```ts
@@ -24,11 +25,13 @@ export async function readSmallFile(
     handle = await open(path, 'r');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new KeelError('KEEL_NOT_FOUND', `the ${what} ${path} cannot be read (${reason})`, {
-      cause: error,
-      details: { path, reason },
-      hint: 'check the path',
-    });
+    // Missing is KEEL_NOT_FOUND; no permission, or a file where a folder should be, is not.
+    const typed = fileSystemError(error);
+    throw new KeelError(
+      typed?.code ?? 'KEEL_NOT_FOUND',
+      `the ${what} ${path} cannot be read (${reason})`,
+      { cause: error, details: { path, reason }, hint: typed?.hint ?? 'check the path' },
+    );
   }
   try {
     const stats = await handle.stat();
