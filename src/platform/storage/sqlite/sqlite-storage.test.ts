@@ -255,6 +255,53 @@ describe('sqlite storage', () => {
     assert.deepEqual(leftovers, []);
   });
 
+  it('answers writes while a backup runs, and a close waits for the backup', async () => {
+    const path = await freshPath();
+    const storage = await openSqliteStorage({ path });
+    const destination = join(path, '..', 'backup.db');
+    const payload = 'x'.repeat(4_000);
+    await Promise.all(
+      Array.from({ length: 2_000 }, (_, index) => storage.keyValues.set(`k${index}`, payload, 1)),
+    );
+    // Not awaited: the writes and the close below go in while the backup is in flight.
+    const backedUp = storage.backup(destination);
+    const writes = Array.from({ length: 50 }, (_, index) =>
+      storage.keyValues.set(`during${index}`, index, 1),
+    );
+    await Promise.all(writes);
+    const closed = storage.close();
+    await backedUp;
+    await closed;
+    const reopened = await openSqliteStorage({ path });
+    try {
+      assert.equal(await reopened.keyValues.get('during49'), 49);
+    } finally {
+      await reopened.close();
+    }
+    const copy = await openSqliteStorage({ path: destination, readOnly: true });
+    try {
+      assert.equal(await copy.keyValues.get('k1999'), payload);
+      assert.equal(await copy.quickCheck(), 'ok');
+    } finally {
+      await copy.close();
+    }
+  });
+
+  it('answers a request that arrives after the worker has been idle', async () => {
+    const storage = await openSqliteStorage({ path: await freshPath() });
+    try {
+      await storage.keyValues.set('before', 1, 1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await storage.keyValues.set('after', 2, 1);
+      assert.deepEqual(
+        await Promise.all([storage.keyValues.get('before'), storage.keyValues.get('after')]),
+        [1, 2],
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('fails a backup into a missing directory without leaving a partial file', async () => {
     const path = await freshPath();
     const storage = await openSqliteStorage({ path, auditKey });

@@ -6,6 +6,7 @@ import type {
   OperationName,
   OperationRequest,
   SqliteOperations,
+  WorkerData,
   WorkerOpenOptions,
   WorkerToMain,
 } from './worker-protocol.ts';
@@ -30,6 +31,7 @@ type ClientState = 'opening' | 'open' | 'closing' | 'closed' | 'failed';
  */
 export class WorkerClient {
   readonly #worker: Worker;
+  readonly #doorbell: Int32Array<SharedArrayBuffer>;
   readonly #path: string;
   readonly #pending = new Map<number, Pending>();
   readonly #onFatal: (error: KeelError) => void;
@@ -42,8 +44,14 @@ export class WorkerClient {
   #closed: Promise<void> | undefined;
   #drained: (() => void) | undefined;
 
-  private constructor(worker: Worker, path: string, onFatal: (error: KeelError) => void) {
+  private constructor(
+    worker: Worker,
+    doorbell: Int32Array<SharedArrayBuffer>,
+    path: string,
+    onFatal: (error: KeelError) => void,
+  ) {
     this.#worker = worker;
+    this.#doorbell = doorbell;
     this.#path = path;
     this.#onFatal = onFatal;
   }
@@ -53,13 +61,14 @@ export class WorkerClient {
     options: WorkerOpenOptions,
     onFatal: (error: KeelError) => void,
   ): Promise<{ client: WorkerClient; migrations: readonly MigrationStatus[] }> {
+    const doorbell = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
     const worker = new Worker(new URL('./sqlite-worker.ts', import.meta.url), {
-      workerData: options,
+      workerData: { ...options, doorbell } satisfies WorkerData,
       env: {},
       stdout: false,
       stderr: false,
     });
-    const client = new WorkerClient(worker, options.path, onFatal);
+    const client = new WorkerClient(worker, doorbell, options.path, onFatal);
     const migrations = await new Promise<readonly MigrationStatus[]>((resolve, reject) => {
       const onMessage = (message: WorkerToMain): void => {
         if (message.type === 'opened') {
@@ -211,9 +220,16 @@ export class WorkerClient {
     this.#send({ type: 'batch', requests });
   }
 
+  /** Posts a message and rings the doorbell the worker sleeps on. */
+  #post(message: MainToWorker): void {
+    this.#worker.postMessage(message);
+    Atomics.add(this.#doorbell, 0, 1);
+    Atomics.notify(this.#doorbell, 0);
+  }
+
   #send(message: MainToWorker): void {
     try {
-      this.#worker.postMessage(message);
+      this.#post(message);
     } catch (error) {
       if (message.type !== 'batch') {
         if (message.type === 'backup') this.#reject(message.id, error);
@@ -268,7 +284,7 @@ export class WorkerClient {
       });
     }
     const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
-    this.#worker.postMessage({ type: 'close' } satisfies MainToWorker);
+    this.#post({ type: 'close' });
     await exited;
     this.#state = 'closed';
   }

@@ -95,6 +95,14 @@ export interface WorkerOpenOptions {
   readonly maxBatch: number;
 }
 
+/**
+ * What the worker is started with: the open options and the doorbell, one shared 32-bit
+ * counter the main thread increments and notifies after each message it posts.
+ */
+export interface WorkerData extends WorkerOpenOptions {
+  readonly doorbell: Int32Array<SharedArrayBuffer>;
+}
+
 export interface OperationRequest {
   readonly id: number;
   readonly operation: OperationName;
