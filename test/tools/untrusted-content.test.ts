@@ -210,6 +210,43 @@ describe('untrusted content approval', () => {
     }
   });
 
+  it('answers for runs it knows to be unmarked without reading or writing storage', async () => {
+    await using files = await database();
+    const storage = await files.open();
+    try {
+      await new RunTaint(storage.keyValues, Date.now).mark('run_before', 'fetch_page');
+      const used: string[] = [];
+      // The store with each call noted (it is frozen, so wrapped rather than proxied).
+      const counted = Object.fromEntries(
+        Object.entries(storage.keyValues).map(([name, member]) => [
+          name,
+          (...parameters: unknown[]) => {
+            used.push(name);
+            return (member as (...values: unknown[]) => unknown)(...parameters);
+          },
+        ]),
+      ) as unknown as typeof storage.keyValues;
+      const taint = new RunTaint(counted, Date.now);
+      // Before the stored marks are listed, an unknown run is looked up.
+      assert.equal(await taint.source('run_clean'), undefined);
+      assert.deepEqual(used.splice(0), ['get']);
+      assert.equal(await taint.forgetEnded(async () => false), 0);
+      used.length = 0;
+      assert.equal(await taint.source('run_clean'), undefined);
+      await taint.forget('run_clean');
+      assert.deepEqual(used, [], 'an unmarked run needs no storage');
+      // Marks found by the listing, and new ones, are still read and forgotten durably.
+      assert.equal(await taint.source('run_before'), 'fetch_page');
+      await taint.mark('run_new', 'fetch_page');
+      await taint.forget('run_before');
+      await taint.forget('run_new');
+      assert.deepEqual(used, ['get', 'set', 'delete', 'delete']);
+      assert.deepEqual(await storage.keyValues.list('tools.taint.'), []);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('asks for side effects of supervised agents, and for requiresApproval tools below trusted', async () => {
     await using files = await database();
     const storage = await files.open();

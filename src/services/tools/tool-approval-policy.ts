@@ -22,6 +22,13 @@ export class RunTaint {
   readonly #store: KeyValueStore;
   readonly #now: () => number;
   readonly #known = new Map<string, string>();
+  /**
+   * Runs whose mark may be in storage: marked here, or found there by {@link forgetEnded}.
+   * Once that listing is done, a run not in it has no mark, and neither asking about it nor
+   * forgetting it needs storage.
+   */
+  readonly #stored = new Set<string>();
+  #listed = false;
 
   constructor(store: KeyValueStore, now: () => number) {
     this.#store = store;
@@ -30,6 +37,7 @@ export class RunTaint {
 
   async mark(runId: string, tool: string): Promise<void> {
     if (this.#known.has(runId)) return;
+    this.#stored.add(runId);
     await this.#store.set(`${TAINT_PREFIX}${runId}`, tool, this.#now());
     this.#known.set(runId, tool);
   }
@@ -37,17 +45,23 @@ export class RunTaint {
   /** Forgets an ended run's mark: nothing of it can call a tool again. */
   async forget(runId: string): Promise<void> {
     this.#known.delete(runId);
+    if (this.#listed && !this.#stored.has(runId)) return;
+    this.#stored.delete(runId);
     await this.#store.delete(`${TAINT_PREFIX}${runId}`);
   }
 
   /**
    * Forgets the marks of runs that ended while nobody listened (the node was down); resolves
-   * with how many. Run at start.
+   * with how many. Run at start; until it has listed the stored marks, every question about a
+   * run reads storage.
    */
   async forgetEnded(ended: (runId: string) => Promise<boolean>): Promise<number> {
+    const listed = await this.#store.list(TAINT_PREFIX);
+    const runIds = listed.map(([key]) => key.slice(TAINT_PREFIX.length));
+    for (const runId of runIds) this.#stored.add(runId);
+    this.#listed = true;
     let forgotten = 0;
-    for (const [key] of await this.#store.list(TAINT_PREFIX)) {
-      const runId = key.slice(TAINT_PREFIX.length);
+    for (const runId of runIds) {
       if (await ended(runId)) {
         await this.forget(runId);
         forgotten += 1;
@@ -60,6 +74,7 @@ export class RunTaint {
   async source(runId: string): Promise<string | undefined> {
     const known = this.#known.get(runId);
     if (known !== undefined) return known;
+    if (this.#listed && !this.#stored.has(runId)) return undefined;
     const stored = await this.#store.get(`${TAINT_PREFIX}${runId}`);
     if (typeof stored !== 'string') return undefined;
     this.#known.set(runId, stored);
