@@ -22,6 +22,7 @@ function budgetsWith(store: BudgetStore, overrides: Partial<BudgetStore>): Budge
 function countingReserves(counter: {
   reserves: number;
   settles?: number;
+  releases?: number;
 }): (storage: Storage) => Storage {
   return (storage) => ({
     ...storage,
@@ -34,6 +35,10 @@ function countingReserves(counter: {
         counter.settles = (counter.settles ?? 0) + 1;
         return storage.budgets.settle(...parameters);
       },
+      release: (...parameters) => {
+        counter.releases = (counter.releases ?? 0) + 1;
+        return storage.budgets.release(...parameters);
+      },
     }),
   });
 }
@@ -42,7 +47,7 @@ const scopes: BudgetScope[] = ['agent:a', 'run:r1'];
 
 describe('budget leases', () => {
   it('serves calls from one stored reservation and charges each call exactly', async () => {
-    const counter = { reserves: 0, settles: 0 };
+    const counter = { reserves: 0, settles: 0, releases: 0 };
     await using harness = await createKernelHarness({ replaceStores: countingReserves(counter) });
     const { kernel, storage } = harness;
     for (let call = 0; call < 7; call += 1) {
@@ -55,6 +60,9 @@ describe('budget leases', () => {
     const eighth = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 100 });
     assert.equal(counter.reserves, 2, 'the next lease is asked for before a call needs it');
     await kernel.budgets.settle(eighth, { calls: 1, tokens: 37 });
+    // The lease it replaced had less than a call's room left: that goes back with what its
+    // calls spent, in the settlement that closes it, not in a write of its own.
+    assert.equal(counter.releases, 0, 'no separate hand-back of the replaced lease');
     const ninth = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 100 });
     assert.equal(ninth.leased, true);
     await kernel.budgets.settle(ninth, { calls: 1, tokens: 1 });
@@ -134,6 +142,64 @@ describe('budget leases', () => {
     assert.deepEqual(await storage.budgets.listOpenReservations(), []);
     assert.deepEqual((await storage.budgets.get('agent:a'))?.reserved.calls, 0);
     assert.deepEqual((await storage.budgets.get('agent:a'))?.spent.calls, 8);
+  });
+
+  it('closes a used-up lease with its last call in one write, and still opens its renewal', async () => {
+    let holdNext = false;
+    let opened: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const counter = { reserves: 0, settles: 0, releases: 0 };
+    await using harness = await createKernelHarness({
+      replaceStores: (storage) => {
+        const counted = countingReserves(counter)(storage);
+        return {
+          ...counted,
+          budgets: budgetsWith(counted.budgets, {
+            reserve: async (request) => {
+              const outcome = await counted.budgets.reserve(request);
+              if (holdNext) {
+                holdNext = false;
+                await held;
+              }
+              return outcome;
+            },
+          }),
+        };
+      },
+    });
+    const { kernel, storage } = harness;
+    for (let call = 0; call < 7; call += 1) {
+      const reservation = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 10 });
+      await kernel.budgets.settle(reservation, { calls: 1, tokens: 5 });
+    }
+    holdNext = true;
+    const eighth = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 10 });
+    // The renewal is stored but not yet answered when the last call of the old lease settles
+    // (as when both travel in one transaction with the call's journal entry).
+    await kernel.budgets.settle(eighth, { calls: 1, tokens: 5 });
+    assert.equal(counter.settles, 1);
+    assert.equal(
+      (await storage.budgets.get('agent:a'))?.spent.tokens,
+      40,
+      'what its calls spent is written as it closes',
+    );
+    opened();
+    const ninth = await kernel.budgets.reserve(scopes, { calls: 1, tokens: 10 });
+    assert.deepEqual([ninth.leased, counter.reserves], [true, 2], 'the ninth draws on the renewal');
+    await kernel.budgets.settle(ninth, { calls: 1, tokens: 5 });
+    await kernel.budgets.handBackLeases();
+    // Each lease was written once, as it closed: no hand-back of the first after its close.
+    assert.deepEqual([counter.settles, counter.releases], [2, 0]);
+    assert.deepEqual(await storage.budgets.listOpenReservations(), []);
+    assert.deepEqual((await storage.budgets.get('agent:a'))?.spent, {
+      tokens: 45,
+      costMicros: 0,
+      calls: 9,
+      wallMs: 0,
+    });
+    assert.equal((await storage.budgets.get('agent:a'))?.reserved.calls, 0);
   });
 
   it('does not renew ahead a lease its limits capped', async () => {

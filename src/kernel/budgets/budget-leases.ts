@@ -308,11 +308,14 @@ export class BudgetLeases {
     const calls = this.#callsFor(key);
     const renewal = this.#open(scopes, amounts, times(perCall, calls)).then(async (outcome) => {
       if (!outcome.granted) return;
-      if (epoch !== this.#epoch || this.#leases.get(key) !== lease) {
+      // The lease it follows may have closed meanwhile (its last call settled); another
+      // lease in its place, or leases handed back, make this one stale.
+      const current = this.#leases.get(key);
+      if (epoch !== this.#epoch || (current !== undefined && current !== lease)) {
         await this.#store.release(outcome.id, this.#clock.now());
         return;
       }
-      this.#retire(lease);
+      this.#retire(lease, false);
       this.#leases.set(key, this.#lease(key, outcome, perCall));
       this.#startSweeper();
     });
@@ -355,6 +358,27 @@ export class BudgetLeases {
     // With what the lease kept: the settlement's check for a limit reached sees it all.
     const owed = added(lease?.owed, draw.amounts, actual);
     if (lease !== undefined) lease.owed = undefined;
+    if (
+      lease !== undefined &&
+      !lease.stuck &&
+      lease.inFlight === 1 &&
+      (lease.retired || usedUp(lease))
+    ) {
+      // Its last call, and no call can draw on it again: this settlement closes it, the rest
+      // handed back, in one statement rather than this write and a hand-back after it.
+      this.#retire(lease, false);
+      lease.inFlight = 0;
+      this.#byId.delete(lease.id);
+      try {
+        return await this.#store.settle(draw.leaseId, owed.actual, this.#clock.now());
+      } catch (error) {
+        this.#logger?.warn(
+          { err: error, reservation: lease.id },
+          'a budget lease could not be closed; the next start charges what it holds',
+        );
+        throw error;
+      }
+    }
     try {
       return await this.#store.settle(draw.leaseId, owed.actual, this.#clock.now(), owed.shares);
     } catch (error) {
@@ -458,8 +482,13 @@ export class BudgetLeases {
     if (lease.retired) this.#close(lease);
   }
 
-  /** No call may draw on it again; its idle room goes back now, the rest with its last call. */
-  #retire(lease: Lease): void {
+  /**
+   * No call may draw on it again. Its idle room goes back now, and what its calls kept is
+   * written now, unless `promptly` is false: then both wait for its last call, whose
+   * settlement closes it in one statement. A renewal passes false: the lease it replaces has
+   * less than a call's room left and a call in flight, and nothing waits for that room.
+   */
+  #retire(lease: Lease, promptly = true): void {
     if (lease.retired) return;
     lease.retired = true;
     if (this.#leases.get(lease.key) === lease) this.#leases.delete(lease.key);
@@ -467,6 +496,7 @@ export class BudgetLeases {
       this.#close(lease);
       return;
     }
+    if (!promptly) return;
     const idle = { ...lease.available };
     lease.available = { ...ZERO_AMOUNTS };
     if (!isEmpty(idle)) this.#track(this.#store.release(lease.id, this.#clock.now(), idle));
