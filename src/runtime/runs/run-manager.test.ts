@@ -599,6 +599,24 @@ describe('RunManager', () => {
     assert.equal(manager.activeCount, 0);
   });
 
+  it('keeps a queued run in the queue when its cancel cannot be stored', async () => {
+    await using harness = await createKernelHarness();
+    const { agent, manager, dispatched, submit, dispatchedCount } = await createManager(harness, {
+      runs: (stored) => ({ ...stored, end: failing((...parameters) => stored.end(...parameters)) }),
+    });
+    manager.setAvailable(agent.id, false);
+    const run = await submit();
+    await rejectsWithCode(
+      manager.cancel(run.id, 'operator:ana', 'stop it'),
+      'KEEL_STORAGE_UNAVAILABLE',
+    );
+    assert.equal(manager.pendingCount, 1, 'still queued');
+    manager.setAvailable(agent.id, true);
+    await dispatchedCount(1);
+    assert.equal(dispatched[0]?.id, run.id);
+    assert.equal((await harness.storage.runs.get(run.id))?.status, 'running');
+  });
+
   it('does not run a run whose submission could not be audited', async () => {
     await using harness = await createKernelHarness({
       replaceStores: auditFailingFor('run.submit'),

@@ -214,7 +214,11 @@ export class RunManager {
       // A run whose submission is not on the record does not run: its start waits for the
       // entry (see #start), and the run ends here.
       await this.cancel(runId, this.#options.actor, 'its submission could not be audited').catch(
-        () => undefined,
+        (failure: unknown) =>
+          this.#options.logger.error(
+            { err: toKeelError(failure), runId },
+            'a run whose submission could not be audited could not be cancelled either; it stays queued',
+          ),
       );
       throw error;
     } finally {
@@ -576,15 +580,24 @@ export class RunManager {
   }
 
   async cancel(runId: string, actor: string, reason: string): Promise<RunRecord> {
+    // Off the queue before the end is stored, so that it cannot start meanwhile; back in its
+    // place if the end is not stored.
+    const queued = this.#queue.pendingRun(runId);
     this.#queue.remove(runId);
     const error = new KeelError('KEEL_RUN_CANCELLED', reason);
-    const end = await this.#options.runs.end(
-      runId,
-      'cancelled',
-      this.#options.clock.now(),
-      undefined,
-      error.toJSON() as unknown as JsonValue,
-    );
+    let end: RunEnd;
+    try {
+      end = await this.#options.runs.end(
+        runId,
+        'cancelled',
+        this.#options.clock.now(),
+        undefined,
+        error.toJSON() as unknown as JsonValue,
+      );
+    } catch (failure) {
+      if (queued !== undefined && this.#queue.enqueue(queued)) this.pump();
+      throw failure;
+    }
     const updated = end.run;
     if (!end.ended) {
       throw new KeelError('KEEL_CONFLICT', `run ${runId} has already ended (${updated.status})`);

@@ -180,6 +180,11 @@ export class FairRunQueue {
     return true;
   }
 
+  /** A run waiting in the queue (not one taken from it), as it was enqueued. */
+  pendingRun(runId: string): QueuedRun | undefined {
+    return this.#pending.get(runId)?.run;
+  }
+
   /**
    * Removes a pending run, for example one cancelled while queued. An active run is not
    * removed; release it instead.
