@@ -70,6 +70,17 @@ class ScriptedWorker {
     return this.#ended.promise;
   }
 
+  /** Whether it holds its syscalls (the supervisor paused it). */
+  held = false;
+
+  pause(): void {
+    this.held = true;
+  }
+
+  resume(): void {
+    this.held = false;
+  }
+
   /** Whether the supervisor asked it to stop (it stops when the test says, see `stopped`). */
   stopRequested = false;
 
@@ -106,14 +117,26 @@ class ScriptedWorker {
   }
 }
 
-function supervised({ setStateMs = 0 }: { readonly setStateMs?: number } = {}) {
+function supervised({
+  setStateMs = 0,
+  failing = [],
+  restartDelayMs = 5,
+}: {
+  readonly setStateMs?: number;
+  readonly restartDelayMs?: number;
+  /** States whose first recording fails with a storage error. */
+  readonly failing?: readonly AgentState[];
+} = {}) {
   const transitions: AgentState[] = [];
   const workers: ScriptedWorker[] = [];
   const interrupted: string[][] = [];
+  const available: boolean[] = [];
+  const toFail = new Set(failing);
   const directory = {
     setState: async (_agentId: string, state: AgentState) => {
       // Recording a state takes this long (storage is slow).
       if (setStateMs > 0) await sleep(setStateMs);
+      if (toFail.delete(state)) throw new KeelError('KEEL_STORAGE_UNAVAILABLE', 'disk busy');
       transitions.push(state);
       return {};
     },
@@ -123,8 +146,8 @@ function supervised({ setStateMs = 0 }: { readonly setStateMs?: number } = {}) {
       agent: { id: 'agt_1', name: 'probe' },
       directory,
       policy: new RestartPolicy({
-        initialDelayMs: 5,
-        maxDelayMs: 5,
+        initialDelayMs: restartDelayMs,
+        maxDelayMs: restartDelayMs,
         budget: 100,
         windowMs: 60_000,
       }),
@@ -140,12 +163,14 @@ function supervised({ setStateMs = 0 }: { readonly setStateMs?: number } = {}) {
       onRunsInterrupted: async (runIds) => {
         interrupted.push([...runIds]);
       },
-      onAvailability: () => undefined,
+      onAvailability: (_agentId, now) => {
+        available.push(now);
+      },
       stopGraceMs: 100,
     },
     'created',
   );
-  return { supervisor, transitions, workers, interrupted };
+  return { supervisor, transitions, workers, interrupted, available };
 }
 
 async function until(check: () => boolean): Promise<void> {
@@ -219,6 +244,70 @@ describe('AgentSupervisor', () => {
     assert.equal(greeting.workers[0]?.abandoned, 'stop by operator:ana');
     assert.equal(greeting.workers.length, 1, 'its exit is not taken for a crash: no restart');
     assert.deepEqual(greeting.transitions, ['starting', 'stopped']);
+  });
+
+  it('restarts a crashed worker even when storage cannot record the crash', async () => {
+    const { supervisor, workers, available } = supervised({ failing: ['crashed', 'restarting'] });
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.ready();
+    await starting;
+    workers[0]?.kill();
+    await until(() => workers.length === 2);
+    workers[1]?.ready();
+    await until(() => supervisor.available);
+    assert.equal(supervisor.state, 'running');
+    assert.equal(available.at(-1), true);
+    await supervisor.close();
+  });
+
+  it('leaves the worker running when its pause cannot be recorded', async () => {
+    const { supervisor, workers } = supervised({ failing: ['paused'] });
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.ready();
+    await starting;
+    await assert.rejects(supervisor.pause('operator'), { code: 'KEEL_STORAGE_UNAVAILABLE' });
+    assert.equal(workers[0]?.held, false, 'its syscalls are not held');
+    assert.deepEqual([supervisor.state, supervisor.available], ['running', true]);
+    await supervisor.pause('operator');
+    assert.equal(workers[0]?.held, true);
+    await supervisor.close();
+  });
+
+  it('brings a worker that crashed while paused back paused', async () => {
+    const { supervisor, workers, available } = supervised();
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.ready();
+    await starting;
+    await supervisor.pause('operator');
+    workers[0]?.kill();
+    await until(() => workers.length === 2);
+    workers[1]?.ready();
+    await until(() => supervisor.state === 'paused');
+    assert.equal(workers[1]?.held, true, 'the new worker holds its syscalls');
+    assert.equal(supervisor.available, false);
+    assert.equal(available.at(-1), false);
+    await supervisor.resume('operator');
+    assert.deepEqual([workers[1]?.held, supervisor.available], [false, true]);
+    await supervisor.close();
+  });
+
+  it('arms no restart when the node closes while a crash is being recorded', async () => {
+    const { supervisor, workers } = supervised({ setStateMs: 30, restartDelayMs: 60_000 });
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.ready();
+    await starting;
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout');
+    const before = timers().length;
+    workers[0]?.kill();
+    await sleep(10);
+    await supervisor.close();
+    // A restart armed now would hold the process open for a minute.
+    assert.equal(timers().length, before, 'no restart timer outlives close');
+    assert.equal(workers.length, 1);
   });
 
   it('keeps an operator stop when the worker dies on its own while stopping', async () => {

@@ -68,6 +68,8 @@ export class AgentSupervisor {
   #launching = false;
   #starting: AgentWorker | undefined;
   #startAbandoned: string | undefined;
+  /** An operator paused the agent before its worker crashed: the restart comes back paused. */
+  #pausedAtCrash = false;
 
   constructor(options: AgentSupervisorOptions, state: AgentState) {
     this.#options = options;
@@ -103,6 +105,7 @@ export class AgentSupervisor {
   start(reason: string): Promise<void> {
     return this.#serialise(async () => {
       if (this.#worker !== undefined) return;
+      this.#pausedAtCrash = false;
       this.#options.policy.reset();
       await this.#launch(reason);
     });
@@ -113,7 +116,13 @@ export class AgentSupervisor {
     return this.#serialise(async () => {
       this.#require(['running'], 'pause');
       this.#worker?.pause();
-      await this.#transition('paused', reason);
+      try {
+        await this.#transition('paused', reason);
+      } catch (error) {
+        // Not paused, then: the worker's syscalls go on, as its recorded state says.
+        this.#worker?.resume();
+        throw error;
+      }
       this.#options.onAvailability(this.#options.agent.id, false);
     });
   }
@@ -151,6 +160,7 @@ export class AgentSupervisor {
     this.abandonStart(reason);
     return this.#serialise(async () => {
       if (this.#worker !== undefined) await this.#stop(reason, 'stopped');
+      this.#pausedAtCrash = false;
       this.#options.policy.reset();
       await this.#launch(reason);
     });
@@ -222,7 +232,25 @@ export class AgentSupervisor {
     this.#state = to;
   }
 
-  async #launch(reason: string): Promise<void> {
+  /**
+   * A change of state nobody asked for (a crash, a restart, a worker ready): it happened
+   * whether or not storage can record it, so the agent goes on from it either way (a crashed
+   * worker is restarted, a ready one takes runs), and a failure to record it is logged.
+   */
+  async #record(to: AgentState, reason: string): Promise<void> {
+    try {
+      await this.#transition(to, reason);
+    } catch (error) {
+      this.#state = to;
+      this.#options.logger.error(
+        { agent: this.#options.agent.name, state: to, err: error },
+        'could not record the agent state; its history misses this change',
+      );
+    }
+  }
+
+  /** `automatic` for a restart after a crash: a state it cannot record does not stop it. */
+  async #launch(reason: string, automatic = false): Promise<void> {
     if (this.#closed) return;
     // A pending restart after a crash is superseded by this launch, and one worker at a time.
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
@@ -232,7 +260,8 @@ export class AgentSupervisor {
     this.#launching = true;
     this.#startAbandoned = undefined;
     try {
-      await this.#transition('starting', reason);
+      if (automatic) await this.#record('starting', reason);
+      else await this.#transition('starting', reason);
       // Given up on while its start was being recorded: no worker is launched.
       if (this.#startAbandoned === undefined) await this.#startWorker();
       else await this.#abandoned(this.#startAbandoned);
@@ -265,7 +294,12 @@ export class AgentSupervisor {
         // replaced no longer speaks for the agent.
         if (this.#worker !== worker) return;
         this.#worker = undefined;
-        void this.#serialise(() => this.#onExit(worker, exit));
+        void this.#serialise(() => this.#onExit(worker, exit)).catch((error: unknown) =>
+          this.#options.logger.error(
+            { agent: this.#options.agent.name, err: error },
+            'handling the end of the agent worker failed',
+          ),
+        );
       },
     });
     this.#worker = worker;
@@ -289,7 +323,14 @@ export class AgentSupervisor {
       return;
     }
     this.#options.policy.started(this.#options.clock.monotonic());
-    await this.#transition('running', 'worker ready');
+    if (this.#pausedAtCrash) {
+      // An operator's pause outlives a crash: the new worker holds its syscalls too.
+      this.#pausedAtCrash = false;
+      worker.pause();
+      await this.#record('paused', 'paused before the worker crashed');
+      return;
+    }
+    await this.#record('running', 'worker ready');
     this.#options.onAvailability(this.#options.agent.id, true);
   }
 
@@ -318,6 +359,7 @@ export class AgentSupervisor {
       { agent: this.#options.agent.name, reason: exit.reason, detail: exit.detail },
       'agent worker crashed',
     );
+    if (this.#state === 'paused') this.#pausedAtCrash = true;
     await this.#crashed(`${exit.reason}: ${exit.detail}`);
   }
 
@@ -327,7 +369,7 @@ export class AgentSupervisor {
     const decision = this.#options.policy.next(this.#options.clock.monotonic());
     // Before any await: from the crash on, a run submitted for an agent given up on is refused.
     if (!decision.restart) this.#gaveUp = true;
-    await this.#transition('crashed', detail);
+    await this.#record('crashed', detail);
     if (!decision.restart) {
       this.#options.logger.error(
         { agent: this.#options.agent.name },
@@ -335,13 +377,16 @@ export class AgentSupervisor {
       );
       return;
     }
-    await this.#transition('restarting', `restart in ${decision.delayMs} ms`);
+    await this.#record('restarting', `restart in ${decision.delayMs} ms`);
+    // The node began to shut down while the crash was being recorded.
+    if (this.#closed) return;
     // One pending restart at a time.
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
-      void this.#serialise(() => this.#launch('restart after crash')).catch((error: unknown) =>
-        this.#options.logger.error({ err: error }, 'restarting the agent failed'),
+      void this.#serialise(() => this.#launch('restart after crash', true)).catch(
+        (error: unknown) =>
+          this.#options.logger.error({ err: error }, 'restarting the agent failed'),
       );
     }, decision.delayMs);
   }
