@@ -41,4 +41,37 @@ describe('ScheduleRunner', () => {
     assert.equal(warnings.length, 1, lines.join(''));
     assert.equal(warnings[0]?.schedule, 0);
   });
+
+  it('fires a schedule whose last firing is recorded in the future (the clock went back)', async () => {
+    await using harness = await createKernelHarness();
+    const fired: string[] = [];
+    const { logger } = recordingLogger('warn');
+    // Recorded an hour ahead: before, the schedule stayed silent for that hour.
+    await harness.storage.keyValues.set(
+      'schedules.agent_a.0',
+      { key: JSON.stringify({ every: '1s' }), lastFiredMs: Date.now() + 3_600_000 },
+      Date.now(),
+    );
+    const runner = new ScheduleRunner({
+      keyValues: harness.storage.keyValues,
+      clock: systemClock,
+      logger,
+      tickMs: 20,
+      submit: async (agentId, _task, _priority, origin) => {
+        fired.push(`${agentId} ${origin}`);
+      },
+    });
+    runner.register('agent_a', [{ every: '1s', task: { prompt: 'tick' }, priority: 5 }]);
+    runner.start();
+    try {
+      for (let waited = 0; waited < 5_000 && fired.length === 0; waited += 50) await sleep(50);
+    } finally {
+      runner.close();
+    }
+    assert.deepEqual(fired.slice(0, 1), ['agent_a schedule:0']);
+    const state = (await harness.storage.keyValues.get('schedules.agent_a.0')) as {
+      lastFiredMs: number;
+    };
+    assert.ok(state.lastFiredMs <= Date.now());
+  });
 });

@@ -4,7 +4,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { JsonObject } from '../../platform/storage/ports/json-value.ts';
 import type { KeyValueStore } from '../../platform/storage/ports/key-value-store.ts';
 import type { ManifestSchedule } from '../manifests/agent-manifest.ts';
-import { nextFireTime, type ScheduleTrigger } from '../scheduler/schedule-trigger.ts';
+import { firedAt, nextFireTime, type ScheduleTrigger } from '../scheduler/schedule-trigger.ts';
 
 export interface ScheduleRunnerOptions {
   readonly keyValues: KeyValueStore;
@@ -116,9 +116,16 @@ export class ScheduleRunner {
           await keyValues.set(stateKey, { key: entry.key, lastFiredMs: now }, now);
           continue;
         }
+        if (state.lastFiredMs > now) {
+          // A last firing in the future means the clock went back (or was wrong then): the
+          // schedule counts from now instead of staying silent until that time comes round.
+          await keyValues.set(stateKey, { key: entry.key, lastFiredMs: now }, now);
+          continue;
+        }
+        const lastFiredMs = state.lastFiredMs;
         let due: number;
         try {
-          due = nextFireTime(entry.trigger, state.lastFiredMs, now);
+          due = nextFireTime(entry.trigger, lastFiredMs, now);
         } catch (error) {
           // One bad schedule must not stop the others. Said once, not at every tick.
           if (!this.#cannotFire.has(stateKey)) {
@@ -131,7 +138,11 @@ export class ScheduleRunner {
           continue;
         }
         if (due > now) continue;
-        await keyValues.set(stateKey, { key: entry.key, lastFiredMs: now }, now);
+        await keyValues.set(
+          stateKey,
+          { key: entry.key, lastFiredMs: firedAt(entry.trigger, lastFiredMs, now) },
+          now,
+        );
         try {
           await this.#options.submit(
             entry.agentId,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isKeelError } from '../../platform/errors/keel-error.ts';
-import { nextFireTime, parseScheduleTrigger } from './schedule-trigger.ts';
+import { firedAt, nextFireTime, parseScheduleTrigger } from './schedule-trigger.ts';
 
 const MINUTE_MS = 60_000;
 
@@ -44,6 +44,45 @@ describe('nextFireTime with an interval', () => {
 
   it('rejects an interval shorter than one second', () => {
     rejectsAsInvalid(() => nextFireTime({ every: '500ms' }, undefined, now), 'every');
+  });
+});
+
+describe('firedAt', () => {
+  const every = { every: '10m' };
+  const now = at('2026-03-01T12:00:00Z');
+
+  it('records an interval firing at its slot, not at the late tick that fired it', () => {
+    const last = now - 10 * MINUTE_MS;
+    assert.equal(firedAt(every, last, now + 900), now);
+    // So the next is due one interval after the slot, whatever the tick's lateness.
+    assert.equal(
+      nextFireTime(every, firedAt(every, last, now + 900), now + 900),
+      now + 10 * MINUTE_MS,
+    );
+  });
+
+  it('keeps an interval at its rate over many late ticks', () => {
+    let last = now;
+    let fired = 0;
+    // Ticks every 700 ms, for an hour of a 1 s interval.
+    for (let tick = now + 700; tick <= now + 3_600_000; tick += 700) {
+      if (nextFireTime({ every: '1s' }, last, tick) > tick) continue;
+      last = firedAt({ every: '1s' }, last, tick);
+      fired += 1;
+    }
+    // One per tick at most, so 1 per 1.4 s at worst without slots; with them, 2 ticks in 3 fire.
+    assert.ok(fired >= 3_600_000 / 1_400 + 100, `fired ${fired} times`);
+  });
+
+  it('records the latest slot not after now when slots were missed: no burst follows', () => {
+    const last = now - 24 * 60 * MINUTE_MS - 5 * MINUTE_MS;
+    const recorded = firedAt(every, last, now);
+    assert.equal(recorded, now - 5 * MINUTE_MS);
+    assert.equal(nextFireTime(every, recorded, now + 1), now + 5 * MINUTE_MS);
+  });
+
+  it('records a cron firing at now', () => {
+    assert.equal(firedAt({ cron: '0 * * * *' }, now - MINUTE_MS, now + 900), now + 900);
   });
 });
 

@@ -93,6 +93,28 @@ export function nextFireTime(
   return Math.max(dueMs, nowMs);
 }
 
+/**
+ * The time to record for a firing at `nowMs` (a tick, a little after it was due) after the last
+ * at `lastFiredMs`: for an interval, the slot it was due in — the latest slot not after now,
+ * when slots were missed — so that the lateness of ticks does not push every later firing
+ * back (it fires at its rate, not at its rate plus a tick); for a cron expression, now (its
+ * next time is found from there).
+ *
+ * @example
+ * ```ts
+ * firedAt({ every: '1m' }, 0, 60_900); // 60_000
+ * ```
+ */
+export function firedAt(trigger: ScheduleTrigger, lastFiredMs: number, nowMs: number): number {
+  requireTime('nowMs', nowMs);
+  requireTime('lastFiredMs', lastFiredMs);
+  if (!('every' in trigger)) return nowMs;
+  const intervalMs = parseScheduleInterval(trigger.every);
+  const slot = lastFiredMs + intervalMs;
+  if (slot > nowMs) return nowMs;
+  return slot + Math.floor((nowMs - slot) / intervalMs) * intervalMs;
+}
+
 function requireTime(field: string, value: number): void {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new KeelError(
