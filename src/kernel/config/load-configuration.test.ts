@@ -227,6 +227,16 @@ describe('loadConfiguration', () => {
       'KEEL_CONFIG_INVALID',
     );
     assert.match(syntax.message, /not valid TOML at line 1/);
+    // A watchdog that would kill every idle worker between two of its heartbeats.
+    await writePrivate(configFile, '[runtime]\nheartbeat_interval_ms = 15000\n');
+    const watchdog = await rejectsWithCode(
+      loadConfiguration({ dataDirectory, environment: {} }),
+      'KEEL_CONFIG_INVALID',
+    );
+    assert.match(
+      watchdog.message,
+      /^runtime\.watchdog_timeout_ms \(10000, from .*config\.toml\) must be at least twice runtime\.heartbeat_interval_ms \(15000/,
+    );
   });
 
   it('names the environment variable or flag that is invalid', async () => {

@@ -372,6 +372,16 @@ export async function loadConfiguration(
         },
       );
     }
+    const { heartbeat_interval_ms: heartbeat, watchdog_timeout_ms: watchdog } = parsed.data.runtime;
+    if (watchdog < 2 * heartbeat) {
+      const from = (path: string): string => sources.get(path) ?? configFile;
+      // Otherwise every idle worker is killed between two heartbeats, and restarted in a loop.
+      throw new KeelError(
+        'KEEL_CONFIG_INVALID',
+        `runtime.watchdog_timeout_ms (${watchdog}, from ${from('runtime.watchdog_timeout_ms')}) must be at least twice runtime.heartbeat_interval_ms (${heartbeat}, from ${from('runtime.heartbeat_interval_ms')})`,
+        { hint: 'raise the watchdog timeout or send heartbeats more often' },
+      );
+    }
     return toConfiguration(parsed.data, dataDirectory);
   });
   const auditKey = secretValues.get(AUDIT_KEY_SECRET);
