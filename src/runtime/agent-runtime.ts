@@ -345,10 +345,13 @@ export class AgentRuntime {
   ): Promise<RunRecord> {
     const agent = await this.#agent(name);
     if (agent.state === 'stopped' || agent.state === 'removed') {
-      throw new KeelError(
-        'KEEL_AGENT_NOT_RUNNING',
-        `agent ${name} is ${agent.state}; start it with \`keel agent restart ${name}\``,
-      );
+      throw new KeelError('KEEL_AGENT_NOT_RUNNING', `agent ${name} is ${agent.state}`, {
+        details: { state: agent.state },
+        hint:
+          agent.state === 'stopped'
+            ? `start it with \`keel agent start ${name}\`, then submit the run again`
+            : `deploy it again with \`keel agent deploy <manifest>\`, then submit the run again`,
+      });
     }
     this.#refuseIfGivenUp(agent.id, name);
     return this.runs.submit({ agentId: agent.id, task, ...options });

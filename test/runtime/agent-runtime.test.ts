@@ -783,9 +783,12 @@ trust_levels = ["untrusted"]
           'running',
         );
         assert.equal((await node.runtime.lifecycle('lifecycle', 'stop', 'test')).state, 'stopped');
-        await rejectsWith(
+        await assert.rejects(
           node.runtime.submitRun('lifecycle', { prompt: 'x' }, { origin: 'test', actor: 'test' }),
-          'KEEL_AGENT_NOT_RUNNING',
+          (error: unknown) =>
+            isKeelError(error) &&
+            error.code === 'KEEL_AGENT_NOT_RUNNING' &&
+            error.hint === 'start it with `keel agent start lifecycle`, then submit the run again',
         );
         assert.equal(
           (await node.runtime.lifecycle('lifecycle', 'restart', 'test')).state,

@@ -14,6 +14,24 @@ const SYMBOLS: Readonly<
 };
 
 /**
+ * `text` as a terminal shows it, without acting on it: control characters other than tab and
+ * newline (escape sequences that move the cursor, recolour or retitle the terminal, a carriage
+ * return that overwrites the line) are written as `\u{…}`. For text from agents and models.
+ *
+ * @example
+ * ```ts
+ * printable('red\u001b[31m'); // 'red\\u{1b}[31m'
+ * ```
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (character) => `\\u{${(character.codePointAt(0) ?? 0).toString(16)}}`,
+  );
+}
+
+/**
  * What the CLI prints: human text by default (colour only on a terminal that wants it), or
  * JSON for scripts with `--json`. Results go to standard output, diagnostics and errors to
  * standard error; everything passes through the secret redactor once one is known.
@@ -92,6 +110,11 @@ export class Output {
   endProgress(): void {
     if (this.json || !this.#stderr.isTTY) return;
     this.#stderr.write('\r\u001b[K');
+  }
+
+  /** A line for the person at the terminal, on standard error (JSON output stays parseable). */
+  note(text: string): void {
+    this.#stderr.write(`${this.style('gray', this.#redact(text), this.#stderr)}\n`);
   }
 
   /** One line that says what went wrong and what to do (or a JSON error document). */

@@ -43,6 +43,8 @@ const MAX_PARAM_EDIT_BYTES = 65_536;
  * says so, naming the field), inside the request and a signature envelope.
  */
 const MAX_REQUEST_DEPTH = 128;
+/** How deep a task's `input` may nest: the request and its params are the two levels above it. */
+export const MAX_TASK_INPUT_DEPTH = MAX_REQUEST_DEPTH - 2;
 
 const RequestSchema = z.discriminatedUnion('method', [
   z.strictObject({

@@ -1,12 +1,13 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { KeelError } from '../../../platform/errors/keel-error.ts';
-import type { JsonValue } from '../../../platform/storage/ports/json-value.ts';
+import { isKeelError, KeelError } from '../../../platform/errors/keel-error.ts';
+import { type JsonValue, nestedWithin } from '../../../platform/storage/ports/json-value.ts';
 import {
   FINAL_RUN_STATUSES,
   type JournalEntry,
   type RunRecord,
 } from '../../../platform/storage/ports/run-store.ts';
 import type { ControlClient } from '../../../runtime/control/control-client.ts';
+import { MAX_TASK_INPUT_DEPTH } from '../../../runtime/control/control-server.ts';
 import {
   action,
   type CommonOptions,
@@ -15,7 +16,7 @@ import {
   parsePositiveInteger,
   withCommonOptions,
 } from '../cli-support.ts';
-import type { Output } from '../output.ts';
+import { type Output, printable } from '../output.ts';
 import { connectToNode, shortTime } from './control-connection.ts';
 
 interface RunOptions extends CommonOptions {
@@ -43,16 +44,23 @@ function parsePriority(value: string): number {
   return Number(value);
 }
 
-function parseInput(value: string): Record<string, JsonValue> {
+export function parseInput(value: string): Record<string, JsonValue> {
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(value) as unknown;
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-      return parsed as Record<string, JsonValue>;
-    }
+    parsed = JSON.parse(value) as unknown;
   } catch {
-    // Reported below as a usage error.
+    parsed = undefined;
   }
-  throw new InvalidArgumentError('expected a JSON object, e.g. \'{"repository":"keel"}\'.');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError('expected a JSON object, e.g. \'{"repository":"keel"}\'.');
+  }
+  // Checked here, before anything recurses over it (encoding the request would overflow).
+  if (!nestedWithin(parsed, MAX_TASK_INPUT_DEPTH)) {
+    throw new InvalidArgumentError(
+      `it nests deeper than ${MAX_TASK_INPUT_DEPTH} levels; flatten it, or pass a file's path in it instead.`,
+    );
+  }
+  return parsed as Record<string, JsonValue>;
 }
 
 const RUN_HEADERS = ['RUN', 'AGENT', 'STATUS', 'STEPS', 'ATTEMPTS', 'ORIGIN', 'UPDATED'];
@@ -87,7 +95,9 @@ export function describeResult(output: Output, run: RunRecord): void {
       typeof result === 'object' &&
       typeof result.status === 'string' &&
       result.status !== 'completed'
-        ? `${result.status}${typeof result.reason === 'string' ? ` (${result.reason})` : ''}`
+        ? printable(
+            `${result.status}${typeof result.reason === 'string' ? ` (${result.reason})` : ''}`,
+          )
         : undefined;
     if (stopped === undefined) {
       output.status('ok', `run ${run.id} succeeded after ${run.attempts} attempt(s)`);
@@ -98,24 +108,25 @@ export function describeResult(output: Output, run: RunRecord): void {
       );
     }
     if (result !== null && typeof result === 'object' && typeof result.answer === 'string') {
-      output.line(result.answer);
+      output.line(printable(result.answer));
     } else {
-      output.line(JSON.stringify(run.result, null, 2));
+      output.line(printable(JSON.stringify(run.result, null, 2)));
     }
     return;
   }
   const error = run.error as { code?: string; message?: string; hint?: unknown } | null;
   output.status(
     'fail',
-    `run ${run.id} ${run.status}${error?.code === undefined ? '' : `: ${error.code} ${error.message ?? ''}`}`,
+    `run ${run.id} ${run.status}${error?.code === undefined ? '' : `: ${printable(`${error.code} ${error.message ?? ''}`)}`}`,
   );
-  if (typeof error?.hint === 'string' && error.hint !== '') output.line(`  ${error.hint}`);
+  if (typeof error?.hint === 'string' && error.hint !== '')
+    output.line(`  ${printable(error.hint)}`);
 }
 
 /** Exit code of a command a person interrupted (128 + SIGINT), as shells use. */
 const EXIT_INTERRUPTED = 130;
 
-async function follow(
+export async function follow(
   output: Output,
   client: ControlClient,
   runId: string,
@@ -138,20 +149,28 @@ async function follow(
     }
     const mark = event.outcome === 'ok' ? output.style('green', '✓') : output.style('red', '✗');
     const target =
-      event.resource === undefined || event.resource === '' ? '' : ` ${event.resource}`;
+      event.resource === undefined || event.resource === '' ? '' : ` ${printable(event.resource)}`;
     const replay = event.replayed === true ? output.style('dim', ' (journaled)') : '';
     output.line(
-      `  ${mark} #${event.seq} ${event.kind}${target}${event.code ? ` ${event.code}` : ''}${replay}`,
+      `  ${mark} #${event.seq} ${printable(event.kind ?? '')}${target}${event.code ? ` ${printable(event.code)}` : ''}${replay}`,
     );
   });
-  const first = await Promise.race([followed, interrupted]);
+  const first = await Promise.race([followed, interrupted]).catch((error: unknown) => {
+    if (isKeelError(error) && error.code === 'KEEL_NODE_NOT_RUNNING') {
+      // Running the command again would submit another run: say how to follow this one.
+      throw new KeelError('KEEL_NODE_NOT_RUNNING', `${error.message} while following ${runId}`, {
+        hint: `the run is kept; once the node is back, follow it with \`keel runs show ${runId} --follow\``,
+      });
+    }
+    throw error;
+  });
   if (first === 'interrupted') {
     // The request ends with the connection, which the caller closes.
     followed.catch(() => undefined);
-    output.status(
-      'info',
-      `stopped following ${runId}; the run goes on (\`keel runs show ${runId} --follow\`)`,
-    );
+    const note = `stopped following ${runId}; the run goes on (\`keel runs show ${runId} --follow\`)`;
+    // Standard output holds only JSON documents with --json: the note goes to standard error.
+    if (output.json) output.note(note);
+    else output.status('info', note);
     return EXIT_INTERRUPTED;
   }
   const final = first as RunRecord;
