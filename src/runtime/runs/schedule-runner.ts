@@ -110,22 +110,18 @@ export class ScheduleRunner {
         if (
           state === undefined ||
           state.key !== entry.key ||
-          typeof state.lastFiredMs !== 'number'
+          typeof state.lastFiredMs !== 'number' ||
+          state.lastFiredMs > now
         ) {
-          // First sight of this schedule: its clock starts now (an interval fires one period later).
+          // First sight of this schedule, or a last firing in the future (the clock went back,
+          // or was wrong then): its clock starts now (an interval fires one period later),
+          // instead of staying silent until that time comes round.
           await keyValues.set(stateKey, { key: entry.key, lastFiredMs: now }, now);
           continue;
         }
-        if (state.lastFiredMs > now) {
-          // A last firing in the future means the clock went back (or was wrong then): the
-          // schedule counts from now instead of staying silent until that time comes round.
-          await keyValues.set(stateKey, { key: entry.key, lastFiredMs: now }, now);
-          continue;
-        }
-        const lastFiredMs = state.lastFiredMs;
         let due: number;
         try {
-          due = nextFireTime(entry.trigger, lastFiredMs, now);
+          due = nextFireTime(entry.trigger, state.lastFiredMs, now);
         } catch (error) {
           // One bad schedule must not stop the others. Said once, not at every tick.
           if (!this.#cannotFire.has(stateKey)) {
@@ -140,7 +136,7 @@ export class ScheduleRunner {
         if (due > now) continue;
         await keyValues.set(
           stateKey,
-          { key: entry.key, lastFiredMs: firedAt(entry.trigger, lastFiredMs, now) },
+          { key: entry.key, lastFiredMs: firedAt(entry.trigger, state.lastFiredMs, now) },
           now,
         );
         try {
