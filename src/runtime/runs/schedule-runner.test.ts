@@ -4,22 +4,29 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createKernelHarness } from '../../../test/support/kernel-harness.ts';
 import { recordingLogger } from '../../../test/support/recording-logger.ts';
 import { systemClock } from '../../platform/clock/clock.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { KeyValueStore } from '../../platform/storage/ports/key-value-store.ts';
 import { ScheduleRunner } from './schedule-runner.ts';
+
+/** A runner that ticks every 20 ms and notes each run it submits as `<agent> <origin>`. */
+function tickingRunner(keyValues: KeyValueStore, logger: Logger, fired: string[]): ScheduleRunner {
+  return new ScheduleRunner({
+    keyValues,
+    clock: systemClock,
+    logger,
+    tickMs: 20,
+    submit: async (agentId, _task, _priority, origin) => {
+      fired.push(`${agentId} ${origin}`);
+    },
+  });
+}
 
 describe('ScheduleRunner', () => {
   it('says once that a schedule can never fire, and goes on firing the others', async () => {
     await using harness = await createKernelHarness();
     const { lines, logger } = recordingLogger('warn');
     const fired: string[] = [];
-    const runner = new ScheduleRunner({
-      keyValues: harness.storage.keyValues,
-      clock: systemClock,
-      logger,
-      tickMs: 20,
-      submit: async (agentId, _task, _priority, origin) => {
-        fired.push(`${agentId} ${origin}`);
-      },
-    });
+    const runner = tickingRunner(harness.storage.keyValues, logger, fired);
     runner.register('agent_a', [
       // The 30th of February: a valid expression that no day matches.
       { cron: '0 0 30 2 *', task: { prompt: 'never' }, priority: 5 },
@@ -52,15 +59,7 @@ describe('ScheduleRunner', () => {
       { key: JSON.stringify({ every: '1s' }), lastFiredMs: Date.now() + 3_600_000 },
       Date.now(),
     );
-    const runner = new ScheduleRunner({
-      keyValues: harness.storage.keyValues,
-      clock: systemClock,
-      logger,
-      tickMs: 20,
-      submit: async (agentId, _task, _priority, origin) => {
-        fired.push(`${agentId} ${origin}`);
-      },
-    });
+    const runner = tickingRunner(harness.storage.keyValues, logger, fired);
     runner.register('agent_a', [{ every: '1s', task: { prompt: 'tick' }, priority: 5 }]);
     runner.start();
     try {

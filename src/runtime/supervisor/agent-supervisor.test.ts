@@ -170,7 +170,14 @@ function supervised({
     },
     'created',
   );
-  return { supervisor, transitions, workers, interrupted, available };
+  /** Starts the agent and lets its first worker say it is ready. */
+  const startRunning = async (): Promise<void> => {
+    const starting = supervisor.start('deployed');
+    await until(() => workers.length === 1);
+    workers[0]?.ready();
+    await starting;
+  };
+  return { supervisor, transitions, workers, interrupted, available, startRunning };
 }
 
 async function until(check: () => boolean): Promise<void> {
@@ -247,11 +254,10 @@ describe('AgentSupervisor', () => {
   });
 
   it('restarts a crashed worker even when storage cannot record the crash', async () => {
-    const { supervisor, workers, available } = supervised({ failing: ['crashed', 'restarting'] });
-    const starting = supervisor.start('deployed');
-    await until(() => workers.length === 1);
-    workers[0]?.ready();
-    await starting;
+    const { supervisor, workers, available, startRunning } = supervised({
+      failing: ['crashed', 'restarting'],
+    });
+    await startRunning();
     workers[0]?.kill();
     await until(() => workers.length === 2);
     workers[1]?.ready();
@@ -262,11 +268,8 @@ describe('AgentSupervisor', () => {
   });
 
   it('leaves the worker running when its pause cannot be recorded', async () => {
-    const { supervisor, workers } = supervised({ failing: ['paused'] });
-    const starting = supervisor.start('deployed');
-    await until(() => workers.length === 1);
-    workers[0]?.ready();
-    await starting;
+    const { supervisor, workers, startRunning } = supervised({ failing: ['paused'] });
+    await startRunning();
     await assert.rejects(supervisor.pause('operator'), { code: 'KEEL_STORAGE_UNAVAILABLE' });
     assert.equal(workers[0]?.held, false, 'its syscalls are not held');
     assert.deepEqual([supervisor.state, supervisor.available], ['running', true]);
@@ -276,11 +279,8 @@ describe('AgentSupervisor', () => {
   });
 
   it('brings a worker that crashed while paused back paused', async () => {
-    const { supervisor, workers, available } = supervised();
-    const starting = supervisor.start('deployed');
-    await until(() => workers.length === 1);
-    workers[0]?.ready();
-    await starting;
+    const { supervisor, workers, available, startRunning } = supervised();
+    await startRunning();
     await supervisor.pause('operator');
     workers[0]?.kill();
     await until(() => workers.length === 2);
@@ -295,11 +295,11 @@ describe('AgentSupervisor', () => {
   });
 
   it('arms no restart when the node closes while a crash is being recorded', async () => {
-    const { supervisor, workers } = supervised({ setStateMs: 30, restartDelayMs: 60_000 });
-    const starting = supervisor.start('deployed');
-    await until(() => workers.length === 1);
-    workers[0]?.ready();
-    await starting;
+    const { supervisor, workers, startRunning } = supervised({
+      setStateMs: 30,
+      restartDelayMs: 60_000,
+    });
+    await startRunning();
     const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout');
     const before = timers().length;
     workers[0]?.kill();
@@ -311,11 +311,8 @@ describe('AgentSupervisor', () => {
   });
 
   it('keeps an operator stop when the worker dies on its own while stopping', async () => {
-    const { supervisor, workers } = supervised();
-    const starting = supervisor.start('deployed');
-    await until(() => workers.length === 1);
-    workers[0]?.ready();
-    await starting;
+    const { supervisor, workers, startRunning } = supervised();
+    await startRunning();
     if (workers[0] !== undefined) workers[0].holdStop = true;
     const stopping = supervisor.stop('operator');
     await until(() => workers[0]?.stopRequested === true);
@@ -328,11 +325,8 @@ describe('AgentSupervisor', () => {
   });
 
   it('ends a restart running when the old worker dies on its own while stopping', async () => {
-    const { supervisor, workers, interrupted } = supervised();
-    const starting = supervisor.start('deployed');
-    await until(() => workers.length === 1);
-    workers[0]?.ready();
-    await starting;
+    const { supervisor, workers, interrupted, startRunning } = supervised();
+    await startRunning();
     if (workers[0] !== undefined) workers[0].holdStop = true;
     const restarting = supervisor.restart('operator');
     await until(() => workers[0]?.stopRequested === true);
